@@ -1,0 +1,1 @@
+"""cloudmon: Kubernetes resource monitoring with history."""

@@ -1,0 +1,3 @@
+from cloudmon.cli import main
+
+main()

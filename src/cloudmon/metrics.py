@@ -1,0 +1,256 @@
+"""Every metric cloudmon measures, declared once.
+
+The payload schema, the README's table and the server's storage, exposition and OpenAPI
+description are all derived from this catalogue.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    COUNTER = "counter"  # cumulative, only goes up until the source is reset
+    GAUGE = "gauge"  # a level at the time of the sample
+    RATE = "rate"  # a counter's increase per second over the sample's interval
+
+
+class Scope(StrEnum):
+    NODE = "node"
+    POD = "pod"
+    CONTAINER = "container"
+
+
+NODE = frozenset({Scope.NODE})
+POD_AND_CONTAINER = frozenset({Scope.POD, Scope.CONTAINER})
+ALL = frozenset(Scope)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    unit: str
+    kind: Kind
+    help: str
+    scopes: frozenset[Scope]
+    source: str
+    rate_of: str | None = None  # for a RATE: the counter it is derived from
+    integer: bool = False
+
+
+def _rate(name, unit, counter, help, scopes, source=None):
+    return Metric(name, unit, Kind.RATE, help, scopes, source or f"rate of `{counter}`", counter)
+
+
+CATALOGUE: tuple[Metric, ...] = (
+    Metric(
+        "cpu_usage_seconds_total",
+        "seconds",
+        Kind.COUNTER,
+        "CPU time used",
+        ALL,
+        "node: busy time of all CPUs in `/proc/stat` (user + nice + system + irq + softirq "
+        "+ steal, USER_HZ ticks); pod and container: v2 `cpu.stat` usage_usec, v1 "
+        "`cpuacct.usage` (ns)",
+    ),
+    _rate("cpu_cores", "cores", "cpu_usage_seconds_total", "CPU cores in use", ALL),
+    Metric(
+        "cpu_percent",
+        "percent",
+        Kind.GAUGE,
+        "CPU in use as a share of all CPUs, 0-100",
+        NODE,
+        "100 x `cpu_cores` / number of CPUs",
+    ),
+    Metric(
+        "cpu_throttled_seconds_total",
+        "seconds",
+        Kind.COUNTER,
+        "time the CFS quota held the cgroup back",
+        POD_AND_CONTAINER,
+        "v2 `cpu.stat` throttled_usec; v1 `cpu.stat` throttled_time (ns)",
+    ),
+    Metric(
+        "cpu_limit_cores",
+        "cores",
+        Kind.GAUGE,
+        "CPU limit; null when unlimited",
+        POD_AND_CONTAINER,
+        "v2 `cpu.max` quota / period; v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`",
+    ),
+    Metric(
+        "cpu_request_cores",
+        "cores",
+        Kind.GAUGE,
+        "CPU request of the pod spec; null when unknown",
+        POD_AND_CONTAINER,
+        "the pod spec, from the metadata source (pod: sum of its containers)",
+    ),
+    Metric(
+        "memory_total_bytes",
+        "bytes",
+        Kind.GAUGE,
+        "physical memory",
+        NODE,
+        "`/proc/meminfo` MemTotal",
+        integer=True,
+    ),
+    Metric(
+        "memory_available_bytes",
+        "bytes",
+        Kind.GAUGE,
+        "memory available for new work without swapping",
+        NODE,
+        "`/proc/meminfo` MemAvailable",
+        integer=True,
+    ),
+    Metric(
+        "memory_used_bytes",
+        "bytes",
+        Kind.GAUGE,
+        "memory in use",
+        NODE,
+        "MemTotal - MemAvailable",
+        integer=True,
+    ),
+    Metric(
+        "memory_percent",
+        "percent",
+        Kind.GAUGE,
+        "memory in use as a share of the total, 0-100",
+        NODE,
+        "100 x `memory_used_bytes` / `memory_total_bytes`",
+    ),
+    Metric(
+        "memory_usage_bytes",
+        "bytes",
+        Kind.GAUGE,
+        "memory charged to the cgroup, page cache included",
+        POD_AND_CONTAINER,
+        "v2 `memory.current`; v1 `memory.usage_in_bytes`",
+        integer=True,
+    ),
+    Metric(
+        "memory_working_set_bytes",
+        "bytes",
+        Kind.GAUGE,
+        "memory the kernel cannot easily reclaim, as the kubelet counts it",
+        POD_AND_CONTAINER,
+        "usage - `memory.stat` inactive_file (v1: total_inactive_file), not below 0",
+        integer=True,
+    ),
+    Metric(
+        "memory_limit_bytes",
+        "bytes",
+        Kind.GAUGE,
+        "memory limit; null when unlimited",
+        POD_AND_CONTAINER,
+        "v2 `memory.max`; v1 `memory.limit_in_bytes`",
+        integer=True,
+    ),
+    Metric(
+        "memory_request_bytes",
+        "bytes",
+        Kind.GAUGE,
+        "memory request of the pod spec; null when unknown",
+        POD_AND_CONTAINER,
+        "the pod spec, from the metadata source (pod: sum of its containers)",
+        integer=True,
+    ),
+    Metric(
+        "disk_read_bytes_total",
+        "bytes",
+        Kind.COUNTER,
+        "bytes read from block devices",
+        ALL,
+        "node: `/proc/diskstats` sectors read x 512, whole disks only; pod and container: "
+        "v2 `io.stat` rbytes, v1 blkio Read, summed over physical disks",
+        integer=True,
+    ),
+    Metric(
+        "disk_write_bytes_total",
+        "bytes",
+        Kind.COUNTER,
+        "bytes written to block devices",
+        ALL,
+        "node: `/proc/diskstats` sectors written x 512, whole disks only; pod and "
+        "container: v2 `io.stat` wbytes, v1 blkio Write, summed over physical disks",
+        integer=True,
+    ),
+    _rate("disk_read_bps", "bytes/s", "disk_read_bytes_total", "disk read throughput", ALL),
+    _rate("disk_write_bps", "bytes/s", "disk_write_bytes_total", "disk write throughput", ALL),
+    Metric(
+        "network_rx_bytes_total",
+        "bytes",
+        Kind.COUNTER,
+        "bytes received",
+        frozenset({Scope.NODE, Scope.POD}),
+        "node: `<proc>/1/net/dev` without lo and pod-side virtual interfaces; pod: "
+        "`/proc/<pid>/net/dev` of a process in the pod, all but lo; null for host-network pods",
+        integer=True,
+    ),
+    Metric(
+        "network_tx_bytes_total",
+        "bytes",
+        Kind.COUNTER,
+        "bytes sent",
+        frozenset({Scope.NODE, Scope.POD}),
+        "as `network_rx_bytes_total`, transmit side",
+        integer=True,
+    ),
+    _rate(
+        "network_rx_bps",
+        "bytes/s",
+        "network_rx_bytes_total",
+        "receive throughput",
+        frozenset({Scope.NODE, Scope.POD}),
+    ),
+    _rate(
+        "network_tx_bps",
+        "bytes/s",
+        "network_tx_bytes_total",
+        "transmit throughput",
+        frozenset({Scope.NODE, Scope.POD}),
+    ),
+    Metric("load1", "", Kind.GAUGE, "1-minute load average", NODE, "`/proc/loadavg`"),
+    Metric("load5", "", Kind.GAUGE, "5-minute load average", NODE, "`/proc/loadavg`"),
+    Metric("load15", "", Kind.GAUGE, "15-minute load average", NODE, "`/proc/loadavg`"),
+    Metric(
+        "fs_total_bytes",
+        "bytes",
+        Kind.GAUGE,
+        "size of the host's root file system",
+        NODE,
+        "statvfs(rootfs): f_blocks x f_frsize",
+        integer=True,
+    ),
+    Metric(
+        "fs_used_bytes",
+        "bytes",
+        Kind.GAUGE,
+        "space used on the host's root file system",
+        NODE,
+        "statvfs(rootfs): (f_blocks - f_bfree) x f_frsize, as df shows it",
+        integer=True,
+    ),
+    Metric(
+        "pod_count",
+        "",
+        Kind.GAUGE,
+        "pods found on the node",
+        NODE,
+        "pod cgroups under kubepods",
+        integer=True,
+    ),
+)
+
+BY_NAME = {m.name: m for m in CATALOGUE}
+
+
+def metrics_for(scope: Scope) -> tuple[Metric, ...]:
+    """The metrics that apply to one scope, in catalogue order."""
+    return tuple(m for m in CATALOGUE if scope in m.scopes)
+
+
+def rates_for(scope: Scope) -> tuple[Metric, ...]:
+    """The RATE metrics of one scope."""
+    return tuple(m for m in metrics_for(scope) if m.kind is Kind.RATE)
