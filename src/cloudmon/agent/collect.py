@@ -1,0 +1,151 @@
+"""One sample of a node: the node's figures, every pod's and container's, with rates."""
+
+import logging
+import time
+
+from cloudmon import payload
+from cloudmon.agent.cgroups import open_cgroups
+from cloudmon.agent.files import read_text
+from cloudmon.agent.metadata.base import ContainerMeta, PodMeta
+from cloudmon.agent.node import collect_node
+from cloudmon.agent.node.diskstats import stacked_device_numbers
+from cloudmon.agent.paths import Roots
+from cloudmon.agent.podnet import read_pod_network
+from cloudmon.agent.rates import RateTracker
+from cloudmon.metrics import Scope
+
+log = logging.getLogger(__name__)
+
+_NO_NETWORK = {"network_rx_bytes_total": None, "network_tx_bytes_total": None}
+
+
+class Collector:
+    """Takes samples of one node; keeps the previous sample's counters for the rates."""
+
+    def __init__(
+        self,
+        roots: Roots,
+        node_name: str,
+        metadata=None,
+        clock=time.time,
+        monotonic=time.monotonic,
+    ):
+        self.roots = roots
+        self.node_name = node_name
+        self.metadata = metadata
+        self.cgroups = open_cgroups(roots.cgroup)
+        self._clock = clock
+        self._monotonic = monotonic
+        self._rates = RateTracker()
+        self._last_sample: float | None = None
+
+    def collect(self):
+        """One payload (a msgspec struct) of the node as it is now."""
+        timestamp = self._clock()
+        now = self._monotonic()
+        node = collect_node(self.roots.proc, self.roots.rootfs)
+        stacked = stacked_device_numbers(node.disks)
+        pod_cgroups = self.cgroups.find_pods()
+        known = self.metadata.lookup(p.uid for p in pod_cgroups) if self.metadata else {}
+
+        pods = []
+        for pod_cgroup in pod_cgroups:
+            pod = self._pod(pod_cgroup, known.get(pod_cgroup.uid), stacked, now)
+            if pod is not None:
+                pods.append(pod)
+
+        node_metrics = dict(node.metrics)
+        self._rates.apply(Scope.NODE, ("node",), now, node_metrics)
+        cpu_count = node.info.get("cpu_count")
+        cores = node_metrics.get("cpu_cores")
+        node_metrics["cpu_percent"] = (
+            100.0 * cores / cpu_count if cores is not None and cpu_count else None
+        )
+        node_metrics["pod_count"] = len(pods)
+        self._rates.end_cycle()
+
+        interval = None if self._last_sample is None else now - self._last_sample
+        self._last_sample = now
+        return payload.Payload(
+            schema=payload.SCHEMA,
+            node=self.node_name,
+            timestamp=timestamp,
+            interval=interval,
+            node_info=payload.NodeInfo(**node.info, cgroup_version=self.cgroups.version),
+            node_metrics=payload.NodeMetrics(**node_metrics),
+            pods=pods,
+        )
+
+    def _pod(self, pod_cgroup, meta: PodMeta | None, stacked, now):
+        metrics = self.cgroups.read(pod_cgroup.path, stacked)
+        if metrics is None:
+            return None  # the pod went away while it was read
+        sandbox_pids: list[int] = []
+        app_pids: list[int] = []
+        containers = []
+        for container in pod_cgroup.containers:
+            pids = self.cgroups.pids(container.path)
+            if self._is_sandbox(container.id, meta, pids):
+                sandbox_pids.extend(pids)
+                continue
+            app_pids.extend(pids)
+            built = self._container(pod_cgroup.uid, container, meta, stacked, now)
+            if built is not None:
+                containers.append(built)
+
+        if meta is not None and meta.host_network:
+            metrics.update(_NO_NETWORK)
+        else:
+            traffic = read_pod_network(self.roots.proc, sandbox_pids + app_pids)
+            metrics["network_rx_bytes_total"], metrics["network_tx_bytes_total"] = traffic or (
+                None,
+                None,
+            )
+        if meta is not None:
+            metrics["cpu_request_cores"] = meta.cpu_request_cores
+            metrics["memory_request_bytes"] = meta.memory_request_bytes
+        self._rates.apply(Scope.POD, ("pod", pod_cgroup.uid), now, metrics)
+        return payload.Pod(
+            uid=pod_cgroup.uid,
+            name=meta.name if meta else None,
+            namespace=meta.namespace if meta else None,
+            deployment=meta.deployment if meta else None,
+            workload_kind=meta.workload_kind if meta else None,
+            workload=meta.workload if meta else None,
+            node=self.node_name,
+            qos=pod_cgroup.qos,
+            host_network=meta.host_network if meta else None,
+            containers=containers,
+            **metrics,
+        )
+
+    def _container(self, uid, container, meta: PodMeta | None, stacked, now):
+        metrics = self.cgroups.read(container.path, stacked)
+        if metrics is None:
+            return None
+        container_meta = _container_meta(meta, container.id)
+        if container_meta is not None:
+            metrics["cpu_request_cores"] = container_meta.cpu_request_cores
+            metrics["memory_request_bytes"] = container_meta.memory_request_bytes
+        self._rates.apply(Scope.CONTAINER, ("container", uid, container.id), now, metrics)
+        return payload.Container(
+            id=container.id,
+            name=container_meta.name if container_meta else None,
+            **metrics,
+        )
+
+    def _is_sandbox(self, container_id: str, meta: PodMeta | None, pids: list[int]) -> bool:
+        if meta is not None:
+            if container_id in meta.sandbox_ids:
+                return True
+            if container_id in meta.containers:
+                return False
+        # The sandbox runs the pause image (k8s.gcr.io/pause, registry.k8s.io/pause), whose
+        # one process is /pause; CRI-O usually drops the sandbox altogether.
+        return any(read_text(f"{self.roots.proc}/{pid}/comm") == "pause\n" for pid in pids)
+
+
+def _container_meta(meta: PodMeta | None, container_id: str) -> ContainerMeta | None:
+    if meta is None:
+        return None
+    return meta.containers.get(container_id)

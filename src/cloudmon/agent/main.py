@@ -1,0 +1,84 @@
+"""`cloudmon agent`: wires the collector, the metadata source and the sender together."""
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from cloudmon import payload
+from cloudmon.agent import loop
+from cloudmon.agent.collect import Collector
+from cloudmon.agent.metadata import open_source
+from cloudmon.agent.metadata.cache import MetadataCache
+from cloudmon.agent.paths import Roots
+from cloudmon.agent.sender import Sender
+from cloudmon.agent.spool import DiskSpool, MemorySpool
+
+log = logging.getLogger("cloudmon.agent")
+
+SPOOL_SECONDS = 3600  # the spool's default bound: one hour of samples
+
+
+def run_agent(
+    *,
+    server,
+    interval,
+    node_name,
+    proc_root,
+    cgroup_root,
+    rootfs,
+    metadata,
+    kubelet_url,
+    crictl,
+    token_file,
+    spool_dir,
+    spool_limit,
+    once,
+    gap,
+    output,
+) -> int:
+    """Run the agent until stopped (or twice with --once); the process's exit status."""
+    if kubelet_url is None and os.environ.get("NODE_IP"):
+        kubelet_url = f"https://{os.environ['NODE_IP']}:10250"
+    source = open_source(metadata, node_name=node_name, kubelet_url=kubelet_url, crictl=crictl)
+    collector = Collector(
+        Roots(proc=proc_root, cgroup=cgroup_root, rootfs=rootfs),
+        node_name,
+        metadata=MetadataCache(source),
+    )
+    log.info(
+        "monitoring node %s (cgroup v%d at %s, /proc at %s) every %g s",
+        node_name,
+        collector.cgroups.version,
+        cgroup_root,
+        proc_root,
+        interval,
+    )
+    if output == "-":
+        deliver = _print_payload
+    else:
+        bound = spool_limit or max(1, round(SPOOL_SECONDS / interval))
+        spool = DiskSpool(spool_dir, bound) if spool_dir else MemorySpool(bound)
+        deliver = Sender(server, spool=spool, token_file=token_file).submit
+
+    try:
+        if once:
+            collector.collect()
+            time.sleep(gap)
+            deliver(payload.encode(collector.collect()))
+            return 0
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        loop.run(lambda: deliver(payload.encode(collector.collect())), interval, stop)
+        log.info("stopped")
+        return 0
+    finally:
+        source.close()
+
+
+def _print_payload(encoded: bytes) -> None:
+    sys.stdout.buffer.write(encoded + b"\n")
+    sys.stdout.flush()

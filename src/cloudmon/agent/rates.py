@@ -1,0 +1,37 @@
+"""Counters to rates over the real time between two samples."""
+
+from cloudmon.metrics import Scope, rates_for
+
+_RATES = {scope: tuple((m.name, m.rate_of) for m in rates_for(scope)) for scope in Scope}
+
+
+class RateTracker:
+    """Remembers each entity's counters from the previous cycle and fills in its rates."""
+
+    def __init__(self) -> None:
+        self._previous: dict[tuple, tuple[float, dict]] = {}
+        self._current: dict[tuple, tuple[float, dict]] = {}
+
+    def apply(self, scope: Scope, key: tuple, when: float, metrics: dict) -> None:
+        """Set the rate fields of `metrics`: null on a first sample or when a counter went back."""
+        previous = self._previous.get(key)
+        for rate_name, counter in _RATES[scope]:
+            metrics[rate_name] = _rate(previous, when, metrics.get(counter), counter)
+        self._current[key] = (when, metrics)
+
+    def end_cycle(self) -> None:
+        """Forget entities not seen this cycle, so pods that come and go don't pile up."""
+        self._previous, self._current = self._current, {}
+
+
+def _rate(previous, when: float, value, counter: str) -> float | None:
+    if previous is None or value is None:
+        return None
+    then, old_metrics = previous
+    old = old_metrics.get(counter)
+    elapsed = when - then
+    # A counter that went back was reset (a cgroup recreated, a disk re-attached): no rate
+    # rather than a negative one.
+    if old is None or elapsed <= 0 or value < old:
+        return None
+    return (value - old) / elapsed

@@ -1,0 +1,144 @@
+"""The `cloudmon` command: thin wrappers around the library code."""
+
+import logging
+import socket
+import sys
+
+import click
+
+from cloudmon.agent import paths
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="How much to log (to standard error).",
+)
+def main(log_level: str) -> None:
+    """cloudmon: Kubernetes resource monitoring with history."""
+    _configure_logging(log_level)
+
+
+@main.command()
+@click.option(
+    "--server",
+    envvar="CLOUDMON_SERVER",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="Base URL of the cloudmon server.",
+)
+@click.option(
+    "--interval",
+    envvar="CLOUDMON_INTERVAL",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds between samples.",
+)
+@click.option(
+    "--node-name",
+    envvar="NODE_NAME",
+    default=socket.gethostname,
+    show_default="host name",
+    help="This node's name.",
+)
+@click.option(
+    "--proc-root",
+    envvar="CLOUDMON_PROC_ROOT",
+    default=paths.default_proc_root,
+    show_default=f"{paths.HOST_PROC} if it exists, else {paths.PROC}",
+    help="Where the host's /proc is.",
+)
+@click.option(
+    "--cgroup-root",
+    envvar="CLOUDMON_CGROUP_ROOT",
+    default=paths.default_cgroup_root,
+    show_default=f"{paths.HOST_CGROUP} if it exists, else {paths.CGROUP}",
+    help="Where the host's cgroup file system is (v1, v2 or hybrid, found by looking).",
+)
+@click.option(
+    "--rootfs",
+    envvar="CLOUDMON_ROOTFS",
+    default=paths.default_rootfs,
+    show_default=f"{paths.HOST_ROOTFS} if it exists, else {paths.ROOTFS}",
+    help="The host's root file system, measured for fs_total_bytes and fs_used_bytes.",
+)
+@click.option(
+    "--metadata",
+    envvar="CLOUDMON_METADATA",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "apiserver", "kubelet", "crictl", "none"]),
+    help="Where pod names, namespaces and workloads come from; auto takes the first of "
+    "apiserver, kubelet and crictl that answers.",
+)
+@click.option(
+    "--kubelet-url",
+    envvar="CLOUDMON_KUBELET_URL",
+    default=None,
+    show_default="https://$NODE_IP:10250",
+    help="The kubelet's API; its /pods is read.",
+)
+@click.option(
+    "--crictl",
+    envvar="CLOUDMON_CRICTL",
+    default="crictl",
+    show_default=True,
+    help="The crictl binary.",
+)
+@click.option(
+    "--token-file",
+    envvar="CLOUDMON_TOKEN_FILE",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="File holding the bearer token sent to the server.",
+)
+@click.option(
+    "--spool-dir",
+    envvar="CLOUDMON_SPOOL_DIR",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Keep unsent samples on disk here (they survive a restart); default: in memory.",
+)
+@click.option(
+    "--spool-limit",
+    envvar="CLOUDMON_SPOOL_LIMIT",
+    default=None,
+    type=click.IntRange(min=1),
+    show_default="one hour of samples",
+    help="At most this many unsent samples are kept; past it the oldest are dropped.",
+)
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Collect twice, --gap seconds apart, send or print the second sample, and exit.",
+)
+@click.option(
+    "--gap",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0.0),
+    help="Seconds between the two samples of --once.",
+)
+@click.option(
+    "--output",
+    type=click.Choice(["-"]),
+    default=None,
+    help="'-': write each payload as one line of JSON to standard output instead of sending it.",
+)
+def agent(**options) -> None:
+    """Measure this node and its pods every --interval seconds and send them to the server."""
+    from cloudmon.agent.main import run_agent
+
+    sys.exit(run_agent(**options))

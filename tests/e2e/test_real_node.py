@@ -1,0 +1,338 @@
+"""The agent on this machine's real kernel: pods built in real cgroups, laid out as the
+kubelet lays them out (cgroupfs driver), with real processes doing known work."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+CGROUP = Path("/sys/fs/cgroup")
+FAKE_CRICTL = Path(__file__).parent.parent / "agent" / "metadata" / "fake_crictl.py"
+MIB = 1 << 20
+# v1 controllers the agent reads; on v2 they are all in one hierarchy.
+V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "blkio", "pids")
+
+
+def _cgroup_version() -> int:
+    return 2 if (CGROUP / "cgroup.controllers").exists() else 1
+
+
+def _why_not_runnable() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root to make cgroups and network namespaces"
+    if shutil.which("ip") is None:
+        return "needs iproute2's ip for network namespaces"
+    probe = CGROUP / ("" if _cgroup_version() == 2 else "memory") / f"cm-probe-{os.getpid()}"
+    try:
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as error:
+        return f"the cgroup file system is not writable: {error}"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_why_not_runnable() is not None, reason=str(_why_not_runnable()))
+
+
+@dataclass
+class Container:
+    name: str
+    command: list[str]
+    id: str = field(default_factory=lambda: uuid.uuid4().hex + uuid.uuid4().hex)
+    limits: dict[str, str] = field(default_factory=dict)  # cgroup file -> value
+
+
+@dataclass
+class Pod:
+    name: str
+    namespace: str
+    qos: str
+    labels: dict[str, str]
+    containers: list[Container]
+    netns: str | None = None
+    limits: dict[str, str] = field(default_factory=dict)
+    uid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    sandbox_id: str = field(default_factory=lambda: uuid.uuid4().hex + uuid.uuid4().hex)
+
+
+class RealNode:
+    """Pods in real cgroups under a kubelet --cgroup-root of our own, torn down on exit."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.prefix = f"cloudmon-e2e-{uuid.uuid4().hex[:8]}"
+        self.version = _cgroup_version()
+        self.processes: list[subprocess.Popen] = []
+        self.cgroups: list[Path] = []
+        self.netns: list[str] = []
+        self.pause = workdir / "pause"
+        # The sandbox process is recognised by its name, as the pause image's /pause is.
+        shutil.copy(shutil.which("sleep"), self.pause)
+
+    def hierarchies(self) -> list[Path]:
+        if self.version == 2:
+            return [CGROUP]
+        return [CGROUP / c for c in V1_CONTROLLERS if (CGROUP / c).is_dir()]
+
+    def pod_path(self, pod: Pod) -> str:
+        qos = "" if pod.qos == "guaranteed" else f"/{pod.qos}"
+        return f"/{self.prefix}/kubepods{qos}/pod{pod.uid}"
+
+    def make_cgroup(self, relative: str, limits: dict[str, str]) -> list[Path]:
+        made = []
+        for hierarchy in self.hierarchies():
+            path = hierarchy
+            for part in relative.strip("/").split("/"):
+                if self.version == 2:
+                    available = (path / "cgroup.controllers").read_text().split()
+                    wanted = [f"+{c}" for c in ("cpu", "memory", "io") if c in available]
+                    (path / "cgroup.subtree_control").write_text(" ".join(wanted))
+                path = path / part
+                if not path.exists():
+                    path.mkdir()
+                    self.cgroups.append(path)
+            made.append(path)
+            for name, value in limits.items():
+                if (path / name).exists():
+                    (path / name).write_text(value)
+        return made
+
+    def spawn(self, cgroup_dirs: list[Path], command: list[str], netns: str | None = None):
+        # The shell joins every hierarchy before exec, so all the work is charged to the pod.
+        procs = " ".join(str(d / "cgroup.procs") for d in cgroup_dirs)
+        argv = ["sh", "-c", 'for f in $CM_PROCS; do echo $$ > "$f"; done; exec "$@"', "sh"]
+        argv += command
+        if netns:
+            argv = ["ip", "netns", "exec", netns, *argv]
+        process = subprocess.Popen(argv, env={**os.environ, "CM_PROCS": procs})
+        self.processes.append(process)
+        return process
+
+    def add_netns(self, name: str, peer: str) -> None:
+        for ns in (name, peer):
+            subprocess.run(["ip", "netns", "add", ns], check=True)
+            self.netns.append(ns)
+        subprocess.run(
+            ["ip", "link", "add", "eth0", "netns", name, "type", "veth", "peer", "name", "eth0"]
+            + ["netns", peer],
+            check=True,
+        )
+        for ns, address in ((name, "10.213.0.1/30"), (peer, "10.213.0.2/30")):
+            subprocess.run(["ip", "-n", ns, "addr", "add", address, "dev", "eth0"], check=True)
+            subprocess.run(["ip", "-n", ns, "link", "set", "eth0", "up"], check=True)
+            subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+
+    def start(self, pod: Pod) -> None:
+        pod_dirs = self.make_cgroup(self.pod_path(pod), pod.limits)
+        assert pod_dirs
+        sandbox = self.make_cgroup(f"{self.pod_path(pod)}/{pod.sandbox_id}", {})
+        self.spawn(sandbox, [str(self.pause), "infinity"], pod.netns)
+        for container in pod.containers:
+            dirs = self.make_cgroup(f"{self.pod_path(pod)}/{container.id}", container.limits)
+            self.spawn(dirs, container.command, pod.netns)
+
+    def close(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+            process.wait()
+        for path in reversed(self.cgroups):
+            for _ in range(50):  # a killed task leaves its cgroup a moment later
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        for ns in self.netns:
+            subprocess.run(["ip", "netns", "del", ns], check=False)
+        self.processes, self.cgroups, self.netns = [], [], []
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def _wait_for(paths: list[Path], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() for p in paths):
+        assert time.monotonic() < deadline, f"workers did not get ready: {paths}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def real_node(tmp_path):
+    node = RealNode(tmp_path)
+    try:
+        yield node
+    finally:
+        node.close()
+
+
+def test_agent_measures_real_pods(real_node, tmp_path):
+    ready = {name: tmp_path / f"{name}.ready" for name in ("holder", "writer", "sender")}
+    sent_bytes = 2000 * 1000
+    netns = f"cm-pod-{uuid.uuid4().hex[:6]}"
+    real_node.add_netns(netns, f"cm-peer-{uuid.uuid4().hex[:6]}")
+    data_file = tmp_path / "written.bin"  # 50 MiB written and fsync'd to a real disk
+    writer_limits = {}
+    if real_node.version == 1:
+        # Kernels since 6.x keep v1 blkio statistics only for cgroups that have a throttle
+        # rule, so the writer gets one far above anything it could reach.
+        device = os.stat(tmp_path).st_dev
+        writer_limits["blkio.throttle.write_bps_device"] = (
+            f"{os.major(device)}:{os.minor(device)} 100000000000"
+        )
+        whole_disk = Path(f"/sys/dev/block/{os.major(device)}:{os.minor(device)}")
+        if (whole_disk / "partition").exists():
+            parent = whole_disk.resolve().parent.name
+            major_minor = Path(f"/sys/class/block/{parent}/dev").read_text().strip()
+            writer_limits["blkio.throttle.write_bps_device"] = f"{major_minor} 100000000000"
+
+    web = Pod(
+        name="web-7d4b9c6f5d-x2x4z",
+        namespace="shop",
+        qos="burstable",
+        labels={"app": "web", "pod-template-hash": "7d4b9c6f5d"},
+        netns=netns,
+        containers=[
+            Container("burner", _python("while True: pass")),
+            Container(
+                "sender",
+                _python(
+                    "import socket, signal\n"
+                    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                    f"for _ in range(2000): s.sendto(b'x' * 1000, ('10.213.0.2', 9))\n"
+                    f"open({str(ready['sender'])!r}, 'w').close()\n"
+                    "signal.pause()"
+                ),
+            ),
+        ],
+    )
+    db = Pod(
+        name="db-0",
+        namespace="data",
+        qos="guaranteed",
+        labels={
+            "app": "db",
+            "controller-revision-hash": "db-6b8f5c7d9",
+            "statefulset.kubernetes.io/pod-name": "db-0",
+        },
+        limits={"cpu.cfs_quota_us": "50000", "cpu.max": "50000 100000"},
+        containers=[
+            Container(
+                "holder",
+                _python(
+                    "import signal\n"
+                    "held = b'\\x01' * (200 << 20)\n"
+                    f"open({str(ready['holder'])!r}, 'w').close()\n"
+                    "signal.pause()"
+                ),
+            )
+        ],
+    )
+    backup = Pod(
+        name="backup-29000000-q7w2z",
+        namespace="batch",
+        qos="besteffort",
+        labels={"job-name": "backup-29000000", "batch.kubernetes.io/job-name": "backup-29000000"},
+        containers=[
+            Container(
+                "writer",
+                _python(
+                    "import os, signal\n"
+                    f"with open({str(data_file)!r}, 'wb') as f:\n"
+                    "    for _ in range(50): f.write(b'w' * (1 << 20))\n"
+                    "    f.flush(); os.fsync(f.fileno())\n"
+                    f"open({str(ready['writer'])!r}, 'w').close()\n"
+                    "signal.pause()"
+                ),
+                limits=writer_limits,
+            )
+        ],
+    )
+    for pod in (web, db, backup):
+        real_node.start(pod)
+    _wait_for(list(ready.values()))
+
+    spec = tmp_path / "crictl.json"
+    spec.write_text(
+        json.dumps(
+            [
+                {
+                    "uid": pod.uid,
+                    "name": pod.name,
+                    "namespace": pod.namespace,
+                    "labels": pod.labels,
+                    "sandbox_id": pod.sandbox_id,
+                    "host_network": pod.netns is None,
+                    "containers": [{"id": c.id, "name": c.name} for c in pod.containers],
+                }
+                for pod in (web, db, backup)
+            ]
+        )
+    )
+    agent = subprocess.run(
+        [sys.executable, "-m", "cloudmon", "agent", "--once", "--gap", "2", "--output", "-"]
+        + ["--metadata", "crictl", "--crictl", str(FAKE_CRICTL), "--node-name", "e2e-node"],
+        env={**os.environ, "FAKE_CRICTL_SPEC": str(spec)},
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+
+    payload = json.loads(agent.stdout)
+    pods = {p["uid"]: p for p in payload["pods"]}
+    assert {web.uid, db.uid, backup.uid} <= pods.keys()
+    found_web, found_db, found_backup = pods[web.uid], pods[db.uid], pods[backup.uid]
+
+    for pod, found in ((web, found_web), (db, found_db), (backup, found_backup)):
+        assert (found["name"], found["namespace"], found["qos"]) == (
+            pod.name,
+            pod.namespace,
+            pod.qos,
+        )
+        # The sandbox is part of the pod's figures but not one of its containers.
+        assert {c["name"]: c["id"] for c in found["containers"]} == {
+            c.name: c.id for c in pod.containers
+        }
+    assert (found_web["deployment"], found_web["workload_kind"], found_web["workload"]) == (
+        "web",
+        "Deployment",
+        "web",
+    )
+    assert (found_db["workload_kind"], found_db["workload"]) == ("StatefulSet", "db")
+    assert (found_backup["workload_kind"], found_backup["workload"]) == ("Job", "backup-29000000")
+
+    containers = {c["name"]: c for p in payload["pods"] for c in p["containers"]}
+    assert containers["burner"]["cpu_cores"] == pytest.approx(1.0, abs=0.15)
+    assert found_web["cpu_cores"] >= containers["burner"]["cpu_cores"]
+    assert containers["holder"]["memory_working_set_bytes"] == pytest.approx(200 * MIB, rel=0.10)
+    assert found_db["cpu_limit_cores"] == pytest.approx(0.5)
+    assert found_web["cpu_limit_cores"] is None
+    assert containers["writer"]["disk_write_bytes_total"] >= 50 * MIB
+    assert found_backup["disk_write_bytes_total"] >= 50 * MIB
+    assert found_web["network_tx_bytes_total"] >= sent_bytes
+    assert found_web["network_tx_bps"] is not None
+    # db and backup run in the host's network namespace: their traffic is the node's.
+    assert found_db["network_tx_bytes_total"] is None
+    assert found_backup["network_rx_bytes_total"] is None
+    assert payload["node_metrics"]["pod_count"] >= 3
+    assert payload["node_info"]["cgroup_version"] == real_node.version
+
+
+def test_nothing_is_left_behind(real_node):
+    pod = Pod("idle-0", "default", "besteffort", {}, [Container("idle", ["sleep", "infinity"])])
+    real_node.start(pod)
+    made = list(real_node.cgroups)
+    real_node.close()
+    assert not [p for p in made if p.exists()]
