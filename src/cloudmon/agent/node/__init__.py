@@ -26,7 +26,7 @@ def collect_node(proc_root: str, rootfs: str) -> NodeReading:
     total, available = read_meminfo(proc_root) or (None, None)
     used = percent = None
     if total is not None and available is not None:
-        # MemAvailable is an estimate and can exceed MemTotal by a little.
+        # MemAvailable is an estimate; an inconsistent file must not make "used" negative.
         used = max(total - available, 0)
         percent = 100 * used / total if total else None
     disks = read_diskstats(proc_root)
