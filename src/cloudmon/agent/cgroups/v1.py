@@ -1,0 +1,141 @@
+"""cgroup v1 figures: cpuacct, cpu (CFS quota, throttling), memory and blkio hierarchies."""
+
+import os
+
+from cloudmon.agent.cgroups.base import Cgroups, walk_cgroup
+from cloudmon.agent.cgroups.parse import is_device, keyed_uint, parse_uint, working_set
+from cloudmon.agent.files import read_text
+
+# The kubelet's isMemoryUnlimited (pkg/kubelet/stats/helper.go): a limit above 2^62 is
+# "unlimited"; the kernel shows an unset limit as 9223372036854771712 (PAGE_COUNTER_MAX
+# pages) or, on 3.10, 9223372036854775807.
+UNLIMITED_MEMORY = 1 << 62
+
+# runc fs/blkio.go reads these groups in this order and moves on while a file is missing
+# or empty: BFQ, CFQ (gone since 5.0), then the throttle counters (recursive since 4.16).
+RECURSIVE_BLKIO_FILES = (
+    "blkio.bfq.io_service_bytes_recursive",
+    "blkio.io_service_bytes_recursive",
+    "blkio.throttle.io_service_bytes_recursive",
+)
+# Counts only the cgroup's own IO (blkio-controller.rst: throttle "statistics are local").
+LOCAL_BLKIO_FILE = "blkio.throttle.io_service_bytes"
+
+
+def parse_cfs_limit(quota_text: str, period_text: str) -> float | None:
+    """Cores allowed by cpu.cfs_quota_us / cpu.cfs_period_us; None for -1 or garbled."""
+    quota, period = parse_uint(quota_text), parse_uint(period_text)
+    if quota is None or not period:
+        return None
+    return quota / period
+
+
+def parse_memory_limit(text: str) -> int | None:
+    """memory.limit_in_bytes; None when unlimited or garbled."""
+    limit = parse_uint(text)
+    if limit is None or limit > UNLIMITED_MEMORY:
+        return None
+    return limit
+
+
+def parse_blkio(text: str, stacked_devices: frozenset[str]) -> tuple[int, int] | None:
+    """(read, written) bytes of a blkio io_service_bytes file; None when garbled."""
+    # Stacked devices are left out. A cgroup without IO shows only "Total 0": (0, 0).
+    read = written = 0
+    valid = False
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0] == "Total" and parse_uint(fields[1]) is not None:
+            valid = True
+            continue
+        if len(fields) != 3 or fields[1] not in ("Read", "Write") or not is_device(fields[0]):
+            continue
+        value = parse_uint(fields[2])
+        if value is None:
+            continue
+        valid = True
+        if fields[0] in stacked_devices:
+            continue
+        if fields[1] == "Read":
+            read += value
+        else:
+            written += value
+    return (read, written) if valid else None
+
+
+def _local_blkio(directory: str, stacked_devices: frozenset[str]) -> tuple[int, int] | None:
+    """The local throttle counters summed over the cgroup and all its descendants."""
+    total: tuple[int, int] | None = None
+    for cgroup in walk_cgroup(directory):
+        text = read_text(os.path.join(cgroup, LOCAL_BLKIO_FILE))
+        io = None if text is None else parse_blkio(text, stacked_devices)
+        if io is not None:
+            total = io if total is None else (total[0] + io[0], total[1] + io[1])
+    return total
+
+
+def read_blkio(directory: str, stacked_devices: frozenset[str]) -> tuple[int, int] | None:
+    """(read, written) bytes of a blkio cgroup, from the first file that has any IO."""
+    found = None
+    for name in RECURSIVE_BLKIO_FILES:
+        text = read_text(os.path.join(directory, name))
+        io = None if text is None else parse_blkio(text, stacked_devices)
+        if io is None:
+            continue
+        if io != (0, 0):
+            return io
+        found = io
+    io = _local_blkio(directory, stacked_devices)
+    return io if io is not None else found
+
+
+class CgroupsV1(Cgroups):
+    """One hierarchy per controller; a pod has the same path in each of them."""
+
+    version = 1
+
+    def _directory(self, controller: str, path: str) -> str | None:
+        hierarchy = self.layout.hierarchy(controller)
+        return None if hierarchy is None else hierarchy + path
+
+    def read(self, path: str, stacked_devices: frozenset[str]) -> dict | None:
+        """The cgroup's figures; None when the cgroup vanished during the read."""
+        cpuacct = self._directory("cpuacct", path)
+        cpu = self._directory("cpu", path)
+        memory = self._directory("memory", path)
+        blkio = self._directory("blkio", path)
+        usage_ns = quota = period = cpu_stat = None
+        memory_usage = memory_limit = memory_stat = io = None
+        if cpuacct is not None:
+            usage_ns = read_text(cpuacct + "/cpuacct.usage")
+        if cpu is not None:
+            cpu_stat = read_text(cpu + "/cpu.stat")
+            quota = read_text(cpu + "/cpu.cfs_quota_us")
+            period = read_text(cpu + "/cpu.cfs_period_us")
+        if memory is not None:
+            memory_usage = read_text(memory + "/memory.usage_in_bytes")
+            memory_limit = read_text(memory + "/memory.limit_in_bytes")
+            memory_stat = read_text(memory + "/memory.stat")
+        if blkio is not None:
+            io = read_blkio(blkio, stacked_devices)
+        for directory in (cpuacct, cpu, memory, blkio):
+            if directory is not None and not os.path.isdir(directory):
+                return None
+        usage = None if usage_ns is None else parse_uint(usage_ns)
+        throttled = None if cpu_stat is None else keyed_uint(cpu_stat, "throttled_time")
+        memory_bytes = None if memory_usage is None else parse_uint(memory_usage)
+        limit = None if memory_limit is None else parse_memory_limit(memory_limit)
+        # A pod's own inactive_file covers only its empty level; total_ is hierarchical.
+        inactive = None if memory_stat is None else keyed_uint(memory_stat, "total_inactive_file")
+        return {
+            "cpu_usage_seconds_total": None if usage is None else usage / 1e9,
+            "cpu_throttled_seconds_total": None if throttled is None else throttled / 1e9,
+            "cpu_limit_cores": (
+                None if quota is None or period is None else parse_cfs_limit(quota, period)
+            ),
+            "memory_usage_bytes": memory_bytes,
+            "memory_working_set_bytes": working_set(memory_bytes, inactive),
+            "memory_limit_bytes": limit,
+            "disk_read_bytes_total": None if io is None else io[0],
+            "disk_write_bytes_total": None if io is None else io[1],
+        }

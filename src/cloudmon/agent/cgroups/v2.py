@@ -1,0 +1,83 @@
+"""cgroup v2 figures: cpu.stat, cpu.max, memory.current/.max/.stat and io.stat."""
+
+import os
+
+from cloudmon.agent.cgroups.base import Cgroups
+from cloudmon.agent.cgroups.parse import is_device, keyed_uint, parse_uint, working_set
+from cloudmon.agent.files import read_text
+
+
+def parse_cpu_max(text: str) -> float | None:
+    """Cores allowed by cpu.max ("$QUOTA $PERIOD"); None for "max" or a garbled file."""
+    fields = text.split()
+    if len(fields) != 2:
+        return None
+    quota, period = parse_uint(fields[0]), parse_uint(fields[1])
+    if quota is None or not period:
+        return None
+    return quota / period
+
+
+def parse_memory_max(text: str) -> int | None:
+    """Bytes allowed by memory.max; None for "max" or a garbled file."""
+    return parse_uint(text)
+
+
+def parse_io_stat(text: str, stacked_devices: frozenset[str]) -> tuple[int, int] | None:
+    """(read, written) bytes over io.stat's devices but the stacked ones; None if garbled."""
+    # A device is listed only after its first IO: an empty file means no IO, (0, 0).
+    read = written = 0
+    valid = False
+    for line in text.splitlines():
+        device, _, counters = line.partition(" ")
+        if not is_device(device):
+            continue
+        rbytes = wbytes = None
+        for pair in counters.split():
+            key, _, value = pair.partition("=")
+            if key == "rbytes":
+                rbytes = parse_uint(value)
+            elif key == "wbytes":
+                wbytes = parse_uint(value)
+        if rbytes is None or wbytes is None:
+            continue
+        valid = True
+        if device not in stacked_devices:
+            read += rbytes
+            written += wbytes
+    if not valid and text.strip():
+        return None
+    return read, written
+
+
+class CgroupsV2(Cgroups):
+    """The unified hierarchy."""
+
+    version = 2
+
+    def read(self, path: str, stacked_devices: frozenset[str]) -> dict | None:
+        """The cgroup's figures; None when the cgroup vanished during the read."""
+        directory = self.tree + path
+        cpu_stat = read_text(directory + "/cpu.stat") or ""
+        cpu_max = read_text(directory + "/cpu.max")
+        current = read_text(directory + "/memory.current")
+        memory_max = read_text(directory + "/memory.max")
+        memory_stat = read_text(directory + "/memory.stat")
+        io_stat = read_text(directory + "/io.stat")
+        if not os.path.isdir(directory):
+            return None
+        usage_usec = keyed_uint(cpu_stat, "usage_usec")
+        throttled_usec = keyed_uint(cpu_stat, "throttled_usec")
+        usage = None if current is None else parse_uint(current)
+        inactive = None if memory_stat is None else keyed_uint(memory_stat, "inactive_file")
+        io = None if io_stat is None else parse_io_stat(io_stat, stacked_devices)
+        return {
+            "cpu_usage_seconds_total": None if usage_usec is None else usage_usec / 1e6,
+            "cpu_throttled_seconds_total": None if throttled_usec is None else throttled_usec / 1e6,
+            "cpu_limit_cores": None if cpu_max is None else parse_cpu_max(cpu_max),
+            "memory_usage_bytes": usage,
+            "memory_working_set_bytes": working_set(usage, inactive),
+            "memory_limit_bytes": None if memory_max is None else parse_memory_max(memory_max),
+            "disk_read_bytes_total": None if io is None else io[0],
+            "disk_write_bytes_total": None if io is None else io[1],
+        }
