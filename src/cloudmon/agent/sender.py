@@ -60,7 +60,13 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 
 class Sender:
-    """POSTs spooled payloads to `<server_url>/api/ingest` as gzipped JSON arrays."""
+    """POSTs spooled payloads to `<server_url>/api/ingest` as gzipped JSON arrays.
+
+    A payload leaves the spool only after a 2xx, or when the server refuses it on its own
+    (400, 413, 415 and other 4xx about content). Everything else (no answer, 5xx, 408, 429,
+    401/403, 404/405, 3xx) keeps the spool and backs off. `timeout` bounds each socket
+    operation; `flush_seconds` bounds a whole flush, so the agent's cycle stays on time.
+    """
 
     def __init__(
         self,
@@ -125,8 +131,7 @@ class Sender:
         self.flush(deadline)
 
     def flush(self, deadline: float | None = None) -> int:
-        """Send the spool oldest first until it is empty, a request fails or the clock passes
-        `deadline` (default: flush_seconds from now); the number of payloads delivered."""
+        """Send the spool oldest first until empty, a failure or `deadline`; how many were delivered."""
         now = self._clock()
         if now < self._retry_at or not len(self.spool):
             return 0

@@ -192,7 +192,8 @@ class DiskSpool(_Bounded):
             os.rename(temp, self._path(seq))
             self._fsync_directory()
         except OSError as error:
-            self._unlink(f"{seq:020d}.tmp")
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
             if not self._lost:
                 log.warning("cannot write payloads to %s: %s; they are lost", self._name, error)
             self._lost += 1
@@ -208,11 +209,9 @@ class DiskSpool(_Bounded):
         self._index.append((seq, len(item)))
 
     def oldest(self, n: int, max_bytes: int) -> list[bytes]:
-        """Up to n of the oldest items whose JSON array fits max_bytes (always one, if any).
-
-        A file that is not one whole JSON object (a crash or a disk fault) is removed with a
-        log line and never returned.
-        """
+        """Up to n of the oldest items whose JSON array fits max_bytes (always one, if any)."""
+        # A file that is not one whole JSON object (a disk fault, or a file system that lost
+        # data despite the fsync) is removed with a log line and never returned.
         while True:
             taken = _take((size for _seq, size in self._index), n, max_bytes)
             items = []
