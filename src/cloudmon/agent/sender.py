@@ -131,7 +131,7 @@ class Sender:
         self.flush(deadline)
 
     def flush(self, deadline: float | None = None) -> int:
-        """Send the spool oldest first until empty, a failure or `deadline`; how many were delivered."""
+        """Send the spool oldest first until empty, a failure or `deadline`; the count delivered."""
         now = self._clock()
         if now < self._retry_at or not len(self.spool):
             return 0
