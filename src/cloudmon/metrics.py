@@ -254,3 +254,21 @@ def metrics_for(scope: Scope) -> tuple[Metric, ...]:
 def rates_for(scope: Scope) -> tuple[Metric, ...]:
     """The RATE metrics of one scope."""
     return tuple(m for m in metrics_for(scope) if m.kind is Kind.RATE)
+
+
+def markdown_table() -> str:
+    """The catalogue as the README's table of metrics."""
+    lines = [
+        "| metric | unit | kind | node | pod | container | what | how it is measured |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in CATALOGUE:
+        marks = " | ".join("✓" if scope in m.scopes else "" for scope in Scope)
+        lines.append(
+            f"| `{m.name}` | {m.unit or '-'} | {m.kind} | {marks} | {m.help} | {m.source} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

@@ -14,11 +14,9 @@ from cloudmon.agent.metadata import open_source
 from cloudmon.agent.metadata.cache import MetadataCache
 from cloudmon.agent.paths import Roots
 from cloudmon.agent.sender import Sender
-from cloudmon.agent.spool import DiskSpool, MemorySpool
+from cloudmon.agent.spool import DiskSpool, MemorySpool, default_bound
 
 log = logging.getLogger("cloudmon.agent")
-
-SPOOL_SECONDS = 3600  # the spool's default bound: one hour of samples
 
 
 def run_agent(
@@ -56,10 +54,11 @@ def run_agent(
         proc_root,
         interval,
     )
+    spool = None
     if output == "-":
         deliver = _print_payload
     else:
-        bound = spool_limit or max(1, round(SPOOL_SECONDS / interval))
+        bound = spool_limit or default_bound(interval)
         spool = DiskSpool(spool_dir, bound) if spool_dir else MemorySpool(bound)
         deliver = Sender(server, spool=spool, token_file=token_file).submit
 
@@ -68,6 +67,9 @@ def run_agent(
             collector.collect()
             time.sleep(gap)
             deliver(payload.encode(collector.collect()))
+            if spool is not None and len(spool):
+                log.error("the sample could not be delivered to %s", server)
+                return 1
             return 0
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -77,6 +79,8 @@ def run_agent(
         return 0
     finally:
         source.close()
+        if spool is not None:
+            spool.close()
 
 
 def _print_payload(encoded: bytes) -> None:

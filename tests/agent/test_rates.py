@@ -1,0 +1,57 @@
+import pytest
+
+from cloudmon.agent.rates import RateTracker
+from cloudmon.metrics import Scope
+
+
+def _sample(tracker, when, **counters):
+    metrics = dict(counters)
+    tracker.apply(Scope.POD, ("pod", "u1"), when, metrics)
+    tracker.end_cycle()
+    return metrics
+
+
+def test_first_sample_has_no_rates():
+    metrics = _sample(RateTracker(), 100.0, cpu_usage_seconds_total=5.0)
+    assert metrics["cpu_cores"] is None
+    assert metrics["disk_read_bps"] is None
+    assert metrics["network_tx_bps"] is None
+
+
+def test_rate_over_the_real_time_between_samples():
+    tracker = RateTracker()
+    _sample(tracker, 100.0, cpu_usage_seconds_total=5.0, disk_write_bytes_total=1000)
+    metrics = _sample(tracker, 102.5, cpu_usage_seconds_total=7.5, disk_write_bytes_total=6000)
+    assert metrics["cpu_cores"] == pytest.approx(1.0)
+    assert metrics["disk_write_bps"] == pytest.approx(2000.0)
+
+
+def test_counter_reset_gives_null_not_negative():
+    tracker = RateTracker()
+    _sample(tracker, 100.0, cpu_usage_seconds_total=50.0)
+    metrics = _sample(tracker, 110.0, cpu_usage_seconds_total=1.0)
+    assert metrics["cpu_cores"] is None
+    # The reset value becomes the new base.
+    assert _sample(tracker, 120.0, cpu_usage_seconds_total=11.0)["cpu_cores"] == pytest.approx(1.0)
+
+
+def test_missing_counter_gives_null_rate():
+    tracker = RateTracker()
+    _sample(tracker, 100.0, cpu_usage_seconds_total=None)
+    assert _sample(tracker, 110.0, cpu_usage_seconds_total=3.0)["cpu_cores"] is None
+    assert _sample(tracker, 120.0, cpu_usage_seconds_total=None)["cpu_cores"] is None
+
+
+def test_entities_not_seen_are_forgotten():
+    tracker = RateTracker()
+    _sample(tracker, 100.0, cpu_usage_seconds_total=1.0)
+    tracker.end_cycle()  # a cycle in which the pod was not seen
+    assert _sample(tracker, 120.0, cpu_usage_seconds_total=3.0)["cpu_cores"] is None
+
+
+def test_scopes_only_get_their_rates():
+    tracker = RateTracker()
+    metrics = {"cpu_usage_seconds_total": 1.0}
+    tracker.apply(Scope.CONTAINER, ("container", "u", "c"), 1.0, metrics)
+    assert "network_rx_bps" not in metrics
+    assert "cpu_cores" in metrics

@@ -1,0 +1,26 @@
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cloudmon.cli import main
+from cloudmon.metrics import markdown_table
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def test_readme_metric_table_is_the_catalogue():
+    table = README.split("<!-- metrics:begin -->\n")[1].split("<!-- metrics:end -->")[0]
+    assert table == markdown_table(), "regenerate it: python -m cloudmon.metrics"
+
+
+def test_readme_shows_the_two_commands_first():
+    first_block = README.split("```")[1]
+    assert "make run" in first_block and "make test" in first_block
+
+
+def test_readme_documents_every_agent_flag():
+    help_text = CliRunner().invoke(main, ["agent", "--help"]).output
+    flags = set(re.findall(r"(--[a-z][a-z-]+)", help_text)) - {"--help"}
+    missing = [flag for flag in sorted(flags) if f"`{flag}" not in README]
+    assert not missing
