@@ -15,12 +15,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fixtures.nodebuilder import build, many_pods_node  # noqa: E402
+from fixtures.nodebuilder import build, many_pods_node
 
-from cloudmon import payload  # noqa: E402
-from cloudmon.agent import files  # noqa: E402
-from cloudmon.agent.collect import Collector  # noqa: E402
-from cloudmon.agent.paths import Roots  # noqa: E402
+from cloudmon import payload
+from cloudmon.agent import files
+from cloudmon.agent.collect import Collector
+from cloudmon.agent.paths import Roots
 
 PODS, CONTAINERS, REPEATS = 110, 2, 50
 
