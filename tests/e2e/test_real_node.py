@@ -107,11 +107,13 @@ class RealNode:
 
     def spawn(self, cgroup_dirs: list[Path], command: list[str], netns: str | None = None):
         # The shell joins every hierarchy before exec, so all the work is charged to the pod.
+        # It joins before entering a network namespace: `ip netns exec` remounts /sys, where
+        # the cgroup file system is then no longer to be seen.
         procs = " ".join(str(d / "cgroup.procs") for d in cgroup_dirs)
         argv = ["sh", "-c", 'for f in $CM_PROCS; do echo $$ > "$f"; done; exec "$@"', "sh"]
-        argv += command
         if netns:
-            argv = ["ip", "netns", "exec", netns, *argv]
+            argv += ["ip", "netns", "exec", netns]
+        argv += command
         process = subprocess.Popen(argv, env={**os.environ, "CM_PROCS": procs})
         self.processes.append(process)
         return process
@@ -311,7 +313,8 @@ def test_agent_measures_real_pods(real_node, tmp_path):
         "web",
     )
     assert (found_db["workload_kind"], found_db["workload"]) == ("StatefulSet", "db")
-    assert (found_backup["workload_kind"], found_backup["workload"]) == ("Job", "backup-29000000")
+    # A Job named <name>-<scheduled minute> is how the CronJob controller names its Jobs.
+    assert (found_backup["workload_kind"], found_backup["workload"]) == ("CronJob", "backup")
 
     containers = {c["name"]: c for p in payload["pods"] for c in p["containers"]}
     assert containers["burner"]["cpu_cores"] == pytest.approx(1.0, abs=0.15)

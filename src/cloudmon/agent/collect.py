@@ -140,10 +140,13 @@ class Collector:
                 return True
             if container_id in meta.containers:
                 return False
-        # The sandbox runs the pause image (k8s.gcr.io/pause, registry.k8s.io/pause), whose
-        # one process is /pause; CRI-O usually drops the sandbox altogether.
-        return any(read_text(f"{self.roots.proc}/{pid}/comm") == "pause\n" for pid in pids)
-
+        # The sandbox runs the pause image (registry.k8s.io/pause), whose one process is
+        # /pause; CRI-O usually drops the sandbox altogether.
+        if any(read_text(f"{self.roots.proc}/{pid}/comm") == "pause\n" for pid in pids):
+            return True
+        if meta is not None:
+            self.metadata.request_refresh()  # a container the source does not know yet
+        return False
 
 def _container_meta(meta: PodMeta | None, container_id: str) -> ContainerMeta | None:
     if meta is None:
