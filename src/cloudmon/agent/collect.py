@@ -148,6 +148,7 @@ class Collector:
             self.metadata.request_refresh()  # a container the source does not know yet
         return False
 
+
 def _container_meta(meta: PodMeta | None, container_id: str) -> ContainerMeta | None:
     if meta is None:
         return None
