@@ -1,0 +1,1 @@
+"""The central API server: a Flask application over the time-series store."""

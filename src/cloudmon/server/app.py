@@ -1,0 +1,36 @@
+"""The Flask application factory."""
+
+import time
+from typing import Any
+
+from flask import Flask
+
+from cloudmon.server import errors, health, ingest, query
+from cloudmon.server.state import ServerState
+from cloudmon.storage import Storage, open_storage
+
+DEFAULT_STORAGE = "sqlite:///data/cloudmon.db"
+MAX_BODY = 16 * 1024 * 1024  # contract section 4: 16 MiB, also after decompression
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """An application; config keys: CLOUDMON_STORAGE (URL or Storage), CLOUDMON_TOKEN,
+    CLOUDMON_READ_TOKEN, CLOUDMON_MAX_BODY, CLOUDMON_NOW (the clock)."""
+    app = Flask("cloudmon.server")
+    app.config.update(
+        CLOUDMON_STORAGE=DEFAULT_STORAGE,
+        CLOUDMON_TOKEN=None,
+        CLOUDMON_READ_TOKEN=None,
+        CLOUDMON_MAX_BODY=MAX_BODY,
+        CLOUDMON_NOW=time.time,
+    )
+    app.config.update(config or {})
+    app.config["MAX_CONTENT_LENGTH"] = app.config["CLOUDMON_MAX_BODY"]
+    storage = app.config["CLOUDMON_STORAGE"]
+    if not isinstance(storage, Storage):
+        storage = open_storage(storage)
+    app.extensions["cloudmon"] = ServerState(storage)
+    errors.register(app)
+    for blueprint in (ingest.bp, query.bp, health.bp):
+        app.register_blueprint(blueprint)
+    return app

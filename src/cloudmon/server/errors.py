@@ -1,0 +1,50 @@
+"""Every error answer is JSON {"error": "..."} naming the field or parameter at fault."""
+
+import logging
+
+import msgspec
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An answer other than 2xx, with a message for the client."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """The JSON answer of an error."""
+    body = msgspec.json.encode({"error": message})
+    return Response(body, status=status, mimetype="application/json", headers=headers)
+
+
+def _http_error(error: HTTPException) -> Response:
+    if error.code == 404:
+        message = "no such path"
+    elif error.code == 413:
+        message = "body: larger than the limit"
+    else:
+        message = error.description or error.name
+    response = error_response(error.code or 500, message)
+    if error.code == 405 and error.valid_methods:
+        response.headers["Allow"] = ", ".join(error.valid_methods)
+    return response
+
+
+def _unexpected(error: Exception) -> Response:
+    log.exception("unexpected error")
+    return error_response(500, "internal error; see the server's log")
+
+
+def register(app: Flask) -> None:
+    """Install the JSON error handlers."""
+    app.register_error_handler(ApiError, lambda e: error_response(e.status, e.message, e.headers))
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)

@@ -1,0 +1,56 @@
+"""What one application holds: its store and its own figures."""
+
+from dataclasses import dataclass, field
+
+from flask import current_app
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from cloudmon.storage.base import Storage
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+@dataclass
+class ServerState:
+    """The store and the server's counters, kept in app.extensions["cloudmon"]."""
+
+    storage: Storage
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.payloads = Counter(
+            "cloudmon_ingested_payloads", "Payloads stored", registry=self.registry
+        )
+        self.samples = Counter(
+            "cloudmon_ingested_samples", "Metric values stored", registry=self.registry
+        )
+        self.rejected = Counter(
+            "cloudmon_rejected_requests",
+            "Requests refused, by HTTP status",
+            ["status"],
+            registry=self.registry,
+        )
+        self.ingest_seconds = Histogram(
+            "cloudmon_ingest_seconds",
+            "Time to validate and store one ingest request",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.query_seconds = Histogram(
+            "cloudmon_query_seconds",
+            "Time to answer one GET /api request",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def ingested(self, payloads: int, samples: int, seconds: float) -> None:
+        """Count one stored ingest request."""
+        self.payloads.inc(payloads)
+        self.samples.inc(samples)
+        self.ingest_seconds.observe(seconds)
+
+
+def state() -> ServerState:
+    """The current application's state."""
+    return current_app.extensions["cloudmon"]

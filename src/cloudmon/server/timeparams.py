@@ -1,0 +1,101 @@
+"""The time parameters every GET /api endpoint takes: window, start, end, step, agg, metrics."""
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from cloudmon.server.errors import ApiError
+from cloudmon.storage.base import AGGREGATIONS, BUCKET, Span
+
+TIME_PARAMETERS = ("window", "start", "end", "step", "agg", "metrics")
+MAX_POINTS = 1000  # the default step keeps a series at about this many points
+POINT_LIMIT = 20_000  # a chosen step may give at most this many
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"^([0-9]{1,9})([smhdw]?)$")
+_UNIX = re.compile(r"^[0-9]{1,11}(\.[0-9]{1,9})?$")
+_LATEST_TIME = 1e11
+
+
+@dataclass(frozen=True)
+class TimeQuery:
+    """A request's time parameters: a span for a series (None: latest) and metric names."""
+
+    span: Span | None
+    metrics: tuple[str, ...] | None
+
+
+def _bad(name: str, problem: str) -> ApiError:
+    return ApiError(400, f"{name}: {problem}")
+
+
+def parse_duration(name: str, text: str) -> int:
+    """Seconds of a duration such as 30s, 5m, 1h, 7d (a bare number is seconds)."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise _bad(name, f"{text!r} is not a duration such as 30s, 5m, 1h or 7d")
+    seconds = int(match[1]) * _UNITS[match[2] or "s"]
+    if seconds <= 0:
+        raise _bad(name, "must be positive")
+    return seconds
+
+
+def parse_time(name: str, text: str) -> float:
+    """Unix seconds from unix seconds or an RFC 3339 time with an offset."""
+    text = text.strip()
+    if _UNIX.match(text):
+        value = float(text)
+    else:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise _bad(name, f"{text!r} is neither unix seconds nor an RFC 3339 time") from None
+        if moment.tzinfo is None:
+            raise _bad(name, f"{text!r} has no time zone offset (add Z or +00:00)")
+        value = moment.timestamp()
+    if not (math.isfinite(value) and 0 <= value <= _LATEST_TIME):
+        raise _bad(name, f"{text!r} is out of range")
+    return value
+
+
+def default_step(start: float, end: float) -> int:
+    """The smallest multiple of 10 s that keeps [start, end] at about MAX_POINTS steps."""
+    return max(BUCKET, math.ceil((end - start) / MAX_POINTS / BUCKET) * BUCKET)
+
+
+def parse(args: Mapping[str, str], now: float) -> TimeQuery:
+    """The TimeQuery of a request's query arguments; raises ApiError (400) naming the fault."""
+    metrics = None
+    if "metrics" in args:
+        metrics = tuple(name.strip() for name in args["metrics"].split(",") if name.strip())
+        if not metrics:
+            raise _bad("metrics", "names no metric")
+    if "window" in args:
+        if "start" in args or "end" in args:
+            raise _bad("window", "give either window or start/end, not both")
+        end = now
+        start = now - parse_duration("window", args["window"])
+    elif "start" in args:
+        start = parse_time("start", args["start"])
+        end = parse_time("end", args["end"]) if "end" in args else now
+        if start > end:
+            raise _bad("start", "is after end")
+    else:
+        for name in ("end", "step", "agg"):
+            if name in args:
+                raise _bad(name, "needs window or start")
+        return TimeQuery(None, metrics)
+    if "step" in args:
+        step = parse_duration("step", args["step"])
+        if step % BUCKET:
+            raise _bad("step", f"must be a multiple of {BUCKET} s")
+    else:
+        step = default_step(start, end)
+    agg = args.get("agg", "avg")
+    if agg not in AGGREGATIONS:
+        raise _bad("agg", f"{agg!r} is not one of {', '.join(AGGREGATIONS)}")
+    span = Span(math.floor(start), math.floor(end), step, agg)
+    if len(span.steps()) > POINT_LIMIT:
+        raise _bad("step", f"gives {len(span.steps())} points; at most {POINT_LIMIT}")
+    return TimeQuery(span, metrics)

@@ -1,0 +1,208 @@
+"""The storage interface the server's endpoints use, the columns each kind of entity keeps,
+and the registry of backends by URL scheme."""
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from cloudmon.metrics import CATALOGUE, Kind, Scope, metrics_for, rates_for
+
+BUCKET = 10  # seconds: contract section 4, bucket = floor(timestamp / 10) * 10
+
+
+class EntityKind(StrEnum):
+    NODE = "node"
+    POD = "pod"
+    NAMESPACE = "namespace"
+    DEPLOYMENT = "deployment"
+    CLUSTER = "cluster"
+
+
+NODE_COLUMNS = (*(m.name for m in metrics_for(Scope.NODE)), "cpu_capacity_cores")
+POD_COLUMNS = tuple(m.name for m in metrics_for(Scope.POD))
+# Namespaces and deployments sum their pods' rates and gauges, never cumulative counters.
+GROUP_COLUMNS = (
+    *(m.name for m in metrics_for(Scope.POD) if m.kind is not Kind.COUNTER),
+    "pod_count",
+)
+# The cluster's sums over nodes, as contract section 4 lists them.
+CLUSTER_SUMS = (
+    *(m.name for m in rates_for(Scope.NODE)),
+    "memory_used_bytes",
+    "memory_total_bytes",
+    "pod_count",
+    "cpu_capacity_cores",
+)
+CLUSTER_COLUMNS = (*CLUSTER_SUMS, "node_count")
+CLUSTER_DERIVED = ("cpu_percent", "memory_percent")
+
+COUNTS = frozenset({"pod_count", "node_count"})
+INTEGER_COLUMNS = frozenset(m.name for m in CATALOGUE if m.integer) | COUNTS
+
+STORED_COLUMNS = {
+    EntityKind.NODE: NODE_COLUMNS,
+    EntityKind.POD: POD_COLUMNS,
+    EntityKind.NAMESPACE: GROUP_COLUMNS,
+    EntityKind.DEPLOYMENT: GROUP_COLUMNS,
+    EntityKind.CLUSTER: CLUSTER_COLUMNS,
+}
+
+
+def columns(kind: EntityKind) -> tuple[str, ...]:
+    """The metric names an entity of this kind answers with, stored then derived."""
+    return STORED_COLUMNS[kind] + (CLUSTER_DERIVED if kind is EntityKind.CLUSTER else ())
+
+
+def derive(kind: EntityKind, values: list) -> list:
+    """A stored row extended with the metrics computed from it (the cluster's percentages)."""
+    if kind is not EntityKind.CLUSTER:
+        return values
+    row = dict(zip(CLUSTER_COLUMNS, values, strict=True))
+    return [
+        *values,
+        _percent(row["cpu_cores"], row["cpu_capacity_cores"]),
+        _percent(row["memory_used_bytes"], row["memory_total_bytes"]),
+    ]
+
+
+def _percent(part, whole):
+    return None if part is None or not whole else 100.0 * part / whole
+
+
+def as_latest(names: Sequence[str], values: Sequence) -> dict:
+    """A latest row as {name: value}, integer metrics as JSON integers."""
+    return {
+        name: int(value) if name in INTEGER_COLUMNS and value is not None else value
+        for name, value in zip(names, values, strict=True)
+    }
+
+
+def bucket_of(timestamp: float) -> int:
+    """The start of the 10 s bucket holding a timestamp."""
+    return int(timestamp // BUCKET) * BUCKET
+
+
+AGGREGATIONS = ("avg", "max", "min", "last", "sum")
+
+
+@dataclass(frozen=True)
+class Span:
+    """Buckets whose start lies in [start, end], combined into steps of `step` seconds."""
+
+    start: int
+    end: int
+    step: int
+    agg: str = "avg"
+
+    def first_bucket(self) -> int:
+        """The first bucket start inside the span."""
+        return -(-self.start // BUCKET) * BUCKET
+
+    def last_bucket(self) -> int:
+        """The last bucket start inside the span."""
+        return bucket_of(self.end)
+
+    def steps(self) -> range:
+        """The step labels (starts, aligned to multiples of step since the epoch)."""
+        first = self.first_bucket() // self.step * self.step
+        return range(first, self.last_bucket() // self.step * self.step + 1, self.step)
+
+
+@dataclass
+class Entity:
+    """One node, pod, namespace, deployment or the cluster, as the store knows it."""
+
+    kind: EntityKind
+    id: int
+    identity: dict[str, Any]
+    last_bucket: int | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def fold(rows: Iterable[tuple[int, list]], names: Sequence[str], span: Span) -> dict:
+    """Columnar series of `names` from (bucket, values) rows, one entry per step of span."""
+    steps = span.steps()
+    width = len(names)
+    cells: list[list[list]] = [[[] for _ in range(width)] for _ in steps]
+    first, step = steps.start, span.step
+    for bucket, values in sorted(rows, key=lambda row: row[0]):
+        slot = cells[(bucket - first) // step]
+        for i, value in enumerate(values):
+            if value is not None:
+                slot[i].append(value)
+    combine = _COMBINE[span.agg]
+    series: dict[str, list] = {"timestamps": list(steps)}
+    for i, name in enumerate(names):
+        series[name] = [combine(slot[i]) if slot[i] else None for slot in cells]
+    return series
+
+
+_COMBINE: dict[str, Callable[[list], float]] = {
+    "avg": lambda values: sum(values) / len(values),
+    "max": max,
+    "min": min,
+    "last": lambda values: values[-1],
+    "sum": sum,
+}
+
+
+class Storage(ABC):
+    """A time-series store of payloads, one value per entity, metric and 10 s bucket."""
+
+    @abstractmethod
+    def write(self, payloads: Sequence) -> int:
+        """Store payloads atomically (all or none); returns the number of samples stored."""
+
+    @abstractmethod
+    def entities(
+        self,
+        kind: EntityKind,
+        filters: dict[str, str] | None = None,
+        since: int | None = None,
+        span: Span | None = None,
+    ) -> list[Entity]:
+        """Entities matching identity filters, with data since a bucket or inside a span."""
+
+    @abstractmethod
+    def latest(self, entities: Sequence[Entity], names: Sequence[str]) -> list[dict]:
+        """For each entity its newest bucket's values of `names`, as {"timestamp", "metrics"}."""
+
+    @abstractmethod
+    def series(self, entities: Sequence[Entity], names: Sequence[str], span: Span) -> list[dict]:
+        """For each entity a columnar series of `names` over span (see `fold`)."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise unless the store can answer queries."""
+
+    @abstractmethod
+    def stats(self) -> dict[str, float]:
+        """The store's own figures (size on disk, rows)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and files."""
+
+
+_BACKENDS: dict[str, Callable[..., Storage]] = {}
+
+
+def register(scheme: str):
+    """Register a backend class under a URL scheme (`sqlite` for sqlite:///PATH)."""
+
+    def decorate(cls):
+        _BACKENDS[scheme] = cls.from_url
+        return cls
+
+    return decorate
+
+
+def open_storage(url: str, **options) -> Storage:
+    """Open the backend named by the URL's scheme."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme not in _BACKENDS:
+        known = ", ".join(f"{name}://" for name in sorted(_BACKENDS))
+        raise ValueError(f"storage URL {url!r}: unknown scheme (known: {known})")
+    return _BACKENDS[scheme](url, **options)

@@ -1,0 +1,554 @@
+"""The embedded store: one SQLite file in WAL mode, one writer, concurrent readers.
+
+A row holds one entity's bucket: its present values packed as a 32-bit mask of the
+columns present followed by those values as little-endian doubles. Sample tables are
+WITHOUT ROWID and keyed (bucket, id), so a bucket's rows are written at the end of the
+B-tree and the pages stay full. The namespace, deployment and cluster sums of each bucket
+are kept in grp_sample: added to as nodes report, rebuilt from the pod and node rows of the
+bucket when a node reports a bucket a second time.
+"""
+
+import json
+import os
+import sqlite3
+import struct
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from cloudmon.storage.base import (
+    CLUSTER_COLUMNS,
+    CLUSTER_SUMS,
+    GROUP_COLUMNS,
+    NODE_COLUMNS,
+    POD_COLUMNS,
+    STORED_COLUMNS,
+    Entity,
+    EntityKind,
+    Storage,
+    as_latest,
+    bucket_of,
+    columns,
+    derive,
+    fold,
+    register,
+)
+
+_MASK = struct.Struct("<I")
+_GROUP_KIND = {EntityKind.CLUSTER: 0, EntityKind.NAMESPACE: 1, EntityKind.DEPLOYMENT: 2}
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE node (
+        id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+        cpu_count INTEGER, memory_total_bytes INTEGER, kernel TEXT, cgroup_version INTEGER,
+        boot_time REAL, first_bucket INTEGER NOT NULL, last_bucket INTEGER NOT NULL);
+    CREATE TABLE pod (
+        id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE, name TEXT, namespace TEXT,
+        deployment TEXT, workload_kind TEXT, workload TEXT, node TEXT, qos TEXT,
+        first_bucket INTEGER NOT NULL, last_bucket INTEGER NOT NULL);
+    CREATE INDEX pod_by_name ON pod (namespace, name);
+    CREATE TABLE grp (
+        id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, namespace TEXT NOT NULL,
+        name TEXT NOT NULL, first_bucket INTEGER NOT NULL, last_bucket INTEGER NOT NULL,
+        UNIQUE (kind, namespace, name));
+    CREATE TABLE node_sample (
+        bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL, pods BLOB NOT NULL,
+        PRIMARY KEY (bucket, id)) WITHOUT ROWID;
+    CREATE TABLE pod_sample (
+        bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
+        PRIMARY KEY (bucket, id)) WITHOUT ROWID;
+    CREATE TABLE grp_sample (
+        bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
+        PRIMARY KEY (bucket, id)) WITHOUT ROWID;
+    """,
+)
+
+_SAMPLE_TABLE = {
+    EntityKind.NODE: "node_sample",
+    EntityKind.POD: "pod_sample",
+    EntityKind.NAMESPACE: "grp_sample",
+    EntityKind.DEPLOYMENT: "grp_sample",
+    EntityKind.CLUSTER: "grp_sample",
+}
+
+
+def pack(values: Sequence) -> bytes:
+    """A row's values (None for missing) as mask + present doubles."""
+    mask = 0
+    present = []
+    for i, value in enumerate(values):
+        if value is not None:
+            mask |= 1 << i
+            present.append(value)
+    return struct.pack(f"<I{len(present)}d", mask, *present)
+
+
+def unpack(blob: bytes, width: int) -> list:
+    """The values of a packed row, None where missing."""
+    (mask,) = _MASK.unpack_from(blob)
+    present = iter(struct.unpack_from(f"<{(len(blob) - 4) // 8}d", blob, 4))
+    return [next(present) if mask >> i & 1 else None for i in range(width)]
+
+
+def _ids(blob: bytes) -> tuple[int, ...]:
+    return struct.unpack(f"<{len(blob) // 4}I", blob)
+
+
+def _add(total: list, values: Sequence) -> None:
+    for i, value in enumerate(values):
+        if value is not None:
+            total[i] = value if total[i] is None else total[i] + value
+
+
+_POD_SUMMED = [POD_COLUMNS.index(name) for name in GROUP_COLUMNS[:-1]]
+_NODE_SUMMED = [NODE_COLUMNS.index(name) for name in CLUSTER_SUMS]
+
+
+class _Partials:
+    """Sums of one bucket per group id, built from pod rows and node rows."""
+
+    def __init__(self) -> None:
+        self.sums: dict[int, list] = {}
+
+    def add_pod(self, group_ids: Sequence[int], values: Sequence) -> None:
+        summed = [values[i] for i in _POD_SUMMED]
+        summed.append(1)
+        for gid in group_ids:
+            _add(self.sums.setdefault(gid, [None] * len(GROUP_COLUMNS)), summed)
+
+    def add_node(self, cluster_id: int, values: Sequence) -> None:
+        summed = [values[i] for i in _NODE_SUMMED]
+        summed.append(1)
+        _add(self.sums.setdefault(cluster_id, [None] * len(CLUSTER_COLUMNS)), summed)
+
+
+@register("sqlite")
+class SqliteStorage(Storage):
+    """Samples in one SQLite file; safe to share between threads and processes."""
+
+    def __init__(self, path: str | os.PathLike, cache_mb: int = 64) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._cache_kib = cache_mb * 1024
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._writer = self._connect()
+        self._migrate()
+        self._forget()
+
+    @classmethod
+    def from_url(cls, url: str, **options) -> "SqliteStorage":
+        """sqlite:///relative/path or sqlite:////absolute/path."""
+        path = url.removeprefix("sqlite:///")
+        if not path or path == url:
+            raise ValueError(f"storage URL {url!r}: expected sqlite:///PATH")
+        return cls(path, **options)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA cache_size=-{self._cache_kib}")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+        return conn
+
+    def _migrate(self) -> None:
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                (version,) = conn.execute("PRAGMA user_version").fetchone()
+                if version > len(MIGRATIONS):
+                    raise RuntimeError(
+                        f"{self.path}: schema version {version} is newer than this cloudmon "
+                        f"({len(MIGRATIONS)})"
+                    )
+                for number in range(version, len(MIGRATIONS)):
+                    for statement in MIGRATIONS[number].split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={number + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        """The schema version of the file."""
+        return self._reader().execute("PRAGMA user_version").fetchone()[0]
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _forget(self) -> None:
+        self._node_ids: dict[str, int] = {}
+        self._pod_ids: dict[str, int] = {}
+        self._group_ids: dict[tuple[int, str, str], int] = {}
+        self._pod_groups: dict[int, tuple[int, ...]] = {}
+
+    def write(self, payloads: Sequence) -> int:
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                stored = sum(self._write_one(conn, payload) for payload in payloads)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                self._forget()
+                raise
+        return stored
+
+    def _write_one(self, conn: sqlite3.Connection, payload) -> int:
+        bucket = bucket_of(payload.timestamp)
+        node_id = self._node_id(conn, payload, bucket)
+        pods = {pod.uid: pod for pod in payload.pods}
+        pod_ids = self._upsert_pods(conn, payload.node, list(pods.values()), bucket)
+        pod_rows = [[getattr(pod, name) for name in POD_COLUMNS] for pod in pods.values()]
+        node_row = [getattr(payload.node_metrics, name) for name in NODE_COLUMNS[:-1]]
+        node_row.append(payload.node_info.cpu_count)
+
+        previous = conn.execute(
+            "SELECT pods FROM node_sample WHERE bucket = ? AND id = ?", (bucket, node_id)
+        ).fetchone()
+        conn.executemany(
+            "INSERT OR REPLACE INTO pod_sample (bucket, id, v) VALUES (?, ?, ?)",
+            [(bucket, pid, pack(row)) for pid, row in zip(pod_ids, pod_rows, strict=True)],
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO node_sample (bucket, id, v, pods) VALUES (?, ?, ?, ?)",
+            (bucket, node_id, pack(node_row), struct.pack(f"<{len(pod_ids)}I", *pod_ids)),
+        )
+        cluster_id = self._group_id(conn, EntityKind.CLUSTER, "", "", bucket)
+        if previous is None:
+            partials = _Partials()
+            for pid, row in zip(pod_ids, pod_rows, strict=True):
+                partials.add_pod(self._pod_groups[pid], row)
+            partials.add_node(cluster_id, node_row)
+            self._merge(conn, bucket, partials)
+        else:
+            gone = set(_ids(previous[0])).difference(pod_ids)
+            conn.executemany(
+                "DELETE FROM pod_sample WHERE bucket = ? AND id = ?",
+                [(bucket, pid) for pid in gone],
+            )
+            self._rebuild(conn, bucket, cluster_id)
+        return sum(v is not None for row in [node_row, *pod_rows] for v in row)
+
+    def _node_id(self, conn: sqlite3.Connection, payload, bucket: int) -> int:
+        info = payload.node_info
+        conn.execute(
+            "INSERT INTO node (name, cpu_count, memory_total_bytes, kernel, cgroup_version,"
+            " boot_time, first_bucket, last_bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET"
+            " cpu_count = coalesce(excluded.cpu_count, cpu_count),"
+            " memory_total_bytes = coalesce(excluded.memory_total_bytes, memory_total_bytes),"
+            " kernel = coalesce(excluded.kernel, kernel),"
+            " cgroup_version = coalesce(excluded.cgroup_version, cgroup_version),"
+            " boot_time = coalesce(excluded.boot_time, boot_time),"
+            " first_bucket = min(first_bucket, excluded.first_bucket),"
+            " last_bucket = max(last_bucket, excluded.last_bucket)",
+            (
+                payload.node,
+                info.cpu_count,
+                info.memory_total_bytes,
+                info.kernel,
+                info.cgroup_version,
+                info.boot_time,
+                bucket,
+                bucket,
+            ),
+        )
+        node_id = self._node_ids.get(payload.node)
+        if node_id is None:
+            (node_id,) = conn.execute(
+                "SELECT id FROM node WHERE name = ?", (payload.node,)
+            ).fetchone()
+            self._node_ids[payload.node] = node_id
+        return node_id
+
+    def _upsert_pods(self, conn: sqlite3.Connection, node: str, pods: list, bucket: int):
+        conn.executemany(
+            "INSERT INTO pod (uid, name, namespace, deployment, workload_kind, workload, node,"
+            " qos, first_bucket, last_bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (uid) DO UPDATE SET"
+            " name = coalesce(excluded.name, name),"
+            " namespace = coalesce(excluded.namespace, namespace),"
+            " deployment = coalesce(excluded.deployment, deployment),"
+            " workload_kind = coalesce(excluded.workload_kind, workload_kind),"
+            " workload = coalesce(excluded.workload, workload),"
+            " node = excluded.node, qos = coalesce(excluded.qos, qos),"
+            " first_bucket = min(first_bucket, excluded.first_bucket),"
+            " last_bucket = max(last_bucket, excluded.last_bucket)",
+            [
+                (
+                    pod.uid,
+                    pod.name,
+                    pod.namespace,
+                    pod.deployment,
+                    pod.workload_kind,
+                    pod.workload,
+                    node,
+                    pod.qos,
+                    bucket,
+                    bucket,
+                )
+                for pod in pods
+            ],
+        )
+        unknown = [pod.uid for pod in pods if pod.uid not in self._pod_ids]
+        if unknown:
+            self._pod_ids.update(
+                conn.execute(
+                    "SELECT uid, id FROM pod WHERE uid IN (SELECT value FROM json_each(?))",
+                    (json.dumps(unknown),),
+                )
+            )
+        ids = [self._pod_ids[pod.uid] for pod in pods]
+        for pid, pod in zip(ids, pods, strict=True):
+            groups = self._groups_of(conn, pod.namespace, pod.deployment, bucket)
+            if groups:
+                self._pod_groups[pid] = groups
+            else:
+                self._pod_groups.setdefault(pid, ())
+        return ids
+
+    def _groups_of(self, conn, namespace, deployment, bucket) -> tuple[int, ...]:
+        if namespace is None:
+            return ()
+        groups = [self._group_id(conn, EntityKind.NAMESPACE, namespace, "", bucket)]
+        if deployment is not None:
+            kind = EntityKind.DEPLOYMENT
+            groups.append(self._group_id(conn, kind, namespace, deployment, bucket))
+        return tuple(groups)
+
+    def _group_id(self, conn, kind: EntityKind, namespace: str, name: str, bucket: int) -> int:
+        key = (_GROUP_KIND[kind], namespace, name)
+        gid = self._group_ids.get(key)
+        if gid is None:
+            conn.execute(
+                "INSERT OR IGNORE INTO grp (kind, namespace, name, first_bucket, last_bucket)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (*key, bucket, bucket),
+            )
+            (gid,) = conn.execute(
+                "SELECT id FROM grp WHERE kind = ? AND namespace = ? AND name = ?", key
+            ).fetchone()
+            self._group_ids[key] = gid
+        return gid
+
+    def _merge(self, conn, bucket: int, partials: _Partials) -> None:
+        ids = list(partials.sums)
+        old = conn.execute(
+            "SELECT id, v FROM grp_sample WHERE bucket = ? AND id IN"
+            " (SELECT value FROM json_each(?))",
+            (bucket, json.dumps(ids)),
+        )
+        for gid, blob in old:
+            total = partials.sums[gid]
+            _add(total, unpack(blob, len(total)))
+        self._store_groups(conn, bucket, partials)
+
+    def _rebuild(self, conn, bucket: int, cluster_id: int) -> None:
+        partials = _Partials()
+        for _, blob in conn.execute("SELECT id, v FROM node_sample WHERE bucket = ?", (bucket,)):
+            partials.add_node(cluster_id, unpack(blob, len(NODE_COLUMNS)))
+        for pid, blob in conn.execute("SELECT id, v FROM pod_sample WHERE bucket = ?", (bucket,)):
+            partials.add_pod(self._groups_of_pod(conn, pid, bucket), unpack(blob, len(POD_COLUMNS)))
+        conn.execute("DELETE FROM grp_sample WHERE bucket = ?", (bucket,))
+        self._store_groups(conn, bucket, partials)
+
+    def _groups_of_pod(self, conn, pid: int, bucket: int) -> tuple[int, ...]:
+        groups = self._pod_groups.get(pid)
+        if groups is None:
+            namespace, deployment = conn.execute(
+                "SELECT namespace, deployment FROM pod WHERE id = ?", (pid,)
+            ).fetchone()
+            groups = self._pod_groups[pid] = self._groups_of(conn, namespace, deployment, bucket)
+        return groups
+
+    def _store_groups(self, conn, bucket: int, partials: _Partials) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO grp_sample (bucket, id, v) VALUES (?, ?, ?)",
+            [(bucket, gid, pack(total)) for gid, total in partials.sums.items()],
+        )
+        conn.executemany(
+            "UPDATE grp SET first_bucket = min(first_bucket, ?), last_bucket ="
+            " max(last_bucket, ?) WHERE id = ?",
+            [(bucket, bucket, gid) for gid in partials.sums],
+        )
+
+    # -- reading -------------------------------------------------------------------------
+
+    def entities(self, kind, filters=None, since=None, span=None):
+        filters = dict(filters or {})
+        where, params = [], []
+        if kind is EntityKind.NODE:
+            sql = (
+                "SELECT id, last_bucket, name, cpu_count, memory_total_bytes, kernel,"
+                " cgroup_version, boot_time FROM node"
+            )
+            make = _node_entity
+        elif kind is EntityKind.POD:
+            sql = (
+                "SELECT id, last_bucket, namespace, name, uid, node, deployment, workload_kind,"
+                " workload, qos FROM pod"
+            )
+            make = _pod_entity
+        else:
+            sql = "SELECT id, last_bucket, namespace, name FROM grp"
+            where.append("kind = ?")
+            params.append(_GROUP_KIND[kind])
+            make = _group_entity(kind)
+        for name, value in filters.items():
+            if name not in _FILTERS[kind]:
+                raise ValueError(f"{kind} cannot be filtered by {name}")
+            where.append(f"{name} = ?")
+            params.append(value)
+        if since is not None:
+            where.append("last_bucket >= ?")
+            params.append(since)
+        if span is not None:
+            where.append("last_bucket >= ? AND first_bucket <= ?")
+            params += [span.first_bucket(), span.last_bucket()]
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY " + _ORDER[kind]
+        return [make(row) for row in self._reader().execute(sql, params)]
+
+    def latest(self, entities, names):
+        answers = []
+        conn = self._reader()
+        for entity in entities:
+            row = None
+            if entity.last_bucket is not None:
+                row = conn.execute(
+                    f"SELECT v FROM {_SAMPLE_TABLE[entity.kind]} WHERE bucket = ? AND id = ?",
+                    (entity.last_bucket, entity.id),
+                ).fetchone()
+            pick = _picker(entity.kind, names)
+            values = self._values(entity.kind, row[0]) if row else [None] * len(names)
+            answers.append(
+                {
+                    "timestamp": entity.last_bucket if row else None,
+                    "metrics": as_latest(names, pick(values) if row else values),
+                }
+            )
+        return answers
+
+    def series(self, entities, names, span):
+        conn = self._reader()
+        answers = []
+        first, last = span.first_bucket(), span.last_bucket()
+        for entity in entities:
+            if first > last:
+                answers.append(fold((), names, span))
+                continue
+            rows = conn.execute(
+                "WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + 10 FROM b WHERE x < ?)"
+                f" SELECT s.bucket, s.v FROM b JOIN {_SAMPLE_TABLE[entity.kind]} s"
+                " ON s.bucket = b.x AND s.id = ?",
+                (first, last, entity.id),
+            )
+            pick = _picker(entity.kind, names)
+            answers.append(
+                fold(
+                    ((bucket, pick(self._values(entity.kind, blob))) for bucket, blob in rows),
+                    names,
+                    span,
+                )
+            )
+        return answers
+
+    @staticmethod
+    def _values(kind: EntityKind, blob: bytes) -> list:
+        return derive(kind, unpack(blob, len(STORED_COLUMNS[kind])))
+
+    def ping(self) -> None:
+        self._reader().execute("SELECT count(*) FROM node").fetchone()
+
+    def stats(self) -> dict[str, float]:
+        conn = self._reader()
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        (pages,) = conn.execute("PRAGMA page_count").fetchone()
+        (free,) = conn.execute("PRAGMA freelist_count").fetchone()
+        return {"bytes": float(page_size * (pages - free))}
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._writer.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+_FILTERS = {
+    EntityKind.NODE: {"name"},
+    EntityKind.POD: {"namespace", "name", "node", "deployment", "uid"},
+    EntityKind.NAMESPACE: {"namespace"},
+    EntityKind.DEPLOYMENT: {"namespace", "name"},
+    EntityKind.CLUSTER: set(),
+}
+
+_ORDER = {
+    EntityKind.NODE: "name",
+    EntityKind.POD: "namespace, name, uid",
+    EntityKind.NAMESPACE: "namespace",
+    EntityKind.DEPLOYMENT: "namespace, name",
+    EntityKind.CLUSTER: "id",
+}
+
+
+def _picker(kind: EntityKind, names: Sequence[str]):
+    index = {name: i for i, name in enumerate(columns(kind))}
+    positions = [index[name] for name in names]
+    return lambda values: [values[i] for i in positions]
+
+
+def _node_entity(row) -> Entity:
+    eid, last, name, cpu_count, memory, kernel, cgroup, boot = row
+    info = {
+        "cpu_count": cpu_count,
+        "memory_total_bytes": memory,
+        "kernel": kernel,
+        "cgroup_version": cgroup,
+        "boot_time": boot,
+    }
+    return Entity(EntityKind.NODE, eid, {"node": name}, last, info)
+
+
+def _pod_entity(row) -> Entity:
+    eid, last, namespace, name, uid, node, deployment, workload_kind, workload, qos = row
+    identity = {
+        "namespace": namespace,
+        "name": name,
+        "uid": uid,
+        "node": node,
+        "deployment": deployment,
+        "workload_kind": workload_kind,
+        "workload": workload,
+    }
+    return Entity(EntityKind.POD, eid, identity, last, {"qos": qos})
+
+
+def _group_entity(kind: EntityKind):
+    def make(row) -> Entity:
+        eid, last, namespace, name = row
+        if kind is EntityKind.NAMESPACE:
+            identity = {"namespace": namespace}
+        elif kind is EntityKind.DEPLOYMENT:
+            identity = {"namespace": namespace, "name": name}
+        else:
+            identity = {}
+        return Entity(kind, eid, identity, last)
+
+    return make

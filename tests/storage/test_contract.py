@@ -1,0 +1,76 @@
+"""The contract every storage backend passes."""
+
+import pytest
+from conftest import T0, node_payload, payloads
+
+from cloudmon.storage.base import EntityKind, Span
+
+
+def latest(store, kind, names=("cpu_cores",), **filters):
+    entities = store.entities(kind, filters)
+    return [item["metrics"] for item in store.latest(entities, names)]
+
+
+def test_write_counts_samples(backend):
+    stored = backend.write(payloads(node_payload("n1", T0, [("a", "ns", 0.5)])))
+    assert stored == 3 + 1  # node cpu_cores, pod_count and cpu_capacity_cores; the pod cpu_cores
+
+
+def test_latest_and_sums(backend):
+    backend.write(
+        payloads(
+            node_payload("n1", T0, [("a", "ns", 0.5), ("b", "ns", 0.25)]),
+            node_payload("n2", T0 + 5, [("c", "ns", 1.0)], cpu_cores=2.0),
+        )
+    )
+    assert latest(backend, EntityKind.NAMESPACE) == [{"cpu_cores": 1.75}]
+    assert latest(backend, EntityKind.DEPLOYMENT, namespace="ns") == [{"cpu_cores": 1.75}]
+    assert latest(backend, EntityKind.CLUSTER, ("cpu_cores", "node_count")) == [
+        {"cpu_cores": 3.0, "node_count": 2}
+    ]
+    assert latest(backend, EntityKind.POD, name="b") == [{"cpu_cores": 0.25}]
+
+
+def test_replace_never_double_counts(backend):
+    first = node_payload("n1", T0, [("a", "ns", 0.5), ("b", "ns", 0.25)])
+    backend.write(payloads(first))
+    backend.write(payloads(first, first))
+    backend.write(payloads(node_payload("n1", T0 + 9, [("a", "ns", 2.0)])))
+    assert latest(backend, EntityKind.NAMESPACE, ("cpu_cores", "pod_count")) == [
+        {"cpu_cores": 2.0, "pod_count": 1}
+    ]
+    assert latest(backend, EntityKind.CLUSTER, ("node_count",)) == [{"node_count": 1}]
+
+
+def test_batch_is_all_or_nothing(backend):
+    good = payloads(node_payload("n1", T0, [("a", "ns", 0.5)]))[0]
+    bad = payloads(node_payload("n2", T0, [("b", "ns", 0.5)]))[0]
+    bad.pods[0].cpu_cores = "not a number"
+    with pytest.raises(Exception):  # noqa: B017 - any failure of the backend
+        backend.write([good, bad])
+    assert backend.entities(EntityKind.NODE) == []
+    assert backend.entities(EntityKind.POD) == []
+    backend.write([good])
+    assert latest(backend, EntityKind.NAMESPACE) == [{"cpu_cores": 0.5}]
+
+
+def test_entities_since_and_span(backend):
+    backend.write(payloads(node_payload("old", T0, []), node_payload("new", T0 + 100, [])))
+    assert [e.identity["node"] for e in backend.entities(EntityKind.NODE, since=T0 + 50)] == ["new"]
+    span = Span(T0 - 20, T0 + 20, 10)
+    assert [e.identity["node"] for e in backend.entities(EntityKind.NODE, span=span)] == ["old"]
+
+
+def test_series_steps_and_gaps(backend):
+    for offset, cores in ((0, 1.0), (10, 3.0), (40, 5.0)):
+        backend.write(payloads(node_payload("n1", T0 + offset, [], cpu_cores=cores)))
+    entities = backend.entities(EntityKind.NODE)
+    (got,) = backend.series(entities, ("cpu_cores",), Span(T0, T0 + 40, 20, "avg"))
+    assert got == {"timestamps": [T0, T0 + 20, T0 + 40], "cpu_cores": [2.0, None, 5.0]}
+    (empty,) = backend.series(entities, ("cpu_cores",), Span(T0 + 1, T0 + 9, 10))
+    assert empty == {"timestamps": [], "cpu_cores": []}
+
+
+def test_ping_and_stats(backend):
+    backend.ping()
+    assert backend.stats()["bytes"] > 0

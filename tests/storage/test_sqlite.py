@@ -1,0 +1,99 @@
+import sqlite3
+import threading
+
+import pytest
+from conftest import T0, node_payload, payloads
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cloudmon.storage import open_storage
+from cloudmon.storage.base import EntityKind
+from cloudmon.storage.sqlite import MIGRATIONS, SqliteStorage, pack, unpack
+
+values = st.lists(st.none() | st.floats(min_value=0, max_value=1.8e19), max_size=32)
+
+
+@given(values)
+def test_pack_round_trip(row):
+    assert unpack(pack(row), len(row)) == row
+
+
+def test_pack_keeps_only_present_values():
+    assert len(pack([None] * 20 + [1.0])) == 4 + 8
+
+
+def test_url_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    relative = open_storage("sqlite:///data/a.db")
+    absolute = open_storage(f"sqlite:///{tmp_path}/b.db")
+    assert (tmp_path / "data" / "a.db").exists() and (tmp_path / "b.db").exists()
+    relative.close()
+    absolute.close()
+    with pytest.raises(ValueError, match="unknown scheme"):
+        open_storage("postgres://x")
+
+
+def test_schema_version_and_wal(tmp_path):
+    store = SqliteStorage(tmp_path / "s.db")
+    assert store.schema_version() == len(MIGRATIONS)
+    conn = sqlite3.connect(tmp_path / "s.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    conn.close()
+    store.close()
+
+
+def test_reopening_keeps_data_and_migrates_once(tmp_path):
+    store = SqliteStorage(tmp_path / "s.db")
+    store.write(payloads(node_payload("n1", T0, [("a", "ns", 0.5)])))
+    store.close()
+    again = SqliteStorage(tmp_path / "s.db")
+    assert [e.identity["node"] for e in again.entities(EntityKind.NODE)] == ["n1"]
+    again.write(payloads(node_payload("n1", T0, [("a", "ns", 0.25)])))
+    (ns,) = again.latest(again.entities(EntityKind.NAMESPACE), ["cpu_cores"])
+    assert ns["metrics"] == {"cpu_cores": 0.25}
+    again.close()
+
+
+def test_newer_schema_is_refused(tmp_path):
+    conn = sqlite3.connect(tmp_path / "s.db")
+    conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        SqliteStorage(tmp_path / "s.db")
+
+
+def test_readers_run_beside_the_writer(tmp_path):
+    store = SqliteStorage(tmp_path / "s.db")
+    store.write(payloads(node_payload("n1", T0, [("a", "ns", 1.0)])))
+    errors, stop = [], threading.Event()
+
+    def read():
+        try:
+            while not stop.is_set():
+                (cluster,) = store.entities(EntityKind.CLUSTER)
+                (row,) = store.latest([cluster], ["node_count"])
+                assert row["metrics"]["node_count"] >= 1
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for thread in readers:
+        thread.start()
+    for i in range(1, 50):
+        store.write(payloads(node_payload(f"n{i % 5}", T0 + 10 * i, [("a", "ns", 1.0)])))
+    stop.set()
+    for thread in readers:
+        thread.join()
+    assert errors == []
+    store.close()
+
+
+def test_two_stores_on_one_file_share_ids(tmp_path):
+    one, two = SqliteStorage(tmp_path / "s.db"), SqliteStorage(tmp_path / "s.db")
+    one.write(payloads(node_payload("n1", T0, [("a", "ns", 1.0)])))
+    two.write(payloads(node_payload("n2", T0, [("c", "ns", 1.0)])))
+    one.write(payloads(node_payload("n1", T0, [("b", "ns", 2.0)])))
+    (ns,) = two.latest(two.entities(EntityKind.NAMESPACE), ["cpu_cores", "pod_count"])
+    assert ns["metrics"] == {"cpu_cores": 3.0, "pod_count": 2}
+    one.close()
+    two.close()
