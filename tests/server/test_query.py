@@ -1,5 +1,5 @@
 import pytest
-from conftest import T0, payload, pod
+from server_payloads import T0, payload, pod
 
 # Three nodes; namespace shop and deployment shop/web span nodes n1 and n2.
 WEB_A = pod(

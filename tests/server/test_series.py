@@ -1,7 +1,7 @@
 from datetime import UTC, datetime
 
 import pytest
-from conftest import T0, payload, pod
+from server_payloads import T0, payload, pod
 
 # T0 = 30 k + 10: steps of 30 s start at T0 - 10, T0 + 20, T0 + 50.
 CPU = {0: 1.0, 10: 2.0, 30: 4.0, 40: 5.0, 50: 6.0}

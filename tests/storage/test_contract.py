@@ -1,7 +1,7 @@
 """The contract every storage backend passes."""
 
 import pytest
-from conftest import T0, node_payload, payloads
+from store_payloads import T0, node_payload, payloads
 
 from cloudmon.storage.base import EntityKind, Span
 

@@ -2,9 +2,9 @@ import sqlite3
 import threading
 
 import pytest
-from conftest import T0, node_payload, payloads
 from hypothesis import given
 from hypothesis import strategies as st
+from store_payloads import T0, node_payload, payloads
 
 from cloudmon.storage import open_storage
 from cloudmon.storage.base import EntityKind
