@@ -52,6 +52,8 @@ def decode(body: bytes, now: float) -> list:
         raise ApiError(400, f"payload: {error}") from None
     except msgspec.DecodeError as error:
         raise ApiError(400, f"body: not valid JSON ({error})") from None
+    except RecursionError:
+        raise ApiError(400, "body: JSON nested too deeply") from None
     if not payloads:
         raise ApiError(400, "body: an empty array holds no payload")
     is_array = body.lstrip()[:1] == b"["
