@@ -87,3 +87,8 @@ def test_default_url(monkeypatch):
     assert default_kubelet_url() == "https://[2001:db8::10]:10250"
     monkeypatch.delenv("NODE_IP")
     assert default_kubelet_url() is None
+
+
+def test_not_https():
+    with pytest.raises(MetadataError, match="not an https URL"):
+        KubeletSource("http://127.0.0.1:10255")

@@ -65,8 +65,8 @@ class Client:
         self, base_url: str, *, token_file: str | None, ca_file: str | None, timeout: float
     ):
         url = urllib.parse.urlsplit(base_url)
-        if url.scheme not in ("https", "http") or not url.hostname:
-            raise MetadataError(f"not an http(s) URL: {base_url!r}")
+        if url.scheme != "https" or not url.hostname:
+            raise MetadataError(f"not an https URL: {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self._url = url
         self._token_file = token_file
@@ -90,10 +90,8 @@ class Client:
             raise MetadataError(f"no token in {self._token_file}")
         return token.strip()
 
-    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+    def _connect(self, timeout: float) -> http.client.HTTPSConnection:
         host, port = self._url.hostname, self._url.port
-        if self._url.scheme == "http":
-            return http.client.HTTPConnection(host, port, timeout=timeout)
         return http.client.HTTPSConnection(host, port, timeout=timeout, context=self._tls())
 
     def open(self, path: str, *, timeout: float | None = None) -> Stream:
