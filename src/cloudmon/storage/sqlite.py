@@ -389,6 +389,7 @@ class SqliteStorage(Storage):
     # -- reading -------------------------------------------------------------------------
 
     def entities(self, kind, filters=None, since=None, span=None):
+        kind = EntityKind(kind)
         filters = dict(filters or {})
         where, params = [], []
         if kind is EntityKind.NODE:

@@ -1,0 +1,96 @@
+"""The real server process (gunicorn on a loopback port, a SQLite file) over real HTTP."""
+
+import gzip
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from server_payloads import payload, pod
+
+TOKEN = "e2e-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def request(url, body=None, headers=None):
+    req = urllib.request.Request(url, data=body, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture(params=[False, True], ids=["gunicorn", "dev"])
+def server(request, tmp_path):
+    port = free_port()
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    code = (
+        "import sys; from cloudmon.server.main import run_server; "
+        f"sys.exit(run_server(port={port}, storage='sqlite:///{tmp_path}/c.db', "
+        f"token_file='{tmp_path}/token', workers=2, dev={request.param}))"
+    )
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen([sys.executable, "-c", code], stderr=log_file)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if request_ok(base + "/readyz"):
+                break
+        except OSError:
+            pass
+        assert process.poll() is None, log_path.read_text()
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)
+    yield base
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+    assert TOKEN not in log_path.read_text()
+
+
+def request_ok(url) -> bool:
+    return request(url)[0] == 200
+
+
+def test_ingest_and_query_over_http(server):
+    now = time.time()
+    body = gzip.compress(
+        json.dumps(
+            [
+                payload(
+                    "n1",
+                    now - 10,
+                    [pod("uid-a", "a", "shop", "web", cpu_cores=0.25)],
+                    cpu_cores=1.0,
+                ),
+                payload(
+                    "n1", now, [pod("uid-a", "a", "shop", "web", cpu_cores=0.75)], cpu_cores=2.0
+                ),
+            ]
+        ).encode()
+    )
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    status, answer = request(server + "/api/ingest", body, headers)
+    assert status == 401
+    headers["Authorization"] = f"Bearer {TOKEN}"
+    status, answer = request(server + "/api/ingest", body, headers)
+    assert (status, answer["payloads"]) == (200, 2)
+    status, node = request(server + "/api/nodes/n1?window=1m&metrics=cpu_cores")
+    assert status == 200
+    assert node["metrics"] == {"cpu_cores": 2.0}
+    assert [v for v in node["series"]["cpu_cores"] if v is not None] == [1.0, 2.0]
+    status, web = request(server + "/api/deployments/shop/web")
+    assert web["metrics"]["cpu_cores"] == 0.75
+    assert request(server + "/api/nodes/ghost")[0] == 404
