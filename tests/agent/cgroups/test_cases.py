@@ -1,6 +1,7 @@
 """Every declared node case: discovery, figures and pod network match the spec."""
 
 import dataclasses
+import os
 
 import pytest
 from fixtures.cases import CASES
@@ -15,7 +16,7 @@ from fixtures.nodebuilder import (
     sandbox_id,
 )
 
-from cloudmon.agent.cgroups import FIELDS, open_cgroups
+from cloudmon.agent.cgroups import FIELDS, detect_layout, open_cgroups
 from cloudmon.agent.node.diskstats import parse_diskstats, stacked_device_numbers
 from cloudmon.agent.podnet import read_pod_network
 
@@ -50,10 +51,11 @@ def children(spec: NodeSpec, pod: PodSpec) -> dict[str, ContainerSpec]:
     return found
 
 
-@pytest.fixture(params=sorted(CASES))
-def node(request, tmp_path):
+@pytest.fixture(scope="module", params=sorted(CASES))
+def node(request, tmp_path_factory):
+    """A built case, shared by the tests that only read it."""
     spec = CASES[request.param]()
-    built = build(spec, tmp_path)
+    built = build(spec, tmp_path_factory.mktemp(request.param))
     with open(f"{built.proc_root}/diskstats") as f:
         stacked = stacked_device_numbers(parse_diskstats(f.read()))
     return spec, built, open_cgroups(built.cgroup_root), stacked
@@ -76,6 +78,24 @@ def test_cases_cover_every_layout_and_qos():
         (1, "systemd", "containerd", True),
     } <= kinds
     assert any(len(p.uid) == 32 for make in CASES.values() for p in make().pods)
+
+
+def test_layout(node):
+    spec, built, cgroups, _ = node
+    layout = detect_layout(built.cgroup_root)
+    assert layout.version == cgroups.version == spec.cgroup_version
+    if layout.version == 2:
+        assert layout.hierarchy("memory") == built.cgroup_root
+        return
+    for controller in ("cpu", "cpuacct", "memory", "blkio"):
+        directory = layout.hierarchy(controller)
+        assert controller in os.path.basename(directory).split(",")
+        assert os.path.isfile(os.path.join(directory, "cgroup.procs"))
+    cpu, cpuacct = layout.hierarchy("cpu"), layout.hierarchy("cpuacct")
+    if spec.v1_cpu_combined:
+        assert cpu == cpuacct and cpu.endswith("/cpu,cpuacct")
+    else:
+        assert (cpu[-4:], cpuacct[-8:]) == ("/cpu", "/cpuacct")
 
 
 def test_discovery_finds_exactly_the_declared_pods(node):
