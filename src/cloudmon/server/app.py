@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Flask
 
-from cloudmon.server import errors, health, ingest, query
+from cloudmon.server import errors, exposition, health, ingest, query
 from cloudmon.server.state import ServerState
 from cloudmon.storage import Storage, open_storage
 
@@ -29,8 +29,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     storage = app.config["CLOUDMON_STORAGE"]
     if not isinstance(storage, Storage):
         storage = open_storage(storage)
-    app.extensions["cloudmon"] = ServerState(storage)
+    server_state = ServerState(storage)
+    server_state.registry.register(exposition.LatestCollector(storage, app.config["CLOUDMON_NOW"]))
+    app.extensions["cloudmon"] = server_state
     errors.register(app)
-    for blueprint in (ingest.bp, query.bp, health.bp):
+    for blueprint in (ingest.bp, query.bp, health.bp, exposition.bp):
         app.register_blueprint(blueprint)
     return app

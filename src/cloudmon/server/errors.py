@@ -3,7 +3,7 @@
 import logging
 
 import msgspec
-from flask import Flask, Response
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,11 @@ class ApiError(Exception):
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    """The JSON answer of an error."""
+    """The JSON answer of an error, counted in the server's figures."""
+    server = current_app.extensions.get("cloudmon")
+    if server is not None:
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unknown"
+        server.rejected.labels(endpoint, str(status)).inc()
     body = msgspec.json.encode({"error": message})
     return Response(body, status=status, mimetype="application/json", headers=headers)
 

@@ -3,9 +3,11 @@
 from dataclasses import dataclass, field
 
 from flask import current_app
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
 from cloudmon.storage.base import Storage
+
+disable_created_metrics()
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
@@ -26,8 +28,8 @@ class ServerState:
         )
         self.rejected = Counter(
             "cloudmon_rejected_requests",
-            "Requests refused, by HTTP status",
-            ["status"],
+            "Requests refused, by endpoint and HTTP status",
+            ["endpoint", "status"],
             registry=self.registry,
         )
         self.ingest_seconds = Histogram(

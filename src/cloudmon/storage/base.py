@@ -38,6 +38,14 @@ CLUSTER_SUMS = (
 CLUSTER_COLUMNS = (*CLUSTER_SUMS, "node_count")
 CLUSTER_DERIVED = ("cpu_percent", "memory_percent")
 
+# What the columns outside the catalogue hold.
+EXTRA_HELP = {
+    "cpu_capacity_cores": "CPUs of the node (node_info.cpu_count); for the cluster their sum",
+    "pod_count": "pods reporting in the bucket",
+    "node_count": "nodes reporting in the bucket",
+    "cpu_percent": "100 x cpu_cores / cpu_capacity_cores",
+    "memory_percent": "100 x memory_used_bytes / memory_total_bytes",
+}
 COUNTS = frozenset({"pod_count", "node_count"})
 INTEGER_COLUMNS = frozenset(m.name for m in CATALOGUE if m.integer) | COUNTS
 

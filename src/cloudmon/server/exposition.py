@@ -1,0 +1,72 @@
+"""GET /metrics: the latest values of what reported in the last 30 s, and the server's own
+figures, in the Prometheus text format."""
+
+from flask import Blueprint, Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from cloudmon.metrics import BY_NAME, Kind
+from cloudmon.server import auth
+from cloudmon.server.state import state
+from cloudmon.storage.base import EXTRA_HELP, EntityKind, Storage, bucket_of, columns
+
+bp = Blueprint("exposition", __name__)
+
+ACTIVE_SECONDS = 30
+_LABELS = {
+    EntityKind.NODE: {"node": "node"},
+    EntityKind.POD: {
+        "namespace": "namespace",
+        "pod": "name",
+        "uid": "uid",
+        "node": "node",
+        "deployment": "deployment",
+    },
+    EntityKind.NAMESPACE: {"namespace": "namespace"},
+    EntityKind.DEPLOYMENT: {"namespace": "namespace", "deployment": "name"},
+    EntityKind.CLUSTER: {},
+}
+
+
+def family(kind: EntityKind, name: str, labels: list[str]):
+    """The metric family of one column of one kind of entity."""
+    metric = BY_NAME.get(name)
+    if metric is not None and metric.kind is Kind.COUNTER:
+        base = f"cloudmon_{kind}_{name.removesuffix('_total')}"
+        return CounterMetricFamily(base, metric.help, labels=labels)
+    text = metric.help if metric is not None else EXTRA_HELP[name]
+    return GaugeMetricFamily(f"cloudmon_{kind}_{name}", text, labels=labels)
+
+
+class LatestCollector(Collector):
+    """Yields the latest value of every column of every active entity."""
+
+    def __init__(self, storage: Storage, now) -> None:
+        self.storage = storage
+        self.now = now
+
+    def collect(self):
+        since = bucket_of(self.now() - ACTIVE_SECONDS)
+        for kind, labels in _LABELS.items():
+            entities = self.storage.entities(kind, since=since)
+            names = columns(kind)
+            latest = self.storage.latest(entities, names)
+            for i, name in enumerate(names):
+                metrics = family(kind, name, list(labels))
+                for entity, answer in zip(entities, latest, strict=True):
+                    value = answer["metrics"][names[i]]
+                    if value is not None:
+                        values = [entity.identity[field] or "" for field in labels.values()]
+                        metrics.add_metric(values, value)
+                yield metrics
+        yield GaugeMetricFamily(
+            "cloudmon_storage_bytes", "bytes the store uses", value=self.storage.stats()["bytes"]
+        )
+
+
+@bp.get("/metrics")
+def metrics():
+    """The Prometheus text exposition."""
+    auth.require(current_app.config["CLOUDMON_READ_TOKEN"])
+    return Response(generate_latest(state().registry), content_type=CONTENT_TYPE_LATEST)
