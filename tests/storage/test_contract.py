@@ -3,7 +3,7 @@
 import pytest
 from store_payloads import T0, node_payload, payloads
 
-from cloudmon.storage.base import EntityKind, Span
+from cloudmon.storage.base import IDENTITY, EntityKind, Span
 
 
 def latest(store, kind, names=("cpu_cores",), **filters):
@@ -74,3 +74,10 @@ def test_series_steps_and_gaps(backend):
 def test_ping_and_stats(backend):
     backend.ping()
     assert backend.stats()["bytes"] > 0
+
+
+def test_identity_fields(backend):
+    backend.write(payloads(node_payload("n1", T0, [("a", "ns", 0.5)])))
+    for kind in EntityKind:
+        for entity in backend.entities(kind):
+            assert tuple(entity.identity) == IDENTITY[kind]

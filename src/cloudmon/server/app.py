@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Flask
 
-from cloudmon.server import errors, exposition, health, ingest, query
+from cloudmon.server import errors, exposition, health, ingest, openapi, query
 from cloudmon.server.state import ServerState
 from cloudmon.storage import Storage, open_storage
 
@@ -25,6 +25,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         CLOUDMON_NOW=time.time,
     )
     app.config.update(config or {})
+    app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = app.config["CLOUDMON_MAX_BODY"]
     storage = app.config["CLOUDMON_STORAGE"]
     if not isinstance(storage, Storage):
@@ -33,6 +34,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     server_state.registry.register(exposition.LatestCollector(storage, app.config["CLOUDMON_NOW"]))
     app.extensions["cloudmon"] = server_state
     errors.register(app)
-    for blueprint in (ingest.bp, query.bp, health.bp, exposition.bp):
+    for blueprint in (ingest.bp, query.bp, health.bp, exposition.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app

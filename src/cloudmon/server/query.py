@@ -1,6 +1,7 @@
 """GET /api/...: the cluster, nodes, pods, namespaces and deployments, latest or as series."""
 
 import time
+from dataclasses import dataclass
 
 import msgspec
 from flask import Blueprint, Response, current_app, request
@@ -22,6 +23,26 @@ _PLURAL = {
 }
 
 
+@dataclass(frozen=True)
+class Route:
+    """What a GET /api route answers: a kind of entity, one or a list, and its filters."""
+
+    kind: EntityKind
+    many: bool
+    filters: tuple[str, ...] = ()
+
+
+ROUTES: dict[str, Route] = {}
+
+
+def _get(rule: str, kind: EntityKind, many: bool, filters: tuple[str, ...] = ()):
+    def decorate(view):
+        ROUTES[bp.url_prefix + rule] = Route(kind, many, filters)
+        return bp.get(rule)(view)
+
+    return decorate
+
+
 @bp.before_request
 def _guard() -> None:
     auth.require(current_app.config["CLOUDMON_READ_TOKEN"])
@@ -40,7 +61,9 @@ def _json(body) -> Response:
     return Response(msgspec.json.encode(body), mimetype="application/json")
 
 
-def _query(kind: EntityKind, allowed_filters: tuple[str, ...] = ()):
+def _query():
+    route = ROUTES[request.url_rule.rule]
+    kind, allowed_filters = route.kind, route.filters
     unknown = set(request.args) - set(timeparams.TIME_PARAMETERS) - set(allowed_filters)
     if unknown:
         raise ApiError(400, f"{sorted(unknown)[0]}: unknown parameter")
@@ -50,7 +73,7 @@ def _query(kind: EntityKind, allowed_filters: tuple[str, ...] = ()):
     for name in names:
         if name not in known:
             raise ApiError(400, f"metrics: {name!r} is not a metric of {_PLURAL[kind]}")
-    return query, names
+    return kind, query, names
 
 
 def _items(entities: list[Entity], query, names) -> list[dict]:
@@ -69,9 +92,9 @@ def _items(entities: list[Entity], query, names) -> list[dict]:
     return items
 
 
-def _list(kind: EntityKind, filters: dict, allowed_filters: tuple[str, ...] = ()) -> Response:
-    query, names = _query(kind, allowed_filters)
-    for name in allowed_filters:
+def _list(filters: dict) -> Response:
+    kind, query, names = _query()
+    for name in ROUTES[request.url_rule.rule].filters:
         if name in request.args:
             filters[name] = request.args[name]
     since = None
@@ -88,95 +111,95 @@ def _find(kind: EntityKind, filters: dict, what: str) -> Entity:
     return max(entities, key=lambda entity: entity.last_bucket or 0)
 
 
-def _one(kind: EntityKind, filters: dict, what: str) -> Response:
-    query, names = _query(kind)
+def _one(filters: dict, what: str) -> Response:
+    kind, query, names = _query()
     return _json(_items([_find(kind, filters, what)], query, names)[0])
 
 
-@bp.get("/cluster")
+@_get("/cluster", EntityKind.CLUSTER, False)
 def cluster():
     """The whole cluster."""
-    query, names = _query(EntityKind.CLUSTER)
+    _, query, names = _query()
     entities = state().storage.entities(EntityKind.CLUSTER) or [
         Entity(EntityKind.CLUSTER, 0, {}, None)
     ]
     return _json(_items(entities[:1], query, names)[0])
 
 
-@bp.get("/nodes")
+@_get("/nodes", EntityKind.NODE, True)
 def nodes():
     """The nodes."""
-    return _list(EntityKind.NODE, {})
+    return _list({})
 
 
-@bp.get("/nodes/<node>")
+@_get("/nodes/<node>", EntityKind.NODE, False)
 def node(node: str):
     """One node."""
-    return _one(EntityKind.NODE, {"name": node}, f"node {node!r}")
+    return _one({"name": node}, f"node {node!r}")
 
 
-@bp.get("/nodes/<node>/pods")
+@_get("/nodes/<node>/pods", EntityKind.POD, True, ("namespace", "deployment"))
 def node_pods(node: str):
     """The pods of one node."""
     _find(EntityKind.NODE, {"name": node}, f"node {node!r}")
-    return _list(EntityKind.POD, {"node": node}, ("namespace", "deployment"))
+    return _list({"node": node})
 
 
-@bp.get("/pods")
+@_get("/pods", EntityKind.POD, True, ("namespace", "node", "deployment"))
 def pods():
     """The pods, filtered by namespace, node or deployment."""
-    return _list(EntityKind.POD, {}, ("namespace", "node", "deployment"))
+    return _list({})
 
 
-@bp.get("/pods/<namespace>/<pod>")
+@_get("/pods/<namespace>/<pod>", EntityKind.POD, False)
 def pod(namespace: str, pod: str):
     """One pod (the newest of that name)."""
     filters = {"namespace": namespace, "name": pod}
-    return _one(EntityKind.POD, filters, f"pod {namespace}/{pod}")
+    return _one(filters, f"pod {namespace}/{pod}")
 
 
-@bp.get("/namespaces")
+@_get("/namespaces", EntityKind.NAMESPACE, True)
 def namespaces():
     """The namespaces."""
-    return _list(EntityKind.NAMESPACE, {})
+    return _list({})
 
 
-@bp.get("/namespaces/<namespace>")
+@_get("/namespaces/<namespace>", EntityKind.NAMESPACE, False)
 def namespace(namespace: str):
     """One namespace."""
-    return _one(EntityKind.NAMESPACE, {"namespace": namespace}, f"namespace {namespace!r}")
+    return _one({"namespace": namespace}, f"namespace {namespace!r}")
 
 
-@bp.get("/namespaces/<namespace>/pods")
+@_get("/namespaces/<namespace>/pods", EntityKind.POD, True, ("node", "deployment"))
 def namespace_pods(namespace: str):
     """The pods of one namespace."""
     _find(EntityKind.NAMESPACE, {"namespace": namespace}, f"namespace {namespace!r}")
-    return _list(EntityKind.POD, {"namespace": namespace}, ("node", "deployment"))
+    return _list({"namespace": namespace})
 
 
-@bp.get("/namespaces/<namespace>/deployments")
+@_get("/namespaces/<namespace>/deployments", EntityKind.DEPLOYMENT, True)
 def namespace_deployments(namespace: str):
     """The deployments of one namespace."""
     _find(EntityKind.NAMESPACE, {"namespace": namespace}, f"namespace {namespace!r}")
-    return _list(EntityKind.DEPLOYMENT, {"namespace": namespace})
+    return _list({"namespace": namespace})
 
 
-@bp.get("/deployments")
+@_get("/deployments", EntityKind.DEPLOYMENT, True, ("namespace",))
 def deployments():
     """The deployments, filtered by namespace."""
-    return _list(EntityKind.DEPLOYMENT, {}, ("namespace",))
+    return _list({})
 
 
-@bp.get("/deployments/<namespace>/<name>")
+@_get("/deployments/<namespace>/<name>", EntityKind.DEPLOYMENT, False)
 def deployment(namespace: str, name: str):
     """One deployment."""
     filters = {"namespace": namespace, "name": name}
-    return _one(EntityKind.DEPLOYMENT, filters, f"deployment {namespace}/{name}")
+    return _one(filters, f"deployment {namespace}/{name}")
 
 
-@bp.get("/deployments/<namespace>/<name>/pods")
+@_get("/deployments/<namespace>/<name>/pods", EntityKind.POD, True, ("node",))
 def deployment_pods(namespace: str, name: str):
     """The pods of one deployment."""
     what = f"deployment {namespace}/{name}"
     _find(EntityKind.DEPLOYMENT, {"namespace": namespace, "name": name}, what)
-    return _list(EntityKind.POD, {"namespace": namespace, "deployment": name}, ("node",))
+    return _list({"namespace": namespace, "deployment": name})

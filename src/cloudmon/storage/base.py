@@ -20,6 +20,15 @@ class EntityKind(StrEnum):
     CLUSTER = "cluster"
 
 
+# The identity fields of each kind of entity in the API (contract section 4).
+IDENTITY = {
+    EntityKind.NODE: ("node",),
+    EntityKind.POD: ("namespace", "name", "uid", "node", "deployment", "workload_kind", "workload"),
+    EntityKind.NAMESPACE: ("namespace",),
+    EntityKind.DEPLOYMENT: ("namespace", "name"),
+    EntityKind.CLUSTER: (),
+}
+
 NODE_COLUMNS = (*(m.name for m in metrics_for(Scope.NODE)), "cpu_capacity_cores")
 POD_COLUMNS = tuple(m.name for m in metrics_for(Scope.POD))
 # Namespaces and deployments sum their pods' rates and gauges, never cumulative counters.
