@@ -1,0 +1,241 @@
+"""Server benchmark: ingest and queries over real HTTP to the real server (gunicorn) on a
+SQLite file, load from separate processes. Prints each figure.
+
+Targets (issue 3): >= 500 node payloads/s of 110 pods; server CPU per payload <= 10x orjson's
+parse time; with 200 nodes x 50 pods x 6 h: one pod over 1 h <= 20 ms, a 500-pod namespace
+over 1 h <= 50 ms, /api/nodes <= 30 ms, /api/pods (all) <= 300 ms; <= 16 bytes per sample.
+Smaller runs: --hours, --nodes, --pods.
+"""
+
+import argparse
+import gzip
+import json
+import multiprocessing
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+
+from cloudmon import payload as wire
+from cloudmon.storage.sqlite import SqliteStorage
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def pod_body(node: int, index: int, ts: float, namespaces: int) -> dict:
+    r = random.random
+    deployment = f"app-{index % 10}"
+    return {
+        "uid": f"{node:05d}-{index:04d}-0000-0000-000000000000",
+        "name": f"{deployment}-{node}-{index}",
+        "namespace": f"ns-{(node * 7 + index) % namespaces}",
+        "deployment": deployment,
+        "workload_kind": "Deployment",
+        "workload": deployment,
+        "node": f"node-{node}",
+        "qos": "burstable",
+        "containers": [],
+        "cpu_usage_seconds_total": ts * r() % 1e6,
+        "cpu_cores": r(),
+        "cpu_throttled_seconds_total": r() * 100,
+        "cpu_limit_cores": 2.0,
+        "cpu_request_cores": 0.5,
+        "memory_usage_bytes": random.randrange(1 << 30),
+        "memory_working_set_bytes": random.randrange(1 << 30),
+        "memory_limit_bytes": 1 << 31,
+        "memory_request_bytes": 1 << 29,
+        "disk_read_bytes_total": random.randrange(1 << 40),
+        "disk_write_bytes_total": random.randrange(1 << 40),
+        "disk_read_bps": r() * 1e6,
+        "disk_write_bps": r() * 1e6,
+        "network_rx_bytes_total": random.randrange(1 << 40),
+        "network_tx_bytes_total": random.randrange(1 << 40),
+        "network_rx_bps": r() * 1e6,
+        "network_tx_bps": r() * 1e6,
+    }
+
+
+def node_body(node: int, ts: float, pods: int, namespaces: int) -> dict:
+    metrics = {m: random.randrange(10**9) for m in wire.NodeMetrics.__struct_fields__}
+    metrics["pod_count"] = pods
+    metrics["memory_total_bytes"] = 1 << 35
+    return {
+        "schema": 1,
+        "node": f"node-{node}",
+        "timestamp": ts,
+        "interval": 10.0,
+        "node_info": {"cpu_count": 8, "memory_total_bytes": 1 << 35, "cgroup_version": 2},
+        "node_metrics": metrics,
+        "pods": [pod_body(node, i, ts, namespaces) for i in range(pods)],
+    }
+
+
+def fill(path: Path, nodes: int, pods: int, hours: float, namespaces: int) -> int:
+    """Store `hours` of data up to now, written directly to the file."""
+    store = SqliteStorage(path)
+    samples = 0
+    buckets = int(hours * 360)
+    first = time.time() - 10 * buckets
+    for b in range(buckets):
+        batch = [node_body(n, first + 10 * b, pods, namespaces) for n in range(nodes)]
+        samples += store.write(wire.decode(orjson.dumps(batch)))
+    store._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    return samples
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(path: Path, workers: int, threads: int):
+    port = free_port()
+    code = (
+        "from cloudmon.server.main import run_server; "
+        f"run_server(port={port}, storage='sqlite:///{path}', workers={workers}, "
+        f"threads={threads}, log_level='warning')"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code])
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(base + "/readyz", timeout=1).read()
+            return process, base
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("the server did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (gunicorn's workers)."""
+    total = 0.0
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(c) for c in (task / "children").read_text().split()]
+    for p in pids:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+def median_ms(url: str, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=60) as answer:
+            answer.read()
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
+def _post_loop(args) -> int:
+    base, bodies, seconds = args
+    sent = 0
+    deadline = time.monotonic() + seconds
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    while time.monotonic() < deadline:
+        body = bodies[sent % len(bodies)]
+        req = urllib.request.Request(base + "/api/ingest", data=body, headers=headers)
+        with urllib.request.urlopen(req, timeout=60) as answer:
+            answer.read()
+        sent += 1
+    return sent
+
+
+def refresh(base: str, nodes: int, pods: int, namespaces: int) -> None:
+    """One fresh bucket of every node over HTTP, so the latest lists show them all."""
+    headers = {"Content-Type": "application/json"}
+    for n in range(nodes):
+        body = orjson.dumps(node_body(n, time.time(), pods, namespaces))
+        req = urllib.request.Request(base + "/api/ingest", data=body, headers=headers)
+        urllib.request.urlopen(req, timeout=60).read()
+
+
+def bench_ingest(base: str, server_pid: int, clients: int, seconds: float, pods: int) -> None:
+    raw = [
+        orjson.dumps(node_body(10_000 + c * 100 + i, time.time() - 3000 + i * 10, pods, 20))
+        for c in range(clients)
+        for i in range(20)
+    ]
+    started = time.perf_counter()
+    for body in raw[:50]:
+        orjson.loads(body)
+    orjson_ms = (time.perf_counter() - started) / min(50, len(raw)) * 1000
+    per_client = [
+        (base, [gzip.compress(b) for b in raw[c * 20 : (c + 1) * 20]], seconds)
+        for c in range(clients)
+    ]
+    cpu_before = cpu_seconds(server_pid)
+    with multiprocessing.Pool(clients) as pool:
+        started = time.perf_counter()
+        sent = sum(pool.map(_post_loop, per_client))
+        elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(server_pid) - cpu_before
+    per_payload_ms = cpu / sent * 1000
+    print(f"ingest: {sent / elapsed:.0f} payloads/s of {pods} pods ({clients} client processes)")
+    print(
+        f"ingest: server CPU {per_payload_ms:.2f} ms per payload; orjson parse "
+        f"{orjson_ms:.3f} ms; ratio {per_payload_ms / orjson_ms:.1f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nodes", type=int, default=200)
+    parser.add_argument("--pods", type=int, default=50)
+    parser.add_argument("--hours", type=float, default=6.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--ingest-seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=3)
+    options = parser.parse_args()
+    random.seed(1)
+    namespaces = max(1, options.nodes * options.pods // 500)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.db"
+        started = time.perf_counter()
+        samples = fill(path, options.nodes, options.pods, options.hours, namespaces)
+        size = os.path.getsize(path)
+        print(
+            f"fill: {options.nodes} nodes x {options.pods} pods x {options.hours} h in "
+            f"{time.perf_counter() - started:.0f} s: {samples} samples"
+        )
+        print(f"disk: {size / samples:.2f} bytes per stored raw sample (indexes included)")
+        process, base = start_server(path, options.workers, options.threads)
+        try:
+            refresh(base, options.nodes, options.pods, namespaces)
+            end = int(time.time())
+            span = f"start={end - 3600}&end={end}"
+            pods = json.loads(urllib.request.urlopen(base + "/api/pods?metrics=cpu_cores").read())
+            one = pods["items"][0]
+            size = options.nodes * options.pods // namespaces
+            whole = int(options.hours * 3600)
+            figures = {
+                "one pod over 1 h": f"/api/pods/{one['namespace']}/{one['name']}?{span}",
+                f"a {size}-pod namespace over 1 h": f"/api/namespaces/ns-0?{span}",
+                "/api/nodes latest": "/api/nodes",
+                f"/api/pods latest ({len(pods['items'])} pods)": "/api/pods",
+                "the cluster over 1 h": f"/api/cluster?{span}",
+                f"the cluster over {options.hours} h": f"/api/cluster?window={whole}s",
+            }
+            for label, url in figures.items():
+                print(f"query: {label}: {median_ms(base + url, 15):.1f} ms median")
+            bench_ingest(base, process.pid, options.clients, options.ingest_seconds, 110)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
