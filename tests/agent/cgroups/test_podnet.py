@@ -16,56 +16,65 @@ Inter-|   Receive                                                |  Transmit
 """  # noqa: E501 (real /proc/<pid>/net/dev lines)
 
 
-def process(proc, pid, netns, net_dev=NET_DEV):
-    directory = proc / str(pid)
-    (directory / "ns").mkdir(parents=True)
-    (directory / "ns" / "net").symlink_to(netns)
-    if net_dev is not None:
-        (directory / "net").mkdir()
-        (directory / "net" / "dev").write_text(net_dev)
+def process(proc, pid, same_namespace_as=None, net_dev=NET_DEV):
+    """A process whose net/dev is that of `same_namespace_as`, or of a namespace of its own."""
+    directory = proc / str(pid) / "net"
+    directory.mkdir(parents=True)
+    if same_namespace_as is not None:
+        (directory / "dev").hardlink_to(proc / str(same_namespace_as) / "net" / "dev")
+    elif net_dev is not None:
+        (directory / "dev").write_text(net_dev)
 
 
 @pytest.fixture
 def proc(tmp_path):
-    process(tmp_path, 1, "net:[4026531840]", net_dev="host interfaces\n\n")
+    process(tmp_path, 1, net_dev="host interfaces\n\n")
     return tmp_path
 
 
 def test_all_interfaces_but_lo(proc):
-    process(proc, 4242, "net:[4026532281]")
+    process(proc, 4242)
     assert read_pod_network(str(proc), [4242]) == (315849 + 1000000000, 315850 + 7)
 
 
 def test_first_readable_process(proc):
-    process(proc, 10, "net:[4026532281]", net_dev=None)  # net/dev gone meanwhile
-    process(proc, 11, "net:[4026532281]")
+    process(proc, 10, net_dev=None)  # net/dev gone meanwhile
+    process(proc, 11)
     assert read_pod_network(str(proc), [9, 10, 11]) == (1000315849, 315857)
     assert read_pod_network(str(proc), [9, 10]) is None
     assert read_pod_network(str(proc), []) is None
 
 
 def test_host_network(proc):
-    process(proc, 20, "net:[4026531840]")
+    process(proc, 20, same_namespace_as=1)
     assert read_pod_network(str(proc), [20]) is None
     # A process in the host namespace (CRI-O's conmon) is passed over.
-    process(proc, 21, "net:[4026532999]")
+    process(proc, 21)
     assert read_pod_network(str(proc), [20, 21]) == (1000315849, 315857)
 
 
-def test_host_namespace_unknown(tmp_path):
-    process(tmp_path, 30, "net:[4026532281]")
+def test_processes_of_one_namespace_share_it(proc):
+    process(proc, 30)
+    process(proc, 31, same_namespace_as=30)
+    assert read_pod_network(str(proc), [31]) == (1000315849, 315857)
+
+
+def test_host_namespace_unknown_gives_none(tmp_path, caplog):
+    process(tmp_path, 30)
     assert read_pod_network(str(tmp_path), [30]) is None
+    assert "no pod network figures" in caplog.text
 
 
 def test_permission_denied_is_reported_and_gives_none(proc, monkeypatch, caplog):
-    process(proc, 40, "net:[4026532281]")
-    real = os.readlink
+    process(proc, 40)
+    real = os.stat
 
-    def denied(path):
-        if path.endswith("/40/ns/net"):
+    def denied(path, *args, **kwargs):
+        if str(path).endswith("/40/net/dev"):
             raise PermissionError(13, "Permission denied", path)
-        return real(path)
+        return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(podnet.os, "readlink", denied)
+    monkeypatch.setattr(podnet.os, "stat", denied)
     assert read_pod_network(str(proc), [40]) is None
-    assert "permission denied" in caplog.text
+    assert "Permission denied" in caplog.text
+
