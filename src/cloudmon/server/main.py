@@ -4,11 +4,12 @@ import logging
 
 from gunicorn.app.base import BaseApplication
 
-from cloudmon.server.app import DEFAULT_STORAGE, create_app
+from cloudmon.server.app import DEFAULT_STORAGE, RETENTION, create_app
 from cloudmon.server.auth import read_token
 from cloudmon.storage import open_storage
 
 log = logging.getLogger(__name__)
+EXPIRE_EVERY = 300.0  # seconds between deletions of expired samples
 
 
 class _Gunicorn(BaseApplication):
@@ -35,12 +36,15 @@ def run_server(
     threads: int = 4,
     dev: bool = False,
     log_level: str = "info",
+    retention: float = RETENTION,
 ) -> int:
     """Serve until stopped; returns the exit status."""
     config = {
         "CLOUDMON_STORAGE": storage,
         "CLOUDMON_TOKEN": read_token(token_file),
         "CLOUDMON_READ_TOKEN": read_token(read_token_file),
+        "CLOUDMON_RETENTION": retention,
+        "CLOUDMON_EXPIRE_EVERY": EXPIRE_EVERY,
     }
     # Open once before forking: a bad URL fails here and the schema is migrated once.
     open_storage(storage).close()

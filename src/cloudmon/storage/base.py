@@ -191,6 +191,10 @@ class Storage(ABC):
         """For each entity a columnar series of `names` over span (see `fold`)."""
 
     @abstractmethod
+    def expire(self, before: int) -> int:
+        """Delete the samples of buckets before `before`, a little at a time; returns rows."""
+
+    @abstractmethod
     def ping(self) -> None:
         """Raise unless the store can answer queries."""
 

@@ -35,6 +35,7 @@ from cloudmon.storage.base import (
 )
 
 _MASK = struct.Struct("<I")
+_EXPIRE_CHUNK = 60  # seconds of buckets deleted per transaction
 _GROUP_KIND = {EntityKind.CLUSTER: 0, EntityKind.NAMESPACE: 1, EntityKind.DEPLOYMENT: 2}
 
 MIGRATIONS: tuple[str, ...] = (
@@ -385,6 +386,22 @@ class SqliteStorage(Storage):
             " max(last_bucket, ?) WHERE id = ?",
             [(bucket, bucket, gid) for gid in partials.sums],
         )
+
+    def expire(self, before: int) -> int:
+        deleted = 0
+        for table in ("pod_sample", "node_sample", "grp_sample"):
+            (oldest,) = self._reader().execute(f"SELECT min(bucket) FROM {table}").fetchone()
+            if oldest is None:
+                continue
+            # Short transactions, so that ingest waits at most for one chunk.
+            for start in range(oldest, before, _EXPIRE_CHUNK):
+                with self._write_lock:
+                    cursor = self._writer.execute(
+                        f"DELETE FROM {table} WHERE bucket >= ? AND bucket < ?",
+                        (start, min(start + _EXPIRE_CHUNK, before)),
+                    )
+                    deleted += cursor.rowcount
+        return deleted
 
     # -- reading -------------------------------------------------------------------------
 
