@@ -83,7 +83,7 @@ def rss_kib(pid: int) -> int:
 
 def measure_memory(roots: Roots) -> None:
     command = [sys.executable, "-m", "cloudmon", "--log-level", "error", "agent"]
-    command += ["--interval", "0.05", "--output", "-", "--metadata", "none"]
+    command += ["--interval", "0.1", "--output", "-", "--metadata", "none"]
     command += ["--proc-root", roots.proc, "--cgroup-root", roots.cgroup, "--rootfs", roots.rootfs]
     agent = subprocess.Popen(command, stdout=subprocess.PIPE)
     try:

@@ -38,6 +38,9 @@ class Collector:
         self._monotonic = monotonic
         self._rates = RateTracker()
         self._last_sample: float | None = None
+        # Whether a container ID is its pod's sandbox never changes: decided once.
+        self._sandboxes: dict[str, bool] = {}
+        self._sandboxes_seen: dict[str, bool] = {}
 
     def collect(self):
         """One payload (a msgspec struct) of the node as it is now."""
@@ -63,6 +66,7 @@ class Collector:
         )
         node_metrics["pod_count"] = len(pods)
         self._rates.end_cycle()
+        self._sandboxes, self._sandboxes_seen = self._sandboxes_seen, {}
 
         interval = None if self._last_sample is None else now - self._last_sample
         self._last_sample = now
@@ -80,15 +84,12 @@ class Collector:
         metrics = self.cgroups.read(pod_cgroup.path, stacked)
         if metrics is None:
             return None  # the pod went away while it was read
-        sandbox_pids: list[int] = []
-        app_pids: list[int] = []
+        sandboxes = []
         containers = []
         for container in pod_cgroup.containers:
-            pids = self.cgroups.pids(container.path)
-            if self._is_sandbox(container.id, meta, pids):
-                sandbox_pids.extend(pids)
+            if self._is_sandbox(container, meta):
+                sandboxes.append(container)
                 continue
-            app_pids.extend(pids)
             built = self._container(pod_cgroup.uid, container, meta, stacked, now)
             if built is not None:
                 containers.append(built)
@@ -96,7 +97,9 @@ class Collector:
         if meta is not None and meta.host_network:
             metrics.update(_NO_NETWORK)
         else:
-            traffic = read_pod_network(self.roots.proc, sandbox_pids + app_pids)
+            traffic = read_pod_network(
+                self.roots.proc, self._network_pids(sandboxes + list(pod_cgroup.containers))
+            )
             metrics["network_rx_bytes_total"], metrics["network_tx_bytes_total"] = traffic or (
                 None,
                 None,
@@ -134,12 +137,29 @@ class Collector:
             **metrics,
         )
 
-    def _is_sandbox(self, container_id: str, meta: PodMeta | None, pids: list[int]) -> bool:
+    def _network_pids(self, containers):
+        # All the pod's containers share its network namespace: the sandbox's pause process
+        # holds it, else any container's process (CRI-O without a sandbox).
+        for container in containers:
+            yield from self.cgroups.pids(container.path)
+
+    def _is_sandbox(self, container, meta: PodMeta | None) -> bool:
+        decided = self._sandboxes.get(container.id)
+        if decided is None:
+            decided = self._decide_sandbox(container, meta)
+        if decided is not None:
+            self._sandboxes_seen[container.id] = decided
+        return bool(decided)
+
+    def _decide_sandbox(self, container, meta: PodMeta | None) -> bool | None:
         if meta is not None:
-            if container_id in meta.sandbox_ids:
+            if container.id in meta.sandbox_ids:
                 return True
-            if container_id in meta.containers:
+            if container.id in meta.containers:
                 return False
+        pids = self.cgroups.pids(container.path)
+        if not pids:
+            return None  # not started yet: decided on a later cycle
         # The sandbox runs the pause image (registry.k8s.io/pause), whose one process is
         # /pause; CRI-O usually drops the sandbox altogether.
         if any(read_text(f"{self.roots.proc}/{pid}/comm") == "pause\n" for pid in pids):

@@ -6,6 +6,7 @@ import os
 log = logging.getLogger(__name__)
 
 _reported: set[tuple[str, str]] = set()
+_CHUNK = 65536
 
 
 def report_once(key: str, message: str, *args, logger: logging.Logger = log) -> None:
@@ -29,8 +30,13 @@ def read_bytes(path: str) -> bytes | None:
         report_once(path, "cannot open %s: %s", path, error)
         return None
     try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
+        # procfs and cgroupfs files are seq_files, which fill the buffer until their end:
+        # a short read is the whole file, and saves the second read that finds EOF.
+        data = os.read(fd, _CHUNK)
+        if len(data) < _CHUNK:
+            return data
+        chunks = [data]
+        while chunk := os.read(fd, _CHUNK):
             chunks.append(chunk)
         return b"".join(chunks)
     except (ProcessLookupError, FileNotFoundError, OSError) as error:

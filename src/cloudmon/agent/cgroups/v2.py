@@ -1,9 +1,10 @@
 """cgroup v2 figures: cpu.stat, cpu.max, memory.current/.max/.stat and io.stat."""
 
 import os
+import re
 
 from cloudmon.agent.cgroups.base import Cgroups
-from cloudmon.agent.cgroups.parse import is_device, keyed_uint, parse_uint, working_set
+from cloudmon.agent.cgroups.parse import keyed_uint, parse_uint, working_set
 from cloudmon.agent.files import read_text
 
 
@@ -23,30 +24,21 @@ def parse_memory_max(text: str) -> int | None:
     return parse_uint(text)
 
 
+# blkcg_print_one_stat (block/blk-cgroup.c) prints rbytes and wbytes first on every line.
+_IO_LINE = re.compile(r"^(\d+:\d+) rbytes=(\d+) wbytes=(\d+)", re.MULTILINE)
+
+
 def parse_io_stat(text: str, stacked_devices: frozenset[str]) -> tuple[int, int] | None:
     """(read, written) bytes over io.stat's devices but the stacked ones; None if garbled."""
     # A device is listed only after its first IO: an empty file means no IO, (0, 0).
     read = written = 0
-    valid = False
-    for line in text.splitlines():
-        device, _, counters = line.partition(" ")
-        if not is_device(device):
-            continue
-        rbytes = wbytes = None
-        for pair in counters.split():
-            key, _, value = pair.partition("=")
-            if key == "rbytes":
-                rbytes = parse_uint(value)
-            elif key == "wbytes":
-                wbytes = parse_uint(value)
-        if rbytes is None or wbytes is None:
-            continue
-        valid = True
-        if device not in stacked_devices:
-            read += rbytes
-            written += wbytes
-    if not valid and text.strip():
+    lines = _IO_LINE.findall(text)
+    if not lines and text.strip():
         return None
+    for device, rbytes, wbytes in lines:
+        if device not in stacked_devices:
+            read += int(rbytes)
+            written += int(wbytes)
     return read, written
 
 
