@@ -11,8 +11,8 @@ def clock():
 
 
 @pytest.fixture
-def storage(tmp_path):
-    store = SqliteStorage(tmp_path / "cloudmon.db")
+def storage(tmp_path, clock):
+    store = SqliteStorage(tmp_path / "cloudmon.db", clock=clock)
     yield store
     store.close()
 

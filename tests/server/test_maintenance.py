@@ -6,29 +6,21 @@ from cloudmon.server import maintenance
 from cloudmon.storage.base import EntityKind, Span
 
 
-def test_expire_once_keeps_the_retention(post, storage, clock):
-    clock.now = T0 + 7210
-    for offset in (0, 3600, 7200):
+def test_upkeep_rolls_up_then_expires(post, storage, clock):
+    for offset in range(0, 7200, 10):
         post(payload("n1", T0 + offset, [], cpu_cores=1.0))
-    assert maintenance.expire_once(storage, now=T0 + 7200, retention=3600) > 0
+        clock.now = T0 + offset + 5
+    clock.now = T0 + 2 * 86400
+    periods, deleted = maintenance.upkeep(storage)
+    assert periods > 120 and deleted > 0
     (node,) = storage.entities(EntityKind.NODE)
-    (got,) = storage.series([node], ["cpu_cores"], Span(T0, T0 + 7200, 3600, "sum"))
-    assert got["cpu_cores"] == [None, 1.0, 1.0]
+    (got,) = storage.series([node], ["cpu_cores"], Span(T0, T0 + 7190, 60, "sum"))
+    assert got["cpu_cores"][1] == 6.0
 
 
-def test_background_thread_expires(post, storage):
-    post(payload("n1", T0, [], cpu_cores=1.0))
+def test_background_thread_runs_upkeep(storage):
     done = threading.Event()
-    real = storage.expire
-
-    def expire(before):
-        deleted = real(before)
-        done.set()
-        return deleted
-
-    storage.expire = expire
-    stop = maintenance.start(storage, lambda: T0 + 10**6, retention=60, every=0.01)
+    storage.roll_up = lambda: done.set() or 0
+    stop = maintenance.start(storage, every=0.01)
     assert done.wait(5)
     stop.set()
-    (node,) = storage.entities(EntityKind.NODE)
-    assert storage.latest([node], ["cpu_cores"])[0]["metrics"] == {"cpu_cores": None}

@@ -81,17 +81,3 @@ def test_identity_fields(backend):
     for kind in EntityKind:
         for entity in backend.entities(kind):
             assert tuple(entity.identity) == IDENTITY[kind]
-
-
-def test_expire_deletes_only_older_buckets(backend):
-    for offset in (0, 10, 200):
-        backend.write(payloads(node_payload("n1", T0 + offset, [("a", "ns", 1.0)])))
-    assert backend.expire(T0 + 10) > 0
-    nodes = backend.entities(EntityKind.NODE)
-    (got,) = backend.series(nodes, ("cpu_cores",), Span(T0, T0 + 200, 100, "sum"))
-    assert got["cpu_cores"] == [1.0, None, 1.0]  # steps T0, T0 + 100, T0 + 200
-    (ns,) = backend.series(
-        backend.entities(EntityKind.NAMESPACE), ("pod_count",), Span(T0, T0 + 200, 10)
-    )
-    assert ns["pod_count"][0] is None and ns["pod_count"][1] == 1
-    assert backend.expire(T0 + 10) == 0

@@ -4,12 +4,14 @@ import logging
 
 from gunicorn.app.base import BaseApplication
 
-from cloudmon.server.app import DEFAULT_STORAGE, RETENTION, create_app
+from cloudmon.server import maintenance
+from cloudmon.server.app import DEFAULT_STORAGE, create_app
 from cloudmon.server.auth import read_token
 from cloudmon.storage import open_storage
+from cloudmon.storage.base import RETENTION
 
 log = logging.getLogger(__name__)
-EXPIRE_EVERY = 300.0  # seconds between deletions of expired samples
+UPKEEP_EVERY = 60.0  # seconds between rollups and deletions of expired samples
 
 
 class _Gunicorn(BaseApplication):
@@ -26,6 +28,12 @@ class _Gunicorn(BaseApplication):
         return create_app(self._config)
 
 
+def _open(config: dict):
+    return open_storage(
+        config["CLOUDMON_STORAGE"], retention=config.get("CLOUDMON_RETENTION", RETENTION)
+    )
+
+
 def run_server(
     host: str = "127.0.0.1",
     port: int = 8080,
@@ -36,18 +44,18 @@ def run_server(
     threads: int = 4,
     dev: bool = False,
     log_level: str = "info",
-    retention: float = RETENTION,
+    retention: dict[int, float] | None = None,
 ) -> int:
     """Serve until stopped; returns the exit status."""
     config = {
         "CLOUDMON_STORAGE": storage,
         "CLOUDMON_TOKEN": read_token(token_file),
         "CLOUDMON_READ_TOKEN": read_token(read_token_file),
-        "CLOUDMON_RETENTION": retention,
-        "CLOUDMON_EXPIRE_EVERY": EXPIRE_EVERY,
     }
+    if retention:
+        config["CLOUDMON_RETENTION"] = {**RETENTION, **retention}
     # Open once before forking: a bad URL fails here and the schema is migrated once.
-    open_storage(storage).close()
+    _open(config).close()
     log.info(
         "serving on http://%s:%d with %s (ingest token: %s, read token: %s)",
         host,
@@ -57,7 +65,9 @@ def run_server(
         "yes" if read_token_file else "no",
     )
     if dev:
-        create_app(config).run(host=host, port=port, threaded=True)
+        create_app({**config, "CLOUDMON_UPKEEP_EVERY": UPKEEP_EVERY}).run(
+            host=host, port=port, threaded=True
+        )
         return 0
     options = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
@@ -71,6 +81,8 @@ def run_server(
         "timeout": 60,
         "graceful_timeout": 10,
         "proc_name": "cloudmon-server",
+        # One upkeep thread for all workers, in the master process.
+        "when_ready": lambda _: maintenance.start(_open(config), UPKEEP_EVERY),
     }
     _Gunicorn(config, options).run()
     return 0

@@ -1,30 +1,32 @@
-"""Background upkeep of the store: samples older than the retention are deleted."""
+"""Background upkeep of the store: finished periods rolled up, expired samples deleted."""
 
 import logging
 import threading
 
-from cloudmon.storage.base import Storage, bucket_of
+from cloudmon.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
 
-def expire_once(storage: Storage, now: float, retention: float) -> int:
-    """Delete the samples older than `retention` seconds before `now`; returns rows deleted."""
-    return storage.expire(bucket_of(now - retention))
+def upkeep(storage: Storage) -> tuple[int, int]:
+    """Roll up finished periods, then delete what retention no longer covers."""
+    periods = storage.roll_up()
+    deleted = storage.expire()
+    if periods or deleted:
+        log.info("rolled up %d periods, deleted %d expired rows", periods, deleted)
+    return periods, deleted
 
 
-def start(storage: Storage, clock, retention: float, every: float) -> threading.Event:
-    """A daemon thread expiring old samples every `every` seconds; set the event to stop it."""
+def start(storage: Storage, every: float) -> threading.Event:
+    """A daemon thread running `upkeep` every `every` seconds; set the event to stop it."""
     stop = threading.Event()
 
     def run() -> None:
         while not stop.wait(every):
             try:
-                deleted = expire_once(storage, clock(), retention)
-                if deleted:
-                    log.info("deleted %d rows older than %.0f s", deleted, retention)
+                upkeep(storage)
             except Exception:
-                log.exception("expiring old samples failed; retrying in %.0f s", every)
+                log.exception("upkeep of the store failed; retrying in %.0f s", every)
 
-    threading.Thread(target=run, name="cloudmon-expire", daemon=True).start()
+    threading.Thread(target=run, name="cloudmon-upkeep", daemon=True).start()
     return stop

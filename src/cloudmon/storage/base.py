@@ -102,6 +102,9 @@ def bucket_of(timestamp: float) -> int:
 
 
 AGGREGATIONS = ("avg", "max", "min", "last", "sum")
+RESOLUTIONS = (BUCKET, 60, 3600)  # seconds: raw samples, then 1 min and 1 h rollups
+# How long each resolution is kept (issue 3's defaults).
+RETENTION = {BUCKET: 86400, 60: 7 * 86400, 3600: 90 * 86400}
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,51 @@ def fold(rows: Iterable[tuple[int, list]], names: Sequence[str], span: Span) -> 
     return series
 
 
+# A rollup keeps, per column, these figures of the 10 s values in its period.
+STATS = ("sum", "count", "min", "max", "last")
+_PICK_STAT = {
+    "avg": lambda s: s[0] / s[1],
+    "max": lambda s: s[3],
+    "min": lambda s: s[2],
+    "last": lambda s: s[4],
+    "sum": lambda s: s[0],
+}
+
+
+def merge_stats(earlier: tuple | None, later: tuple) -> tuple:
+    """The STATS of two consecutive periods together."""
+    if earlier is None:
+        return later
+    return (
+        earlier[0] + later[0],
+        earlier[1] + later[1],
+        min(earlier[2], later[2]),
+        max(earlier[3], later[3]),
+        later[4],
+    )
+
+
+def fold_stats(rows: Iterable[tuple[int, list]], names: Sequence[str], span: Span) -> dict:
+    """Like `fold`, for rows whose values are STATS tuples (or None)."""
+    steps = span.steps()
+    width = len(names)
+    cells: list[list] = [[None] * width for _ in steps]
+    first, step = steps.start, span.step
+    for bucket, values in sorted(rows, key=lambda row: row[0]):
+        index = (bucket - first) // step
+        if not 0 <= index < len(cells):
+            continue
+        slot = cells[index]
+        for i, stats in enumerate(values):
+            if stats is not None:
+                slot[i] = merge_stats(slot[i], stats)
+    pick = _PICK_STAT[span.agg]
+    series: dict[str, list] = {"timestamps": list(steps)}
+    for i, name in enumerate(names):
+        series[name] = [None if slot[i] is None else pick(slot[i]) for slot in cells]
+    return series
+
+
 _COMBINE: dict[str, Callable[[list], float]] = {
     "avg": lambda values: sum(values) / len(values),
     "max": max,
@@ -191,8 +239,12 @@ class Storage(ABC):
         """For each entity a columnar series of `names` over span (see `fold`)."""
 
     @abstractmethod
-    def expire(self, before: int) -> int:
-        """Delete the samples of buckets before `before`, a little at a time; returns rows."""
+    def roll_up(self) -> int:
+        """Summarise finished periods into the coarser resolutions; returns periods done."""
+
+    @abstractmethod
+    def expire(self) -> int:
+        """Delete what each resolution's retention no longer covers; returns rows deleted."""
 
     @abstractmethod
     def ping(self) -> None:

@@ -13,29 +13,36 @@ import os
 import sqlite3
 import struct
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from cloudmon.storage.base import (
+    BUCKET,
     CLUSTER_COLUMNS,
     CLUSTER_SUMS,
     GROUP_COLUMNS,
     NODE_COLUMNS,
     POD_COLUMNS,
+    RESOLUTIONS,
+    RETENTION,
     STORED_COLUMNS,
     Entity,
     EntityKind,
+    Span,
     Storage,
     as_latest,
     bucket_of,
     columns,
     derive,
     fold,
+    fold_stats,
+    merge_stats,
     register,
 )
 
 _MASK = struct.Struct("<I")
-_EXPIRE_CHUNK = 60  # seconds of buckets deleted per transaction
+_EXPIRE_CHUNK = 6  # periods of a resolution deleted per transaction
 _GROUP_KIND = {EntityKind.CLUSTER: 0, EntityKind.NAMESPACE: 1, EntityKind.DEPLOYMENT: 2}
 
 MIGRATIONS: tuple[str, ...] = (
@@ -63,7 +70,28 @@ MIGRATIONS: tuple[str, ...] = (
         bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
         PRIMARY KEY (bucket, id)) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE node_rollup (
+        res INTEGER NOT NULL, bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
+        PRIMARY KEY (res, bucket, id)) WITHOUT ROWID;
+    CREATE TABLE pod_rollup (
+        res INTEGER NOT NULL, bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
+        PRIMARY KEY (res, bucket, id)) WITHOUT ROWID;
+    CREATE TABLE grp_rollup (
+        res INTEGER NOT NULL, bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
+        PRIMARY KEY (res, bucket, id)) WITHOUT ROWID;
+    CREATE TABLE rollup_state (res INTEGER PRIMARY KEY, done INTEGER NOT NULL);
+    CREATE TABLE rollup_dirty (
+        res INTEGER NOT NULL, bucket INTEGER NOT NULL, PRIMARY KEY (res, bucket)) WITHOUT ROWID;
+    """,
 )
+
+_ROLLUP_TABLE = {
+    "node_sample": "node_rollup",
+    "pod_sample": "pod_rollup",
+    "grp_sample": "grp_rollup",
+}
+ROLLUP_GRACE = 60  # seconds after a minute ends before it is rolled up: agents send late
 
 _SAMPLE_TABLE = {
     EntityKind.NODE: "node_sample",
@@ -90,6 +118,30 @@ def unpack(blob: bytes, width: int) -> list:
     (mask,) = _MASK.unpack_from(blob)
     present = iter(struct.unpack_from(f"<{(len(blob) - 4) // 8}d", blob, 4))
     return [next(present) if mask >> i & 1 else None for i in range(width)]
+
+
+def pack_stats(values: Sequence) -> bytes:
+    """A rollup row: mask + the STATS of each present column."""
+    mask = 0
+    present = []
+    for i, stats in enumerate(values):
+        if stats is not None:
+            mask |= 1 << i
+            present += stats
+    return struct.pack(f"<I{len(present)}d", mask, *present)
+
+
+def unpack_stats(blob: bytes, width: int) -> list:
+    """The STATS tuples of a rollup row, None where missing."""
+    (mask,) = _MASK.unpack_from(blob)
+    flat = struct.unpack_from(f"<{(len(blob) - 4) // 8}d", blob, 4)
+    out: list = [None] * width
+    at = 0
+    for i in range(width):
+        if mask >> i & 1:
+            out[i] = flat[at : at + 5]
+            at += 5
+    return out
 
 
 def _ids(blob: bytes) -> tuple[int, ...]:
@@ -128,8 +180,16 @@ class _Partials:
 class SqliteStorage(Storage):
     """Samples in one SQLite file; safe to share between threads and processes."""
 
-    def __init__(self, path: str | os.PathLike, cache_mb: int = 64) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        cache_mb: int = 64,
+        retention: dict[int, float] | None = None,
+        clock=time.time,
+    ) -> None:
         self.path = Path(path)
+        self.retention = {**RETENTION, **(retention or {})}
+        self._clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._cache_kib = cache_mb * 1024
         self._write_lock = threading.Lock()
@@ -200,6 +260,7 @@ class SqliteStorage(Storage):
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
+                self._done = dict(conn.execute("SELECT res, done FROM rollup_state"))
                 stored = sum(self._write_one(conn, payload) for payload in payloads)
                 conn.execute("COMMIT")
             except BaseException:
@@ -210,6 +271,12 @@ class SqliteStorage(Storage):
 
     def _write_one(self, conn: sqlite3.Connection, payload) -> int:
         bucket = bucket_of(payload.timestamp)
+        for res, done in self._done.items():
+            if bucket < done:
+                conn.execute(
+                    "INSERT OR IGNORE INTO rollup_dirty (res, bucket) VALUES (?, ?)",
+                    (res, bucket // res * res),
+                )
         node_id = self._node_id(conn, payload, bucket)
         pods = {pod.uid: pod for pod in payload.pods}
         pod_ids = self._upsert_pods(conn, payload.node, list(pods.values()), bucket)
@@ -387,20 +454,137 @@ class SqliteStorage(Storage):
             [(bucket, bucket, gid) for gid in partials.sums],
         )
 
-    def expire(self, before: int) -> int:
-        deleted = 0
-        for table in ("pod_sample", "node_sample", "grp_sample"):
-            (oldest,) = self._reader().execute(f"SELECT min(bucket) FROM {table}").fetchone()
+    # -- rollups and retention ----------------------------------------------------------
+
+    def _transaction(self, work):
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return result
+
+    def roll_up(self) -> int:
+        periods = 0
+        for res, source in zip(RESOLUTIONS[1:], RESOLUTIONS, strict=False):
+            while self._transaction(lambda conn, r=res, s=source: self._redo_dirty(conn, r, s)):
+                periods += 1
+            while self._transaction(lambda conn, r=res, s=source: self._next_period(conn, r, s)):
+                periods += 1
+        return periods
+
+    def _redo_dirty(self, conn, res: int, source: int) -> bool:
+        query = "SELECT bucket FROM rollup_dirty WHERE res = ? LIMIT 1"
+        row = conn.execute(query, (res,)).fetchone()
+        if row is None:
+            return False
+        conn.execute("DELETE FROM rollup_dirty WHERE res = ? AND bucket = ?", (res, row[0]))
+        self._summarise(conn, res, source, row[0])
+        return True
+
+    def _next_period(self, conn, res: int, source: int) -> bool:
+        state = dict(conn.execute("SELECT res, done FROM rollup_state"))
+        if source == BUCKET:
+            horizon = int(self._clock() - ROLLUP_GRACE) // res * res
+        elif source in state:
+            horizon = state[source] // res * res
+        else:
+            return False
+        done = state.get(res)
+        if done is None:
+            oldest = self._oldest(conn, source)
             if oldest is None:
-                continue
-            # Short transactions, so that ingest waits at most for one chunk.
-            for start in range(oldest, before, _EXPIRE_CHUNK):
-                with self._write_lock:
-                    cursor = self._writer.execute(
-                        f"DELETE FROM {table} WHERE bucket >= ? AND bucket < ?",
-                        (start, min(start + _EXPIRE_CHUNK, before)),
-                    )
-                    deleted += cursor.rowcount
+                return False
+            done = oldest // res * res
+        if done >= horizon:
+            return False
+        self._summarise(conn, res, source, done)
+        conn.execute(
+            "INSERT OR REPLACE INTO rollup_state (res, done) VALUES (?, ?)", (res, done + res)
+        )
+        return True
+
+    def _oldest(self, conn, res: int) -> int | None:
+        found = []
+        for table in ("node_sample", "pod_sample", "grp_sample"):
+            if res == BUCKET:
+                (oldest,) = conn.execute(f"SELECT min(bucket) FROM {table}").fetchone()
+            else:
+                (oldest,) = conn.execute(
+                    f"SELECT min(bucket) FROM {_ROLLUP_TABLE[table]} WHERE res = ?", (res,)
+                ).fetchone()
+            if oldest is not None:
+                found.append(oldest)
+        return min(found, default=None)
+
+    def _summarise(self, conn, res: int, source: int, period: int) -> None:
+        clusters = {gid for (gid,) in conn.execute("SELECT id FROM grp WHERE kind = 0")}
+        for table, rollup in _ROLLUP_TABLE.items():
+            if source == BUCKET:
+                rows = conn.execute(
+                    f"SELECT id, v FROM {table} WHERE bucket >= ? AND bucket < ?",
+                    (period, period + res),
+                )
+            else:
+                rows = conn.execute(
+                    f"SELECT id, v FROM {rollup} WHERE res = ? AND bucket >= ? AND bucket < ?",
+                    (source, period, period + res),
+                )
+            summaries: dict[int, list] = {}
+            for eid, blob in rows:
+                kind = _kind_of(table, eid, clusters)
+                if source == BUCKET:
+                    values = self._values(kind, blob)
+                    stats = [None if v is None else (v, 1.0, v, v, v) for v in values]
+                else:
+                    stats = unpack_stats(blob, len(columns(kind)))
+                earlier = summaries.get(eid)
+                if earlier is not None:
+                    stats = [
+                        e if s is None else merge_stats(e, s)
+                        for e, s in zip(earlier, stats, strict=True)
+                    ]
+                summaries[eid] = stats
+            conn.execute(f"DELETE FROM {rollup} WHERE res = ? AND bucket = ?", (res, period))
+            conn.executemany(
+                f"INSERT INTO {rollup} (res, bucket, id, v) VALUES (?, ?, ?, ?)",
+                [(res, period, eid, pack_stats(stats)) for eid, stats in summaries.items()],
+            )
+
+    def expire(self) -> int:
+        now = self._clock()
+        state = dict(self._reader().execute("SELECT res, done FROM rollup_state"))
+        deleted = 0
+        for res, coarser in zip(RESOLUTIONS, (*RESOLUTIONS[1:], None), strict=True):
+            before = bucket_of(now - self.retention[res])
+            if coarser is not None:
+                # Nothing is deleted before the coarser resolution holds its summary.
+                if coarser not in state:
+                    continue
+                before = min(before, state[coarser])
+            for table, rollup in _ROLLUP_TABLE.items():
+                deleted += self._delete_before(table if res == BUCKET else rollup, res, before)
+        return deleted
+
+    def _delete_before(self, table: str, res: int, before: int) -> int:
+        where = "" if res == BUCKET else f"res = {res} AND "
+        (oldest,) = (
+            self._reader().execute(f"SELECT min(bucket) FROM {table} WHERE {where}1").fetchone()
+        )
+        deleted = 0
+        chunk = res * _EXPIRE_CHUNK
+        # Short transactions, so that ingest waits at most for one chunk.
+        for start in range(oldest or before, before, chunk):
+            with self._write_lock:
+                cursor = self._writer.execute(
+                    f"DELETE FROM {table} WHERE {where}bucket >= ? AND bucket < ?",
+                    (start, min(start + chunk, before)),
+                )
+                deleted += cursor.rowcount
         return deleted
 
     # -- reading -------------------------------------------------------------------------
@@ -462,29 +646,62 @@ class SqliteStorage(Storage):
             )
         return answers
 
+    def resolution(self, span: Span) -> int:
+        """The coarsest resolution that still covers the span and divides its step; else the
+        finest that covers it."""
+        first = span.first_bucket()
+        now = self._clock()
+        covering = [r for r in RESOLUTIONS if first >= now - self.retention[r]]
+        covering = covering or [RESOLUTIONS[-1]]
+        fitting = [r for r in covering if span.step % r == 0]
+        return max(fitting) if fitting else min(covering)
+
     def series(self, entities, names, span):
         conn = self._reader()
-        answers = []
         first, last = span.first_bucket(), span.last_bucket()
+        res = self.resolution(span)
+        done = None
+        if res != BUCKET:
+            query = "SELECT done FROM rollup_state WHERE res = ?"
+            done = (conn.execute(query, (res,)).fetchone() or (first // res * res,))[0]
+        answers = []
         for entity in entities:
-            if first > last:
-                answers.append(fold((), names, span))
-                continue
-            rows = conn.execute(
-                "WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + 10 FROM b WHERE x < ?)"
-                f" SELECT s.bucket, s.v FROM b JOIN {_SAMPLE_TABLE[entity.kind]} s"
-                " ON s.bucket = b.x AND s.id = ?",
-                (first, last, entity.id),
-            )
             pick = _picker(entity.kind, names)
-            answers.append(
-                fold(
-                    ((bucket, pick(self._values(entity.kind, blob))) for bucket, blob in rows),
-                    names,
-                    span,
+            table = _SAMPLE_TABLE[entity.kind]
+            if done is None:
+                rows = self._rows(conn, table, BUCKET, first, last, entity.id)
+                values = ((bucket, pick(self._values(entity.kind, blob))) for bucket, blob in rows)
+                answers.append(fold(values, names, span))
+                continue
+            width = len(columns(entity.kind))
+            stats = [
+                (bucket, pick(unpack_stats(blob, width)))
+                for bucket, blob in self._rows(
+                    conn,
+                    _ROLLUP_TABLE[table],
+                    res,
+                    first // res * res,
+                    min(last, done - res),
+                    entity.id,
                 )
-            )
+            ]
+            for bucket, blob in self._rows(conn, table, BUCKET, max(first, done), last, entity.id):
+                values = pick(self._values(entity.kind, blob))
+                stats.append((bucket, [None if v is None else (v, 1.0, v, v, v) for v in values]))
+            answers.append(fold_stats(stats, names, span))
         return answers
+
+    @staticmethod
+    def _rows(conn, table: str, res: int, first: int, last: int, eid: int):
+        if first > last:
+            return []
+        res_match = "" if res == BUCKET else f" AND s.res = {res}"
+        return conn.execute(
+            f"WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + {res} FROM b WHERE x < ?)"
+            f" SELECT s.bucket, s.v FROM b JOIN {table} s ON s.bucket = b.x AND s.id = ?"
+            + res_match,
+            (first, last - res + 1, eid),
+        )
 
     @staticmethod
     def _values(kind: EntityKind, blob: bytes) -> list:
@@ -524,6 +741,14 @@ _ORDER = {
     EntityKind.DEPLOYMENT: "namespace, name",
     EntityKind.CLUSTER: "id",
 }
+
+
+def _kind_of(table: str, eid: int, clusters: set[int]) -> EntityKind:
+    if table == "node_sample":
+        return EntityKind.NODE
+    if table == "pod_sample":
+        return EntityKind.POD
+    return EntityKind.CLUSTER if eid in clusters else EntityKind.NAMESPACE
 
 
 def _picker(kind: EntityKind, names: Sequence[str]):

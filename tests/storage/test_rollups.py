@@ -1,0 +1,101 @@
+"""Rollups through the storage contract: the same answers as the raw samples they replace."""
+
+import pytest
+from store_payloads import H0, node_payload, payloads
+
+from cloudmon.storage.base import AGGREGATIONS, EntityKind, Span
+
+
+def cores(i: int) -> float:
+    return float((i * 7) % 13)
+
+
+@pytest.fixture
+def two_hours(backend, clock):
+    """Node n1 every 10 s for two hours from H0, with one pod in namespace ns."""
+    for i in range(720):
+        pods = [("a", "ns", cores(i) / 2)]
+        backend.write(payloads(node_payload("n1", H0 + 10 * i + 1, pods, cpu_cores=cores(i))))
+    clock.now = H0 + 7200 + 90
+    return backend
+
+
+def answer(store, kind, span, names=("cpu_cores",)):
+    return store.series(store.entities(kind), names, span)[0]
+
+
+def assert_same(got, expected):
+    assert got.keys() == expected.keys()
+    for name, values in expected.items():
+        assert got[name] == pytest.approx(values), name
+
+
+@pytest.mark.parametrize("agg", AGGREGATIONS)
+@pytest.mark.parametrize("step", [60, 300, 3600])
+def test_rollups_answer_as_raw_did(two_hours, agg, step):
+    span = Span(H0, H0 + 7190, step, agg)
+    raw = answer(two_hours, EntityKind.NODE, span)
+    assert two_hours.resolution(span) == (3600 if step == 3600 else 60)
+    assert two_hours.roll_up() == 120 + 2
+    rolled = answer(two_hours, EntityKind.NODE, span)
+    assert rolled["timestamps"] == raw["timestamps"]
+    assert rolled["cpu_cores"] == pytest.approx(raw["cpu_cores"])
+
+
+def test_namespace_and_cluster_rollups(two_hours):
+    span = Span(H0, H0 + 7190, 3600, "max")
+    names = ("cpu_cores", "cpu_percent", "node_count")
+    raw_cluster = answer(two_hours, EntityKind.CLUSTER, span, names)
+    raw_ns = answer(two_hours, EntityKind.NAMESPACE, span, ("cpu_cores", "pod_count"))
+    two_hours.roll_up()
+    assert_same(answer(two_hours, EntityKind.CLUSTER, span, names), raw_cluster)
+    assert raw_cluster["cpu_percent"] == [300.0, 300.0]  # 12 cores of 4
+    ns = answer(two_hours, EntityKind.NAMESPACE, span, ("cpu_cores", "pod_count"))
+    assert_same(ns, raw_ns)
+
+
+def test_recent_part_comes_from_raw(two_hours, clock):
+    two_hours.roll_up()
+    two_hours.write(payloads(node_payload("n1", H0 + 7200 + 1, [], cpu_cores=50.0)))
+    clock.now = H0 + 7200 + 20
+    got = answer(two_hours, EntityKind.NODE, Span(H0, H0 + 7200, 3600, "max"))
+    assert got["cpu_cores"] == [12.0, 12.0, 50.0]
+
+
+def test_late_data_is_rolled_up_again(two_hours):
+    two_hours.roll_up()
+    two_hours.write(payloads(node_payload("n1", H0 + 11, [("a", "ns", 40.0)], cpu_cores=99.0)))
+    assert two_hours.roll_up() == 2  # the minute, then the hour
+    got = answer(two_hours, EntityKind.NODE, Span(H0, H0 + 7190, 3600, "max"))
+    assert got["cpu_cores"] == [99.0, 12.0]
+    ns = answer(two_hours, EntityKind.NAMESPACE, Span(H0, H0 + 50, 60, "max"))
+    assert ns["cpu_cores"] == [40.0]
+
+
+def test_expired_raw_data_is_answered_from_rollups(two_hours, clock):
+    two_hours.retention[10] = 1800
+    span = Span(H0, H0 + 3590, 60, "avg")
+    raw = answer(two_hours, EntityKind.NODE, span)
+    assert two_hours.expire() == 0  # nothing is rolled up yet, so nothing goes
+    two_hours.roll_up()
+    assert two_hours.expire() > 0
+    assert two_hours.resolution(Span(H0, H0 + 3590, 10, "avg")) == 60
+    assert answer(two_hours, EntityKind.NODE, span)["cpu_cores"] == pytest.approx(raw["cpu_cores"])
+
+
+def test_rollups_expire_too(two_hours, clock):
+    two_hours.roll_up()
+    clock.now = H0 + 100 * 86400
+    assert two_hours.expire() > 0
+    got = answer(two_hours, EntityKind.NODE, Span(H0, H0 + 7190, 3600, "max"))
+    assert got["cpu_cores"] == [None, None]
+
+
+def test_resolution_follows_retention_and_step(backend, clock):
+    clock.now = H0 + 30 * 86400
+    recent = clock.now - 3600
+    assert backend.resolution(Span(recent, clock.now, 10)) == 10
+    assert backend.resolution(Span(recent, clock.now, 120)) == 60
+    assert backend.resolution(Span(recent, clock.now, 7200)) == 3600
+    assert backend.resolution(Span(clock.now - 2 * 86400, clock.now, 10)) == 60
+    assert backend.resolution(Span(clock.now - 8 * 86400, clock.now, 60)) == 3600
