@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cloudmon.agent.cgroups.parse import is_device, keyed_uint, parse_uint, working_set
+from cloudmon.agent.cgroups.parse import keyed_uint, parse_uint, working_set
 from cloudmon.agent.cgroups.v1 import parse_blkio, parse_cfs_limit, parse_memory_limit
 from cloudmon.agent.cgroups.v2 import parse_cpu_max, parse_io_stat, parse_memory_max
 
@@ -114,12 +114,6 @@ def test_working_set():
     assert working_set(100, 130) == 0
     assert working_set(100, None) == 100
     assert working_set(None, 30) is None
-
-
-def test_is_device():
-    assert is_device("8:0") and is_device("259:12")
-    for garbage in ("8", ":0", "8:", "a:b", "8:0:1", "Total", "٨:٠"):
-        assert not is_device(garbage)
 
 
 numbers = st.integers(min_value=0, max_value=2**64).map(str)

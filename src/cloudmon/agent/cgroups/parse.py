@@ -24,13 +24,6 @@ def keyed_uint(text: str, key: str) -> int | None:
     return parse_uint(text[start:] if end < 0 else text[start:end])
 
 
-def is_device(text: str) -> bool:
-    """True for a "major:minor" device number."""
-    major, colon, minor = text.partition(":")
-    digits = major + minor
-    return bool(colon and major and minor) and digits.isascii() and digits.isdigit()
-
-
 def working_set(usage: int | None, inactive_file: int | None) -> int | None:
     """Usage minus inactive file pages, not below 0; the usage when inactive_file is unknown."""
     # cAdvisor's rule (lib/container/libcontainer/handler.go, setMemoryStats), which the

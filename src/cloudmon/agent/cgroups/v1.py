@@ -1,9 +1,10 @@
 """cgroup v1 figures: cpuacct, cpu (CFS quota, throttling), memory and blkio hierarchies."""
 
 import os
+import re
 
 from cloudmon.agent.cgroups.base import Cgroups, walk_cgroup
-from cloudmon.agent.cgroups.parse import is_device, keyed_uint, parse_uint, working_set
+from cloudmon.agent.cgroups.parse import keyed_uint, parse_uint, working_set
 from cloudmon.agent.files import read_text
 
 # The kubelet's isMemoryUnlimited (pkg/kubelet/stats/helper.go): a limit above 2^62 is
@@ -38,29 +39,25 @@ def parse_memory_limit(text: str) -> int | None:
     return limit
 
 
+_BLKIO_LINE = re.compile(r"^(\d+:\d+) (Read|Write) (\d+)$", re.MULTILINE)
+_BLKIO_TOTAL = re.compile(r"^Total \d+$", re.MULTILINE)
+
+
 def parse_blkio(text: str, stacked_devices: frozenset[str]) -> tuple[int, int] | None:
     """(read, written) bytes of a blkio io_service_bytes file; None when garbled."""
     # Stacked devices are left out. A cgroup without IO shows only "Total 0": (0, 0).
+    lines = _BLKIO_LINE.findall(text)
+    if not lines and _BLKIO_TOTAL.search(text) is None:
+        return None
     read = written = 0
-    valid = False
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) == 2 and fields[0] == "Total" and parse_uint(fields[1]) is not None:
-            valid = True
+    for device, operation, value in lines:
+        if device in stacked_devices:
             continue
-        if len(fields) != 3 or fields[1] not in ("Read", "Write") or not is_device(fields[0]):
-            continue
-        value = parse_uint(fields[2])
-        if value is None:
-            continue
-        valid = True
-        if fields[0] in stacked_devices:
-            continue
-        if fields[1] == "Read":
-            read += value
+        if operation == "Read":
+            read += int(value)
         else:
-            written += value
-    return (read, written) if valid else None
+            written += int(value)
+    return read, written
 
 
 def _local_blkio(directory: str, stacked_devices: frozenset[str]) -> tuple[int, int] | None:
@@ -74,25 +71,40 @@ def _local_blkio(directory: str, stacked_devices: frozenset[str]) -> tuple[int, 
     return total
 
 
-def read_blkio(directory: str, stacked_devices: frozenset[str]) -> tuple[int, int] | None:
-    """(read, written) bytes of a blkio cgroup, from the first file that has any IO."""
+def read_blkio(
+    directory: str, stacked_devices: frozenset[str], files=RECURSIVE_BLKIO_FILES
+) -> tuple[tuple[int, int] | None, str | None]:
+    """(read, written) bytes of a blkio cgroup from the first of `files` that has any IO
+    (else the local throttle counters), and the name of the file that had it."""
     found = None
-    for name in RECURSIVE_BLKIO_FILES:
+    for name in files:
         text = read_text(os.path.join(directory, name))
         io = None if text is None else parse_blkio(text, stacked_devices)
         if io is None:
             continue
         if io != (0, 0):
-            return io
+            return io, name
         found = io
     io = _local_blkio(directory, stacked_devices)
-    return io if io is not None else found
+    return (io if io is not None else found), None
 
 
 class CgroupsV1(Cgroups):
     """One hierarchy per controller; a pod has the same path in each of them."""
 
     version = 1
+
+    def __init__(self, layout, tree: str):
+        super().__init__(layout, tree)
+        # Which blkio file carries data depends on the host's kernel and IO schedulers, not
+        # on the cgroup: the one that last had data is tried first.
+        self._blkio_files = RECURSIVE_BLKIO_FILES
+
+    def _read_blkio(self, directory: str, stacked_devices: frozenset[str]):
+        io, source = read_blkio(directory, stacked_devices, self._blkio_files)
+        if source is not None and source != self._blkio_files[0]:
+            self._blkio_files = (source, *(f for f in RECURSIVE_BLKIO_FILES if f != source))
+        return io
 
     def _directory(self, controller: str, path: str) -> str | None:
         hierarchy = self.layout.hierarchy(controller)
@@ -111,16 +123,21 @@ class CgroupsV1(Cgroups):
         if cpu is not None:
             cpu_stat = read_text(cpu + "/cpu.stat")
             quota = read_text(cpu + "/cpu.cfs_quota_us")
-            period = read_text(cpu + "/cpu.cfs_period_us")
+            # A quota of -1 (no limit) needs no period.
+            if quota is not None and not quota.startswith("-"):
+                period = read_text(cpu + "/cpu.cfs_period_us")
         if memory is not None:
             memory_usage = read_text(memory + "/memory.usage_in_bytes")
             memory_limit = read_text(memory + "/memory.limit_in_bytes")
             memory_stat = read_text(memory + "/memory.stat")
         if blkio is not None:
-            io = read_blkio(blkio, stacked_devices)
-        for directory in (cpuacct, cpu, memory, blkio):
-            if directory is not None and not os.path.isdir(directory):
-                return None
+            io = self._read_blkio(blkio, stacked_devices)
+        # Each file is read whole; a file that could not be read may mean the cgroup is gone.
+        incomplete = None in (usage_ns, cpu_stat, quota, memory_usage, memory_limit, memory_stat)
+        if incomplete or io is None:
+            for directory in (cpuacct, cpu, memory, blkio):
+                if directory is not None and not os.path.isdir(directory):
+                    return None
         usage = None if usage_ns is None else parse_uint(usage_ns)
         throttled = None if cpu_stat is None else keyed_uint(cpu_stat, "throttled_time")
         memory_bytes = None if memory_usage is None else parse_uint(memory_usage)
@@ -130,9 +147,7 @@ class CgroupsV1(Cgroups):
         return {
             "cpu_usage_seconds_total": None if usage is None else usage / 1e9,
             "cpu_throttled_seconds_total": None if throttled is None else throttled / 1e9,
-            "cpu_limit_cores": (
-                None if quota is None or period is None else parse_cfs_limit(quota, period)
-            ),
+            "cpu_limit_cores": None if period is None else parse_cfs_limit(quota, period),
             "memory_usage_bytes": memory_bytes,
             "memory_working_set_bytes": working_set(memory_bytes, inactive),
             "memory_limit_bytes": limit,

@@ -56,7 +56,9 @@ class CgroupsV2(Cgroups):
         memory_max = read_text(directory + "/memory.max")
         memory_stat = read_text(directory + "/memory.stat")
         io_stat = read_text(directory + "/io.stat")
-        if not os.path.isdir(directory):
+        # Each file is read whole; a file that could not be read may mean the cgroup is gone.
+        incomplete = None in (cpu_max, current, memory_max, memory_stat, io_stat)
+        if (incomplete or not cpu_stat) and not os.path.isdir(directory):
             return None
         usage_usec = keyed_uint(cpu_stat, "usage_usec")
         throttled_usec = keyed_uint(cpu_stat, "throttled_usec")
