@@ -133,6 +133,9 @@ class RealNode:
             subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
 
     def start(self, pod: Pod) -> None:
+        # The highest CPU weight for the whole node, so that the figures measured do not
+        # depend on whatever else this machine runs meanwhile.
+        self.make_cgroup(f"/{self.prefix}", {"cpu.shares": "262144", "cpu.weight": "10000"})
         pod_dirs = self.make_cgroup(self.pod_path(pod), pod.limits)
         assert pod_dirs
         sandbox = self.make_cgroup(f"{self.pod_path(pod)}/{pod.sandbox_id}", {})
@@ -318,7 +321,8 @@ def test_agent_measures_real_pods(real_node, tmp_path):
 
     containers = {c["name"]: c for p in payload["pods"] for c in p["containers"]}
     assert containers["burner"]["cpu_cores"] == pytest.approx(1.0, abs=0.15)
-    assert found_web["cpu_cores"] >= containers["burner"]["cpu_cores"]
+    # The pod includes the burner (its files are read a moment apart from the burner's).
+    assert found_web["cpu_cores"] >= containers["burner"]["cpu_cores"] - 0.02
     assert containers["holder"]["memory_working_set_bytes"] == pytest.approx(200 * MIB, rel=0.10)
     assert found_db["cpu_limit_cores"] == pytest.approx(0.5)
     assert found_web["cpu_limit_cores"] is None

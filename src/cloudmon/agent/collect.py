@@ -53,7 +53,7 @@ class Collector:
 
         pods = []
         for pod_cgroup in pod_cgroups:
-            pod = self._pod(pod_cgroup, known.get(pod_cgroup.uid), stacked, now)
+            pod = self._pod(pod_cgroup, known.get(pod_cgroup.uid), stacked)
             if pod is not None:
                 pods.append(pod)
 
@@ -80,7 +80,10 @@ class Collector:
             pods=pods,
         )
 
-    def _pod(self, pod_cgroup, meta: PodMeta | None, stacked, now):
+    def _pod(self, pod_cgroup, meta: PodMeta | None, stacked):
+        # Each rate is taken over the time between two reads of its own files: a cycle can
+        # spend a while elsewhere (a metadata source answering) between the first and last.
+        read_at = self._monotonic()
         metrics = self.cgroups.read(pod_cgroup.path, stacked)
         if metrics is None:
             return None  # the pod went away while it was read
@@ -90,7 +93,7 @@ class Collector:
             if self._is_sandbox(container, meta):
                 sandboxes.append(container)
                 continue
-            built = self._container(pod_cgroup.uid, container, meta, stacked, now)
+            built = self._container(pod_cgroup.uid, container, meta, stacked)
             if built is not None:
                 containers.append(built)
 
@@ -107,7 +110,7 @@ class Collector:
         if meta is not None:
             metrics["cpu_request_cores"] = meta.cpu_request_cores
             metrics["memory_request_bytes"] = meta.memory_request_bytes
-        self._rates.apply(Scope.POD, ("pod", pod_cgroup.uid), now, metrics)
+        self._rates.apply(Scope.POD, ("pod", pod_cgroup.uid), read_at, metrics)
         return payload.Pod(
             uid=pod_cgroup.uid,
             name=meta.name if meta else None,
@@ -122,7 +125,8 @@ class Collector:
             **metrics,
         )
 
-    def _container(self, uid, container, meta: PodMeta | None, stacked, now):
+    def _container(self, uid, container, meta: PodMeta | None, stacked):
+        read_at = self._monotonic()
         metrics = self.cgroups.read(container.path, stacked)
         if metrics is None:
             return None
@@ -130,7 +134,7 @@ class Collector:
         if container_meta is not None:
             metrics["cpu_request_cores"] = container_meta.cpu_request_cores
             metrics["memory_request_bytes"] = container_meta.memory_request_bytes
-        self._rates.apply(Scope.CONTAINER, ("container", uid, container.id), now, metrics)
+        self._rates.apply(Scope.CONTAINER, ("container", uid, container.id), read_at, metrics)
         return payload.Container(
             id=container.id,
             name=container_meta.name if container_meta else None,
