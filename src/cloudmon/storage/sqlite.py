@@ -9,17 +9,18 @@ bucket when a node reports a bucket a second time.
 """
 
 import json
+import operator
 import os
 import sqlite3
 import struct
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 from cloudmon.storage.base import (
     BUCKET,
-    CLUSTER_COLUMNS,
     CLUSTER_SUMS,
     GROUP_COLUMNS,
     NODE_COLUMNS,
@@ -102,15 +103,32 @@ _SAMPLE_TABLE = {
 }
 
 
+def _struct(count: int) -> struct.Struct:
+    packer = _STRUCTS.get(count)
+    if packer is None:
+        packer = _STRUCTS[count] = struct.Struct(f"<I{count}d")
+    return packer
+
+
+_STRUCTS: dict[int, struct.Struct] = {}
+
+
 def pack(values: Sequence) -> bytes:
     """A row's values (None for missing) as mask + present doubles."""
+    if None not in values:
+        return _struct(len(values)).pack((1 << len(values)) - 1, *values)
     mask = 0
     present = []
     for i, value in enumerate(values):
         if value is not None:
             mask |= 1 << i
             present.append(value)
-    return struct.pack(f"<I{len(present)}d", mask, *present)
+    return _struct(len(present)).pack(mask, *present)
+
+
+def stored_values(blob: bytes) -> int:
+    """How many values a packed row holds."""
+    return (len(blob) - 4) // 8
 
 
 def unpack(blob: bytes, width: int) -> list:
@@ -154,26 +172,41 @@ def _add(total: list, values: Sequence) -> None:
             total[i] = value if total[i] is None else total[i] + value
 
 
-_POD_SUMMED = [POD_COLUMNS.index(name) for name in GROUP_COLUMNS[:-1]]
-_NODE_SUMMED = [NODE_COLUMNS.index(name) for name in CLUSTER_SUMS]
+_POD_SUMMED = operator.itemgetter(*(POD_COLUMNS.index(name) for name in GROUP_COLUMNS[:-1]))
+_NODE_SUMMED = operator.itemgetter(*(NODE_COLUMNS.index(name) for name in CLUSTER_SUMS))
+_POD_VALUES = operator.attrgetter(*POD_COLUMNS)
+_NODE_VALUES = operator.attrgetter(*NODE_COLUMNS[:-1])
+_POD_IDENTITY = operator.attrgetter(
+    "name", "namespace", "deployment", "workload_kind", "workload", "qos"
+)
+
+
+def _column_sums(rows: list[tuple]) -> list:
+    sums = []
+    for column in zip(*rows, strict=True):
+        present = [value for value in column if value is not None]
+        sums.append(sum(present) if present else None)
+    return sums
 
 
 class _Partials:
     """Sums of one bucket per group id, built from pod rows and node rows."""
 
     def __init__(self) -> None:
-        self.sums: dict[int, list] = {}
+        self.rows: dict[int, list[tuple]] = defaultdict(list)
 
     def add_pod(self, group_ids: Sequence[int], values: Sequence) -> None:
-        summed = [values[i] for i in _POD_SUMMED]
-        summed.append(1)
+        summed = _POD_SUMMED(values)
         for gid in group_ids:
-            _add(self.sums.setdefault(gid, [None] * len(GROUP_COLUMNS)), summed)
+            self.rows[gid].append(summed)
 
     def add_node(self, cluster_id: int, values: Sequence) -> None:
-        summed = [values[i] for i in _NODE_SUMMED]
-        summed.append(1)
-        _add(self.sums.setdefault(cluster_id, [None] * len(CLUSTER_COLUMNS)), summed)
+        self.rows[cluster_id].append(_NODE_SUMMED(values))
+
+    def sums(self) -> dict[int, list]:
+        """Per group: the column sums of its rows (None where none has a value), then the
+        number of rows."""
+        return {gid: [*_column_sums(rows), len(rows)] for gid, rows in self.rows.items()}
 
 
 @register("sqlite")
@@ -254,6 +287,7 @@ class SqliteStorage(Storage):
         self._pod_ids: dict[str, int] = {}
         self._group_ids: dict[tuple[int, str, str], int] = {}
         self._pod_groups: dict[int, tuple[int, ...]] = {}
+        self._pod_identity: dict[str, tuple] = {}
 
     def write(self, payloads: Sequence) -> int:
         with self._write_lock:
@@ -278,22 +312,23 @@ class SqliteStorage(Storage):
                     (res, bucket // res * res),
                 )
         node_id = self._node_id(conn, payload, bucket)
-        pods = {pod.uid: pod for pod in payload.pods}
-        pod_ids = self._upsert_pods(conn, payload.node, list(pods.values()), bucket)
-        pod_rows = [[getattr(pod, name) for name in POD_COLUMNS] for pod in pods.values()]
-        node_row = [getattr(payload.node_metrics, name) for name in NODE_COLUMNS[:-1]]
-        node_row.append(payload.node_info.cpu_count)
+        pods = list({pod.uid: pod for pod in payload.pods}.values())
+        pod_ids = self._upsert_pods(conn, payload.node, pods, bucket)
+        pod_rows = [_POD_VALUES(pod) for pod in pods]
+        node_row = [*_NODE_VALUES(payload.node_metrics), payload.node_info.cpu_count]
 
         previous = conn.execute(
             "SELECT pods FROM node_sample WHERE bucket = ? AND id = ?", (bucket, node_id)
         ).fetchone()
+        pod_blobs = [pack(row) for row in pod_rows]
+        node_blob = pack(node_row)
         conn.executemany(
             "INSERT OR REPLACE INTO pod_sample (bucket, id, v) VALUES (?, ?, ?)",
-            [(bucket, pid, pack(row)) for pid, row in zip(pod_ids, pod_rows, strict=True)],
+            [(bucket, pid, blob) for pid, blob in zip(pod_ids, pod_blobs, strict=True)],
         )
         conn.execute(
             "INSERT OR REPLACE INTO node_sample (bucket, id, v, pods) VALUES (?, ?, ?, ?)",
-            (bucket, node_id, pack(node_row), struct.pack(f"<{len(pod_ids)}I", *pod_ids)),
+            (bucket, node_id, node_blob, struct.pack(f"<{len(pod_ids)}I", *pod_ids)),
         )
         cluster_id = self._group_id(conn, EntityKind.CLUSTER, "", "", bucket)
         if previous is None:
@@ -309,7 +344,7 @@ class SqliteStorage(Storage):
                 [(bucket, pid) for pid in gone],
             )
             self._rebuild(conn, bucket, cluster_id)
-        return sum(v is not None for row in [node_row, *pod_rows] for v in row)
+        return stored_values(node_blob) + sum(map(stored_values, pod_blobs))
 
     def _node_id(self, conn: sqlite3.Connection, payload, bucket: int) -> int:
         info = payload.node_info
@@ -344,49 +379,46 @@ class SqliteStorage(Storage):
         return node_id
 
     def _upsert_pods(self, conn: sqlite3.Connection, node: str, pods: list, bucket: int):
-        conn.executemany(
-            "INSERT INTO pod (uid, name, namespace, deployment, workload_kind, workload, node,"
-            " qos, first_bucket, last_bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (uid) DO UPDATE SET"
-            " name = coalesce(excluded.name, name),"
-            " namespace = coalesce(excluded.namespace, namespace),"
-            " deployment = coalesce(excluded.deployment, deployment),"
-            " workload_kind = coalesce(excluded.workload_kind, workload_kind),"
-            " workload = coalesce(excluded.workload, workload),"
-            " node = excluded.node, qos = coalesce(excluded.qos, qos),"
-            " first_bucket = min(first_bucket, excluded.first_bucket),"
-            " last_bucket = max(last_bucket, excluded.last_bucket)",
-            [
-                (
-                    pod.uid,
-                    pod.name,
-                    pod.namespace,
-                    pod.deployment,
-                    pod.workload_kind,
-                    pod.workload,
-                    node,
-                    pod.qos,
-                    bucket,
-                    bucket,
-                )
-                for pod in pods
-            ],
-        )
-        unknown = [pod.uid for pod in pods if pod.uid not in self._pod_ids]
-        if unknown:
+        changed = []
+        for pod in pods:
+            identity = (*_POD_IDENTITY(pod), node)
+            if self._pod_identity.get(pod.uid) != identity:
+                changed.append((pod, identity))
+        if changed:
+            conn.executemany(
+                "INSERT INTO pod (name, namespace, deployment, workload_kind, workload, qos,"
+                " node, uid, first_bucket, last_bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (uid) DO UPDATE SET"
+                " name = coalesce(excluded.name, name),"
+                " namespace = coalesce(excluded.namespace, namespace),"
+                " deployment = coalesce(excluded.deployment, deployment),"
+                " workload_kind = coalesce(excluded.workload_kind, workload_kind),"
+                " workload = coalesce(excluded.workload, workload),"
+                " qos = coalesce(excluded.qos, qos), node = excluded.node,"
+                " first_bucket = min(first_bucket, excluded.first_bucket),"
+                " last_bucket = max(last_bucket, excluded.last_bucket)",
+                [(*identity, pod.uid, bucket, bucket) for pod, identity in changed],
+            )
             self._pod_ids.update(
                 conn.execute(
                     "SELECT uid, id FROM pod WHERE uid IN (SELECT value FROM json_each(?))",
-                    (json.dumps(unknown),),
+                    (json.dumps([pod.uid for pod, _ in changed]),),
                 )
             )
+            for pod, identity in changed:
+                groups = self._groups_of(conn, pod.namespace, pod.deployment, bucket)
+                pid = self._pod_ids[pod.uid]
+                if groups or pid not in self._pod_groups:
+                    self._pod_groups[pid] = groups
+                self._pod_identity[pod.uid] = identity
         ids = [self._pod_ids[pod.uid] for pod in pods]
-        for pid, pod in zip(ids, pods, strict=True):
-            groups = self._groups_of(conn, pod.namespace, pod.deployment, bucket)
-            if groups:
-                self._pod_groups[pid] = groups
-            else:
-                self._pod_groups.setdefault(pid, ())
+        if len(changed) < len(pods):
+            conn.execute(
+                "UPDATE pod SET last_bucket = max(last_bucket, ?1),"
+                " first_bucket = min(first_bucket, ?1)"
+                " WHERE id IN (SELECT value FROM json_each(?2))",
+                (bucket, json.dumps(ids)),
+            )
         return ids
 
     def _groups_of(self, conn, namespace, deployment, bucket) -> tuple[int, ...]:
@@ -414,16 +446,16 @@ class SqliteStorage(Storage):
         return gid
 
     def _merge(self, conn, bucket: int, partials: _Partials) -> None:
-        ids = list(partials.sums)
+        sums = partials.sums()
         old = conn.execute(
             "SELECT id, v FROM grp_sample WHERE bucket = ? AND id IN"
             " (SELECT value FROM json_each(?))",
-            (bucket, json.dumps(ids)),
+            (bucket, json.dumps(list(sums))),
         )
         for gid, blob in old:
-            total = partials.sums[gid]
+            total = sums[gid]
             _add(total, unpack(blob, len(total)))
-        self._store_groups(conn, bucket, partials)
+        self._store_groups(conn, bucket, sums)
 
     def _rebuild(self, conn, bucket: int, cluster_id: int) -> None:
         partials = _Partials()
@@ -432,7 +464,7 @@ class SqliteStorage(Storage):
         for pid, blob in conn.execute("SELECT id, v FROM pod_sample WHERE bucket = ?", (bucket,)):
             partials.add_pod(self._groups_of_pod(conn, pid, bucket), unpack(blob, len(POD_COLUMNS)))
         conn.execute("DELETE FROM grp_sample WHERE bucket = ?", (bucket,))
-        self._store_groups(conn, bucket, partials)
+        self._store_groups(conn, bucket, partials.sums())
 
     def _groups_of_pod(self, conn, pid: int, bucket: int) -> tuple[int, ...]:
         groups = self._pod_groups.get(pid)
@@ -443,15 +475,15 @@ class SqliteStorage(Storage):
             groups = self._pod_groups[pid] = self._groups_of(conn, namespace, deployment, bucket)
         return groups
 
-    def _store_groups(self, conn, bucket: int, partials: _Partials) -> None:
+    def _store_groups(self, conn, bucket: int, sums: dict[int, list]) -> None:
         conn.executemany(
             "INSERT OR REPLACE INTO grp_sample (bucket, id, v) VALUES (?, ?, ?)",
-            [(bucket, gid, pack(total)) for gid, total in partials.sums.items()],
+            [(bucket, gid, pack(total)) for gid, total in sums.items()],
         )
-        conn.executemany(
-            "UPDATE grp SET first_bucket = min(first_bucket, ?), last_bucket ="
-            " max(last_bucket, ?) WHERE id = ?",
-            [(bucket, bucket, gid) for gid in partials.sums],
+        conn.execute(
+            "UPDATE grp SET first_bucket = min(first_bucket, ?1), last_bucket ="
+            " max(last_bucket, ?1) WHERE id IN (SELECT value FROM json_each(?2))",
+            (bucket, json.dumps(list(sums))),
         )
 
     # -- rollups and retention ----------------------------------------------------------
