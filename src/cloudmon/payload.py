@@ -15,7 +15,9 @@ SCHEMA = 1
 Name = Annotated[str, Meta(pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,251}[A-Za-z0-9])?$")]
 Uid = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][-A-Za-z0-9_]{0,127}$")]
 ContainerId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.:]{0,254}$")]
-WorkloadKind = Literal["Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet", "Pod"]
+WorkloadKind = Literal[
+    "Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet", "Pod"
+]
 Qos = Literal["guaranteed", "burstable", "besteffort"]
 
 NonNegative = Annotated[float, Meta(ge=0, le=1.8e19)]

@@ -77,4 +77,3 @@ def test_permission_denied_is_reported_and_gives_none(proc, monkeypatch, caplog)
     monkeypatch.setattr(podnet.os, "stat", denied)
     assert read_pod_network(str(proc), [40]) is None
     assert "Permission denied" in caplog.text
-
