@@ -1,3 +1,6 @@
+import shutil
+import subprocess
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from server_payloads import T0, payload, pod
@@ -36,8 +39,7 @@ def test_latest_values_with_labels(client, reported):
     assert samples[("cloudmon_node_cpu_cores", (("node", "n1"),))] == 1.0
     assert samples[("cloudmon_namespace_cpu_cores", (("namespace", "shop"),))] == 0.5
     assert (
-        samples[("cloudmon_deployment_pod_count", (("deployment", "web"), ("namespace", "shop")))]
-        == 1
+        samples[("cloudmon_deployment_pods", (("deployment", "web"), ("namespace", "shop")))] == 1
     )
     assert samples[("cloudmon_cluster_cpu_percent", ())] == 25.0
 
@@ -70,3 +72,14 @@ def test_read_token_guards_metrics(storage, clock):
     client = app.test_client()
     assert client.get("/metrics").status_code == 401
     scrape(client, Authorization="Bearer r")
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_promtool_accepts_it(client, reported):
+    client.post("/api/ingest", data=b"nope", content_type="application/json")
+    client.get("/api/nodes")
+    text = client.get("/metrics").data
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr

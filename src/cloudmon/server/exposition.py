@@ -14,6 +14,8 @@ from cloudmon.storage.base import EXTRA_HELP, EntityKind, Storage, bucket_of, co
 bp = Blueprint("exposition", __name__)
 
 ACTIVE_SECONDS = 30
+# promtool reserves the _count suffix for histograms and summaries.
+_EXPOSED = {"pod_count": "pods", "node_count": "nodes"}
 _LABELS = {
     EntityKind.NODE: {"node": "node"},
     EntityKind.POD: {
@@ -36,7 +38,7 @@ def family(kind: EntityKind, name: str, labels: list[str]):
         base = f"cloudmon_{kind}_{name.removesuffix('_total')}"
         return CounterMetricFamily(base, metric.help, labels=labels)
     text = metric.help if metric is not None else EXTRA_HELP[name]
-    return GaugeMetricFamily(f"cloudmon_{kind}_{name}", text, labels=labels)
+    return GaugeMetricFamily(f"cloudmon_{kind}_{_EXPOSED.get(name, name)}", text, labels=labels)
 
 
 class LatestCollector(Collector):
