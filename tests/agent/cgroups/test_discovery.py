@@ -1,5 +1,6 @@
 """Pod and container discovery from cgroup directory names."""
 
+import os
 import shutil
 
 import pytest
@@ -101,14 +102,14 @@ def test_no_kubelet(tmp_path):
 def test_a_pod_that_vanishes_while_walking_is_skipped(tmp_path, monkeypatch):
     gone = f"/kubepods/burstable/pod{UID}"
     mkdirs(tmp_path, f"{gone}/{C1}", f"/kubepods/pod{STATIC}/{C2}")
-    real = discovery._subdirectories
+    real = os.scandir
 
     def vanishing(path):
-        if path.endswith(gone):
+        if str(path).endswith(gone):
             shutil.rmtree(path)
         return real(path)
 
-    monkeypatch.setattr(discovery, "_subdirectories", vanishing)
+    monkeypatch.setattr(discovery.os, "scandir", vanishing)
     assert [p.uid for p in find_pods(str(tmp_path))] == [STATIC]
 
 

@@ -73,10 +73,14 @@ def _qos_of(name: str) -> str | None:
 
 def _containers(hierarchy_root: str, pod_path: str) -> tuple[ContainerCgroup, ...]:
     containers = []
-    for entry in _subdirectories(hierarchy_root + pod_path):
-        match = _CONTAINER.match(entry.name)
-        if match is None:
-            continue
+    with os.scandir(hierarchy_root + pod_path) as entries:
+        # Matched by name first: most entries of a cgroup directory are its control files.
+        matches = [
+            (entry, match)
+            for entry in entries
+            if (match := _CONTAINER.match(entry.name)) and entry.is_dir(follow_symlinks=False)
+        ]
+    for entry, match in matches:
         prefix, scoped_id, crio, bare_id = match.groups()
         if scoped_id:
             runtime, container_id = _RUNTIMES[prefix], scoped_id
