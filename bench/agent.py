@@ -19,6 +19,7 @@ from fixtures.nodebuilder import build, many_pods_node
 
 from cloudmon import payload
 from cloudmon.agent import files
+from cloudmon.agent.cgroups import open_cgroups
 from cloudmon.agent.collect import Collector
 from cloudmon.agent.paths import Roots
 
@@ -61,7 +62,7 @@ def cpu_seconds(action) -> float:
 
 
 def measure_cycle(roots: Roots, label: str) -> None:
-    collector = Collector(roots, "bench-node")
+    collector = Collector(roots, "bench-node", open_cgroups(roots.cgroup))
     collector.collect()  # the first cycle has no rates and warms the caches
     paths = files_read_in_one_cycle(collector)
     cycle = statistics.median(

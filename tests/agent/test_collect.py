@@ -12,6 +12,7 @@ from fixtures.cases import CASES
 from fixtures.nodebuilder import build
 
 from cloudmon import payload
+from cloudmon.agent.cgroups import open_cgroups
 from cloudmon.agent.collect import Collector
 from cloudmon.agent.metadata.cache import MetadataCache
 from cloudmon.agent.metadata.crictl import CrictlSource
@@ -33,7 +34,12 @@ def _collector(node, clock=None, metadata=None) -> Collector:
     clock = clock or Clock()
     roots = Roots(proc=node.proc_root, cgroup=node.cgroup_root, rootfs=node.rootfs)
     return Collector(
-        roots, "worker-1", metadata=metadata, clock=lambda: 1764100000.0, monotonic=clock
+        roots,
+        "worker-1",
+        open_cgroups(node.cgroup_root),
+        metadata=metadata,
+        clock=lambda: 1764100000.0,
+        monotonic=clock,
     )
 
 
@@ -179,3 +185,25 @@ def test_cli_once_fails_when_the_server_is_down(tmp_path, unused_port):
         + ["--rootfs", node.rootfs],
     )
     assert result.exit_code == 1
+
+
+def test_cli_says_what_is_wrong_without_a_cgroup_hierarchy(tmp_path, caplog):
+    result = CliRunner().invoke(
+        main,
+        ["agent", "--once", "--output", "-", "--metadata", "none"]
+        + ["--cgroup-root", str(tmp_path)],
+    )
+    assert result.exit_code == 2
+    assert str(tmp_path) in caplog.text
+
+
+def test_cli_says_what_is_wrong_with_an_unusable_metadata_source(tmp_path, caplog, monkeypatch):
+    node = build(CASES["v2-kind"](), tmp_path / "node")
+    monkeypatch.delenv("NODE_IP", raising=False)
+    result = CliRunner().invoke(
+        main,
+        ["agent", "--once", "--output", "-", "--metadata", "kubelet"]
+        + ["--cgroup-root", node.cgroup_root],
+    )
+    assert result.exit_code == 2
+    assert "kubelet" in caplog.text

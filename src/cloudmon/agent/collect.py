@@ -4,7 +4,7 @@ import logging
 import time
 
 from cloudmon import payload
-from cloudmon.agent.cgroups import open_cgroups
+from cloudmon.agent.cgroups.base import Cgroups
 from cloudmon.agent.files import read_text
 from cloudmon.agent.metadata.base import ContainerMeta, PodMeta
 from cloudmon.agent.node import collect_node
@@ -26,6 +26,7 @@ class Collector:
         self,
         roots: Roots,
         node_name: str,
+        cgroups: Cgroups,
         metadata=None,
         clock=time.time,
         monotonic=time.monotonic,
@@ -33,7 +34,7 @@ class Collector:
         self.roots = roots
         self.node_name = node_name
         self.metadata = metadata
-        self.cgroups = open_cgroups(roots.cgroup)
+        self.cgroups = cgroups
         self._clock = clock
         self._monotonic = monotonic
         self._rates = RateTracker()

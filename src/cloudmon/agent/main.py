@@ -9,8 +9,11 @@ import time
 
 from cloudmon import payload
 from cloudmon.agent import loop
+from cloudmon.agent.cgroups import open_cgroups
+from cloudmon.agent.cgroups.layout import NoCgroupHierarchy
 from cloudmon.agent.collect import Collector
 from cloudmon.agent.metadata import open_source
+from cloudmon.agent.metadata.base import MetadataError
 from cloudmon.agent.metadata.cache import MetadataCache
 from cloudmon.agent.paths import Roots
 from cloudmon.agent.sender import Sender
@@ -40,10 +43,16 @@ def run_agent(
     """Run the agent until stopped (or twice with --once); the process's exit status."""
     if kubelet_url is None and os.environ.get("NODE_IP"):
         kubelet_url = f"https://{os.environ['NODE_IP']}:10250"
-    source = open_source(metadata, node_name=node_name, kubelet_url=kubelet_url, crictl=crictl)
+    try:
+        cgroups = open_cgroups(cgroup_root)
+        source = open_source(metadata, node_name=node_name, kubelet_url=kubelet_url, crictl=crictl)
+    except (NoCgroupHierarchy, MetadataError) as error:
+        log.error("cannot start: %s", error)
+        return 2
     collector = Collector(
         Roots(proc=proc_root, cgroup=cgroup_root, rootfs=rootfs),
         node_name,
+        cgroups,
         metadata=MetadataCache(source),
     )
     log.info(
