@@ -15,6 +15,7 @@ import os
 import random
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -88,9 +89,24 @@ def fill(path: Path, nodes: int, pods: int, hours: float, namespaces: int) -> in
     for b in range(buckets):
         batch = [node_body(n, first + 10 * b, pods, namespaces) for n in range(nodes)]
         samples += store.write(wire.decode(orjson.dumps(batch)))
-    store._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw_bytes = table_bytes(path, ("node_sample", "pod_sample", "grp_sample", "node", "pod", "grp"))
+    store.roll_up()  # as the server's upkeep would have, so that it starts in a steady state
     store.close()
-    return samples
+    return samples, raw_bytes
+
+
+def table_bytes(path: Path, tables: tuple[str, ...]) -> int:
+    """Bytes of the pages of these tables and their indexes."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    marks = ",".join("?" * len(tables))
+    (size,) = conn.execute(
+        f"SELECT sum(pgsize) FROM dbstat WHERE name IN ({marks}) OR name IN"
+        f" (SELECT name FROM sqlite_master WHERE tbl_name IN ({marks}))",
+        tables + tables,
+    ).fetchone()
+    conn.close()
+    return size
 
 
 def free_port() -> int:
@@ -139,18 +155,30 @@ def median_ms(url: str, repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def _post_loop(args) -> int:
-    base, bodies, seconds = args
-    sent = 0
-    deadline = time.monotonic() + seconds
+_NODES_PER_CLIENT = 20
+_ROUNDS = 60  # samples per node: each goes to a new bucket, as a real agent's do
+
+
+def _post_loop(args) -> tuple[int, float]:
+    base, client, pods, seconds, start = args
     headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
-    while time.monotonic() < deadline:
-        body = bodies[sent % len(bodies)]
-        req = urllib.request.Request(base + "/api/ingest", data=body, headers=headers)
+    templates = [
+        orjson.dumps(node_body(10_000 + client * 100 + i, 0.0, pods, 20))
+        for i in range(_NODES_PER_CLIENT)
+    ]
+    bodies = [
+        gzip.compress(t.replace(b'"timestamp":0.0', b'"timestamp":%d' % (start + 10 * r)))
+        for r in range(_ROUNDS)
+        for t in templates
+    ]
+    sent = 0
+    started = time.monotonic()
+    while time.monotonic() < started + seconds and sent < len(bodies):
+        req = urllib.request.Request(base + "/api/ingest", data=bodies[sent], headers=headers)
         with urllib.request.urlopen(req, timeout=60) as answer:
             answer.read()
         sent += 1
-    return sent
+    return sent, time.monotonic() - started
 
 
 def refresh(base: str, nodes: int, pods: int, namespaces: int) -> None:
@@ -163,27 +191,21 @@ def refresh(base: str, nodes: int, pods: int, namespaces: int) -> None:
 
 
 def bench_ingest(base: str, server_pid: int, clients: int, seconds: float, pods: int) -> None:
-    raw = [
-        orjson.dumps(node_body(10_000 + c * 100 + i, time.time() - 3000 + i * 10, pods, 20))
-        for c in range(clients)
-        for i in range(20)
-    ]
+    sample = orjson.dumps(node_body(10_000, time.time(), pods, 20))
     started = time.perf_counter()
-    for body in raw[:50]:
-        orjson.loads(body)
-    orjson_ms = (time.perf_counter() - started) / min(50, len(raw)) * 1000
-    per_client = [
-        (base, [gzip.compress(b) for b in raw[c * 20 : (c + 1) * 20]], seconds)
-        for c in range(clients)
-    ]
+    for _ in range(50):
+        orjson.loads(sample)
+    orjson_ms = (time.perf_counter() - started) / 50 * 1000
+    start = int(time.time()) // 10 * 10 + 10
+    jobs = [(base, c, pods, seconds, start) for c in range(clients)]
     cpu_before = cpu_seconds(server_pid)
     with multiprocessing.Pool(clients) as pool:
-        started = time.perf_counter()
-        sent = sum(pool.map(_post_loop, per_client))
-        elapsed = time.perf_counter() - started
+        results = pool.map(_post_loop, jobs)
     cpu = cpu_seconds(server_pid) - cpu_before
+    sent = sum(count for count, _ in results)
+    rate = sum(count / elapsed for count, elapsed in results)
     per_payload_ms = cpu / sent * 1000
-    print(f"ingest: {sent / elapsed:.0f} payloads/s of {pods} pods ({clients} client processes)")
+    print(f"ingest: {rate:.0f} payloads/s of {pods} pods ({clients} client processes)")
     print(
         f"ingest: server CPU {per_payload_ms:.2f} ms per payload; orjson parse "
         f"{orjson_ms:.3f} ms; ratio {per_payload_ms / orjson_ms:.1f}"
@@ -205,13 +227,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"
         started = time.perf_counter()
-        samples = fill(path, options.nodes, options.pods, options.hours, namespaces)
-        size = os.path.getsize(path)
+        samples, raw_bytes = fill(path, options.nodes, options.pods, options.hours, namespaces)
         print(
             f"fill: {options.nodes} nodes x {options.pods} pods x {options.hours} h in "
             f"{time.perf_counter() - started:.0f} s: {samples} samples"
         )
-        print(f"disk: {size / samples:.2f} bytes per stored raw sample (indexes included)")
+        print(f"disk: {raw_bytes / samples:.2f} bytes per stored raw sample (indexes included)")
+        print(
+            f"disk: whole file with rollups {os.path.getsize(path) / samples:.2f} bytes per sample"
+        )
         process, base = start_server(path, options.workers, options.threads)
         try:
             refresh(base, options.nodes, options.pods, namespaces)

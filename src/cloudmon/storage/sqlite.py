@@ -659,23 +659,29 @@ class SqliteStorage(Storage):
         return [make(row) for row in self._reader().execute(sql, params)]
 
     def latest(self, entities, names):
-        answers = []
         conn = self._reader()
+        wanted: dict[tuple[str, int], list[int]] = defaultdict(list)
         for entity in entities:
-            row = None
             if entity.last_bucket is not None:
-                row = conn.execute(
-                    f"SELECT v FROM {_SAMPLE_TABLE[entity.kind]} WHERE bucket = ? AND id = ?",
-                    (entity.last_bucket, entity.id),
-                ).fetchone()
-            pick = _picker(entity.kind, names)
-            values = self._values(entity.kind, row[0]) if row else [None] * len(names)
-            answers.append(
-                {
-                    "timestamp": entity.last_bucket if row else None,
-                    "metrics": as_latest(names, pick(values) if row else values),
-                }
+                wanted[_SAMPLE_TABLE[entity.kind], entity.last_bucket].append(entity.id)
+        blobs = {}
+        for (table, bucket), ids in wanted.items():
+            rows = conn.execute(
+                f"SELECT id, v FROM {table} WHERE bucket = ? AND id IN"
+                " (SELECT value FROM json_each(?))",
+                (bucket, json.dumps(ids)),
             )
+            blobs.update(((table, eid), blob) for eid, blob in rows)
+        pickers = {kind: _picker(kind, names) for kind in {entity.kind for entity in entities}}
+        nothing = as_latest(names, [None] * len(names))
+        answers = []
+        for entity in entities:
+            blob = blobs.get((_SAMPLE_TABLE[entity.kind], entity.id))
+            if blob is None:
+                answers.append({"timestamp": None, "metrics": dict(nothing)})
+                continue
+            values = pickers[entity.kind](self._values(entity.kind, blob))
+            answers.append({"timestamp": entity.last_bucket, "metrics": as_latest(names, values)})
         return answers
 
     def resolution(self, span: Span) -> int:
