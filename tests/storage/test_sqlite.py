@@ -97,3 +97,15 @@ def test_two_stores_on_one_file_share_ids(tmp_path):
     assert ns["metrics"] == {"cpu_cores": 3.0, "pod_count": 2}
     one.close()
     two.close()
+
+
+def test_a_version_1_file_is_migrated(tmp_path):
+    conn = sqlite3.connect(tmp_path / "s.db")
+    conn.executescript(MIGRATIONS[0])
+    conn.execute("PRAGMA user_version=1")
+    conn.close()
+    store = SqliteStorage(tmp_path / "s.db", clock=lambda: T0 + 3600)
+    assert store.schema_version() == len(MIGRATIONS) >= 2
+    store.write(payloads(node_payload("n1", T0, [("a", "ns", 1.0)])))
+    assert store.roll_up() > 0
+    store.close()
