@@ -1,7 +1,9 @@
 """The real server process (gunicorn on a loopback port, a SQLite file) over real HTTP."""
 
+import contextlib
 import gzip
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -9,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from server_payloads import payload, pod
@@ -33,12 +36,18 @@ def request(url, body=None, headers=None):
 
 @pytest.fixture(params=[False, True], ids=["gunicorn", "dev"])
 def server(request, tmp_path):
+    with running_server(tmp_path, dev=request.param) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def running_server(tmp_path, dev: bool):
     port = free_port()
     (tmp_path / "token").write_text(TOKEN + "\n")
     code = (
         "import sys; from cloudmon.server.main import run_server; "
         f"sys.exit(run_server(port={port}, storage='sqlite:///{tmp_path}/c.db', "
-        f"token_file='{tmp_path}/token', workers=2, dev={request.param}))"
+        f"token_file='{tmp_path}/token', workers=2, dev={dev}))"
     )
     log_path = tmp_path / "server.log"
     with open(log_path, "wb") as log_file:
@@ -94,3 +103,47 @@ def test_ingest_and_query_over_http(server):
     status, web = request(server + "/api/deployments/shop/web")
     assert web["metrics"]["cpu_cores"] == 0.75
     assert request(server + "/api/nodes/ghost")[0] == 404
+
+
+def test_the_real_agent_reports_this_machine(tmp_path):
+    with running_server(tmp_path, dev=False) as base:
+        agent = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cloudmon",
+                "agent",
+                "--server",
+                base,
+                "--interval",
+                "1",
+                "--node-name",
+                "e2e-node",
+                "--metadata",
+                "none",
+                "--token-file",
+                str(tmp_path / "token"),
+            ],
+            stderr=subprocess.DEVNULL,
+        )
+        started = time.time()
+        deadline = started + 30
+        node = None
+        while time.time() < deadline:
+            time.sleep(0.5)
+            status, node = request(base + "/api/nodes/e2e-node?window=1m")
+            if status == 200 and node["metrics"]["cpu_cores"] is not None:
+                break
+        time.sleep(1.5)
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=20)
+        status, node = request(base + f"/api/nodes/e2e-node?start={int(started) - 10}")
+    assert status == 200, node
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    assert node["metrics"]["memory_total_bytes"] == int(meminfo["MemTotal"].split()[0]) * 1024
+    assert node["info"]["cpu_count"] == os.cpu_count()
+    assert 0 <= node["metrics"]["cpu_cores"] <= os.cpu_count()
+    points = [v for v in node["series"]["memory_used_bytes"] if v is not None]
+    elapsed_buckets = (time.time() - started) // 10 + 2
+    assert 1 <= len(points) <= elapsed_buckets
+    assert node["series"]["timestamps"][-1] >= node["timestamp"]
