@@ -141,33 +141,34 @@ class Entity:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def fold(rows: Iterable[tuple[int, list]], names: Sequence[str], span: Span) -> dict:
-    """Columnar series of `names` from (bucket, values) rows, one entry per step of span."""
+def fold(
+    rows: Iterable[tuple[int, Sequence]], names: Sequence[str], span: Span, agg: str | None = None
+) -> dict:
+    """Columnar series of `names` from (bucket, values) rows, one entry per step of span,
+    values in a step combined by `agg` (default: the span's)."""
     steps = span.steps()
-    width = len(names)
-    cells: list[list[list]] = [[[] for _ in range(width)] for _ in steps]
     first, step = steps.start, span.step
+    groups: list[list] = [[] for _ in steps]
     for bucket, values in sorted(rows, key=lambda row: row[0]):
-        slot = cells[(bucket - first) // step]
-        for i, value in enumerate(values):
-            if value is not None:
-                slot[i].append(value)
-    combine = _COMBINE[span.agg]
+        groups[(bucket - first) // step].append(values)
+    combine = _COMBINE[agg or span.agg]
     series: dict[str, list] = {"timestamps": list(steps)}
-    for i, name in enumerate(names):
-        series[name] = [combine(slot[i]) if slot[i] else None for slot in cells]
+    columns_out = [[None] * len(steps) for _ in names]
+    for k, group in enumerate(groups):
+        if not group:
+            continue
+        for i, column in enumerate(zip(*group, strict=True)):
+            try:
+                columns_out[i][k] = combine(column)
+            except TypeError:  # some are None: combine the others
+                present = [value for value in column if value is not None]
+                columns_out[i][k] = combine(present) if present else None
+    series.update(zip(names, columns_out, strict=True))
     return series
 
 
 # A rollup keeps, per column, these figures of the 10 s values in its period.
 STATS = ("sum", "count", "min", "max", "last")
-_PICK_STAT = {
-    "avg": lambda s: s[0] / s[1],
-    "max": lambda s: s[3],
-    "min": lambda s: s[2],
-    "last": lambda s: s[4],
-    "sum": lambda s: s[0],
-}
 
 
 def merge_stats(earlier: tuple | None, later: tuple) -> tuple:
@@ -183,32 +184,17 @@ def merge_stats(earlier: tuple | None, later: tuple) -> tuple:
     )
 
 
-def fold_stats(rows: Iterable[tuple[int, list]], names: Sequence[str], span: Span) -> dict:
-    """Like `fold`, for rows whose values are STATS tuples (or None)."""
-    steps = span.steps()
-    width = len(names)
-    cells: list[list] = [[None] * width for _ in steps]
-    first, step = steps.start, span.step
-    for bucket, values in sorted(rows, key=lambda row: row[0]):
-        index = (bucket - first) // step
-        if not 0 <= index < len(cells):
-            continue
-        slot = cells[index]
-        for i, stats in enumerate(values):
-            if stats is not None:
-                slot[i] = merge_stats(slot[i], stats)
-    pick = _PICK_STAT[span.agg]
-    series: dict[str, list] = {"timestamps": list(steps)}
-    for i, name in enumerate(names):
-        series[name] = [None if slot[i] is None else pick(slot[i]) for slot in cells]
-    return series
+def _last(values: Sequence):
+    if values[-1] is None:
+        raise TypeError("the last value is missing")
+    return values[-1]
 
 
-_COMBINE: dict[str, Callable[[list], float]] = {
+_COMBINE: dict[str, Callable[[Sequence], float]] = {
     "avg": lambda values: sum(values) / len(values),
     "max": max,
     "min": min,
-    "last": lambda values: values[-1],
+    "last": _last,
     "sum": sum,
 }
 

@@ -37,7 +37,6 @@ from cloudmon.storage.base import (
     columns,
     derive,
     fold,
-    fold_stats,
     merge_stats,
     register,
 )
@@ -162,6 +161,26 @@ def unpack_stats(blob: bytes, width: int) -> list:
     return out
 
 
+# The positions in STATS that an aggregation folds.
+_FIGURES_OF = {"avg": (0, 1), "sum": (0,), "min": (2,), "max": (3,), "last": (4,)}
+
+
+def unpack_figures(blob: bytes, width: int, figures: Sequence[int]) -> list:
+    """For each figure (a position in STATS), its value in each column of a rollup row,
+    None where missing."""
+    (mask,) = _MASK.unpack_from(blob)
+    flat = struct.unpack_from(f"<{(len(blob) - 4) // 8}d", blob, 4)
+    found = []
+    for figure in figures:
+        present = flat[figure::5]
+        if len(present) == width:
+            found.append(present)
+        else:
+            values = iter(present)
+            found.append([next(values) if mask >> i & 1 else None for i in range(width)])
+    return found
+
+
 def _ids(blob: bytes) -> tuple[int, ...]:
     return struct.unpack(f"<{len(blob) // 4}I", blob)
 
@@ -184,8 +203,11 @@ _POD_IDENTITY = operator.attrgetter(
 def _column_sums(rows: list[tuple]) -> list:
     sums = []
     for column in zip(*rows, strict=True):
-        present = [value for value in column if value is not None]
-        sums.append(sum(present) if present else None)
+        try:
+            sums.append(sum(column))
+        except TypeError:  # some are None: the sum of the others, None when none has a value
+            present = [value for value in column if value is not None]
+            sums.append(sum(present) if present else None)
     return sums
 
 
@@ -712,9 +734,8 @@ class SqliteStorage(Storage):
                 answers.append(fold(values, names, span))
                 continue
             width = len(columns(entity.kind))
-            stats = [
-                (bucket, pick(unpack_stats(blob, width)))
-                for bucket, blob in self._rows(
+            rollups = list(
+                self._rows(
                     conn,
                     _ROLLUP_TABLE[table],
                     res,
@@ -722,11 +743,31 @@ class SqliteStorage(Storage):
                     min(last, done - res),
                     entity.id,
                 )
+            )
+            raw = [
+                (bucket, pick(self._values(entity.kind, blob)))
+                for bucket, blob in self._rows(
+                    conn, table, BUCKET, max(first, done), last, entity.id
+                )
             ]
-            for bucket, blob in self._rows(conn, table, BUCKET, max(first, done), last, entity.id):
-                values = pick(self._values(entity.kind, blob))
-                stats.append((bucket, [None if v is None else (v, 1.0, v, v, v) for v in values]))
-            answers.append(fold_stats(stats, names, span))
+            # Each figure folds as the raw values would: avg as the sum of sums over the sum
+            # of counts; max of maxima, min of minima, last of lasts, sum of sums.
+            figures = _FIGURES_OF[span.agg]
+            decoded = [(b, unpack_figures(blob, width, figures)) for b, blob in rollups]
+            rows = [(b, pick(found[0])) for b, found in decoded]
+            if span.agg != "avg":
+                answers.append(fold(rows + raw, names, span))
+                continue
+            sums = fold(rows + raw, names, span, "sum")
+            counts = [(b, pick(found[1])) for b, found in decoded]
+            counts += [(b, [None if v is None else 1 for v in values]) for b, values in raw]
+            counted = fold(counts, names, span, "sum")
+            for name in names:
+                sums[name] = [
+                    None if total is None else total / count
+                    for total, count in zip(sums[name], counted[name], strict=True)
+                ]
+            answers.append(sums)
         return answers
 
     @staticmethod
@@ -790,9 +831,13 @@ def _kind_of(table: str, eid: int, clusters: set[int]) -> EntityKind:
 
 
 def _picker(kind: EntityKind, names: Sequence[str]):
-    index = {name: i for i, name in enumerate(columns(kind))}
-    positions = [index[name] for name in names]
-    return lambda values: [values[i] for i in positions]
+    known = columns(kind)
+    if tuple(names) == known:
+        return lambda values: values
+    getter = operator.itemgetter(*(known.index(name) for name in names))
+    if len(names) == 1:
+        return lambda values: (getter(values),)
+    return getter
 
 
 def _node_entity(row) -> Entity:
