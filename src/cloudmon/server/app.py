@@ -14,21 +14,21 @@ DEFAULT_STORAGE = "sqlite:///data/cloudmon.db"
 MAX_BODY = 16 * 1024 * 1024  # contract section 4: 16 MiB, also after decompression
 
 
+DEFAULTS = {
+    "CLOUDMON_STORAGE": DEFAULT_STORAGE,  # a storage URL or a Storage
+    "CLOUDMON_TOKEN": None,  # bearer token ingest requires
+    "CLOUDMON_READ_TOKEN": None,  # bearer token the read endpoints and /metrics require
+    "CLOUDMON_MAX_BODY": MAX_BODY,
+    "CLOUDMON_NOW": time.time,  # the clock
+    "CLOUDMON_RETENTION": RETENTION,  # seconds each resolution is kept
+    "CLOUDMON_UPKEEP_EVERY": None,  # seconds between rollups and deletions; None: not here
+}
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """An application; config keys: CLOUDMON_STORAGE (URL or Storage), CLOUDMON_TOKEN,
-    CLOUDMON_READ_TOKEN, CLOUDMON_MAX_BODY, CLOUDMON_NOW (the clock), CLOUDMON_RETENTION
-    ({resolution: seconds}) and CLOUDMON_UPKEEP_EVERY (seconds between rollups and
-    deletions in a background thread; None: none)."""
+    """The cloudmon application; `config` may set any key of DEFAULTS."""
     app = Flask("cloudmon.server")
-    app.config.update(
-        CLOUDMON_STORAGE=DEFAULT_STORAGE,
-        CLOUDMON_TOKEN=None,
-        CLOUDMON_READ_TOKEN=None,
-        CLOUDMON_MAX_BODY=MAX_BODY,
-        CLOUDMON_NOW=time.time,
-        CLOUDMON_RETENTION=RETENTION,
-        CLOUDMON_UPKEEP_EVERY=None,
-    )
+    app.config.update(DEFAULTS)
     app.config.update(config or {})
     app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = app.config["CLOUDMON_MAX_BODY"]

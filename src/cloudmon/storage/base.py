@@ -144,8 +144,7 @@ class Entity:
 def fold(
     rows: Iterable[tuple[int, Sequence]], names: Sequence[str], span: Span, agg: str | None = None
 ) -> dict:
-    """Columnar series of `names` from (bucket, values) rows, one entry per step of span,
-    values in a step combined by `agg` (default: the span's)."""
+    """Columnar series of `names` from (bucket, values) rows, combined per step by agg."""
     steps = span.steps()
     first, step = steps.start, span.step
     groups: list[list] = [[] for _ in steps]

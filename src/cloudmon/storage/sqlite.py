@@ -27,6 +27,7 @@ from cloudmon.storage.base import (
     POD_COLUMNS,
     RESOLUTIONS,
     RETENTION,
+    STATS,
     STORED_COLUMNS,
     Entity,
     EntityKind,
@@ -156,23 +157,28 @@ def unpack_stats(blob: bytes, width: int) -> list:
     at = 0
     for i in range(width):
         if mask >> i & 1:
-            out[i] = flat[at : at + 5]
-            at += 5
+            out[i] = flat[at : at + len(STATS)]
+            at += len(STATS)
     return out
 
 
 # The positions in STATS that an aggregation folds.
-_FIGURES_OF = {"avg": (0, 1), "sum": (0,), "min": (2,), "max": (3,), "last": (4,)}
+_FIGURES_OF = {
+    "avg": (STATS.index("sum"), STATS.index("count")),
+    "sum": (STATS.index("sum"),),
+    "min": (STATS.index("min"),),
+    "max": (STATS.index("max"),),
+    "last": (STATS.index("last"),),
+}
 
 
 def unpack_figures(blob: bytes, width: int, figures: Sequence[int]) -> list:
-    """For each figure (a position in STATS), its value in each column of a rollup row,
-    None where missing."""
+    """Per figure (a position in STATS), its values in a rollup row; None where missing."""
     (mask,) = _MASK.unpack_from(blob)
     flat = struct.unpack_from(f"<{(len(blob) - 4) // 8}d", blob, 4)
     found = []
     for figure in figures:
-        present = flat[figure::5]
+        present = flat[figure :: len(STATS)]
         if len(present) == width:
             found.append(present)
         else:
@@ -226,8 +232,7 @@ class _Partials:
         self.rows[cluster_id].append(_NODE_SUMMED(values))
 
     def sums(self) -> dict[int, list]:
-        """Per group: the column sums of its rows (None where none has a value), then the
-        number of rows."""
+        """Per group: its rows' column sums (None where none has a value) and row count."""
         return {gid: [*_column_sums(rows), len(rows)] for gid, rows in self.rows.items()}
 
 
@@ -707,8 +712,9 @@ class SqliteStorage(Storage):
         return answers
 
     def resolution(self, span: Span) -> int:
-        """The coarsest resolution that still covers the span and divides its step; else the
-        finest that covers it."""
+        """The resolution a span is answered from (raw samples or a rollup)."""
+        # The coarsest resolution that still covers the span and divides its step, else the
+        # finest that covers it: rollups answer long spans, raw samples short ones.
         first = span.first_bucket()
         now = self._clock()
         covering = [r for r in RESOLUTIONS if first >= now - self.retention[r]]
