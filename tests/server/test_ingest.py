@@ -143,6 +143,11 @@ def test_timestamp_in_the_future(client, nothing_stored):
     refused(send(client, body), 400, "$.timestamp", "future")
 
 
+def test_timestamp_older_than_the_raw_retention(client, nothing_stored):
+    body = with_changes(lambda b: b.update(timestamp=T0 - 2 * 86_400))
+    refused(send(client, body), 400, "$.timestamp", "retention")
+
+
 def test_one_bad_payload_stores_none_of_the_array(client, nothing_stored):
     bad = payload("n2", T0 + 1, [pod("uid-b", cpu_cores="fast")])
     refused(send(client, json.dumps([GOOD, bad]).encode()), 400, "$[1].pods[0].cpu_cores")

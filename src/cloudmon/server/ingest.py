@@ -10,6 +10,7 @@ from cloudmon import payload as wire
 from cloudmon.server import auth
 from cloudmon.server.errors import ApiError
 from cloudmon.server.state import state
+from cloudmon.storage.base import BUCKET
 
 bp = Blueprint("ingest", __name__)
 
@@ -44,7 +45,7 @@ def gunzip(body: bytes, limit: int) -> bytes:
     return out
 
 
-def decode(body: bytes, now: float) -> list:
+def decode(body: bytes, now: float, oldest: float = 0.0) -> list:
     """Payloads from a JSON body, checked beyond the schema; raises ApiError (400)."""
     try:
         payloads = wire.decode(body)
@@ -61,6 +62,11 @@ def decode(body: bytes, now: float) -> list:
         where = f"$[{index}]" if is_array else "$"
         if item.timestamp > now + FUTURE_LIMIT:
             raise ApiError(400, f"payload: timestamp lies in the future - at `{where}.timestamp`")
+        # Older samples could no longer be rolled up with the rest of their period.
+        if item.timestamp < oldest:
+            raise ApiError(
+                400, f"payload: timestamp is older than the raw retention - at `{where}.timestamp`"
+            )
         seen = set()
         for number, pod in enumerate(item.pods):
             if pod.uid in seen:
@@ -86,7 +92,8 @@ def ingest():
     body = read_body(request.stream, limit)
     if encoding == "gzip":
         body = gunzip(body, limit)
-    payloads = decode(body, config["CLOUDMON_NOW"]())
+    now = config["CLOUDMON_NOW"]()
+    payloads = decode(body, now, now - config["CLOUDMON_RETENTION"][BUCKET])
     samples = state().storage.write(payloads)
     state().ingested(len(payloads), samples, time.perf_counter() - started)
     return {"payloads": len(payloads), "samples": samples}
