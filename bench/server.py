@@ -237,7 +237,7 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=50)
     parser.add_argument("--hours", type=float, default=6.0)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ingest-seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=3)
     options = parser.parse_args()
