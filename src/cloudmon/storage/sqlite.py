@@ -5,7 +5,9 @@ columns present followed by those values as little-endian doubles. Sample tables
 WITHOUT ROWID and keyed (bucket, id), so a bucket's rows are written at the end of the
 B-tree and the pages stay full. The namespace, deployment and cluster sums of each bucket
 are kept in grp_sample: added to as nodes report, rebuilt from the pod and node rows of the
-bucket when a node reports a bucket a second time.
+bucket when a node reports a bucket a second time. Rollup tables hold, per 1 min or 1 h
+period, the STATS (sum, count, min, max, last) of each column; rollup_state says up to
+where each resolution is done and rollup_dirty which periods late samples changed.
 """
 
 import json
