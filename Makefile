@@ -1,8 +1,11 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Debian packages the tests use: promtool (prometheus) checks /metrics, ip (iproute2) makes
+# the real-kernel test's network namespaces.
+DEBIAN_PACKAGES := prometheus iproute2
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench system-packages clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -10,18 +13,34 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+system-packages:
+	@if command -v promtool >/dev/null && command -v ip >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $(DEBIAN_PACKAGES) >/dev/null; \
+	else echo "note: install $(DEBIAN_PACKAGES) for the tests that need them"; fi
+
+# The server on ./data/cloudmon.db and an agent monitoring this machine; Ctrl-C stops both.
 run: $(STAMP)
-	$(VENV)/bin/cloudmon agent --output -
+	@mkdir -p data
+	@bash -c 'trap "kill 0 2>/dev/null" EXIT; \
+		$(VENV)/bin/cloudmon server --storage sqlite:///data/cloudmon.db & \
+		until (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null; do sleep 0.2; done; \
+		echo; echo "cloudmon is at http://127.0.0.1:8080 -- try:"; \
+		echo "  curl -s http://127.0.0.1:8080/api/nodes"; \
+		echo "  curl -s \"http://127.0.0.1:8080/api/cluster?window=5m\""; echo; \
+		$(VENV)/bin/cloudmon agent --interval 10; wait'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
-test: lint
+test: lint system-packages
 	$(PY) -m pytest
 
 bench: $(STAMP)
 	$(PY) bench/agent.py
+	$(PY) bench/server.py
 
 clean:
 	rm -rf $(VENV)

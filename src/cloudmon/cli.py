@@ -142,3 +142,75 @@ def agent(**options) -> None:
     from cloudmon.agent.main import run_agent
 
     sys.exit(run_agent(**options))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--storage",
+    envvar="CLOUDMON_STORAGE",
+    default=None,
+    show_default="sqlite:///data/cloudmon.db",
+    help="Where samples are kept: sqlite:///PATH (a relative PATH is under the working "
+    "directory; sqlite:////abs/path for an absolute one).",
+)
+@click.option(
+    "--token-file",
+    envvar="CLOUDMON_TOKEN_FILE",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="File holding the bearer token agents must send to POST /api/ingest.",
+)
+@click.option(
+    "--read-token-file",
+    envvar="CLOUDMON_READ_TOKEN_FILE",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="File holding the bearer token the read endpoints (GET /api/..., /metrics) require.",
+)
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="gunicorn worker processes.",
+)
+@click.option(
+    "--threads",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Threads per worker.",
+)
+@click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
+@click.option(
+    "--retention-raw",
+    default="24h",
+    show_default=True,
+    help="How long 10 s samples are kept.",
+)
+@click.option(
+    "--retention-1m", default="7d", show_default=True, help="How long 1 min rollups are kept."
+)
+@click.option(
+    "--retention-1h", default="90d", show_default=True, help="How long 1 h rollups are kept."
+)
+def server(storage, retention_raw, retention_1m, retention_1h, **options) -> None:
+    """Store the agents' samples and serve them over HTTP (REST API, /metrics, dashboard)."""
+    from cloudmon.server.errors import ApiError
+    from cloudmon.server.main import run_server
+    from cloudmon.server.timeparams import parse_duration
+
+    try:
+        retention = {
+            10: parse_duration("--retention-raw", retention_raw),
+            60: parse_duration("--retention-1m", retention_1m),
+            3600: parse_duration("--retention-1h", retention_1h),
+        }
+    except ApiError as error:
+        raise click.BadParameter(error.message) from None
+    if storage is not None:
+        options["storage"] = storage
+    log_level = logging.getLevelName(logging.getLogger().level).lower()
+    sys.exit(run_server(retention=retention, log_level=log_level, **options))

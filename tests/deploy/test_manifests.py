@@ -17,7 +17,6 @@ from cloudmon.agent.main import run_agent
 from cloudmon.agent.metadata import apiserver
 from cloudmon.cli import main as cli
 from cloudmon.server.app import create_app
-from cloudmon.server.main import run_server
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -358,12 +357,9 @@ def test_crictl_component_mounts_the_socket_crictl_is_told_about():
 # --- the server -----------------------------------------------------------------------------
 
 
-def server_option(name: str, default):
-    """The server's option from `cloudmon server` when it exists, else run_server's default."""
-    command = cli.commands.get("server")
-    if command is not None:
-        return next(p for p in command.params if p.name == name).default
-    return default
+def server_option(name: str):
+    """The default of an option of `cloudmon server`."""
+    return next(p for p in cli.commands["server"].params if p.name == name).default
 
 
 def test_server_probes_and_scrape_path_are_real_routes(tmp_path):
@@ -384,7 +380,7 @@ def test_server_probes_and_scrape_path_are_real_routes(tmp_path):
 
 
 def test_service_port_is_the_container_port_is_the_servers_default():
-    default_port = server_option("port", inspect.signature(run_server).parameters["port"].default)
+    default_port = server_option("port")
     (container_port,) = SERVER["ports"]
     assert container_port["containerPort"] == default_port
     assert f"--port={default_port}" in SERVER["args"]

@@ -44,14 +44,12 @@ def server(request, tmp_path):
 def running_server(tmp_path, dev: bool):
     port = free_port()
     (tmp_path / "token").write_text(TOKEN + "\n")
-    code = (
-        "import sys; from cloudmon.server.main import run_server; "
-        f"sys.exit(run_server(port={port}, storage='sqlite:///{tmp_path}/c.db', "
-        f"token_file='{tmp_path}/token', workers=2, dev={dev}))"
-    )
+    command = [sys.executable, "-m", "cloudmon", "server", "--port", str(port)]
+    command += ["--storage", f"sqlite:///{tmp_path}/c.db", "--token-file", f"{tmp_path}/token"]
+    command += ["--dev"] if dev else ["--workers", "2"]
     log_path = tmp_path / "server.log"
     with open(log_path, "wb") as log_file:
-        process = subprocess.Popen([sys.executable, "-c", code], stderr=log_file)
+        process = subprocess.Popen(command, stderr=log_file)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:
