@@ -1,6 +1,7 @@
 import re
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cloudmon.cli import main
@@ -19,8 +20,9 @@ def test_readme_shows_the_two_commands_first():
     assert "make run" in first_block and "make test" in first_block
 
 
-def test_readme_documents_every_agent_flag():
-    help_text = CliRunner().invoke(main, ["agent", "--help"]).output
-    flags = set(re.findall(r"(--[a-z][a-z-]+)", help_text)) - {"--help"}
+@pytest.mark.parametrize("command", sorted(main.commands))
+def test_readme_documents_every_flag(command):
+    help_text = CliRunner().invoke(main, [command, "--help"]).output
+    flags = set(re.findall(r"(--[a-z][a-z0-9-]+)", help_text)) - {"--help"}
     missing = [flag for flag in sorted(flags) if f"`{flag}" not in README]
     assert not missing
