@@ -105,6 +105,19 @@ def main(log_level: str) -> None:
     help="File holding the bearer token sent to the server.",
 )
 @click.option(
+    "--ca-file",
+    envvar="CLOUDMON_CA_FILE",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="CA certificate(s) that verify an https:// server; default: the system's.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Do not verify the https:// server's certificate (tests only: anyone in between "
+    "can read and change the samples).",
+)
+@click.option(
     "--spool-dir",
     envvar="CLOUDMON_SPOOL_DIR",
     default=None,

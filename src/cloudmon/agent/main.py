@@ -3,6 +3,7 @@
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -34,6 +35,8 @@ def run_agent(
     kubelet_url,
     crictl,
     token_file,
+    ca_file,
+    insecure,
     spool_dir,
     spool_limit,
     once,
@@ -69,7 +72,9 @@ def run_agent(
     else:
         bound = spool_limit or default_bound(interval)
         spool = DiskSpool(spool_dir, bound) if spool_dir else MemorySpool(bound)
-        deliver = Sender(server, spool=spool, token_file=token_file).submit
+        deliver = Sender(
+            server, spool=spool, token_file=token_file, ssl_context=_tls(ca_file, insecure)
+        ).submit
 
     try:
         if once:
@@ -90,6 +95,15 @@ def run_agent(
         source.close()
         if spool is not None:
             spool.close()
+
+
+def _tls(ca_file: str | None, insecure: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=ca_file)
+    if insecure:
+        log.warning("--insecure: the server's certificate is not verified")
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _print_payload(encoded: bytes) -> None:

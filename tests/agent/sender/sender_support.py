@@ -4,6 +4,7 @@ a clock moved by hand and payloads to send."""
 import gzip
 import http.server
 import json
+import ssl
 import threading
 from collections.abc import Callable
 
@@ -48,7 +49,8 @@ class IngestServer:
     """A threaded HTTP server that gunzips bodies, answers by `responder` and keeps the
     payloads it accepted; stop() refuses connections, start() listens again on the same port."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self.requests: list[Request] = []
         self.accepted: list[dict] = []
         self.responder: Responder = lambda items, headers: (200, {})
@@ -60,7 +62,7 @@ class IngestServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         server = self
@@ -95,6 +97,8 @@ class IngestServer:
 
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._httpd.daemon_threads = True
+        if self.tls is not None:
+            self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
         self.port = self._httpd.server_address[1]
         threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
