@@ -3,164 +3,19 @@ kubelet lays them out (cgroupfs driver), with real processes doing known work.""
 
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from fixtures.realnode import Container, Pod, RealNode, why_not_runnable
 
-CGROUP = Path("/sys/fs/cgroup")
 FAKE_CRICTL = Path(__file__).parent.parent / "agent" / "metadata" / "fake_crictl.py"
 MIB = 1 << 20
-# v1 controllers the agent reads; on v2 they are all in one hierarchy.
-V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "blkio", "pids")
 
-
-def _cgroup_version() -> int:
-    return 2 if (CGROUP / "cgroup.controllers").exists() else 1
-
-
-def _why_not_runnable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to make cgroups and network namespaces"
-    if shutil.which("ip") is None:
-        return "needs iproute2's ip for network namespaces"
-    probe = CGROUP / ("" if _cgroup_version() == 2 else "memory") / f"cm-probe-{os.getpid()}"
-    try:
-        probe.mkdir()
-        probe.rmdir()
-    except OSError as error:
-        return f"the cgroup file system is not writable: {error}"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_why_not_runnable() is not None, reason=str(_why_not_runnable()))
-
-
-@dataclass
-class Container:
-    name: str
-    command: list[str]
-    id: str = field(default_factory=lambda: uuid.uuid4().hex + uuid.uuid4().hex)
-    limits: dict[str, str] = field(default_factory=dict)  # cgroup file -> value
-
-
-@dataclass
-class Pod:
-    name: str
-    namespace: str
-    qos: str
-    labels: dict[str, str]
-    containers: list[Container]
-    netns: str | None = None
-    limits: dict[str, str] = field(default_factory=dict)
-    uid: str = field(default_factory=lambda: str(uuid.uuid4()))
-    sandbox_id: str = field(default_factory=lambda: uuid.uuid4().hex + uuid.uuid4().hex)
-
-
-class RealNode:
-    """Pods in real cgroups under a kubelet --cgroup-root of our own, torn down on exit."""
-
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.prefix = f"cloudmon-e2e-{uuid.uuid4().hex[:8]}"
-        self.version = _cgroup_version()
-        self.processes: list[subprocess.Popen] = []
-        self.cgroups: list[Path] = []
-        self.netns: list[str] = []
-        self.pause = workdir / "pause"
-        # The sandbox process is recognised by its name, as the pause image's /pause is.
-        shutil.copy(shutil.which("sleep"), self.pause)
-
-    def hierarchies(self) -> list[Path]:
-        if self.version == 2:
-            return [CGROUP]
-        return [CGROUP / c for c in V1_CONTROLLERS if (CGROUP / c).is_dir()]
-
-    def pod_path(self, pod: Pod) -> str:
-        qos = "" if pod.qos == "guaranteed" else f"/{pod.qos}"
-        return f"/{self.prefix}/kubepods{qos}/pod{pod.uid}"
-
-    def make_cgroup(self, relative: str, limits: dict[str, str]) -> list[Path]:
-        made = []
-        for hierarchy in self.hierarchies():
-            path = hierarchy
-            for part in relative.strip("/").split("/"):
-                if self.version == 2:
-                    available = (path / "cgroup.controllers").read_text().split()
-                    wanted = [f"+{c}" for c in ("cpu", "memory", "io") if c in available]
-                    (path / "cgroup.subtree_control").write_text(" ".join(wanted))
-                path = path / part
-                if not path.exists():
-                    path.mkdir()
-                    self.cgroups.append(path)
-            made.append(path)
-            for name, value in limits.items():
-                if (path / name).exists():
-                    (path / name).write_text(value)
-        return made
-
-    def spawn(self, cgroup_dirs: list[Path], command: list[str], netns: str | None = None):
-        # The shell joins every hierarchy before exec, so all the work is charged to the pod.
-        # It joins before entering a network namespace: `ip netns exec` remounts /sys, where
-        # the cgroup file system is then no longer to be seen.
-        procs = " ".join(str(d / "cgroup.procs") for d in cgroup_dirs)
-        argv = ["sh", "-c", 'for f in $CM_PROCS; do echo $$ > "$f"; done; exec "$@"', "sh"]
-        if netns:
-            argv += ["ip", "netns", "exec", netns]
-        argv += command
-        process = subprocess.Popen(argv, env={**os.environ, "CM_PROCS": procs})
-        self.processes.append(process)
-        return process
-
-    def add_netns(self, name: str, peer: str) -> None:
-        for ns in (name, peer):
-            subprocess.run(["ip", "netns", "add", ns], check=True)
-            self.netns.append(ns)
-        subprocess.run(
-            ["ip", "link", "add", "eth0", "netns", name, "type", "veth", "peer", "name", "eth0"]
-            + ["netns", peer],
-            check=True,
-        )
-        for ns, address in ((name, "10.213.0.1/30"), (peer, "10.213.0.2/30")):
-            subprocess.run(["ip", "-n", ns, "addr", "add", address, "dev", "eth0"], check=True)
-            subprocess.run(["ip", "-n", ns, "link", "set", "eth0", "up"], check=True)
-            subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-
-    def start(self, pod: Pod) -> None:
-        # The highest CPU weight for the whole node, so that the figures measured do not
-        # depend on whatever else this machine runs meanwhile.
-        self.make_cgroup(f"/{self.prefix}", {"cpu.shares": "262144", "cpu.weight": "10000"})
-        pod_dirs = self.make_cgroup(self.pod_path(pod), pod.limits)
-        assert pod_dirs
-        sandbox = self.make_cgroup(f"{self.pod_path(pod)}/{pod.sandbox_id}", {})
-        self.spawn(sandbox, [str(self.pause), "infinity"], pod.netns)
-        for container in pod.containers:
-            dirs = self.make_cgroup(f"{self.pod_path(pod)}/{container.id}", container.limits)
-            self.spawn(dirs, container.command, pod.netns)
-
-    def close(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGKILL)
-            process.wait()
-        for path in reversed(self.cgroups):
-            for _ in range(50):  # a killed task leaves its cgroup a moment later
-                try:
-                    path.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)
-        for ns in self.netns:
-            subprocess.run(["ip", "netns", "del", ns], check=False)
-        self.processes, self.cgroups, self.netns = [], [], []
+pytestmark = pytest.mark.skipif(why_not_runnable() is not None, reason=str(why_not_runnable()))
 
 
 def _python(code: str) -> list[str]:
