@@ -5,6 +5,7 @@ from typing import Any
 
 from flask import Flask
 
+from cloudmon import dashboard
 from cloudmon.server import errors, exposition, health, ingest, maintenance, openapi, query
 from cloudmon.server.state import ServerState
 from cloudmon.storage import Storage, open_storage
@@ -43,6 +44,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if app.config["CLOUDMON_UPKEEP_EVERY"]:
         maintenance.start(storage, app.config["CLOUDMON_UPKEEP_EVERY"])
     errors.register(app)
-    for blueprint in (ingest.bp, query.bp, health.bp, exposition.bp, openapi.bp):
+    for blueprint in (ingest.bp, query.bp, health.bp, exposition.bp, openapi.bp, dashboard.bp):
         app.register_blueprint(blueprint)
     return app

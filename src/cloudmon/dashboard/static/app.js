@@ -1,0 +1,599 @@
+// The dashboard: a router over the URL's hash (#/view/...?range=&q=&sort=), the range
+// picker, auto-refresh, and the views.
+
+import { ApiError, Unreachable, get, setToken, timeParams } from "./api.js";
+import { rangeChart } from "./charts.js";
+import { formatter, time } from "./format.js";
+import { dataTable } from "./table.js";
+
+const REFRESH_MS = 10_000;
+const SPARK_POINTS = 30;
+const PRESETS = ["15m", "1h", "6h", "24h", "7d"];
+const enc = encodeURIComponent;
+
+const view = document.getElementById("view");
+const status = document.getElementById("status");
+const rangeSelect = document.getElementById("range");
+const custom = document.getElementById("custom");
+const fromInput = document.getElementById("from");
+const toInput = document.getElementById("to");
+const pauseButton = document.getElementById("pause");
+const updated = document.getElementById("updated");
+
+let catalogue = {};
+let current = null; // {refresh(), route}
+let paused = false;
+let busy = null; // the route whose refresh is running
+
+// ---- the URL ----
+
+function parseHash() {
+  const [path, query] = location.hash.replace(/^#/, "").split("?");
+  const parts = (path || "/").split("/").filter(Boolean).map(decodeURIComponent);
+  return { parts, params: new URLSearchParams(query || "") };
+}
+
+function rangeOf(params) {
+  const preset = params.get("range") || "1h";
+  const from = Number(params.get("from"));
+  const to = Number(params.get("to"));
+  if (preset === "custom" && from > 0 && to > from) return { from, to };
+  return { preset: PRESETS.includes(preset) ? preset : "1h" };
+}
+
+function rangeQuery(range) {
+  return range.preset ? { range: range.preset } : { range: "custom", from: range.from, to: range.to };
+}
+
+// A link to a view keeping the current range.
+function link(path, extra = {}) {
+  const { params } = parseHash();
+  const query = new URLSearchParams({ ...rangeQuery(rangeOf(params)), ...extra });
+  return `#${path}?${query}`;
+}
+
+// Records table state (sort, filter) in the URL without a history entry.
+function remember(changes) {
+  const { parts, params } = parseHash();
+  for (const [key, value] of Object.entries(changes)) {
+    if (value) params.set(key, value);
+    else params.delete(key);
+  }
+  history.replaceState(null, "", `#/${parts.map(enc).join("/")}?${params}`);
+}
+
+// ---- status and refresh ----
+
+function showStatus(kind, message) {
+  status.className = kind ? `banner ${kind}` : "";
+  status.replaceChildren();
+  if (message) status.append(message);
+}
+
+function tokenForm(message) {
+  const form = document.createElement("form");
+  form.className = "token";
+  const text = document.createElement("span");
+  text.textContent = `${message} — the server needs a read token: `;
+  const input = document.createElement("input");
+  input.type = "password";
+  input.setAttribute("aria-label", "Read token");
+  const button = document.createElement("button");
+  button.textContent = "Use token";
+  form.append(text, input, button);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    setToken(input.value.trim());
+    refresh();
+  });
+  return form;
+}
+
+function reportError(error) {
+  if (error instanceof Unreachable) {
+    showStatus("error", `Cannot reach the cloudmon server at ${location.origin} (${error.message}); retrying every 10 s.`);
+  } else if (error instanceof ApiError && error.status === 401) {
+    showStatus("error", tokenForm(error.message));
+  } else if (error instanceof ApiError && error.status === 404) {
+    showStatus("error", `Not found: ${error.message}.`);
+  } else {
+    showStatus("error", `Error: ${error.message}`);
+    console.warn(error);
+  }
+}
+
+async function refresh() {
+  if (!current || busy === current) return;
+  const route = current;
+  busy = route;
+  try {
+    await route.refresh();
+    if (route === current) {
+      if (status.classList.contains("error")) showStatus(null, "");
+      updated.textContent = `Updated ${new Date().toLocaleTimeString()} · ${paused ? "auto-refresh paused" : "refreshing every 10 s"}`;
+    }
+  } catch (error) {
+    if (route === current) reportError(error);
+  } finally {
+    if (busy === route) busy = null;
+  }
+}
+
+setInterval(() => {
+  if (!paused && document.visibilityState === "visible") refresh();
+}, REFRESH_MS);
+
+pauseButton.addEventListener("click", () => {
+  paused = !paused;
+  pauseButton.textContent = paused ? "Resume" : "Pause";
+  pauseButton.setAttribute("aria-pressed", String(paused));
+  updated.textContent = paused ? "Auto-refresh paused" : "Auto-refresh every 10 s";
+});
+document.getElementById("refresh").addEventListener("click", refresh);
+
+// ---- range picker ----
+
+function localInput(seconds) {
+  const date = new Date(seconds * 1000);
+  return new Date(date.getTime() - date.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+}
+
+function showRange(range) {
+  rangeSelect.value = range.preset || "custom";
+  custom.hidden = Boolean(range.preset);
+  const to = range.to || Math.floor(Date.now() / 1000);
+  const from = range.from || to - 3600;
+  fromInput.value = localInput(from);
+  toInput.value = localInput(to);
+}
+
+function setRange(query) {
+  const { parts, params } = parseHash();
+  for (const key of ["range", "from", "to"]) params.delete(key);
+  for (const [key, value] of Object.entries(query)) params.set(key, value);
+  location.hash = `#/${parts.map(enc).join("/")}?${params}`;
+}
+
+rangeSelect.addEventListener("change", () => {
+  if (rangeSelect.value === "custom") {
+    custom.hidden = false;
+    fromInput.focus();
+  } else {
+    setRange({ range: rangeSelect.value });
+  }
+});
+document.getElementById("apply").addEventListener("click", () => {
+  const from = Math.floor(new Date(fromInput.value).getTime() / 1000);
+  const to = Math.floor(new Date(toInput.value).getTime() / 1000);
+  if (from > 0 && to > from) setRange({ range: "custom", from, to });
+  else showStatus("error", "Custom range: give a start before its end.");
+});
+
+// ---- building blocks ----
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+function heading(title, crumbs = []) {
+  const nav = el("nav", { class: "crumbs", "aria-label": "Breadcrumb" });
+  for (const [text, href] of crumbs) nav.append(el("a", { href, text }), " › ");
+  const h1 = el("h1", { tabindex: "-1", text: title });
+  view.append(nav, h1);
+  return h1;
+}
+
+function section(title) {
+  const node = el("section", { "aria-label": title }, el("h2", { text: title }));
+  view.append(node);
+  return node;
+}
+
+// Cards of current values: [[title, metric name]]; update(metrics) fills them.
+function cards(parent, items) {
+  const holder = el("div", { class: "cards" });
+  parent.append(holder);
+  const values = items.map(([title, name]) => {
+    const value = el("span", { class: "value", text: "—" });
+    const help = catalogue[name] ? catalogue[name].help : title;
+    holder.append(el("div", { class: "card", "data-metric": name, title: help }, el("span", { class: "title", text: title }), value));
+    return [name, value];
+  });
+  return (metrics) => {
+    for (const [name, value] of values) {
+      const v = metrics[name];
+      value.textContent = formatter(catalogue[name] ? catalogue[name].unit : "")(v);
+      if (v !== null && v !== undefined) value.dataset.value = String(v);
+    }
+  };
+}
+
+// Range charts: [[title, [metric names]]]; update(series) fills them all.
+function charts(parent, groups) {
+  const grid = el("div", { class: "charts" });
+  parent.append(grid);
+  const made = groups.map(([title, names]) => rangeChart(grid, title, names, catalogue));
+  return (series) => {
+    for (const chart of made) chart.update(series);
+  };
+}
+
+function metricColumn(id, title, { spark = false, wide = false } = {}) {
+  const unit = catalogue[id].unit;
+  const column = {
+    id,
+    title,
+    help: `${catalogue[id].help} (${unit || "count"})`,
+    numeric: true,
+    wide,
+    value: (row) => row.metrics[id],
+    format: formatter(unit),
+  };
+  if (!spark) return column;
+  return [
+    column,
+    { id: `${id}-trend`, title: `${title} trend`, wide, spark: (row) => (row.series ? row.series[id] : []) },
+  ];
+}
+
+function table(parent, name, columns) {
+  const { params } = parseHash();
+  return dataTable(parent, {
+    name,
+    columns: columns.flat(),
+    sort: params.get("sort"),
+    filter: params.get("q"),
+    onState: remember,
+  });
+}
+
+function nameColumn(id, title, href, { wide = false } = {}) {
+  return { id, title, value: (row) => row[id], href, filterable: true, wide };
+}
+
+const podHref = (p) => link(`/pods/${enc(p.namespace)}/${enc(p.name)}`);
+const nodeHref = (n) => link(`/nodes/${enc(n.node)}`);
+const namespaceHref = (n) => link(`/namespaces/${enc(n.namespace)}`);
+const deploymentHref = (d) => d.name && link(`/deployments/${enc(d.namespace)}/${enc(d.name)}`);
+const podDeploymentHref = (p) => p.deployment && link(`/deployments/${enc(p.namespace)}/${enc(p.deployment)}`);
+
+function podColumns() {
+  return [
+    nameColumn("name", "Pod", podHref),
+    nameColumn("namespace", "Namespace", namespaceHref),
+    nameColumn("node", "Node", nodeHref, { wide: true }),
+    nameColumn("deployment", "Deployment", podDeploymentHref, { wide: true }),
+    metricColumn("cpu_cores", "CPU", { spark: true }),
+    metricColumn("memory_working_set_bytes", "Memory", { spark: true, wide: true }),
+  ];
+}
+
+const POD_METRICS = "cpu_cores,memory_working_set_bytes";
+const GROUP_METRICS = "cpu_cores,cpu_request_cores,memory_working_set_bytes,memory_request_bytes,pod_count,network_rx_bps,network_tx_bps";
+
+function groupColumns() {
+  return [
+    metricColumn("pod_count", "Pods"),
+    metricColumn("cpu_cores", "CPU", { spark: true }),
+    metricColumn("cpu_request_cores", "CPU requests", { wide: true }),
+    metricColumn("memory_working_set_bytes", "Memory", { spark: true, wide: true }),
+    metricColumn("memory_request_bytes", "Memory requests", { wide: true }),
+    metricColumn("network_rx_bps", "Net in", { wide: true }),
+    metricColumn("network_tx_bps", "Net out", { wide: true }),
+  ];
+}
+
+function listParams(range, metrics, extra = {}) {
+  return { ...timeParams(range, SPARK_POINTS), metrics, ...extra };
+}
+
+// A table of a list endpoint; refresh() loads it.
+function listTable(parent, name, path, columns, range, metrics, extra = {}) {
+  const grid = table(parent, name, columns);
+  return async () => grid.setRows((await get(path, listParams(range, metrics, extra))).items);
+}
+
+const WORKLOAD_CHARTS = [
+  ["CPU", ["cpu_cores", "cpu_request_cores", "cpu_limit_cores"]],
+  ["Memory", ["memory_working_set_bytes", "memory_request_bytes", "memory_limit_bytes"]],
+  ["Disk", ["disk_read_bps", "disk_write_bps"]],
+  ["Network", ["network_rx_bps", "network_tx_bps"]],
+];
+const WORKLOAD_CARDS = [
+  ["CPU", "cpu_cores"],
+  ["CPU requests", "cpu_request_cores"],
+  ["Memory", "memory_working_set_bytes"],
+  ["Memory requests", "memory_request_bytes"],
+];
+
+// ---- views ----
+
+function overview(range) {
+  heading("Cluster");
+  const now = section("Now");
+  const fillCards = cards(now, [
+    ["Nodes", "node_count"],
+    ["Pods", "pod_count"],
+    ["CPU used", "cpu_cores"],
+    ["CPU capacity", "cpu_capacity_cores"],
+    ["CPU", "cpu_percent"],
+    ["Memory used", "memory_used_bytes"],
+    ["Memory", "memory_total_bytes"],
+    ["Memory used %", "memory_percent"],
+  ]);
+  const counts = el("div", { class: "cards" });
+  now.append(counts);
+  const countOf = (title) => {
+    const value = el("span", { class: "value", text: "—" });
+    counts.append(el("div", { class: "card", "data-count": title.toLowerCase() }, el("span", { class: "title", text: title }), value));
+    return value;
+  };
+  const namespaceCount = countOf("Namespaces");
+  const deploymentCount = countOf("Deployments");
+  const overTime = section("Over the range");
+  const fillCharts = charts(overTime, [
+    ["CPU used vs capacity", ["cpu_cores", "cpu_capacity_cores"]],
+    ["Memory used vs capacity", ["memory_used_bytes", "memory_total_bytes"]],
+    ["Disk throughput", ["disk_read_bps", "disk_write_bps"]],
+    ["Network throughput", ["network_rx_bps", "network_tx_bps"]],
+  ]);
+  const busiest = section("Busiest now");
+  const lists = el("div", { class: "busiest" });
+  busiest.append(lists);
+  const top = (title) => {
+    const ol = el("ol", { "data-busiest": title.toLowerCase() });
+    lists.append(el("div", {}, el("h3", { text: title }), ol));
+    return ol;
+  };
+  const busyNodes = top("Nodes");
+  const busyNamespaces = top("Namespaces");
+  const busyPods = top("Pods");
+  const cpu = formatter("cores");
+  const fill = (ol, items, name, href) => {
+    const sorted = items.filter((i) => i.metrics.cpu_cores !== null).sort((a, b) => b.metrics.cpu_cores - a.metrics.cpu_cores);
+    ol.replaceChildren(
+      ...sorted.slice(0, 5).map((item) =>
+        el("li", {}, el("a", { href: href(item), text: name(item) }), " ", el("span", { class: "num", "data-value": item.metrics.cpu_cores, text: cpu(item.metrics.cpu_cores) })),
+      ),
+    );
+  };
+  const empty = el("p", { class: "empty", hidden: "" });
+  view.insertBefore(empty, now);
+
+  return async () => {
+    const cluster = await get("cluster", timeParams(range));
+    const hasData = cluster.timestamp !== undefined && cluster.timestamp !== null;
+    empty.hidden = hasData;
+    empty.textContent = hasData ? "" : "No data yet: no agent has reported to this server. Start one with `cloudmon agent --server " + location.origin + "`.";
+    fillCards(cluster.metrics);
+    fillCharts(cluster.series);
+    const [nodes, namespaces, deployments, pods] = await Promise.all([
+      get("nodes", { metrics: "cpu_cores" }),
+      get("namespaces", { metrics: "cpu_cores" }),
+      get("deployments", { metrics: "pod_count" }),
+      get("pods", { metrics: "cpu_cores" }),
+    ]);
+    namespaceCount.textContent = String(namespaces.items.length);
+    deploymentCount.textContent = String(deployments.items.length);
+    fill(busyNodes, nodes.items, (n) => n.node, nodeHref);
+    fill(busyNamespaces, namespaces.items, (n) => n.namespace, namespaceHref);
+    fill(busyPods, pods.items, (p) => `${p.namespace}/${p.name}`, podHref);
+  };
+}
+
+function nodeList(range) {
+  heading("Nodes", [["Cluster", link("/")]]);
+  const columns = [
+    nameColumn("node", "Node", nodeHref),
+    metricColumn("cpu_cores", "CPU", { spark: true }),
+    metricColumn("cpu_percent", "CPU %"),
+    metricColumn("memory_used_bytes", "Memory", { spark: true, wide: true }),
+    metricColumn("memory_percent", "Memory %"),
+    metricColumn("pod_count", "Pods"),
+    metricColumn("network_rx_bps", "Net in", { wide: true }),
+    metricColumn("network_tx_bps", "Net out", { wide: true }),
+  ];
+  const metrics = "cpu_cores,cpu_percent,memory_used_bytes,memory_percent,pod_count,network_rx_bps,network_tx_bps";
+  return listTable(view, "nodes", "nodes", columns, range, metrics);
+}
+
+function nodePage(range, node) {
+  heading(node, [["Cluster", link("/")], ["Nodes", link("/nodes")]]);
+  const info = el("p", { class: "info" });
+  view.append(info);
+  const fillCards = cards(view, [
+    ["CPU", "cpu_cores"],
+    ["CPU %", "cpu_percent"],
+    ["Memory", "memory_used_bytes"],
+    ["Memory %", "memory_percent"],
+    ["Pods", "pod_count"],
+  ]);
+  const fillCharts = charts(view, [
+    ["CPU used vs capacity", ["cpu_cores", "cpu_capacity_cores"]],
+    ["Memory used vs total", ["memory_used_bytes", "memory_total_bytes"]],
+    ["Disk throughput", ["disk_read_bps", "disk_write_bps"]],
+    ["Network throughput", ["network_rx_bps", "network_tx_bps"]],
+    ["Load", ["load1", "load5", "load15"]],
+  ]);
+  const pods = listTable(section("Pods"), "pods", `nodes/${enc(node)}/pods`, podColumns(), range, POD_METRICS);
+  return async () => {
+    const answer = await get(`nodes/${enc(node)}`, timeParams(range));
+    const i = answer.info || {};
+    const bytes = formatter("bytes");
+    info.textContent = [
+      i.cpu_count && `${i.cpu_count} CPUs`,
+      i.memory_total_bytes && `${bytes(i.memory_total_bytes)} memory`,
+      i.kernel && `kernel ${i.kernel}`,
+      i.cgroup_version && `cgroup v${i.cgroup_version}`,
+      answer.timestamp && `last report ${time(answer.timestamp)}`,
+    ]
+      .filter(Boolean)
+      .join(" · ");
+    fillCards(answer.metrics);
+    fillCharts(answer.series);
+    await pods();
+  };
+}
+
+function namespaceList(range) {
+  heading("Namespaces", [["Cluster", link("/")]]);
+  const columns = [nameColumn("namespace", "Namespace", namespaceHref), ...groupColumns()];
+  return listTable(view, "namespaces", "namespaces", columns, range, GROUP_METRICS);
+}
+
+function namespacePage(range, namespace) {
+  heading(namespace, [["Cluster", link("/")], ["Namespaces", link("/namespaces")]]);
+  const fillCards = cards(view, [["Pods", "pod_count"], ...WORKLOAD_CARDS]);
+  const fillCharts = charts(view, WORKLOAD_CHARTS);
+  const base = `namespaces/${enc(namespace)}`;
+  const deploymentColumns = [nameColumn("name", "Deployment", deploymentHref), ...groupColumns()];
+  const deployments = listTable(section("Deployments"), "deployments", `${base}/deployments`, deploymentColumns, range, GROUP_METRICS);
+  const pods = listTable(section("Pods"), "pods", `${base}/pods`, podColumns(), range, POD_METRICS);
+  return async () => {
+    const answer = await get(base, timeParams(range));
+    fillCards(answer.metrics);
+    fillCharts(answer.series);
+    await Promise.all([deployments(), pods()]);
+  };
+}
+
+function deploymentList(range, params) {
+  heading("Deployments", [["Cluster", link("/")]]);
+  const columns = [
+    nameColumn("name", "Deployment", deploymentHref),
+    nameColumn("namespace", "Namespace", namespaceHref),
+    ...groupColumns(),
+  ];
+  const extra = params.get("namespace") ? { namespace: params.get("namespace") } : {};
+  return listTable(view, "deployments", "deployments", columns, range, GROUP_METRICS, extra);
+}
+
+function deploymentPage(range, namespace, name) {
+  heading(name, [
+    ["Cluster", link("/")],
+    [namespace, link(`/namespaces/${enc(namespace)}`)],
+  ]);
+  const fillCards = cards(view, [["Pods", "pod_count"], ...WORKLOAD_CARDS]);
+  const fillCharts = charts(view, [...WORKLOAD_CHARTS, ["Pods", ["pod_count"]]]);
+  const base = `deployments/${enc(namespace)}/${enc(name)}`;
+  const pods = listTable(section("Pods"), "pods", `${base}/pods`, podColumns(), range, POD_METRICS);
+  return async () => {
+    const answer = await get(base, timeParams(range));
+    fillCards(answer.metrics);
+    fillCharts(answer.series);
+    await pods();
+  };
+}
+
+function podList(range, params) {
+  heading("Pods", [["Cluster", link("/")]]);
+  const extra = {};
+  for (const key of ["namespace", "node", "deployment"]) if (params.get(key)) extra[key] = params.get(key);
+  return listTable(view, "pods", "pods", podColumns(), range, POD_METRICS, extra);
+}
+
+function podPage(range, namespace, name) {
+  const h1 = heading(name, [
+    ["Cluster", link("/")],
+    [namespace, link(`/namespaces/${enc(namespace)}`)],
+  ]);
+  const crumbs = h1.previousElementSibling;
+  const info = el("p", { class: "info" });
+  view.append(info);
+  const fillCards = cards(view, WORKLOAD_CARDS);
+  const fillCharts = charts(view, [
+    ...WORKLOAD_CHARTS.slice(0, 1),
+    ["Memory", ["memory_working_set_bytes", "memory_usage_bytes", "memory_request_bytes", "memory_limit_bytes"]],
+    ...WORKLOAD_CHARTS.slice(2),
+  ]);
+  const containers = section("Containers");
+  containers.append(el("p", { class: "empty", text: "The server keeps figures per pod; per-container figures are not stored." }));
+  let linked = false;
+  return async () => {
+    const answer = await get(`pods/${enc(namespace)}/${enc(name)}`, timeParams(range));
+    if (!linked) {
+      linked = true;
+      if (answer.deployment) crumbs.append(el("a", { href: podDeploymentHref(answer), text: answer.deployment }), " › ");
+      info.replaceChildren(
+        "on node ",
+        el("a", { href: nodeHref(answer), text: answer.node || "?" }),
+        ` · uid ${answer.uid}`,
+        answer.workload_kind ? ` · ${answer.workload_kind} ${answer.workload}` : "",
+        answer.info && answer.info.qos ? ` · QoS ${answer.info.qos}` : "",
+      );
+    }
+    fillCards(answer.metrics);
+    fillCharts(answer.series);
+  };
+}
+
+const ROUTES = [
+  [[], overview],
+  [["nodes"], nodeList],
+  [["nodes", 1], nodePage],
+  [["namespaces"], namespaceList],
+  [["namespaces", 1], namespacePage],
+  [["deployments"], deploymentList],
+  [["deployments", 2], deploymentPage],
+  [["pods"], podList],
+  [["pods", 2], podPage],
+];
+
+function match(parts) {
+  for (const [[name, args = 0], make] of ROUTES) {
+    if (name === undefined ? parts.length === 0 : parts[0] === name && parts.length === 1 + args) {
+      return make;
+    }
+  }
+  return null;
+}
+
+function route() {
+  const { parts, params } = parseHash();
+  const range = rangeOf(params);
+  showRange(range);
+  const viewName = parts[0] || "overview";
+  for (const a of document.querySelectorAll("header nav a")) {
+    const name = a.dataset.view;
+    a.href = link(name === "overview" ? "/" : `/${name}`);
+    if (name === viewName) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  view.replaceChildren();
+  showStatus(null, "");
+  const make = match(parts);
+  if (!make) {
+    heading("Not found", [["Cluster", link("/")]]);
+    current = null;
+    return;
+  }
+  const args = parts.slice(1);
+  const load = parts[0] && args.length === 0 ? make(range, params) : make(range, ...args);
+  current = { refresh: load };
+  document.title = `${parts.length ? parts.join(" / ") : "Cluster"} · cloudmon`;
+  refresh();
+}
+
+async function start() {
+  try {
+    const answer = await fetch("assets/catalogue.json");
+    catalogue = await answer.json();
+  } catch {
+    reportError(new Unreachable("the server cannot be reached"));
+    setTimeout(start, REFRESH_MS);
+    return;
+  }
+  window.addEventListener("hashchange", () => {
+    route();
+    view.querySelector("h1")?.focus({ preventScroll: true });
+  });
+  route();
+}
+
+start();

@@ -1,0 +1,95 @@
+// Range charts (uPlot) and the small per-row charts of tables (SVG polylines).
+
+import { formatter, label } from "./format.js";
+
+const COLOURS = ["#3b82f6", "#ef4444", "#10b981", "#f59e0b"];
+
+function themed(name) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+}
+
+// A titled chart of some metrics of one series; update(series) sets its data.
+export function rangeChart(parent, title, names, catalogue) {
+  const figure = document.createElement("figure");
+  figure.className = "chart";
+  figure.dataset.metrics = names.join(",");
+  const caption = document.createElement("figcaption");
+  caption.textContent = title;
+  const holder = document.createElement("div");
+  holder.className = "plot";
+  figure.append(caption, holder);
+  parent.append(figure);
+  const unit = catalogue[names[0]].unit;
+  const format = formatter(unit);
+  const axis = { stroke: themed("--fg-dim"), grid: { stroke: themed("--grid") }, ticks: { show: false } };
+  let plot = null;
+
+  function options(width) {
+    return {
+      width,
+      height: 180,
+      cursor: { drag: { x: false, y: false } },
+      legend: { live: true },
+      scales: { y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+      axes: [axis, { ...axis, size: 70, values: (u, ticks) => ticks.map(format) }],
+      series: [
+        {},
+        ...names.map((name, i) => ({
+          label: label(catalogue[name].help),
+          stroke: COLOURS[i % COLOURS.length],
+          width: 1.5,
+          value: (u, v) => format(v),
+          spanGaps: false,
+        })),
+      ],
+    };
+  }
+
+  const resize = new ResizeObserver(() => {
+    if (plot) plot.setSize({ width: holder.clientWidth, height: 180 });
+  });
+  resize.observe(holder);
+
+  return {
+    figure,
+    update(series) {
+      const data = [series.timestamps, ...names.map((n) => series[n] || series.timestamps.map(() => null))];
+      if (!plot) plot = new uPlot(options(holder.clientWidth || 300), data, holder);
+      else plot.setData(data);
+      const points = names.reduce((sum, n) => sum + (series[n] || []).filter((v) => v !== null).length, 0);
+      figure.dataset.points = String(points);
+    },
+  };
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+// A tiny line chart of values (nulls are gaps) as an SVG element.
+export function sparkline(values, width = 96, height = 22) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("width", width);
+  svg.setAttribute("height", height);
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("aria-hidden", "true");
+  let max = 0;
+  for (const v of values) if (v !== null && v > max) max = v;
+  const step = values.length > 1 ? width / (values.length - 1) : 0;
+  const paths = [];
+  let current = "";
+  values.forEach((v, i) => {
+    if (v === null) {
+      if (current) paths.push(current);
+      current = "";
+      return;
+    }
+    const x = (i * step).toFixed(1);
+    const y = (height - 1 - (max > 0 ? (v / max) * (height - 2) : 0)).toFixed(1);
+    current += `${current ? "L" : "M"}${x},${y}`;
+  });
+  if (current) paths.push(current);
+  const path = document.createElementNS(SVG, "path");
+  path.setAttribute("d", paths.join(""));
+  svg.append(path);
+  svg.dataset.points = String(values.filter((v) => v !== null).length);
+  return svg;
+}
