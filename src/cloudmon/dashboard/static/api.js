@@ -41,7 +41,7 @@ export async function get(path, params = {}) {
   try {
     response = await fetch(`api/${path}${query ? `?${query}` : ""}`, { headers });
   } catch {
-    throw new Unreachable("the server cannot be reached");
+    throw new Unreachable("no answer");
   }
   let body;
   try {

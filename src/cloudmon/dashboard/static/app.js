@@ -91,7 +91,7 @@ function tokenForm(message) {
 
 function reportError(error) {
   if (error instanceof Unreachable) {
-    showStatus("error", `Cannot reach the cloudmon server at ${location.origin} (${error.message}); retrying every 10 s.`);
+    showStatus("error", `Cannot reach the cloudmon server at ${location.origin}: ${error.message}. Retrying every 10 s.`);
   } else if (error instanceof ApiError && error.status === 401) {
     showStatus("error", tokenForm(error.message));
   } else if (error instanceof ApiError && error.status === 404) {
@@ -585,7 +585,7 @@ async function start() {
     const answer = await fetch("assets/catalogue.json");
     catalogue = await answer.json();
   } catch {
-    reportError(new Unreachable("the server cannot be reached"));
+    reportError(new Unreachable("no answer"));
     setTimeout(start, REFRESH_MS);
     return;
   }

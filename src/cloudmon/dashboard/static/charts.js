@@ -31,7 +31,7 @@ export function rangeChart(parent, title, names, catalogue) {
       cursor: { drag: { x: false, y: false } },
       legend: { live: true },
       scales: { y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
-      axes: [axis, { ...axis, size: 70, values: (u, ticks) => ticks.map(format) }],
+      axes: [{ ...axis, space: 90 }, { ...axis, size: 70, values: (u, ticks) => ticks.map(format) }],
       series: [
         {},
         ...names.map((name, i) => ({

@@ -10,8 +10,10 @@ function fixed(value, digits) {
 }
 
 export function cores(value) {
+  if (value === 0) return "0";
   if (value < 1) return `${Math.round(value * 1000)}m`;
-  return `${fixed(value, value < 10 ? 2 : 1)} cores`;
+  const text = fixed(value, value < 10 ? 2 : 1);
+  return `${text} ${text === "1" ? "core" : "cores"}`;
 }
 
 export function bytes(value) {

@@ -1,0 +1,82 @@
+import shutil
+from pathlib import Path
+
+import pytest
+from livecluster import ingest_cluster, running_server
+
+from cloudmon.dashboard import STATIC
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "dashboard"
+NODES, PODS = 3, 6
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    if not (STATIC / "uPlot.iife.min.js").exists():
+        pytest.fail("uPlot is not in the package: run `cd web && npm ci && npm run build`")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright_sync.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    """A real server holding 15 minutes of a 3-node cluster of 18 pods."""
+    directory = tmp_path_factory.mktemp("cluster")
+    with running_server(directory) as base:
+        ingest_cluster(base, NODES, PODS, 900)
+        yield base
+
+
+@pytest.fixture
+def empty_server(tmp_path):
+    with running_server(tmp_path, workers=1) as base:
+        yield base
+
+
+class Console:
+    """The page's console errors and uncaught exceptions."""
+
+    def __init__(self, page):
+        self.errors = []
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page at laptop width; the test fails on any console error."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.console = Console(page)
+    yield page
+    context.close()
+    assert page.console.errors == []
+
+
+def screenshot(page, name: str) -> None:
+    """Save a full-page screenshot under artifacts/dashboard/."""
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_artifacts():
+    if ARTIFACTS.exists():
+        shutil.rmtree(ARTIFACTS)

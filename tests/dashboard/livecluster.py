@@ -1,0 +1,160 @@
+"""A real cloudmon server process on a loopback port and a synthetic cluster ingested into it
+over HTTP, for the dashboard and `cloudmon top` tests and bench/dashboard.py."""
+
+import contextlib
+import gzip
+import json
+import math
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+NAMESPACES = ("shop", "payments", "search", "monitoring", "kube-system", "batch")
+GIB = 1 << 30
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get_json(url: str) -> dict:
+    """The JSON answer of a GET; raises urllib.error.HTTPError on an error status."""
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+@contextlib.contextmanager
+def running_server(directory: Path, workers: int = 2) -> Iterator[str]:
+    """`cloudmon server` on a free port with a SQLite file in `directory`; yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "cloudmon", "server", "--port", str(port)]
+    command += ["--storage", f"sqlite:///{directory}/cloudmon.db", "--workers", str(workers)]
+    log_path = directory / "server.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(command, stderr=log_file)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            get_json(base + "/readyz")
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("the server did not start: " + log_path.read_text()) from None
+            time.sleep(0.1)
+    try:
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+
+
+def _wave(seed: int, t: float, period: float = 900.0) -> float:
+    """A smooth value in [0, 1] that differs by seed and moves with time."""
+    return 0.5 + 0.5 * math.sin(2 * math.pi * t / period + seed * 1.7)
+
+
+def pod_sample(node: int, index: int, t: float) -> dict:
+    """One pod of node `node` at time t; its namespace and deployment follow from the indexes."""
+    namespace = NAMESPACES[(node + index) % len(NAMESPACES)]
+    deployment = f"{namespace}-app-{index % 5}"
+    seed = node * 1000 + index
+    cpu = 0.02 + 0.5 * _wave(seed, t) * (1 + index % 3)
+    memory = int((64 + 512 * _wave(seed + 7, t, 1800) + 32 * (index % 4)) * (1 << 20))
+    return {
+        "uid": f"{node:05d}-{index:04d}-4000-8000-000000000000",
+        "name": f"{deployment}-{node:03d}-{index:03d}",
+        "namespace": namespace,
+        "deployment": deployment,
+        "workload_kind": "Deployment",
+        "workload": deployment,
+        "node": f"node-{node:03d}",
+        "qos": "burstable",
+        "containers": [],
+        "cpu_cores": cpu,
+        "cpu_limit_cores": 2.0,
+        "cpu_request_cores": 0.25,
+        "memory_usage_bytes": memory + (16 << 20),
+        "memory_working_set_bytes": memory,
+        "memory_limit_bytes": 2 * GIB,
+        "memory_request_bytes": 128 << 20,
+        "disk_read_bps": 20_000 * _wave(seed + 3, t),
+        "disk_write_bps": 50_000 * _wave(seed + 4, t),
+        "network_rx_bps": 200_000 * _wave(seed + 5, t),
+        "network_tx_bps": 120_000 * _wave(seed + 6, t),
+    }
+
+
+def node_payload(node: int, t: float, pods: int) -> dict:
+    """The payload of node `node` with `pods` pods at time t."""
+    pod_list = [pod_sample(node, i, t) for i in range(pods)]
+    cpu = 0.3 + sum(p["cpu_cores"] for p in pod_list)
+    used = 2 * GIB + sum(p["memory_usage_bytes"] for p in pod_list)
+    total = 64 * GIB * max(1, pods // 40)
+
+    def total_of(name: str) -> float:
+        return sum(p[name] for p in pod_list) + 1000.0
+
+    return {
+        "schema": 1,
+        "node": f"node-{node:03d}",
+        "timestamp": t,
+        "interval": 10.0,
+        "node_info": {"cpu_count": 16, "memory_total_bytes": total, "cgroup_version": 2},
+        "node_metrics": {
+            "cpu_cores": cpu,
+            "cpu_percent": 100 * cpu / 16,
+            "memory_total_bytes": total,
+            "memory_available_bytes": total - used,
+            "memory_used_bytes": used,
+            "memory_percent": 100 * used / total,
+            "disk_read_bps": total_of("disk_read_bps"),
+            "disk_write_bps": total_of("disk_write_bps"),
+            "network_rx_bps": total_of("network_rx_bps"),
+            "network_tx_bps": total_of("network_tx_bps"),
+            "load1": cpu,
+            "load5": cpu,
+            "load15": cpu,
+            "fs_total_bytes": 200 * GIB,
+            "fs_used_bytes": 80 * GIB,
+            "pod_count": pods,
+        },
+        "pods": pod_list,
+    }
+
+
+def post(base: str, payloads: list[dict]) -> None:
+    """POST payloads to /api/ingest, gzip-compressed."""
+    body = gzip.compress(json.dumps(payloads).encode(), compresslevel=1)
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    request = urllib.request.Request(base + "/api/ingest", data=body, headers=headers)
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        answer.read()
+
+
+def ingest_cluster(
+    base: str, nodes: int, pods: int, seconds: int, end: float | None = None, batch: int = 40
+) -> float:
+    """Ingest `nodes` x `pods` pods every 10 s for `seconds` up to `end`; returns `end`."""
+    end = time.time() if end is None else end
+    times = [end - seconds + 10 * (k + 1) for k in range(seconds // 10)]
+    pending = []
+    for t in times:
+        for node in range(nodes):
+            pending.append(node_payload(node, t, pods))
+            if len(pending) >= batch:
+                post(base, pending)
+                pending = []
+    if pending:
+        post(base, pending)
+    return end
