@@ -19,7 +19,8 @@ def cell_values(page, table: str, column: str) -> list[float]:
 
 
 def link_texts(page, table: str, column: str) -> list[str]:
-    return page.locator(f'table[data-name="{table}"] td[data-column="{column}"] a').all_inner_texts()
+    cells = page.locator(f'table[data-name="{table}"] td[data-column="{column}"] a')
+    return cells.all_inner_texts()
 
 
 def points(series: dict, names: list[str]) -> int:
@@ -114,9 +115,10 @@ def test_nodes_drill_down_to_a_pod_and_back(page, cluster):
     shown = page.locator(".card[data-metric='cpu_cores'] .value").get_attribute("data-value")
     assert float(shown) == pytest.approx(expected)
     page.wait_for_selector("figure.chart[data-points]")
-    assert all(int(p) > 0 for p in page.locator("figure.chart").evaluate_all(
-        "fs => fs.map(f => f.dataset.points)"
-    ))
+    assert all(
+        int(p) > 0
+        for p in page.locator("figure.chart").evaluate_all("fs => fs.map(f => f.dataset.points)")
+    )
     screenshot(page, "pod")
 
     page.go_back()
@@ -128,10 +130,10 @@ def test_nodes_drill_down_to_a_pod_and_back(page, cluster):
 def test_namespace_to_deployment_to_pod(page, cluster):
     page.goto(cluster + "/#/namespaces")
     wait_rows(page, "namespaces", len(api(cluster, "namespaces")["items"]))
-    shown = dict(
-        zip(link_texts(page, "namespaces", "namespace"), cell_values(page, "namespaces", "pod_count"))
-    )
-    assert shown == {n["namespace"]: n["metrics"]["pod_count"] for n in api(cluster, "namespaces")["items"]}
+    names = link_texts(page, "namespaces", "namespace")
+    shown = dict(zip(names, cell_values(page, "namespaces", "pod_count"), strict=True))
+    items = api(cluster, "namespaces")["items"]
+    assert shown == {n["namespace"]: n["metrics"]["pod_count"] for n in items}
     screenshot(page, "namespaces")
     page.get_by_role("link", name="shop", exact=True).first.click()
     page.wait_for_selector("h1:text-is('shop')")
