@@ -46,4 +46,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     for blueprint in (ingest.bp, query.bp, health.bp, exposition.bp, openapi.bp, dashboard.bp):
         app.register_blueprint(blueprint)
+    app.wsgi_app = ingest.IngestApp(app, server_state)
     return app

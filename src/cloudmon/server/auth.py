@@ -20,9 +20,14 @@ def read_token(path: str | Path | None) -> str | None:
 
 def require(token: str | None) -> None:
     """Raise 401 unless the request carries `Authorization: Bearer <token>` (when set)."""
+    check(request.headers.get("Authorization", ""), token)
+
+
+def check(authorization: str, token: str | None) -> None:
+    """Raise 401 unless an Authorization header value is `Bearer <token>` (when set)."""
     if token is None:
         return
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    scheme, _, given = authorization.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         given.strip().encode(), token.encode()
     ):

@@ -10,6 +10,8 @@ period, the STATS (sum, count, min, max, last) of each column; rollup_state says
 where each resolution is done and rollup_dirty which periods late samples changed.
 """
 
+import contextlib
+import fcntl
 import json
 import operator
 import os
@@ -219,6 +221,19 @@ def _column_sums(rows: list[tuple]) -> list:
     return sums
 
 
+class _Job:
+    """One caller's payloads waiting to be written, and the outcome once they are."""
+
+    def __init__(self, payloads: Sequence) -> None:
+        self.payloads = payloads
+        self.finished = False
+        self.stored = 0
+        self.error: Exception | None = None
+
+    def finish(self, stored: int = 0, error: Exception | None = None) -> None:
+        self.stored, self.error, self.finished = stored, error, True
+
+
 class _Partials:
     """Sums of one bucket per group id, built from pod rows and node rows."""
 
@@ -255,9 +270,18 @@ class SqliteStorage(Storage):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._cache_kib = cache_mb * 1024
         self._write_lock = threading.Lock()
+        # Writers in other processes (gunicorn's workers, the upkeep) queue on this file
+        # lock rather than in SQLite's busy handler, which polls with sleeps of 1 ms and more.
+        self._lock_file = open(self.path.with_name(self.path.name + "-writer"), "a+b")  # noqa: SIM115
+        self._pending_lock = threading.Lock()
+        self._pending: list[_Job] = []
         self._local = threading.local()
         self._writer = self._connect()
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
         self._forget()
 
     @classmethod
@@ -277,6 +301,15 @@ class SqliteStorage(Storage):
         conn.execute(f"PRAGMA cache_size=-{self._cache_kib}")
         return conn
 
+    @contextlib.contextmanager
+    def _writing(self):
+        with self._write_lock:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            try:
+                yield self._writer
+            finally:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -285,8 +318,7 @@ class SqliteStorage(Storage):
         return conn
 
     def _migrate(self) -> None:
-        with self._write_lock:
-            conn = self._writer
+        with self._writing() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 (version,) = conn.execute("PRAGMA user_version").fetchone()
@@ -319,20 +351,57 @@ class SqliteStorage(Storage):
         self._pod_identity: dict[str, tuple] = {}
 
     def write(self, payloads: Sequence) -> int:
-        with self._write_lock:
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._done = dict(conn.execute("SELECT res, done FROM rollup_state"))
-                stored = sum(self._write_one(conn, payload) for payload in payloads)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                self._forget()
-                raise
-        return stored
+        # Group commit: the writes that wait while one is committed go together in the next
+        # transaction; each caller returns once its own payloads are committed.
+        job = _Job(payloads)
+        with self._pending_lock:
+            self._pending.append(job)
+        with self._writing():
+            if not job.finished:
+                with self._pending_lock:
+                    batch, self._pending = self._pending, []
+                self._write_batch(batch)
+        if job.error is not None:
+            raise job.error
+        return job.stored
 
-    def _write_one(self, conn: sqlite3.Connection, payload) -> int:
+    def _write_batch(self, batch: list["_Job"]) -> None:
+        conn = self._writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            counts = self._store(conn, [payload for job in batch for payload in job.payloads])
+            conn.execute("COMMIT")
+        except Exception as error:
+            conn.execute("ROLLBACK")
+            self._forget()
+            if len(batch) > 1:  # each on its own, so that one bad write fails alone
+                for job in batch:
+                    self._write_batch([job])
+                return
+            batch[0].finish(error=error)
+            return
+        at = 0
+        for job in batch:
+            job.finish(stored=sum(counts[at : at + len(job.payloads)]))
+            at += len(job.payloads)
+
+    def _store(self, conn: sqlite3.Connection, payloads: Sequence) -> list[int]:
+        self._done = dict(conn.execute("SELECT res, done FROM rollup_state"))
+        partials: dict[int, _Partials] = defaultdict(_Partials)
+        seen: dict[int, list[int]] = defaultdict(list)
+        counts = [self._write_one(conn, payload, partials, seen) for payload in payloads]
+        for bucket, sums in partials.items():
+            self._merge(conn, bucket, sums)
+        for bucket, ids in seen.items():
+            conn.execute(
+                "UPDATE pod SET last_bucket = max(last_bucket, ?1),"
+                " first_bucket = min(first_bucket, ?1)"
+                " WHERE id IN (SELECT value FROM json_each(?2))",
+                (bucket, json.dumps(ids)),
+            )
+        return counts
+
+    def _write_one(self, conn: sqlite3.Connection, payload, partials, seen) -> int:
         bucket = bucket_of(payload.timestamp)
         for res, done in self._done.items():
             if bucket < done:
@@ -342,7 +411,7 @@ class SqliteStorage(Storage):
                 )
         node_id = self._node_id(conn, payload, bucket)
         pods = list({pod.uid: pod for pod in payload.pods}.values())
-        pod_ids = self._upsert_pods(conn, payload.node, pods, bucket)
+        pod_ids = self._upsert_pods(conn, payload.node, pods, bucket, seen[bucket])
         pod_rows = [_POD_VALUES(pod) for pod in pods]
         node_row = [*_NODE_VALUES(payload.node_metrics), payload.node_info.cpu_count]
 
@@ -361,17 +430,18 @@ class SqliteStorage(Storage):
         )
         cluster_id = self._group_id(conn, EntityKind.CLUSTER, "", "", bucket)
         if previous is None:
-            partials = _Partials()
+            bucket_partials = partials[bucket]
             for pid, row in zip(pod_ids, pod_rows, strict=True):
-                partials.add_pod(self._pod_groups[pid], row)
-            partials.add_node(cluster_id, node_row)
-            self._merge(conn, bucket, partials)
+                bucket_partials.add_pod(self._pod_groups[pid], row)
+            bucket_partials.add_node(cluster_id, node_row)
         else:
             gone = set(_ids(previous[0])).difference(pod_ids)
             conn.executemany(
                 "DELETE FROM pod_sample WHERE bucket = ? AND id = ?",
                 [(bucket, pid) for pid in gone],
             )
+            # The rebuild sums every row of the bucket, this batch's included so far.
+            partials.pop(bucket, None)
             self._rebuild(conn, bucket, cluster_id)
         return stored_values(node_blob) + sum(map(stored_values, pod_blobs))
 
@@ -407,7 +477,7 @@ class SqliteStorage(Storage):
             self._node_ids[payload.node] = node_id
         return node_id
 
-    def _upsert_pods(self, conn: sqlite3.Connection, node: str, pods: list, bucket: int):
+    def _upsert_pods(self, conn, node: str, pods: list, bucket: int, seen: list[int]):
         changed = []
         for pod in pods:
             identity = (*_POD_IDENTITY(pod), node)
@@ -442,12 +512,7 @@ class SqliteStorage(Storage):
                 self._pod_identity[pod.uid] = identity
         ids = [self._pod_ids[pod.uid] for pod in pods]
         if len(changed) < len(pods):
-            conn.execute(
-                "UPDATE pod SET last_bucket = max(last_bucket, ?1),"
-                " first_bucket = min(first_bucket, ?1)"
-                " WHERE id IN (SELECT value FROM json_each(?2))",
-                (bucket, json.dumps(ids)),
-            )
+            seen += ids
         return ids
 
     def _groups_of(self, conn, namespace, deployment, bucket) -> tuple[int, ...]:
@@ -518,8 +583,7 @@ class SqliteStorage(Storage):
     # -- rollups and retention ----------------------------------------------------------
 
     def _transaction(self, work):
-        with self._write_lock:
-            conn = self._writer
+        with self._writing() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = work(conn)
@@ -640,8 +704,8 @@ class SqliteStorage(Storage):
         chunk = res * _EXPIRE_CHUNK
         # Short transactions, so that ingest waits at most for one chunk.
         for start in range(oldest or before, before, chunk):
-            with self._write_lock:
-                cursor = self._writer.execute(
+            with self._writing() as conn:
+                cursor = conn.execute(
                     f"DELETE FROM {table} WHERE {where}bucket >= ? AND bucket < ?",
                     (start, min(start + chunk, before)),
                 )
@@ -807,6 +871,7 @@ class SqliteStorage(Storage):
     def close(self) -> None:
         with self._write_lock:
             self._writer.close()
+            self._lock_file.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
