@@ -99,6 +99,30 @@ def test_huge_array(client, nothing_stored):
     refused(send(client, with_changes(lambda b: b.update(pods=many))), 400, "$.pods")
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("name", "a/b"), ("name", "web\n"), ("namespace", ""), ("deployment", "-web"), ("uid", "a.b")],
+)
+def test_bad_name_in_pod(client, nothing_stored, field, value):
+    body = with_changes(lambda b: b["pods"][0].update({field: value}))
+    refused(send(client, body), 400, f"$.pods[0].{field}")
+
+
+def test_name_already_seen_is_still_checked_as_a_uid(client, storage):
+    seen = payload("n1", T0 + 1, [pod("uid-a", "a.b", "shop")])
+    assert send(client, json.dumps(seen).encode()).status_code == 200
+    reused = payload("n1", T0 + 1, [pod("a.b", "a.b", "shop")])
+    refused(send(client, json.dumps(reused).encode()), 400, "$.pods[0].uid")
+    assert [pod.identity["uid"] for pod in storage.entities(EntityKind.POD)] == ["uid-a"]
+
+
+def test_bad_container_id_in_the_second_payload_of_an_array(client, nothing_stored):
+    bad = json.loads(json.dumps(GOOD))
+    bad["pods"][0]["containers"] = [{"id": "c 1", "name": "web"}]
+    body = json.dumps([GOOD, bad]).encode()
+    refused(send(client, body), 400, "$[1].pods[0].containers[0].id")
+
+
 def test_huge_string(client, nothing_stored):
     refused(send(client, with_changes(lambda b: b.update(node="n" * 100_000))), 400, "$.node")
 
