@@ -2,22 +2,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from livecluster import ingest_cluster, running_server
+from livecluster import CHROMIUM, ingest_cluster, launch_chromium, running_server
 
 from cloudmon.dashboard import STATIC
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "dashboard"
 NODES, PODS = 3, 6
 
@@ -30,7 +20,7 @@ def browser():
         pytest.fail("uPlot is not in the package: run `cd web && npm ci && npm run build`")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with playwright_sync.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
 

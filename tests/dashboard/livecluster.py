@@ -1,5 +1,6 @@
-"""A real cloudmon server process on a loopback port and a synthetic cluster ingested into it
-over HTTP, for the dashboard and `cloudmon top` tests and bench/dashboard.py."""
+"""A real cloudmon server process on a loopback port, a synthetic cluster ingested into it
+over HTTP, and Debian's chromium: for the dashboard and `cloudmon top` tests and
+bench/dashboard.py."""
 
 import contextlib
 import gzip
@@ -15,6 +16,16 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own browser download is not used
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 NAMESPACES = ("shop", "payments", "search", "monitoring", "kube-system", "batch")
 GIB = 1 << 30
 
@@ -57,6 +68,11 @@ def running_server(directory: Path, workers: int = 2) -> Iterator[str]:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
+
+
+def launch_chromium(playwright):
+    """Debian's chromium, headless, driven by Playwright."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
 def _wave(seed: int, t: float, period: float = 900.0) -> float:

@@ -257,6 +257,13 @@ def test_a_long_list_renders_only_the_rows_in_view(page, tmp_path):
         page.wait_for_selector("text=800 of 800")
         rendered = page.locator('table[data-name="pods"] tr[data-index]').count()
         assert 10 < rendered < 100
+        page.wait_for_selector(
+            'tr[data-index="0"] td[data-column="cpu_cores-trend"] svg:not([data-points="0"])'
+        )
+        trends = page.locator(
+            'td[data-column="cpu_cores-trend"] svg:not([data-points="0"])'
+        ).count()
+        assert trends == rendered
         page.locator(".scroller").evaluate("s => s.scrollTop = s.scrollHeight")
         page.wait_for_selector('tr[data-index="799"]')
         last = page.locator('tr[data-index="799"] td[data-column="cpu_cores"]')

@@ -242,7 +242,7 @@ function metricColumn(id, title, { spark = false, wide = false } = {}) {
   ];
 }
 
-function table(parent, name, columns) {
+function table(parent, name, columns, loadSeries) {
   const { params } = parseHash();
   return dataTable(parent, {
     name,
@@ -250,6 +250,7 @@ function table(parent, name, columns) {
     sort: params.get("sort"),
     filter: params.get("q"),
     onState: remember,
+    loadSeries,
   });
 }
 
@@ -297,6 +298,22 @@ function listParams(range, metrics, extra = {}) {
 function listTable(parent, name, path, columns, range, metrics, extra = {}) {
   const grid = table(parent, name, columns);
   return async () => grid.setRows((await get(path, listParams(range, metrics, extra))).items);
+}
+
+// A table of pods: a cluster may hold tens of thousands, and series of that many take the
+// server seconds, so for a range up to now the list asks for current values only and each
+// row in view fetches its own series.
+function podTable(parent, path, range, extra = {}) {
+  if (!range.preset) return listTable(parent, "pods", path, podColumns(), range, POD_METRICS, extra);
+  const series = { ...timeParams(range, SPARK_POINTS), metrics: POD_METRICS };
+  const grid = table(parent, "pods", podColumns(), async (rows) => {
+    await Promise.all(
+      rows.map(async (row) => {
+        row.series = (await get(`pods/${enc(row.namespace)}/${enc(row.name)}`, series)).series;
+      }),
+    );
+  });
+  return async () => grid.setRows((await get(path, { metrics: POD_METRICS, ...extra })).items);
 }
 
 const WORKLOAD_CHARTS = [
@@ -421,7 +438,7 @@ function nodePage(range, node) {
     ["Network throughput", ["network_rx_bps", "network_tx_bps"]],
     ["Load", ["load1", "load5", "load15"]],
   ]);
-  const pods = listTable(section("Pods"), "pods", `nodes/${enc(node)}/pods`, podColumns(), range, POD_METRICS);
+  const pods = podTable(section("Pods"), `nodes/${enc(node)}/pods`, range);
   return async () => {
     const answer = await get(`nodes/${enc(node)}`, timeParams(range));
     const i = answer.info || {};
@@ -454,7 +471,7 @@ function namespacePage(range, namespace) {
   const base = `namespaces/${enc(namespace)}`;
   const deploymentColumns = [nameColumn("name", "Deployment", deploymentHref), ...groupColumns()];
   const deployments = listTable(section("Deployments"), "deployments", `${base}/deployments`, deploymentColumns, range, GROUP_METRICS);
-  const pods = listTable(section("Pods"), "pods", `${base}/pods`, podColumns(), range, POD_METRICS);
+  const pods = podTable(section("Pods"), `${base}/pods`, range);
   return async () => {
     const answer = await get(base, timeParams(range));
     fillCards(answer.metrics);
@@ -482,7 +499,7 @@ function deploymentPage(range, namespace, name) {
   const fillCards = cards(view, [["Pods", "pod_count"], ...WORKLOAD_CARDS]);
   const fillCharts = charts(view, [...WORKLOAD_CHARTS, ["Pods", ["pod_count"]]]);
   const base = `deployments/${enc(namespace)}/${enc(name)}`;
-  const pods = listTable(section("Pods"), "pods", `${base}/pods`, podColumns(), range, POD_METRICS);
+  const pods = podTable(section("Pods"), `${base}/pods`, range);
   return async () => {
     const answer = await get(base, timeParams(range));
     fillCards(answer.metrics);
@@ -495,7 +512,7 @@ function podList(range, params) {
   heading("Pods", [["Cluster", link("/")]]);
   const extra = {};
   for (const key of ["namespace", "node", "deployment"]) if (params.get(key)) extra[key] = params.get(key);
-  return listTable(view, "pods", "pods", podColumns(), range, POD_METRICS, extra);
+  return podTable(view, "pods", range, extra);
 }
 
 function podPage(range, namespace, name) {

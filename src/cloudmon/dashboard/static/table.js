@@ -7,7 +7,8 @@ const ROW = 36; // px, as `.grid tbody tr` in style.css
 const OVERSCAN = 10;
 
 // columns: [{id, title, help?, value(row), format?(value), href?(row), spark?(row), numeric?, wide?}]
-export function dataTable(parent, { name, columns, sort, filter, onState }) {
+// loadSeries(rows), when given, fills row.series of the rows in view that lack it.
+export function dataTable(parent, { name, columns, sort, filter, onState, loadSeries }) {
   const tools = document.createElement("div");
   tools.className = "table-tools";
   const search = document.createElement("input");
@@ -101,6 +102,24 @@ export function dataTable(parent, { name, columns, sort, filter, onState }) {
     for (let i = first; i < last; i++) fragment.append(rowElement(shown[i], i));
     fragment.append(spacer((shown.length - last) * ROW));
     body.replaceChildren(fragment);
+    if (loadSeries) {
+      clearTimeout(seriesTimer);
+      seriesTimer = setTimeout(fillSeries, 100);
+    }
+  }
+
+  let seriesTimer = null;
+  async function fillSeries() {
+    const missing = shown.slice(range[0], range[1]).filter((row) => row.series === undefined);
+    if (!missing.length) return;
+    for (const row of missing) row.series = null;
+    try {
+      await loadSeries(missing);
+    } catch {
+      // The rows keep empty sparklines; the view's own refresh reports the error.
+    }
+    range = [-1, -1];
+    render();
   }
 
   function spacer(height) {
