@@ -31,14 +31,14 @@ def ingest(base: str, nodes: int, pods: int, minutes: int) -> float:
     """Ingest the cluster every 10 s over the last `minutes`, 4 requests at a time."""
     end = time.time()
     times = [end - minutes * 60 + 10 * (k + 1) for k in range(minutes * 6)]
-    batches = [[node_payload(n, t, pods) for n in range(nodes)] for t in times]
+
+    def bucket(t: float) -> None:
+        for first in range(0, nodes, 50):
+            post(base, [node_payload(n, t, pods) for n in range(first, min(nodes, first + 50))])
+
     started = time.perf_counter()
     with ThreadPoolExecutor(4) as pool:
-        for start in range(0, len(batches), 8):
-            chunk = batches[start : start + 8]
-            list(
-                pool.map(lambda b: [post(base, b[i : i + 50]) for i in range(0, len(b), 50)], chunk)
-            )
+        list(pool.map(bucket, times))
     return time.perf_counter() - started
 
 

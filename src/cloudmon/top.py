@@ -1,4 +1,7 @@
-"""`cloudmon top`: current values and a sparkline of the window per row, from the server's API."""
+"""`cloudmon top`: current values and a sparkline of the window per row, from the server's API.
+
+The server's helpers (durations, token files) are imported when the command runs, so the
+`cloudmon` command line loads no server code for the agent."""
 
 import json
 import math
@@ -13,10 +16,6 @@ import click
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
-
-from cloudmon.server.auth import read_token
-from cloudmon.server.errors import ApiError
-from cloudmon.server.timeparams import parse_duration
 
 KINDS = ("nodes", "pods", "namespaces", "deployments")
 SPARK_POINTS = 20
@@ -228,6 +227,9 @@ def run_top(
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Print one table, or refresh it every `watch` seconds (for `cycles` rounds, or forever)."""
+    from cloudmon.server.errors import ApiError
+    from cloudmon.server.timeparams import parse_duration
+
     try:
         seconds = parse_duration("--window", window)
     except ApiError as error:
@@ -310,5 +312,7 @@ def top(kind, namespace, all_namespaces, sort, window, watch, interval, output, 
         raise click.UsageError("give either -n/--namespace or -A/--all-namespaces")
     if namespace is not None and kind == "nodes":
         raise click.UsageError("nodes have no namespace")
+    from cloudmon.server.auth import read_token
+
     token = read_token(token_file)
     run_top(kind, server, namespace, sort, window, output, token, interval if watch else None)

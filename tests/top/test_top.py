@@ -2,6 +2,8 @@
 
 import json
 import re
+import subprocess
+import sys
 import urllib.parse
 
 import pytest
@@ -127,3 +129,14 @@ def test_unreachable_server():
     result = CliRunner().invoke(top, ["nodes", "--server", "http://127.0.0.1:9"], env=ENV)
     assert result.exit_code == 1
     assert re.search(r"cannot reach the cloudmon server at http://127.0.0.1:9", result.output)
+
+
+def test_importing_top_loads_no_server_code():
+    code = (
+        "import sys, cloudmon.top; "
+        "print([m for m in sys.modules if m.startswith(('flask', 'cloudmon.server'))])"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"
