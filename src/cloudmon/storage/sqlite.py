@@ -178,8 +178,9 @@ _FIGURES_OF = {
 
 def unpack_figures(blob: bytes, width: int, figures: Sequence[int]) -> list:
     """Per figure (a position in STATS), its values in a rollup row; None where missing."""
-    (mask,) = _MASK.unpack_from(blob)
-    flat = struct.unpack_from(f"<{(len(blob) - 4) // 8}d", blob, 4)
+    (mask, *flat) = _struct((len(blob) - 4) // 8).unpack(blob)
+    if len(flat) == width * len(STATS):
+        return [flat[figure :: len(STATS)] for figure in figures]
     found = []
     for figure in figures:
         present = flat[figure :: len(STATS)]
@@ -201,6 +202,7 @@ def _add(total: list, values: Sequence) -> None:
             total[i] = value if total[i] is None else total[i] + value
 
 
+_FULL_MASK = (1 << len(POD_COLUMNS)) - 1
 _POD_SUMMED = operator.itemgetter(*(POD_COLUMNS.index(name) for name in GROUP_COLUMNS[:-1]))
 _NODE_SUMMED = operator.itemgetter(*(NODE_COLUMNS.index(name) for name in CLUSTER_SUMS))
 _POD_VALUES = operator.attrgetter(*POD_COLUMNS)
@@ -418,7 +420,8 @@ class SqliteStorage(Storage):
         previous = conn.execute(
             "SELECT pods FROM node_sample WHERE bucket = ? AND id = ?", (bucket, node_id)
         ).fetchone()
-        pod_blobs = [pack(row) for row in pod_rows]
+        full = _struct(len(POD_COLUMNS)).pack
+        pod_blobs = [full(_FULL_MASK, *row) if None not in row else pack(row) for row in pod_rows]
         node_blob = pack(node_row)
         conn.executemany(
             "INSERT OR REPLACE INTO pod_sample (bucket, id, v) VALUES (?, ?, ?)",
