@@ -74,11 +74,14 @@ def _qos_of(name: str) -> str | None:
 def _containers(hierarchy_root: str, pod_path: str) -> tuple[ContainerCgroup, ...]:
     containers = []
     with os.scandir(hierarchy_root + pod_path) as entries:
-        # Matched by name first: most entries of a cgroup directory are its control files.
+        # Matched by name first: most entries of a cgroup directory are its control files,
+        # whose names are shorter than a 64-hex container ID.
         matches = [
             (entry, match)
             for entry in entries
-            if (match := _CONTAINER.match(entry.name)) and entry.is_dir(follow_symlinks=False)
+            if len(entry.name) >= 64
+            and (match := _CONTAINER.match(entry.name))
+            and entry.is_dir(follow_symlinks=False)
         ]
     for entry, match in matches:
         prefix, scoped_id, crio, bare_id = match.groups()
