@@ -2,14 +2,19 @@ import shutil
 from pathlib import Path
 
 import pytest
-from livecluster import CHROMIUM, ingest_cluster, launch_chromium, running_server
+from livecluster import (
+    ARTIFACTS,
+    CHROMIUM,
+    NODES,
+    PODS,
+    ingest_cluster,
+    launch_chromium,
+    running_server,
+)
 
 from cloudmon.dashboard import STATIC
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "dashboard"
-NODES, PODS = 3, 6
 
 
 @pytest.fixture(scope="session")
@@ -59,11 +64,6 @@ def page(browser):
     yield page
     context.close()
     assert page.console.errors == []
-
-
-def screenshot(page, name: str) -> None:
-    """Save a full-page screenshot under artifacts/dashboard/."""
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -26,6 +26,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "dashboard"
+NODES, PODS = 3, 6  # the browser tests' cluster
 NAMESPACES = ("shop", "payments", "search", "monitoring", "kube-system", "batch")
 GIB = 1 << 30
 
@@ -73,6 +75,11 @@ def running_server(directory: Path, workers: int = 2) -> Iterator[str]:
 def launch_chromium(playwright):
     """Debian's chromium, headless, driven by Playwright."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def screenshot(page, name: str) -> None:
+    """Save a full-page screenshot under artifacts/dashboard/."""
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def _wave(seed: int, t: float, period: float = 900.0) -> float:

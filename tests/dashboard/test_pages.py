@@ -5,8 +5,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from conftest import NODES, PODS, screenshot
-from livecluster import get_json, ingest_cluster, running_server
+from livecluster import NODES, PODS, get_json, ingest_cluster, running_server, screenshot
 
 
 def api(base: str, path: str) -> dict:
@@ -270,3 +269,4 @@ def test_a_long_list_renders_only_the_rows_in_view(page, tmp_path):
         lowest = min(p["metrics"]["cpu_cores"] for p in api(base, "pods")["items"])
         assert float(last.get_attribute("data-value")) == pytest.approx(lowest)
         screenshot(page, "pods-long")
+        page.goto("about:blank")  # no request in flight when the server stops
