@@ -29,7 +29,7 @@ from pathlib import Path
 import orjson
 
 from cloudmon import payload as wire
-from cloudmon.storage.base import EntityKind, columns
+from cloudmon.storage.base import EntityKind, columns, merge_stats
 from cloudmon.storage.sqlite import SqliteStorage, pack_stats
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -101,17 +101,24 @@ def fill(path: Path, nodes: int, pods: int, hours: float, namespaces: int) -> in
 
 
 def week_of_cluster_rollups(store: SqliteStorage, before: int) -> None:
-    """Synthetic 1 min rollups of the cluster for the 7 days before `before`, so that the
-    cluster over 7 days is read from rollups as after a week of running."""
+    """Synthetic 1 min rollups of the cluster for the 7 days before `before` and the 1 h
+    rollups made of them, so that the cluster over 7 days is read from rollups as after a
+    week of running."""
     conn = store._writer
     (cluster,) = conn.execute("SELECT id FROM grp WHERE kind = 0").fetchone()
     width = len(columns(EntityKind.CLUSTER))
-    rows = [
-        (60, period, cluster, pack_stats([(6 * random.random(), 6.0, 0.0, 1.0, 0.5)] * width))
-        for period in range(before - 7 * 86400, before, 60)
-    ]
+    rows, hours = [], {}
+    for period in range(before - 7 * 86400, before, 60):
+        stats = [(6 * random.random(), 6.0, 0.0, 1.0, 0.5)] * width
+        rows.append((60, period, cluster, pack_stats(stats)))
+        hour = period // 3600 * 3600
+        earlier = hours.get(hour)
+        hours[hour] = stats if earlier is None else list(map(merge_stats, earlier, stats))
+    rows += [(3600, hour, cluster, pack_stats(stats)) for hour, stats in hours.items()]
     conn.execute("BEGIN IMMEDIATE")
-    conn.executemany("INSERT INTO grp_rollup (res, bucket, id, v) VALUES (?, ?, ?, ?)", rows)
+    conn.executemany(
+        "INSERT OR REPLACE INTO grp_rollup (res, bucket, id, v) VALUES (?, ?, ?, ?)", rows
+    )
     conn.execute("UPDATE grp SET first_bucket = ? WHERE id = ?", (before - 7 * 86400, cluster))
     conn.execute("COMMIT")
 
@@ -275,7 +282,7 @@ def main() -> None:
                 f"/api/pods latest ({len(pods['items'])} pods)": "/api/pods",
                 "the cluster over 1 h": f"/api/cluster?{span}",
                 f"the cluster over {options.hours} h": f"/api/cluster?window={whole}s",
-                "the cluster over 7 days (1 min rollups, synthetic before the fill)": (
+                "the cluster over 7 days (rollups, synthetic before the fill)": (
                     "/api/cluster?window=7d"
                 ),
             }

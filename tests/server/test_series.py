@@ -3,6 +3,8 @@ from datetime import UTC, datetime
 import pytest
 from server_payloads import T0, payload, pod
 
+from cloudmon.server.timeparams import MAX_POINTS
+
 # T0 = 30 k + 10: steps of 30 s start at T0 - 10, T0 + 20, T0 + 50.
 CPU = {0: 1.0, 10: 2.0, 30: 4.0, 40: 5.0, 50: 6.0}
 
@@ -101,11 +103,14 @@ def test_list_with_series(client, history):
     assert items[1]["series"]["cpu_cores"] == [2.0, 2.5, 3.0]
 
 
-def test_default_step_keeps_about_1000_points(client, history):
-    got = series(client, "/api/nodes/n1?window=7d&metrics=cpu_cores")
-    assert 900 <= len(got["timestamps"]) <= 1002
-    step = got["timestamps"][1] - got["timestamps"][0]
-    assert step % 10 == 0 and got["timestamps"][0] % step == 0
+@pytest.mark.parametrize(
+    ("window", "step"),
+    [("1h", 10), ("6h", 60), ("1d", 120), ("3d", 300), ("7d", 3600), ("90d", 10800)],
+)
+def test_default_step_is_a_multiple_of_a_resolution(client, history, window, step):
+    got = series(client, f"/api/nodes/n1?window={window}&metrics=cpu_cores")
+    assert got["timestamps"][1] - got["timestamps"][0] == step
+    assert MAX_POINTS // 10 <= len(got["timestamps"]) <= MAX_POINTS + 1
     for label, value in zip(got["timestamps"], got["cpu_cores"], strict=True):
         inside = [v for offset, v in CPU.items() if label <= T0 + offset < label + step]
         assert value == (sum(inside) / len(inside) if inside else None)

@@ -3,6 +3,7 @@
 import pytest
 from store_payloads import H0, node_payload, payloads
 
+from cloudmon.server.timeparams import default_step
 from cloudmon.storage.base import AGGREGATIONS, EntityKind, Span
 
 
@@ -99,3 +100,17 @@ def test_resolution_follows_retention_and_step(backend, clock):
     assert backend.resolution(Span(recent, clock.now, 7200)) == 3600
     assert backend.resolution(Span(clock.now - 2 * 86400, clock.now, 10)) == 60
     assert backend.resolution(Span(clock.now - 8 * 86400, clock.now, 60)) == 3600
+
+
+@pytest.mark.parametrize("agg", AGGREGATIONS)
+def test_default_week_step_reads_hour_rollups_as_raw(two_hours, clock, agg):
+    now = clock.now
+    span = Span(now - 7 * 86400, now, default_step(now - 7 * 86400, now), agg)
+    names = ("cpu_cores", "cpu_percent", "node_count")
+    raw = answer(two_hours, EntityKind.CLUSTER, span, names)
+    assert two_hours.resolution(span) == 3600
+    two_hours.roll_up()
+    assert_same(answer(two_hours, EntityKind.CLUSTER, span, names), raw)
+    assert [v for v in raw["node_count"] if v is not None] == (
+        [1, 1] if agg != "sum" else [360, 360]
+    )

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cloudmon.server.errors import ApiError
-from cloudmon.storage.base import AGGREGATIONS, BUCKET, Span
+from cloudmon.storage.base import AGGREGATIONS, BUCKET, RESOLUTIONS, Span
 
 TIME_PARAMETERS = ("window", "start", "end", "step", "agg", "metrics")
-MAX_POINTS = 1000  # the default step keeps a series at about this many points
+MAX_POINTS = 1000  # the default step keeps a series at most at this many points
+MIN_POINTS = MAX_POINTS // 10  # and, from the coarsest resolution that allows it, this many
 POINT_LIMIT = 20_000  # a chosen step may give at most this many
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^([0-9]{1,9})([smhdw]?)$")
@@ -60,8 +61,14 @@ def parse_time(name: str, text: str) -> float:
 
 
 def default_step(start: float, end: float) -> int:
-    """The smallest multiple of 10 s that keeps [start, end] at about MAX_POINTS steps."""
-    return max(BUCKET, math.ceil((end - start) / MAX_POINTS / BUCKET) * BUCKET)
+    """The step of a series without one: the smallest multiple of the coarsest resolution
+    (1 h, 1 min or 10 s) that keeps [start, end] at MIN_POINTS to MAX_POINTS steps."""
+    seconds = end - start
+    for res in sorted(RESOLUTIONS, reverse=True):
+        step = max(res, math.ceil(seconds / MAX_POINTS / res) * res)
+        if seconds / step >= MIN_POINTS:
+            return step
+    return step
 
 
 def parse(args: Mapping[str, str], now: float) -> TimeQuery:
