@@ -2,10 +2,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Debian packages the tests use: promtool (prometheus) checks /metrics, ip (iproute2) makes
-# the real-kernel test's network namespaces.
-DEBIAN_PACKAGES := prometheus iproute2
+# the real-kernel test's network namespaces, chromium runs the dashboard's browser tests.
+DEBIAN_PACKAGES := prometheus iproute2 chromium
+# uPlot, pinned in web/package-lock.json, copied into the package by web/build.mjs.
+DASHBOARD_ASSETS := src/cloudmon/dashboard/static/uPlot.iife.min.js
 
-.PHONY: run test lint bench system-packages clean
+.PHONY: run test lint bench system-packages dashboard clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,15 +15,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+dashboard: $(DASHBOARD_ASSETS)
+
+$(DASHBOARD_ASSETS): web/package.json web/package-lock.json web/build.mjs
+	cd web && npm ci --no-audit --no-fund --silent && npm run --silent build
+
 system-packages:
-	@if command -v promtool >/dev/null && command -v ip >/dev/null; then :; \
+	@if command -v promtool >/dev/null && command -v ip >/dev/null \
+		&& command -v chromium >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends $(DEBIAN_PACKAGES) >/dev/null; \
 	else echo "note: install $(DEBIAN_PACKAGES) for the tests that need them"; fi
 
 # The server on ./data/cloudmon.db and an agent monitoring this machine; Ctrl-C stops both.
-run: $(STAMP)
+run: $(STAMP) $(DASHBOARD_ASSETS)
 	@mkdir -p data
 	@bash -c 'trap "kill 0 2>/dev/null" EXIT; \
 		$(VENV)/bin/cloudmon server --storage sqlite:///data/cloudmon.db & \
@@ -35,7 +43,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
-test: lint system-packages
+test: lint system-packages $(DASHBOARD_ASSETS)
 	$(PY) -m pytest
 
 bench: $(STAMP)

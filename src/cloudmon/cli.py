@@ -7,6 +7,7 @@ import sys
 import click
 
 from cloudmon.agent import paths
+from cloudmon.top import top
 
 
 def _configure_logging(level: str) -> None:
@@ -227,3 +228,6 @@ def server(storage, retention_raw, retention_1m, retention_1h, **options) -> Non
         options["storage"] = storage
     log_level = logging.getLevelName(logging.getLogger().level).lower()
     sys.exit(run_server(retention=retention, log_level=log_level, **options))
+
+
+main.add_command(top)

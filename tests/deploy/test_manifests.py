@@ -17,6 +17,7 @@ from cloudmon.agent.main import run_agent
 from cloudmon.agent.metadata import apiserver
 from cloudmon.cli import main as cli
 from cloudmon.server.app import create_app
+from cloudmon.storage import open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -362,8 +363,10 @@ def server_option(name: str):
     return next(p for p in cli.commands["server"].params if p.name == name).default
 
 
-def test_server_probes_and_scrape_path_are_real_routes(tmp_path):
-    app = create_app({"CLOUDMON_STORAGE": f"sqlite:///{tmp_path}/probe.db"})
+def test_server_probes_and_scrape_path_are_real_routes(tmp_path, request):
+    storage = open_storage(f"sqlite:///{tmp_path}/probe.db")
+    request.addfinalizer(storage.close)
+    app = create_app({"CLOUDMON_STORAGE": storage})
     routes = {rule.rule for rule in app.url_map.iter_rules() if "GET" in rule.methods}
     assert SERVER["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert SERVER["livenessProbe"]["httpGet"]["path"] == "/healthz"
