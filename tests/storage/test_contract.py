@@ -81,3 +81,26 @@ def test_identity_fields(backend):
     for kind in EntityKind:
         for entity in backend.entities(kind):
             assert tuple(entity.identity) == IDENTITY[kind]
+
+
+def cluster_latest(store):
+    (answer,) = store.latest(store.entities(EntityKind.CLUSTER), ("cpu_cores", "node_count"))
+    return answer["timestamp"], answer["metrics"]
+
+
+def test_cluster_latest_is_the_newest_complete_bucket(backend):
+    for offset in (0, 10):
+        backend.write(payloads(node_payload("n1", T0 + offset), node_payload("n2", T0 + offset)))
+    backend.write(payloads(node_payload("n1", T0 + 20, cpu_cores=5.0)))
+    assert cluster_latest(backend) == (T0 + 10, {"cpu_cores": 2.0, "node_count": 2})
+    backend.write(payloads(node_payload("n2", T0 + 21, cpu_cores=3.0)))
+    assert cluster_latest(backend) == (T0 + 20, {"cpu_cores": 8.0, "node_count": 2})
+
+
+def test_cluster_latest_forgets_nodes_silent_for_a_minute(backend):
+    backend.write(payloads(node_payload("n1", T0), node_payload("n2", T0)))
+    for offset in range(10, 70, 10):
+        backend.write(payloads(node_payload("n1", T0 + offset)))
+    assert cluster_latest(backend)[0] == T0 + 50
+    backend.write(payloads(node_payload("n1", T0 + 70)))
+    assert cluster_latest(backend) == (T0 + 70, {"cpu_cores": 1.0, "node_count": 1})

@@ -114,3 +114,18 @@ def test_default_week_step_reads_hour_rollups_as_raw(two_hours, clock, agg):
     assert [v for v in raw["node_count"] if v is not None] == (
         [1, 1] if agg != "sum" else [360, 360]
     )
+
+
+def test_latest_of_expired_raw_samples_comes_from_rollups(two_hours, clock):
+    two_hours.write(payloads(node_payload("gone", H0 + 61, [], cpu_cores=3.0)))
+    two_hours.write(payloads(node_payload("gone", H0 + 75, [], cpu_cores=7.0)))
+    two_hours.retention[10] = 1800
+    two_hours.roll_up()
+    assert two_hours.expire() > 0
+    (node,) = two_hours.entities(EntityKind.NODE, {"name": "gone"})
+    (got,) = two_hours.latest([node], ("cpu_cores", "pod_count"))
+    assert got == {"timestamp": H0 + 70, "metrics": {"cpu_cores": 7.0, "pod_count": 0}}
+    two_hours.retention[60] = 3600
+    assert two_hours.expire() > 0
+    (got,) = two_hours.latest([node], ("cpu_cores",))
+    assert got == {"timestamp": H0 + 70, "metrics": {"cpu_cores": 7.0}}

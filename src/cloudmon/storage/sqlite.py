@@ -756,29 +756,75 @@ class SqliteStorage(Storage):
 
     def latest(self, entities, names):
         conn = self._reader()
+        buckets = [self._latest_bucket(conn, entity) for entity in entities]
         wanted: dict[tuple[str, int], list[int]] = defaultdict(list)
-        for entity in entities:
-            if entity.last_bucket is not None:
-                wanted[_SAMPLE_TABLE[entity.kind], entity.last_bucket].append(entity.id)
+        for entity, bucket in zip(entities, buckets, strict=True):
+            if bucket is not None:
+                wanted[_SAMPLE_TABLE[entity.kind], bucket].append(entity.id)
         blobs = {}
         for (table, bucket), ids in wanted.items():
-            rows = conn.execute(
-                f"SELECT id, v FROM {table} WHERE bucket = ? AND id IN"
-                " (SELECT value FROM json_each(?))",
-                (bucket, json.dumps(ids)),
-            )
-            blobs.update(((table, eid), blob) for eid, blob in rows)
+            blobs.update(((table, eid), blob) for eid, blob in _lookup(conn, table, bucket, ids))
+        found: list = [
+            self._values(entity.kind, blobs[key])
+            if (key := (_SAMPLE_TABLE[entity.kind], entity.id)) in blobs
+            else None
+            for entity in entities
+        ]
+        expired = [i for i, bucket in enumerate(buckets) if bucket is not None and found[i] is None]
+        if expired:
+            rolled = self._latest_rolled_up(conn, [(entities[i], buckets[i]) for i in expired])
+            for i, values in zip(expired, rolled, strict=True):
+                found[i] = values
         pickers = {kind: _picker(kind, names) for kind in {entity.kind for entity in entities}}
         nothing = as_latest(names, [None] * len(names))
         answers = []
-        for entity in entities:
-            blob = blobs.get((_SAMPLE_TABLE[entity.kind], entity.id))
-            if blob is None:
+        for entity, bucket, values in zip(entities, buckets, found, strict=True):
+            if values is None:
                 answers.append({"timestamp": None, "metrics": dict(nothing)})
                 continue
-            values = pickers[entity.kind](self._values(entity.kind, blob))
-            answers.append({"timestamp": entity.last_bucket, "metrics": as_latest(names, values)})
+            values = pickers[entity.kind](values)
+            answers.append({"timestamp": bucket, "metrics": as_latest(names, values)})
         return answers
+
+    def _latest_bucket(self, conn, entity: Entity) -> int | None:
+        """The bucket an entity's latest values come from: its newest, but for the cluster
+        its newest complete one. A bucket is complete when every node that reported in the
+        minute before it reported into it too; else the cluster answers from the bucket
+        before, as the newest may hold only the nodes that have reported so far."""
+        last = entity.last_bucket
+        if entity.kind is not EntityKind.CLUSTER or last is None:
+            return last
+        earlier: dict[int, set[int]] = defaultdict(set)
+        newest: set[int] = set()
+        rows = conn.execute(
+            "SELECT bucket, id FROM node_sample WHERE bucket >= ? AND bucket <= ?",
+            (last - 60, last),
+        )
+        for bucket, node_id in rows:
+            (newest if bucket == last else earlier[bucket]).add(node_id)
+        if not earlier or set().union(*earlier.values()) <= newest:
+            return last
+        return max(earlier)
+
+    def _latest_rolled_up(self, conn, expired: list[tuple[Entity, int]]) -> list:
+        """The last values of entities whose newest bucket's raw samples have expired, from
+        the finest rollup that still holds its period; None where none does."""
+        found: dict[tuple[str, int], list] = {}
+        last = (STATS.index("last"),)
+        for res in RESOLUTIONS[1:]:
+            wanted: dict[tuple[str, int], dict[int, EntityKind]] = defaultdict(dict)
+            for entity, bucket in expired:
+                table = _ROLLUP_TABLE[_SAMPLE_TABLE[entity.kind]]
+                if (table, entity.id) not in found:
+                    wanted[table, bucket // res * res][entity.id] = entity.kind
+            for (table, period), kinds in wanted.items():
+                for eid, blob in _lookup(conn, table, period, list(kinds), res):
+                    values = unpack_figures(blob, len(columns(kinds[eid])), last)[0]
+                    found[table, eid] = values
+        return [
+            found.get((_ROLLUP_TABLE[_SAMPLE_TABLE[entity.kind]], entity.id))
+            for entity, _ in expired
+        ]
 
     def resolution(self, span: Span) -> int:
         """The resolution a span is answered from (raw samples or a rollup)."""
@@ -896,6 +942,16 @@ _ORDER = {
     EntityKind.DEPLOYMENT: "namespace, name",
     EntityKind.CLUSTER: "id",
 }
+
+
+def _lookup(conn, table: str, bucket: int, ids: list[int], res: int = BUCKET):
+    """The (id, v) rows of these ids in one bucket of a sample table or a rollup period."""
+    where = "" if res == BUCKET else f"res = {res} AND "
+    return conn.execute(
+        f"SELECT id, v FROM {table} WHERE {where}bucket = ? AND id IN"
+        " (SELECT value FROM json_each(?))",
+        (bucket, json.dumps(ids)),
+    )
 
 
 def _kind_of(table: str, eid: int, clusters: set[int]) -> EntityKind:
