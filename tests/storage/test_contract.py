@@ -104,3 +104,20 @@ def test_cluster_latest_forgets_nodes_silent_for_a_minute(backend):
     assert cluster_latest(backend)[0] == T0 + 50
     backend.write(payloads(node_payload("n1", T0 + 70)))
     assert cluster_latest(backend) == (T0 + 70, {"cpu_cores": 1.0, "node_count": 1})
+
+
+def names_in(store, kind, span, field="name"):
+    return [entity.identity[field] for entity in store.entities(kind, span=span)]
+
+
+def test_a_window_lists_what_has_a_sample_in_it(backend):
+    backend.write(payloads(node_payload("n1", T0, [("gap", "ns", 1.0), ("late", "ns", 1.0)])))
+    backend.write(payloads(node_payload("n2", T0 + 50, [("inside", "ns", 1.0)])))
+    backend.write(payloads(node_payload("n3", T0 + 70, [("late", "ns", 1.0)])))
+    backend.write(payloads(node_payload("n1", T0 + 100, [("gap", "ns", 1.0), ("late", "ns", 1.0)])))
+    span = Span(T0 + 10, T0 + 90, 10)
+    assert names_in(backend, EntityKind.POD, span) == ["inside", "late"]
+    assert names_in(backend, EntityKind.NODE, span, "node") == ["n2", "n3"]
+    assert names_in(backend, EntityKind.NAMESPACE, span, "namespace") == ["ns"]
+    assert names_in(backend, EntityKind.POD, Span(T0 + 10, T0 + 40, 10)) == []
+    assert names_in(backend, EntityKind.POD, Span(T0, T0 + 100, 10)) == ["gap", "inside", "late"]

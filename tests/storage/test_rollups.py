@@ -129,3 +129,14 @@ def test_latest_of_expired_raw_samples_comes_from_rollups(two_hours, clock):
     assert two_hours.expire() > 0
     (got,) = two_hours.latest([node], ("cpu_cores",))
     assert got == {"timestamp": H0 + 70, "metrics": {"cpu_cores": 7.0}}
+
+
+def test_a_window_of_expired_raw_samples_lists_from_rollups(two_hours):
+    for node, offsets in {"gap": (1, 7101), "dot": (1, 901, 7101)}.items():
+        for offset in offsets:
+            two_hours.write(payloads(node_payload(node, H0 + offset, [])))
+    two_hours.retention[10] = 1800
+    two_hours.roll_up()
+    assert two_hours.expire() > 0
+    listed = two_hours.entities(EntityKind.NODE, span=Span(H0 + 600, H0 + 1200, 60))
+    assert [entity.identity["node"] for entity in listed] == ["dot", "n1"]

@@ -723,18 +723,18 @@ class SqliteStorage(Storage):
         where, params = [], []
         if kind is EntityKind.NODE:
             sql = (
-                "SELECT id, last_bucket, name, cpu_count, memory_total_bytes, kernel,"
-                " cgroup_version, boot_time FROM node"
+                "SELECT first_bucket, id, last_bucket, name, cpu_count, memory_total_bytes,"
+                " kernel, cgroup_version, boot_time FROM node"
             )
             make = _node_entity
         elif kind is EntityKind.POD:
             sql = (
-                "SELECT id, last_bucket, namespace, name, uid, node, deployment, workload_kind,"
-                " workload, qos FROM pod"
+                "SELECT first_bucket, id, last_bucket, namespace, name, uid, node, deployment,"
+                " workload_kind, workload, qos FROM pod"
             )
             make = _pod_entity
         else:
-            sql = "SELECT id, last_bucket, namespace, name FROM grp"
+            sql = "SELECT first_bucket, id, last_bucket, namespace, name FROM grp"
             where.append("kind = ?")
             params.append(_GROUP_KIND[kind])
             make = _group_entity(kind)
@@ -752,7 +752,45 @@ class SqliteStorage(Storage):
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY " + _ORDER[kind]
-        return [make(row) for row in self._reader().execute(sql, params)]
+        conn = self._reader()
+        rows = conn.execute(sql, params).fetchall()
+        found = [make(row[1:]) for row in rows]
+        if span is None:
+            return found
+        # Those whose first and last buckets lie around the span may have none inside it.
+        first, last = span.first_bucket(), span.last_bucket()
+        around = [
+            e.id for (f, *_), e in zip(rows, found, strict=True) if f < first < last < e.last_bucket
+        ]
+        if not around:
+            return found
+        absent = set(around) - self._present(conn, _SAMPLE_TABLE[kind], around, first, last)
+        return [entity for entity in found if entity.id not in absent]
+
+    def _present(self, conn, table: str, ids: list[int], first: int, last: int) -> set[int]:
+        """Those of `ids` with a sample in [first, last]: in the raw samples, and where these
+        are gone, in the rollups (to the period: a period starting before `first` counts)."""
+        found: set[int] = set()
+        remaining = set(ids)
+        end = last
+        for res in RESOLUTIONS:
+            source = table if res == BUCKET else _ROLLUP_TABLE[table]
+            where = "" if res == BUCKET else f" WHERE res = {res}"
+            (oldest,) = conn.execute(f"SELECT min(bucket) FROM {source}{where}").fetchone()
+            # Buckets from the first one, in chunks growing fourfold: most entities that
+            # report at all have a sample in the first few.
+            at, chunk = first // res * res, 1
+            while remaining and at <= end:
+                upto = min(end, at + (chunk - 1) * res)
+                hits = _probe(conn, source, res, at, upto, remaining)
+                found.update(hits)
+                remaining.difference_update(hits)
+                at, chunk = upto + res, chunk * 4
+            if not remaining or (oldest is not None and oldest <= first):
+                break
+            if oldest is not None:  # coarser: only where this resolution holds nothing
+                end = min(end, oldest - 1)
+        return found
 
     def latest(self, entities, names):
         conn = self._reader()
@@ -952,6 +990,18 @@ def _lookup(conn, table: str, bucket: int, ids: list[int], res: int = BUCKET):
         " (SELECT value FROM json_each(?))",
         (bucket, json.dumps(ids)),
     )
+
+
+def _probe(conn, table: str, res: int, first: int, last: int, ids) -> set[int]:
+    """Those of `ids` with a row in a bucket or period starting in [first, last]."""
+    res_match = "" if res == BUCKET else f" AND s.res = {res}"
+    rows = conn.execute(
+        f"WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + {res} FROM b WHERE x < ?)"
+        f" SELECT DISTINCT s.id FROM b JOIN {table} s ON s.bucket = b.x{res_match}"
+        " AND s.id IN (SELECT value FROM json_each(?))",
+        (first, last - res + 1, json.dumps(list(ids))),
+    )
+    return {eid for (eid,) in rows}
 
 
 def _kind_of(table: str, eid: int, clusters: set[int]) -> EntityKind:
