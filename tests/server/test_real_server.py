@@ -4,6 +4,7 @@ import contextlib
 import gzip
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -145,3 +146,26 @@ def test_the_real_agent_reports_this_machine(tmp_path):
     elapsed_buckets = (time.time() - started) // 10 + 2
     assert 1 <= len(points) <= elapsed_buckets
     assert node["series"]["timestamps"][-1] >= node["timestamp"]
+
+
+def test_metrics_count_what_every_worker_ingested(tmp_path):
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+    with running_server(tmp_path, dev=False) as base:
+        for i in range(6):
+            body = json.dumps(payload(f"n{i}", time.time(), [])).encode()
+            assert request(base + "/api/ingest", body, headers)[0] == 200
+        assert request(base + "/api/ingest", b"[", headers)[0] == 400
+        texts = []
+        for _ in range(4):
+            with urllib.request.urlopen(base + "/metrics", timeout=10) as answer:
+                texts.append(answer.read())
+    for text in texts:
+        lines = text.decode().splitlines()
+        assert "cloudmon_ingested_payloads_total 6.0" in lines
+        assert 'cloudmon_rejected_requests_total{endpoint="/api/ingest",status="400"} 1.0' in lines
+        assert "cloudmon_ingest_seconds_count 6.0" in lines
+    if shutil.which("promtool"):
+        check = subprocess.run(
+            ["promtool", "check", "metrics"], input=texts[0], capture_output=True, check=False
+        )
+        assert check.returncode == 0, check.stdout + check.stderr

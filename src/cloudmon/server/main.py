@@ -1,12 +1,14 @@
 """`cloudmon server`: the application under gunicorn, or Flask's own server with --dev."""
 
 import logging
+import tempfile
 
 from gunicorn.app.base import BaseApplication
 
 from cloudmon.server import maintenance
 from cloudmon.server.app import DEFAULT_STORAGE, create_app
 from cloudmon.server.auth import read_token
+from cloudmon.server.state import share_between_processes
 from cloudmon.storage import open_storage
 from cloudmon.storage.base import RETENTION
 
@@ -84,5 +86,7 @@ def run_server(
         # One upkeep thread for all workers, in the master process.
         "when_ready": lambda _: maintenance.start(_open(config), UPKEEP_EVERY),
     }
-    _Gunicorn(config, options).run()
+    with tempfile.TemporaryDirectory(prefix="cloudmon-metrics-") as figures:
+        share_between_processes(figures)
+        _Gunicorn(config, options).run()
     return 0
