@@ -22,7 +22,9 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "dashboard"))
-from livecluster import launch_chromium, node_payload, post, running_server
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from fixtures.servers import running_server
+from livecluster import launch_chromium, node_payload, post
 
 SCROLL_FRAMES = 300
 STALL_MS = 50

@@ -2,6 +2,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fixtures.servers import running_server
 from livecluster import (
     ARTIFACTS,
     CHROMIUM,
@@ -9,7 +10,6 @@ from livecluster import (
     PODS,
     ingest_cluster,
     launch_chromium,
-    running_server,
 )
 
 from cloudmon.dashboard import STATIC

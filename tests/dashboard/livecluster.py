@@ -2,18 +2,12 @@
 over HTTP, and Debian's chromium: for the dashboard and `cloudmon top` tests and
 bench/dashboard.py."""
 
-import contextlib
 import gzip
 import json
 import math
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own browser download is not used
@@ -30,46 +24,6 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "dashboard"
 NODES, PODS = 3, 6  # the browser tests' cluster
 NAMESPACES = ("shop", "payments", "search", "monitoring", "kube-system", "batch")
 GIB = 1 << 30
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def get_json(url: str) -> dict:
-    """The JSON answer of a GET; raises urllib.error.HTTPError on an error status."""
-    with urllib.request.urlopen(url, timeout=30) as answer:
-        return json.loads(answer.read())
-
-
-@contextlib.contextmanager
-def running_server(directory: Path, workers: int = 2) -> Iterator[str]:
-    """`cloudmon server` on a free port with a SQLite file in `directory`; yields its base URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "cloudmon", "server", "--port", str(port)]
-    command += ["--storage", f"sqlite:///{directory}/cloudmon.db", "--workers", str(workers)]
-    log_path = directory / "server.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(command, stderr=log_file)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            get_json(base + "/readyz")
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError("the server did not start: " + log_path.read_text()) from None
-            time.sleep(0.1)
-    try:
-        yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=20)
 
 
 def launch_chromium(playwright):

@@ -5,7 +5,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from livecluster import NODES, PODS, get_json, ingest_cluster, running_server, screenshot
+from fixtures.servers import get_json, running_server
+from livecluster import NODES, PODS, ingest_cluster, screenshot
 
 
 def api(base: str, path: str) -> dict:

@@ -7,13 +7,14 @@ into a wheel, the wheel installed into a fresh venv without pip, and the entry p
 
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
 import time
 import urllib.request
 from pathlib import Path
+
+from fixtures.servers import free_port
 
 from cloudmon.cli import main as cli
 
@@ -75,12 +76,6 @@ def test_dockerignore_sends_only_the_package_sources():
     }
     copied = set(re.findall(r"^COPY (?!--from)(.+) \S+$", DOCKERFILE, re.M))
     assert copied == {"pyproject.toml README.md", "src"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get(url: str) -> int:

@@ -8,7 +8,8 @@ import urllib.parse
 
 import pytest
 from click.testing import CliRunner
-from dashboard.livecluster import get_json, ingest_cluster, running_server
+from dashboard.livecluster import ingest_cluster
+from fixtures.servers import get_json, running_server
 from rich.console import Console
 
 from cloudmon.top import cpu, memory, percent, run_top, sparkline, throughput, top
