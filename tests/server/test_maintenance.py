@@ -24,3 +24,11 @@ def test_background_thread_runs_upkeep(storage):
     stop = maintenance.start(storage, every=0.01)
     assert done.wait(5)
     stop.set()
+
+
+def test_background_thread_runs_checkpoints(storage):
+    done = threading.Event()
+    storage.checkpoint = done.set
+    stop = maintenance.start(storage, every=60, checkpoint_every=0.01)
+    assert done.wait(5)
+    stop.set()

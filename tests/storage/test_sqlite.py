@@ -109,3 +109,18 @@ def test_a_version_1_file_is_migrated(tmp_path):
     store.write(payloads(node_payload("n1", T0, [("a", "ns", 1.0)])))
     assert store.roll_up() > 0
     store.close()
+
+
+def test_without_autocheckpoint_the_wal_waits_for_checkpoint(tmp_path):
+    store = SqliteStorage(tmp_path / "s.db", autocheckpoint=False)
+    main = tmp_path / "s.db"
+    empty = main.stat().st_size
+    for i in range(200):
+        pods = [(f"p{i}-{j}", "ns", 0.5) for j in range(40)]
+        store.write(payloads(node_payload(f"n{i}", T0, pods)))
+    # Past SQLite's default autocheckpoint threshold of 1000 pages, yet none ran.
+    assert (tmp_path / "s.db-wal").stat().st_size > 1000 * 4096
+    assert main.stat().st_size == empty
+    store.checkpoint()
+    assert main.stat().st_size > 100 * empty
+    store.close()

@@ -23,6 +23,7 @@ DEFAULTS = {
     "CLOUDMON_NOW": time.time,  # the clock
     "CLOUDMON_RETENTION": RETENTION,  # seconds each resolution is kept
     "CLOUDMON_UPKEEP_EVERY": None,  # seconds between rollups and deletions; None: not here
+    "CLOUDMON_STORAGE_OPTIONS": {},  # more keyword arguments of the backend
 }
 
 
@@ -36,7 +37,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     storage = app.config["CLOUDMON_STORAGE"]
     if not isinstance(storage, Storage):
         storage = open_storage(
-            storage, retention=app.config["CLOUDMON_RETENTION"], clock=app.config["CLOUDMON_NOW"]
+            storage,
+            retention=app.config["CLOUDMON_RETENTION"],
+            clock=app.config["CLOUDMON_NOW"],
+            **app.config["CLOUDMON_STORAGE_OPTIONS"],
         )
     server_state = ServerState(storage)
     server_state.registry.register(exposition.LatestCollector(storage, app.config["CLOUDMON_NOW"]))

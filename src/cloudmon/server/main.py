@@ -14,6 +14,7 @@ from cloudmon.storage.base import RETENTION
 
 log = logging.getLogger(__name__)
 UPKEEP_EVERY = 60.0  # seconds between rollups and deletions of expired samples
+CHECKPOINT_EVERY = 1.0  # seconds between checkpoints of the store, outside the workers
 
 
 class _Gunicorn(BaseApplication):
@@ -83,10 +84,12 @@ def run_server(
         "timeout": 60,
         "graceful_timeout": 10,
         "proc_name": "cloudmon-server",
-        # One upkeep thread for all workers, in the master process.
-        "when_ready": lambda _: maintenance.start(_open(config), UPKEEP_EVERY),
+        # Upkeep and checkpoints for all workers, in the master process: the workers'
+        # writes leave the WAL to it.
+        "when_ready": lambda _: maintenance.start(_open(config), UPKEEP_EVERY, CHECKPOINT_EVERY),
     }
+    workers_config = {**config, "CLOUDMON_STORAGE_OPTIONS": {"autocheckpoint": False}}
     with tempfile.TemporaryDirectory(prefix="cloudmon-metrics-") as figures:
         share_between_processes(figures)
-        _Gunicorn(config, options).run()
+        _Gunicorn(workers_config, options).run()
     return 0

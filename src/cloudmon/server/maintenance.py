@@ -17,16 +17,29 @@ def upkeep(storage: Storage) -> tuple[int, int]:
     return periods, deleted
 
 
-def start(storage: Storage, every: float) -> threading.Event:
-    """A daemon thread running `upkeep` every `every` seconds; set the event to stop it."""
+def start(storage: Storage, every: float, checkpoint_every: float | None = None) -> threading.Event:
+    """Daemon threads running `upkeep` every `every` seconds and, if given, the store's
+    checkpoint every `checkpoint_every` seconds; set the event to stop them."""
     stop = threading.Event()
 
-    def run() -> None:
-        while not stop.wait(every):
+    def run(work, period: float, what: str) -> None:
+        while not stop.wait(period):
             try:
-                upkeep(storage)
+                work()
             except Exception:
-                log.exception("upkeep of the store failed; retrying in %.0f s", every)
+                log.exception("%s failed; retrying in %.0f s", what, period)
 
-    threading.Thread(target=run, name="cloudmon-upkeep", daemon=True).start()
+    threading.Thread(
+        target=run,
+        args=(lambda: upkeep(storage), every, "upkeep of the store"),
+        name="cloudmon-upkeep",
+        daemon=True,
+    ).start()
+    if checkpoint_every:
+        threading.Thread(
+            target=run,
+            args=(storage.checkpoint, checkpoint_every, "checkpoint of the store"),
+            name="cloudmon-checkpoint",
+            daemon=True,
+        ).start()
     return stop

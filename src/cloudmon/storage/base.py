@@ -232,6 +232,11 @@ class Storage(ABC):
         """Delete what each resolution's retention no longer covers; returns rows deleted."""
 
     @abstractmethod
+    def checkpoint(self) -> None:
+        """Move recent writes to their final place off the writers' path (SQLite: the WAL
+        into the database file)."""
+
+    @abstractmethod
     def ping(self) -> None:
         """Raise unless the store can answer queries."""
 

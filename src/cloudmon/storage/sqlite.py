@@ -47,6 +47,7 @@ from cloudmon.storage.base import (
 )
 
 _MASK = struct.Struct("<I")
+_NO_SPAN = (float("inf"), float("-inf"))
 _EXPIRE_CHUNK = 6  # periods of a resolution deleted per transaction
 _GROUP_KIND = {EntityKind.CLUSTER: 0, EntityKind.NAMESPACE: 1, EntityKind.DEPLOYMENT: 2}
 
@@ -237,22 +238,72 @@ class _Job:
 
 
 class _Partials:
-    """Sums of one bucket per group id, built from pod rows and node rows."""
+    """Sums of one bucket per group id: vectors of column sums ending in a count."""
 
     def __init__(self) -> None:
-        self.rows: dict[int, list[tuple]] = defaultdict(list)
+        self.rows: dict[int, list[Sequence]] = defaultdict(list)
+
+    def add(self, gid: int, total: Sequence) -> None:
+        self.rows[gid].append(total)
 
     def add_pod(self, group_ids: Sequence[int], values: Sequence) -> None:
-        summed = _POD_SUMMED(values)
+        summed = (*_POD_SUMMED(values), 1)
         for gid in group_ids:
             self.rows[gid].append(summed)
 
     def add_node(self, cluster_id: int, values: Sequence) -> None:
-        self.rows[cluster_id].append(_NODE_SUMMED(values))
+        self.rows[cluster_id].append((*_NODE_SUMMED(values), 1))
 
     def sums(self) -> dict[int, list]:
-        """Per group: its rows' column sums (None where none has a value) and row count."""
-        return {gid: [*_column_sums(rows), len(rows)] for gid, rows in self.rows.items()}
+        """Per group: its vectors' column sums (None where none has a value)."""
+        return {
+            gid: list(rows[0]) if len(rows) == 1 else _column_sums(rows)
+            for gid, rows in self.rows.items()
+        }
+
+
+class _Prepared:
+    """A payload's rows packed and its namespace and deployment sums taken: the work that
+    needs no lock, done before a write waits for the writer."""
+
+    __slots__ = (
+        "bucket",
+        "groups",
+        "loose",
+        "node_blob",
+        "node_row",
+        "payload",
+        "pod_blobs",
+        "pod_rows",
+        "pods",
+        "samples",
+    )
+
+    def __init__(self, payload) -> None:
+        self.payload = payload
+        self.bucket = bucket_of(payload.timestamp)
+        self.pods = list({pod.uid: pod for pod in payload.pods}.values())
+        self.pod_rows = [_POD_VALUES(pod) for pod in self.pods]
+        self.node_row = [*_NODE_VALUES(payload.node_metrics), payload.node_info.cpu_count]
+        full = _struct(len(POD_COLUMNS)).pack
+        self.pod_blobs = [
+            full(_FULL_MASK, *row) if None not in row else pack(row) for row in self.pod_rows
+        ]
+        self.node_blob = pack(self.node_row)
+        self.samples = stored_values(self.node_blob) + sum(map(stored_values, self.pod_blobs))
+        rows: dict[tuple[EntityKind, str, str], list[tuple]] = defaultdict(list)
+        self.loose: list[int] = []  # pods without a namespace: their stored groups count
+        for index, (pod, row) in enumerate(zip(self.pods, self.pod_rows, strict=True)):
+            if pod.namespace is None:
+                self.loose.append(index)
+                continue
+            summed = (*_POD_SUMMED(row), 1)
+            rows[EntityKind.NAMESPACE, pod.namespace, ""].append(summed)
+            if pod.deployment is not None:
+                rows[EntityKind.DEPLOYMENT, pod.namespace, pod.deployment].append(summed)
+        self.groups = {
+            key: group[0] if len(group) == 1 else _column_sums(group) for key, group in rows.items()
+        }
 
 
 @register("sqlite")
@@ -265,7 +316,9 @@ class SqliteStorage(Storage):
         cache_mb: int = 64,
         retention: dict[int, float] | None = None,
         clock=time.time,
+        autocheckpoint: bool = True,
     ) -> None:
+        """With autocheckpoint off, writes leave the WAL to `checkpoint` (run elsewhere)."""
         self.path = Path(path)
         self.retention = {**RETENTION, **(retention or {})}
         self._clock = clock
@@ -279,6 +332,9 @@ class SqliteStorage(Storage):
         self._pending: list[_Job] = []
         self._local = threading.local()
         self._writer = self._connect()
+        if not autocheckpoint:
+            self._writer.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer: sqlite3.Connection | None = None
         try:
             self._migrate()
         except BaseException:
@@ -351,11 +407,12 @@ class SqliteStorage(Storage):
         self._group_ids: dict[tuple[int, str, str], int] = {}
         self._pod_groups: dict[int, tuple[int, ...]] = {}
         self._pod_identity: dict[str, tuple] = {}
+        self._group_spans: dict[int, tuple[int, int]] = {}  # (first, last bucket) stored
 
     def write(self, payloads: Sequence) -> int:
         # Group commit: the writes that wait while one is committed go together in the next
         # transaction; each caller returns once its own payloads are committed.
-        job = _Job(payloads)
+        job = _Job([_Prepared(payload) for payload in payloads])
         with self._pending_lock:
             self._pending.append(job)
         with self._writing():
@@ -403,8 +460,8 @@ class SqliteStorage(Storage):
             )
         return counts
 
-    def _write_one(self, conn: sqlite3.Connection, payload, partials, seen) -> int:
-        bucket = bucket_of(payload.timestamp)
+    def _write_one(self, conn: sqlite3.Connection, prepared: _Prepared, partials, seen) -> int:
+        bucket, payload = prepared.bucket, prepared.payload
         for res, done in self._done.items():
             if bucket < done:
                 conn.execute(
@@ -412,31 +469,27 @@ class SqliteStorage(Storage):
                     (res, bucket // res * res),
                 )
         node_id = self._node_id(conn, payload, bucket)
-        pods = list({pod.uid: pod for pod in payload.pods}.values())
-        pod_ids = self._upsert_pods(conn, payload.node, pods, bucket, seen[bucket])
-        pod_rows = [_POD_VALUES(pod) for pod in pods]
-        node_row = [*_NODE_VALUES(payload.node_metrics), payload.node_info.cpu_count]
-
+        pod_ids = self._upsert_pods(conn, payload.node, prepared.pods, bucket, seen[bucket])
         previous = conn.execute(
             "SELECT pods FROM node_sample WHERE bucket = ? AND id = ?", (bucket, node_id)
         ).fetchone()
-        full = _struct(len(POD_COLUMNS)).pack
-        pod_blobs = [full(_FULL_MASK, *row) if None not in row else pack(row) for row in pod_rows]
-        node_blob = pack(node_row)
         conn.executemany(
             "INSERT OR REPLACE INTO pod_sample (bucket, id, v) VALUES (?, ?, ?)",
-            [(bucket, pid, blob) for pid, blob in zip(pod_ids, pod_blobs, strict=True)],
+            [(bucket, pid, blob) for pid, blob in zip(pod_ids, prepared.pod_blobs, strict=True)],
         )
         conn.execute(
             "INSERT OR REPLACE INTO node_sample (bucket, id, v, pods) VALUES (?, ?, ?, ?)",
-            (bucket, node_id, node_blob, struct.pack(f"<{len(pod_ids)}I", *pod_ids)),
+            (bucket, node_id, prepared.node_blob, struct.pack(f"<{len(pod_ids)}I", *pod_ids)),
         )
         cluster_id = self._group_id(conn, EntityKind.CLUSTER, "", "", bucket)
         if previous is None:
             bucket_partials = partials[bucket]
-            for pid, row in zip(pod_ids, pod_rows, strict=True):
-                bucket_partials.add_pod(self._pod_groups[pid], row)
-            bucket_partials.add_node(cluster_id, node_row)
+            for (kind, namespace, name), total in prepared.groups.items():
+                bucket_partials.add(self._group_id(conn, kind, namespace, name, bucket), total)
+            for index in prepared.loose:
+                pid = pod_ids[index]
+                bucket_partials.add_pod(self._pod_groups[pid], prepared.pod_rows[index])
+            bucket_partials.add_node(cluster_id, prepared.node_row)
         else:
             gone = set(_ids(previous[0])).difference(pod_ids)
             conn.executemany(
@@ -446,7 +499,7 @@ class SqliteStorage(Storage):
             # The rebuild sums every row of the bucket, this batch's included so far.
             partials.pop(bucket, None)
             self._rebuild(conn, bucket, cluster_id)
-        return stored_values(node_blob) + sum(map(stored_values, pod_blobs))
+        return prepared.samples
 
     def _node_id(self, conn: sqlite3.Connection, payload, bucket: int) -> int:
         info = payload.node_info
@@ -577,11 +630,18 @@ class SqliteStorage(Storage):
             "INSERT OR REPLACE INTO grp_sample (bucket, id, v) VALUES (?, ?, ?)",
             [(bucket, gid, pack(total)) for gid, total in sums.items()],
         )
-        conn.execute(
+        # Other writers only widen a group's span, so one known to hold the bucket does.
+        spans = self._group_spans
+        widen = [gid for gid in sums if not spans.get(gid, _NO_SPAN)[0] <= bucket <= spans[gid][1]]
+        if not widen:
+            return
+        rows = conn.execute(
             "UPDATE grp SET first_bucket = min(first_bucket, ?1), last_bucket ="
-            " max(last_bucket, ?1) WHERE id IN (SELECT value FROM json_each(?2))",
-            (bucket, json.dumps(list(sums))),
+            " max(last_bucket, ?1) WHERE id IN (SELECT value FROM json_each(?2))"
+            " RETURNING id, first_bucket, last_bucket",
+            (bucket, json.dumps(widen)),
         )
+        spans.update((gid, (first, last)) for gid, first, last in rows)
 
     # -- rollups and retention ----------------------------------------------------------
 
@@ -945,6 +1005,12 @@ class SqliteStorage(Storage):
     def _values(kind: EntityKind, blob: bytes) -> list:
         return derive(kind, unpack(blob, len(STORED_COLUMNS[kind])))
 
+    def checkpoint(self) -> None:
+        # Passive: copies what no reader needs into the file without waiting for the writer.
+        if self._checkpointer is None:
+            self._checkpointer = self._connect()
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+
     def ping(self) -> None:
         self._reader().execute("SELECT count(*) FROM node").fetchone()
 
@@ -963,6 +1029,9 @@ class SqliteStorage(Storage):
         if conn is not None:
             conn.close()
             self._local.conn = None
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
 
 
 _FILTERS = {
