@@ -7,7 +7,7 @@ DEBIAN_PACKAGES := prometheus iproute2 chromium
 # uPlot, pinned in web/package-lock.json, copied into the package by web/build.mjs.
 DASHBOARD_ASSETS := src/cloudmon/dashboard/static/uPlot.iife.min.js
 
-.PHONY: run test lint bench system-packages dashboard clean
+.PHONY: run test soak lint bench system-packages dashboard clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -45,6 +45,11 @@ lint: $(STAMP)
 
 test: lint system-packages $(DASHBOARD_ASSETS)
 	$(PY) -m pytest
+
+# The long fault tests: a 5-minute server outage with agents sampling every second.
+soak: $(STAMP)
+	CLOUDMON_OUTAGE_SECONDS=300 CLOUDMON_OUTAGE_INTERVAL=1 \
+		$(PY) -m pytest tests/e2e/test_server_outage.py
 
 bench: $(STAMP)
 	$(PY) bench/agent.py
