@@ -247,15 +247,26 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--pods", type=int, default=50)
     parser.add_argument("--hours", type=float, default=6.0)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ingest-seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=3)
+    parser.add_argument(
+        "--ingest-only", action="store_true", help="skip the fill and the queries (empty store)"
+    )
     options = parser.parse_args()
     random.seed(1)
     namespaces = max(1, options.nodes * options.pods // 500)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"
+        if options.ingest_only:
+            process, base = start_server(path, options.workers, options.threads)
+            try:
+                bench_ingest(base, process.pid, options.clients, options.ingest_seconds, 110)
+            finally:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
+            return
         started = time.perf_counter()
         samples, raw_bytes, rollup_bytes = fill(
             path, options.nodes, options.pods, options.hours, namespaces
