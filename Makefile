@@ -49,7 +49,7 @@ test: lint system-packages $(DASHBOARD_ASSETS)
 # The long fault tests: a 5-minute server outage with agents sampling every second.
 soak: $(STAMP)
 	CLOUDMON_OUTAGE_SECONDS=300 CLOUDMON_OUTAGE_INTERVAL=1 \
-		$(PY) -m pytest tests/e2e/test_server_outage.py
+		$(PY) -m pytest --timeout 900 tests/e2e/test_server_outage.py
 
 bench: $(STAMP)
 	$(PY) bench/agent.py
