@@ -16,7 +16,10 @@ _TIME_DOC = {
     "window": "a series from now minus this duration to now: 30s, 5m, 1h, 7d",
     "start": "a series from this time (unix seconds or RFC 3339)",
     "end": "the end of the series (unix seconds or RFC 3339); default now",
-    "step": "the series' resolution, a multiple of 10 s; default: about 1000 points",
+    "step": (
+        "the series' resolution, a multiple of 10 s; default: the smallest multiple of the"
+        " coarsest stored resolution (10 s, 1 min, 1 h) giving 100 to 1000 points"
+    ),
     "agg": "how values inside a step combine",
     "metrics": "comma-separated metric names; default all",
 }
