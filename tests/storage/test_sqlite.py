@@ -123,4 +123,7 @@ def test_without_autocheckpoint_the_wal_waits_for_checkpoint(tmp_path):
     assert main.stat().st_size == empty
     store.checkpoint()
     assert main.stat().st_size > 100 * empty
+    wal = (tmp_path / "s.db-wal").stat().st_size
+    store.write(payloads(node_payload("n0", T0 + 10, [("p0-0", "ns", 0.5)])))
+    assert (tmp_path / "s.db-wal").stat().st_size == wal  # written again from its start
     store.close()

@@ -1006,10 +1006,14 @@ class SqliteStorage(Storage):
         return derive(kind, unpack(blob, len(STORED_COLUMNS[kind])))
 
     def checkpoint(self) -> None:
-        # Passive: copies what no reader needs into the file without waiting for the writer.
         if self._checkpointer is None:
             self._checkpointer = self._connect()
+        # Passive: copies what no reader needs into the file, first while writers go on,
+        # then the little they added meanwhile while they wait, so that the WAL is wholly
+        # copied and the next writer starts it afresh rather than letting it grow.
         self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        with self._writing():
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def ping(self) -> None:
         self._reader().execute("SELECT count(*) FROM node").fetchone()
