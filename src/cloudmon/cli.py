@@ -185,14 +185,14 @@ def agent(**options) -> None:
 )
 @click.option(
     "--workers",
-    default=2,
+    default=3,
     show_default=True,
     type=click.IntRange(min=1),
     help="gunicorn worker processes.",
 )
 @click.option(
     "--threads",
-    default=2,
+    default=1,
     show_default=True,
     type=click.IntRange(min=1),
     help="Threads per worker.",

@@ -28,8 +28,18 @@ export function timeParams(range, points) {
     params.end = String(range.to);
     seconds = range.to - range.from;
   }
-  if (points) params.step = `${Math.max(10, Math.ceil(seconds / points / 10) * 10)}s`;
+  if (points) params.step = `${stepFor(seconds, points)}s`;
   return params;
+}
+
+// About `points` steps, each a multiple of the coarsest resolution the server keeps (1 h,
+// 1 min, 10 s) that still gives a quarter of them, so long ranges are read from rollups.
+export function stepFor(seconds, points) {
+  for (const resolution of [3600, 60, 10]) {
+    const step = Math.max(resolution, Math.ceil(seconds / points / resolution) * resolution);
+    if (seconds / step >= points / 4) return step;
+  }
+  return 10;
 }
 
 export async function get(path, params = {}) {
