@@ -197,6 +197,20 @@ def agent(**options) -> None:
     type=click.IntRange(min=1),
     help="Threads per worker.",
 )
+@click.option(
+    "--tls-cert",
+    envvar="CLOUDMON_TLS_CERT",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="PEM certificate (chain) to serve HTTPS with; needs --tls-key.",
+)
+@click.option(
+    "--tls-key",
+    envvar="CLOUDMON_TLS_KEY",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="PEM private key of --tls-cert.",
+)
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
 @click.option(
     "--retention-raw",
@@ -224,6 +238,8 @@ def server(storage, retention_raw, retention_1m, retention_1h, **options) -> Non
         }
     except ApiError as error:
         raise click.BadParameter(error.message) from None
+    if (options["tls_cert"] is None) != (options["tls_key"] is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
     if storage is not None:
         options["storage"] = storage
     log_level = logging.getLevelName(logging.getLogger().level).lower()

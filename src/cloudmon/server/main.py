@@ -48,6 +48,8 @@ def run_server(
     dev: bool = False,
     log_level: str = "info",
     retention: dict[int, float] | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> int:
     """Serve until stopped; returns the exit status."""
     config = {
@@ -60,7 +62,8 @@ def run_server(
     # Open once before forking: a bad URL fails here and the schema is migrated once.
     _open(config).close()
     log.info(
-        "serving on http://%s:%d with %s (ingest token: %s, read token: %s)",
+        "serving on %s://%s:%d with %s (ingest token: %s, read token: %s)",
+        "https" if tls_cert else "http",
         host,
         port,
         storage,
@@ -69,7 +72,10 @@ def run_server(
     )
     if dev:
         create_app({**config, "CLOUDMON_UPKEEP_EVERY": UPKEEP_EVERY}).run(
-            host=host, port=port, threaded=True
+            host=host,
+            port=port,
+            threaded=True,
+            ssl_context=(tls_cert, tls_key) if tls_cert else None,
         )
         return 0
     options = {
@@ -84,6 +90,8 @@ def run_server(
         "timeout": 60,
         "graceful_timeout": 10,
         "proc_name": "cloudmon-server",
+        "certfile": tls_cert,
+        "keyfile": tls_key,
         # Upkeep and checkpoints for all workers, in the master process: the workers'
         # writes leave the WAL to it.
         "when_ready": lambda _: maintenance.start(_open(config), UPKEEP_EVERY, CHECKPOINT_EVERY),
