@@ -1,5 +1,6 @@
 """`cloudmon server`: the application under gunicorn, or Flask's own server with --dev."""
 
+import ipaddress
 import logging
 import tempfile
 
@@ -37,6 +38,36 @@ def _open(config: dict):
     )
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a listening address is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_open(host: str, ingest_token: bool, read_token: bool) -> None:
+    """Log one warning when the server listens beyond loopback without both tokens."""
+    if is_loopback(host) or (ingest_token and read_token):
+        return
+    missing = [
+        (flag, allowed)
+        for flag, allowed, present in (
+            ("--token-file", "store samples", ingest_token),
+            ("--read-token-file", "read them", read_token),
+        )
+        if not present
+    ]
+    log.warning(
+        "listening on %s, beyond loopback, without %s: anyone who reaches it can %s",
+        host,
+        " or ".join(flag for flag, _ in missing),
+        " and ".join(allowed for _, allowed in missing),
+    )
+
+
 def run_server(
     host: str = "127.0.0.1",
     port: int = 8080,
@@ -70,6 +101,7 @@ def run_server(
         "yes" if token_file else "no",
         "yes" if read_token_file else "no",
     )
+    warn_if_open(host, token_file is not None, read_token_file is not None)
     if dev:
         create_app({**config, "CLOUDMON_UPKEEP_EVERY": UPKEEP_EVERY}).run(
             host=host,
