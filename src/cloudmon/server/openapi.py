@@ -7,7 +7,7 @@ from flask import Blueprint, Flask, current_app
 from cloudmon import payload as wire
 from cloudmon.metrics import BY_NAME
 from cloudmon.server.query import ROUTES
-from cloudmon.server.timeparams import TIME_PARAMETERS
+from cloudmon.server.timeparams import DURATION_PATTERN, TIME_PARAMETERS
 from cloudmon.storage.base import AGGREGATIONS, EXTRA_HELP, IDENTITY, EntityKind, columns
 
 bp = Blueprint("openapi", __name__)
@@ -72,10 +72,14 @@ def _parameters(rule, route) -> list[dict]:
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in sorted(rule.arguments)
     ]
+    if route is None:
+        return params
     for name in TIME_PARAMETERS:
         schema = {"type": "string"}
         if name == "agg":
             schema = {"type": "string", "enum": list(AGGREGATIONS), "default": "avg"}
+        elif name in ("window", "step"):
+            schema = {"type": "string", "pattern": DURATION_PATTERN}
         params.append(
             {"name": name, "in": "query", "description": _TIME_DOC[name], "schema": schema}
         )
@@ -103,6 +107,9 @@ def describe(app: Flask) -> dict:
     (payload_schema,), components = msgspec.json.schema_components(
         [wire.Payload | list[wire.Payload]], ref_template="#/components/schemas/{name}"
     )
+    for variant in payload_schema["anyOf"]:
+        if variant.get("type") == "array":
+            variant["minItems"] = 1  # an empty array holds no payload: 400
     components["Error"] = {
         "type": "object",
         "properties": {"error": {"type": "string"}},
@@ -146,6 +153,17 @@ def describe(app: Flask) -> dict:
             item["get"] = {
                 "summary": summary,
                 "responses": {"200": _answer("the exposition", {"type": "string"}, "text/plain")},
+            }
+        elif rule.rule == "/":
+            item["get"] = {
+                "summary": summary,
+                "responses": {"200": _answer("the dashboard", {"type": "string"}, "text/html")},
+            }
+        elif rule.arguments:  # a dashboard asset by name
+            item["get"] = {
+                "summary": summary,
+                "parameters": _parameters(rule, None),
+                "responses": {"200": {"description": "the file"}, **_errors(404)},
             }
         else:
             item["get"] = {

@@ -14,7 +14,8 @@ MAX_POINTS = 1000  # the default step keeps a series at most at this many points
 MIN_POINTS = MAX_POINTS // 10  # and, from the coarsest resolution that allows it, this many
 POINT_LIMIT = 20_000  # a chosen step may give at most this many
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"^([0-9]{1,9})([smhdw]?)$")
+DURATION_PATTERN = r"^([0-9]{1,9})([smhdw]?)$"
+_DURATION = re.compile(DURATION_PATTERN)
 _UNIX = re.compile(r"^[0-9]{1,11}(\.[0-9]{1,9})?$")
 _LATEST_TIME = 1e11
 
