@@ -11,11 +11,13 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+
+if TYPE_CHECKING:  # rich is loaded when `top` runs, so the agent's command line never loads it
+    from rich.console import Console
+    from rich.table import Table
 
 KINDS = ("nodes", "pods", "namespaces", "deployments")
 SPARK_POINTS = 20
@@ -183,8 +185,10 @@ def sort_items(items: list[dict], kind: str, sort: str) -> list[dict]:
     return sorted(items, key=key)
 
 
-def table(items: list[dict], kind: str, wide: bool) -> Table:
+def table(items: list[dict], kind: str, wide: bool) -> "Table":
     """A rich table of items: names, current values and a sparkline of CPU over the window."""
+    from rich.table import Table
+
     grid = Table(box=None, header_style="bold", pad_edge=False)
     names = NAMES[kind] + (WIDE_NAMES.get(kind, ()) if wide else ())
     columns = [c for c in COLUMNS[kind] if wide or not c.wide]
@@ -222,7 +226,7 @@ def run_top(
     output: str,
     token: str | None,
     watch: float | None = None,
-    console: Console | None = None,
+    console: "Console | None" = None,
     cycles: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
@@ -234,6 +238,9 @@ def run_top(
         seconds = parse_duration("--window", window)
     except ApiError as error:
         raise click.BadParameter(error.message) from None
+    from rich.console import Console
+    from rich.live import Live
+
     console = console or Console()
 
     def view():

@@ -1,4 +1,4 @@
-"""The agent stays light: it never loads the server's code or libraries."""
+"""The agent stays light: it never loads the server's code or libraries, nor `top`'s rich."""
 
 import json
 import subprocess
@@ -7,8 +7,8 @@ import sys
 from fixtures.cases import CASES
 from fixtures.nodebuilder import build
 
-SERVER_ONLY = ("flask", "werkzeug", "gunicorn", "sqlite3", "prometheus_client", "cloudmon.server")
-SERVER_ONLY += ("cloudmon.storage",)
+NOT_FOR_THE_AGENT = ("flask", "werkzeug", "gunicorn", "sqlite3", "prometheus_client", "rich")
+NOT_FOR_THE_AGENT += ("cloudmon.server", "cloudmon.storage")
 
 PROBE = """
 import json, sys
@@ -28,7 +28,7 @@ def test_agent_does_not_import_server_code(tmp_path):
         [sys.executable, "-c", PROBE, "agent", "--once", "--gap", "0", "--output", "-"]
         + ["--metadata", "none", "--proc-root", node.proc_root]
         + ["--cgroup-root", node.cgroup_root, "--rootfs", node.rootfs],
-        input=json.dumps(SERVER_ONLY),
+        input=json.dumps(NOT_FOR_THE_AGENT),
         capture_output=True,
         text=True,
         check=True,
