@@ -3,6 +3,7 @@
 It is served by a plain WSGI layer in front of Flask (`IngestApp`): ingest is the one hot
 path, and Flask's request handling costs about as much as storing a payload's node row."""
 
+import errno
 import logging
 import time
 import zlib
@@ -22,6 +23,7 @@ bp = Blueprint("ingest", __name__)
 PATH = "/api/ingest"
 _CHUNK = 64 * 1024
 FUTURE_LIMIT = 3600  # seconds a payload's timestamp may lie ahead of the server's clock
+RETRY_AFTER = "30"  # seconds an agent is asked to wait when the store cannot take a write
 
 
 def read_body(stream, limit: int, length: int | None = None) -> bytes:
@@ -112,7 +114,15 @@ def store(environ: dict, config, server) -> dict:
         body = gunzip(body, limit)
     now = config["CLOUDMON_NOW"]()
     payloads = decode(body, now, now - config["CLOUDMON_RETENTION"][BUCKET])
-    samples = server.storage.write(payloads)
+    try:
+        samples = server.storage.write(payloads)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        log.warning("ingest refused: %s", error.strerror)
+        raise ApiError(
+            503, f"storage: {error.strerror}; retry later", {"Retry-After": RETRY_AFTER}
+        ) from None
     server.ingested(len(payloads), samples, time.perf_counter() - started)
     return {"payloads": len(payloads), "samples": samples}
 
@@ -157,6 +167,7 @@ _REASONS = {
     413: "REQUEST ENTITY TOO LARGE",
     415: "UNSUPPORTED MEDIA TYPE",
     500: "INTERNAL SERVER ERROR",
+    503: "SERVICE UNAVAILABLE",
 }
 
 

@@ -11,6 +11,7 @@ where each resolution is done and rollup_dirty which periods late samples change
 """
 
 import contextlib
+import errno
 import fcntl
 import json
 import operator
@@ -426,13 +427,17 @@ class SqliteStorage(Storage):
 
     def _write_batch(self, batch: list["_Job"]) -> None:
         conn = self._writer
-        conn.execute("BEGIN IMMEDIATE")
         try:
+            conn.execute("BEGIN IMMEDIATE")
             counts = self._store(conn, [payload for job in batch for payload in job.payloads])
             conn.execute("COMMIT")
         except Exception as error:
-            conn.execute("ROLLBACK")
-            self._forget()
+            self._rollback(conn)
+            error = self._disk_full(error)
+            if isinstance(error, OSError):
+                for job in batch:
+                    job.finish(error=error)
+                return
             if len(batch) > 1:  # each on its own, so that one bad write fails alone
                 for job in batch:
                     self._write_batch([job])
@@ -443,6 +448,20 @@ class SqliteStorage(Storage):
         for job in batch:
             job.finish(stored=sum(counts[at : at + len(job.payloads)]))
             at += len(job.payloads)
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        # SQLite may have rolled back already, as it does on SQLITE_FULL.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        self._forget()
+
+    def _disk_full(self, error: Exception) -> Exception:
+        """SQLITE_FULL as OSError(ENOSPC), which the server answers with 503."""
+        if getattr(error, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+            return error
+        full = OSError(errno.ENOSPC, f"{self.path.parent}: the disk is full")
+        full.__cause__ = error
+        return full
 
     def _store(self, conn: sqlite3.Connection, payloads: Sequence) -> list[int]:
         self._done = dict(conn.execute("SELECT res, done FROM rollup_state"))
@@ -647,13 +666,13 @@ class SqliteStorage(Storage):
 
     def _transaction(self, work):
         with self._writing() as conn:
-            conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 result = work(conn)
                 conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            except BaseException as error:
+                self._rollback(conn)
+                raise self._disk_full(error) from None
         return result
 
     def roll_up(self) -> int:
