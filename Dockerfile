@@ -46,13 +46,15 @@ ARG VERSION=0.1.0
 LABEL org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.vendor="cloudmon"
 
-# The node agent. It runs as the user the DaemonSet gives it (manifests/monitor.yaml)
-# and has no port to probe: it exits on a fatal error and the kubelet restarts it.
+# The node agent. It runs as the user the DaemonSet gives it (manifests/monitor.yaml). It
+# has no port: it touches a health file after every cycle, and is healthy while that is recent.
 FROM runtime AS agent
 COPY --from=crictl /usr/local/bin/crictl /usr/local/bin/crictl
 LABEL org.opencontainers.image.title="cloudmon agent" \
       org.opencontainers.image.description="Measures a node and its pods from /proc and cgroups"
-HEALTHCHECK NONE
+ENV CLOUDMON_HEALTH_FILE=/tmp/cloudmon-agent-healthy
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+    CMD ["cloudmon", "health", "--max-age", "60"]
 CMD ["agent"]
 
 # The API server: non-root, its SQLite file on the volume at /data.

@@ -134,6 +134,14 @@ def main(log_level: str) -> None:
     help="At most this many unsent samples are kept; past it the oldest are dropped.",
 )
 @click.option(
+    "--health-file",
+    envvar="CLOUDMON_HEALTH_FILE",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Touch this file after every completed cycle, for a liveness check of its age "
+    "(`cloudmon health`).",
+)
+@click.option(
     "--once",
     is_flag=True,
     help="Collect twice, --gap seconds apart, send or print the second sample, and exit.",
@@ -244,6 +252,31 @@ def server(storage, retention_raw, retention_1m, retention_1h, **options) -> Non
         options["storage"] = storage
     log_level = logging.getLevelName(logging.getLogger().level).lower()
     sys.exit(run_server(retention=retention, log_level=log_level, **options))
+
+
+@main.command()
+@click.option(
+    "--health-file",
+    envvar="CLOUDMON_HEALTH_FILE",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The file `cloudmon agent --health-file` touches every cycle.",
+)
+@click.option(
+    "--max-age",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds since the last completed cycle beyond which the agent is not healthy.",
+)
+def health(health_file: str, max_age: float) -> None:
+    """Exit 0 if the agent completed a cycle within --max-age seconds, else 1 (a liveness probe)."""
+    from cloudmon.agent.main import seconds_since_last_cycle
+
+    age = seconds_since_last_cycle(health_file)
+    if age is None or age > max_age:
+        click.echo(f"no completed cycle in the last {max_age:g} s ({health_file})", err=True)
+        sys.exit(1)
 
 
 main.add_command(top)

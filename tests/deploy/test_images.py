@@ -58,7 +58,7 @@ def test_server_image_is_non_root_with_a_healthcheck_on_a_real_route():
     assert f"http://127.0.0.1:{port}/healthz" in healthcheck[1]
     assert f'"--port", "{port}"' in server and "sqlite:////data/cloudmon.db" in server
     assert 'VOLUME ["/data"]' in server and f"EXPOSE {port}" in server
-    assert "HEALTHCHECK NONE" in stages()["agent"]
+    assert 'CMD ["cloudmon", "health"' in stages()["agent"]
     assert re.search(r'^CMD \["agent"\]$', stages()["agent"], re.M)
 
 

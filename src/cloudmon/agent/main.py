@@ -13,6 +13,7 @@ from cloudmon.agent import loop
 from cloudmon.agent.cgroups import open_cgroups
 from cloudmon.agent.cgroups.layout import NoCgroupHierarchy
 from cloudmon.agent.collect import Collector
+from cloudmon.agent.files import report_once
 from cloudmon.agent.metadata import open_source
 from cloudmon.agent.metadata.base import MetadataError
 from cloudmon.agent.metadata.cache import MetadataCache
@@ -39,6 +40,7 @@ def run_agent(
     insecure,
     spool_dir,
     spool_limit,
+    health_file,
     once,
     gap,
     output,
@@ -88,7 +90,13 @@ def run_agent(
         stop = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
-        loop.run(lambda: deliver(payload.encode(collector.collect())), interval, stop)
+
+        def cycle() -> None:
+            deliver(payload.encode(collector.collect()))
+            if health_file:
+                _touch(health_file)
+
+        loop.run(cycle, interval, stop)
         log.info("stopped")
         return 0
     finally:
@@ -104,6 +112,22 @@ def _tls(ca_file: str | None, insecure: bool) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def _touch(path: str) -> None:
+    try:
+        with open(path, "a"):
+            os.utime(path)
+    except OSError as error:
+        report_once(path, "cannot touch the health file %s: %s", path, error, logger=log)
+
+
+def seconds_since_last_cycle(health_file: str) -> float | None:
+    """Seconds since the agent last touched its health file; None if it never did."""
+    try:
+        return time.time() - os.stat(health_file).st_mtime
+    except OSError:
+        return None
 
 
 def _print_payload(encoded: bytes) -> None:
