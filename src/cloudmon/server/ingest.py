@@ -23,7 +23,8 @@ bp = Blueprint("ingest", __name__)
 PATH = "/api/ingest"
 _CHUNK = 64 * 1024
 FUTURE_LIMIT = 3600  # seconds a payload's timestamp may lie ahead of the server's clock
-RETRY_AFTER = "30"  # seconds an agent is asked to wait when the store cannot take a write
+# Seconds an agent is asked to wait when the store's disk is full or too many writes wait.
+RETRY_AFTER = {errno.ENOSPC: "30", errno.EAGAIN: "5"}
 
 
 def read_body(stream, limit: int, length: int | None = None) -> bytes:
@@ -117,11 +118,14 @@ def store(environ: dict, config, server) -> dict:
     try:
         samples = server.storage.write(payloads)
     except OSError as error:
-        if error.errno != errno.ENOSPC:
+        if error.errno not in RETRY_AFTER:
             raise
-        log.warning("ingest refused: %s", error.strerror)
+        if error.errno == errno.ENOSPC:
+            log.warning("ingest refused: %s", error.strerror)
         raise ApiError(
-            503, f"storage: {error.strerror}; retry later", {"Retry-After": RETRY_AFTER}
+            503,
+            f"storage: {error.strerror}; retry later",
+            {"Retry-After": RETRY_AFTER[error.errno]},
         ) from None
     server.ingested(len(payloads), samples, time.perf_counter() - started)
     return {"payloads": len(payloads), "samples": samples}

@@ -98,6 +98,7 @@ _ROLLUP_TABLE = {
     "pod_sample": "pod_rollup",
     "grp_sample": "grp_rollup",
 }
+MAX_WAITING = 32  # writes waiting or writing, in all processes, before more are refused
 ROLLUP_GRACE = 60  # seconds after a minute ends before it is rolled up: agents send late
 
 _SAMPLE_TABLE = {
@@ -318,8 +319,10 @@ class SqliteStorage(Storage):
         retention: dict[int, float] | None = None,
         clock=time.time,
         autocheckpoint: bool = True,
+        max_waiting: int = MAX_WAITING,
     ) -> None:
-        """With autocheckpoint off, writes leave the WAL to `checkpoint` (run elsewhere)."""
+        """With autocheckpoint off, writes leave the WAL to `checkpoint` (run elsewhere);
+        past `max_waiting` writes waiting or writing, in all processes, write refuses more."""
         self.path = Path(path)
         self.retention = {**RETENTION, **(retention or {})}
         self._clock = clock
@@ -331,6 +334,10 @@ class SqliteStorage(Storage):
         self._lock_file = open(self.path.with_name(self.path.name + "-writer"), "a+b")  # noqa: SIM115
         self._pending_lock = threading.Lock()
         self._pending: list[_Job] = []
+        # Slot i: byte i of this file (a POSIX lock, for other processes) and a Lock (for
+        # the threads of this one).
+        self._queue_file = open(self.path.with_name(self.path.name + "-queue"), "a+b")  # noqa: SIM115
+        self._slots = [threading.Lock() for _ in range(max_waiting)]
         self._local = threading.local()
         self._writer = self._connect()
         if not autocheckpoint:
@@ -411,19 +418,39 @@ class SqliteStorage(Storage):
         self._group_spans: dict[int, tuple[int, int]] = {}  # (first, last bucket) stored
 
     def write(self, payloads: Sequence) -> int:
+        """Store payloads; OSError(EAGAIN) when too many writes wait already."""
         # Group commit: the writes that wait while one is committed go together in the next
         # transaction; each caller returns once its own payloads are committed.
         job = _Job([_Prepared(payload) for payload in payloads])
-        with self._pending_lock:
-            self._pending.append(job)
-        with self._writing():
-            if not job.finished:
-                with self._pending_lock:
-                    batch, self._pending = self._pending, []
-                self._write_batch(batch)
+        with self._queue_slot():
+            with self._pending_lock:
+                self._pending.append(job)
+            with self._writing():
+                if not job.finished:
+                    with self._pending_lock:
+                        batch, self._pending = self._pending, []
+                    self._write_batch(batch)
         if job.error is not None:
             raise job.error
         return job.stored
+
+    @contextlib.contextmanager
+    def _queue_slot(self):
+        for number, slot in enumerate(self._slots):
+            if not slot.acquire(blocking=False):
+                continue
+            try:
+                fcntl.lockf(self._queue_file, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, number)
+            except OSError:
+                slot.release()
+                continue
+            try:
+                yield
+            finally:
+                fcntl.lockf(self._queue_file, fcntl.LOCK_UN, 1, number)
+                slot.release()
+            return
+        raise OSError(errno.EAGAIN, f"{len(self._slots)} writes are waiting already")
 
     def _write_batch(self, batch: list["_Job"]) -> None:
         conn = self._writer
@@ -1048,6 +1075,7 @@ class SqliteStorage(Storage):
         with self._write_lock:
             self._writer.close()
             self._lock_file.close()
+            self._queue_file.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()

@@ -1,0 +1,91 @@
+"""Past a bound of waiting writes, in any process, ingest answers 503 with Retry-After."""
+
+import errno
+import fcntl
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from server_payloads import T0, Clock, payload, pod
+
+from cloudmon import payload as wire
+from cloudmon.server.app import create_app
+from cloudmon.storage.sqlite import SqliteStorage
+
+HOLD_SLOTS = """
+import fcntl, sys
+queue = open(sys.argv[1], "a+b")
+fcntl.lockf(queue, fcntl.LOCK_EX | fcntl.LOCK_NB, 2, 0)
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def _body(node: str) -> bytes:
+    return json.dumps(payload(node, T0, [pod(f"{node}-p", "p", "ns")])).encode()
+
+
+@pytest.fixture
+def store(tmp_path):
+    storage = SqliteStorage(tmp_path / "cloudmon.db", clock=Clock(T0 + 25), max_waiting=2)
+    yield storage
+    storage.close()
+
+
+@pytest.fixture
+def client(store):
+    return create_app({"CLOUDMON_STORAGE": store, "CLOUDMON_NOW": Clock(T0 + 25)}).test_client()
+
+
+def _post(client, node: str):
+    return client.post("/api/ingest", data=_body(node), content_type="application/json")
+
+
+def test_writes_past_the_bound_are_shed_while_the_writer_is_busy(store, client, tmp_path):
+    writer = open(tmp_path / "cloudmon.db-writer", "a+b")  # noqa: SIM115
+    fcntl.flock(writer, fcntl.LOCK_EX)  # another process is writing, for as long as we like
+    outcomes = []
+    waiting = [
+        threading.Thread(target=lambda n=n: outcomes.append(_post(client, n).status_code))
+        for n in ("w1", "w2")
+    ]
+    try:
+        for thread in waiting:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while not all(slot.locked() for slot in store._slots):
+            assert time.monotonic() < deadline, "the two writes never queued"
+            time.sleep(0.01)
+        started = time.monotonic()
+        answer = _post(client, "shed")
+        assert time.monotonic() - started < 1, "the third write queued instead of being shed"
+        assert answer.status_code == 503
+        assert answer.headers["Retry-After"] == "5"
+        assert "writes are waiting" in answer.get_json()["error"]
+    finally:
+        fcntl.flock(writer, fcntl.LOCK_UN)
+        writer.close()
+        for thread in waiting:
+            thread.join()
+    assert outcomes == [200, 200]
+    assert _post(client, "after").status_code == 200
+
+
+def test_writes_waiting_in_other_processes_count(store, tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_SLOTS, str(tmp_path / "cloudmon.db-queue")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(OSError) as refused:
+            store.write(wire.decode(_body("n1")))
+        assert refused.value.errno == errno.EAGAIN
+    finally:
+        holder.communicate("")
+    assert store.write(wire.decode(_body("n1"))) == 2
