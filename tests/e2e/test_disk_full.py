@@ -83,6 +83,7 @@ def test_disk_full_answers_503_keeps_reads_and_recovers(small_disk, tmp_path):
             pytest.fail("the disk never filled up")
         assert status == 503, answer
         assert "disk is full" in answer["error"]
+        assert str(small_disk) not in answer["error"]  # no server paths to clients
         assert int(headers["Retry-After"]) > 0
         assert stored, "nothing could be stored at all"
         refused = node

@@ -121,7 +121,7 @@ def store(environ: dict, config, server) -> dict:
         if error.errno not in RETRY_AFTER:
             raise
         if error.errno == errno.ENOSPC:
-            log.warning("ingest refused: %s", error.strerror)
+            log.warning("ingest refused: %s", error)
         raise ApiError(
             503,
             f"storage: {error.strerror}; retry later",

@@ -486,7 +486,7 @@ class SqliteStorage(Storage):
         """SQLITE_FULL as OSError(ENOSPC), which the server answers with 503."""
         if getattr(error, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
             return error
-        full = OSError(errno.ENOSPC, f"{self.path.parent}: the disk is full")
+        full = OSError(errno.ENOSPC, "the disk is full", str(self.path.parent))
         full.__cause__ = error
         return full
 
