@@ -1,56 +1,19 @@
 """The store's disk fills up: ingest answers 503 with Retry-After, reads go on, nothing is
 half stored, and ingest resumes once there is space again."""
 
-import gzip
-import json
 import os
 import sqlite3
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 import pytest
-from fixtures.servers import ServerProcess, get_json
+from fixtures.servers import ServerProcess, get_json, node_payload, post_ingest
 
 PODS = 100
 
 
 def _payload(node: str, timestamp: float) -> bytes:
-    pods = [
-        {
-            "uid": f"{node}-pod-{i}",
-            "name": f"{node}-pod-{i}",
-            "namespace": "full",
-            "node": node,
-            "containers": [],
-            "memory_working_set_bytes": i,
-        }
-        for i in range(PODS)
-    ]
-    body = {
-        "schema": 1,
-        "node": node,
-        "timestamp": timestamp,
-        "interval": 10.0,
-        "node_info": {"cpu_count": 2},
-        "node_metrics": {"memory_used_bytes": 1},
-        "pods": pods,
-    }
-    return gzip.compress(json.dumps(body).encode())
-
-
-def _post(url: str, body: bytes) -> tuple[int, dict, dict]:
-    request = urllib.request.Request(
-        url + "/api/ingest",
-        data=body,
-        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, dict(answer.headers), json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), json.loads(error.read())
+    return node_payload(node, timestamp, pods=PODS, namespace="full")
 
 
 @pytest.fixture
@@ -74,7 +37,7 @@ def test_disk_full_answers_503_keeps_reads_and_recovers(small_disk, tmp_path):
         stored, now = [], time.time()
         for number in range(500):
             node = f"node-{number}"
-            status, headers, answer = _post(server.url, _payload(node, now))
+            status, headers, answer = post_ingest(server.url, _payload(node, now))
             if status != 200:
                 break
             stored.append(node)
@@ -92,11 +55,11 @@ def test_disk_full_answers_503_keeps_reads_and_recovers(small_disk, tmp_path):
         nodes = {item["node"] for item in get_json(server.url + "/api/nodes")["items"]}
         assert nodes == set(stored)
         # Still full: refused again, and the server still answers.
-        assert _post(server.url, _payload(refused, now))[0] == 503
+        assert post_ingest(server.url, _payload(refused, now))[0] == 503
         assert server.process.poll() is None
 
         subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
-        status, _, answer = _post(server.url, _payload(refused, now))
+        status, _, answer = post_ingest(server.url, _payload(refused, now))
         assert status == 200, answer
         assert answer == {"payloads": 1, "samples": samples}
         nodes = {item["node"] for item in get_json(server.url + "/api/nodes")["items"]}

@@ -1,15 +1,11 @@
 """kill -9 of the server under sustained ingest, again and again: on restart the store opens,
 every payload that got a 2xx is there, no request is half stored, and ingest resumes."""
 
-import gzip
-import json
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 
-from fixtures.servers import ServerProcess, get_json
+from fixtures.servers import ServerProcess, get_json, node_payload, post_ingest
 
 WRITERS = 3
 ROUNDS = 4
@@ -17,40 +13,7 @@ PODS = 2
 
 
 def _payload(node: str, timestamp: float, value: int) -> bytes:
-    pods = [
-        {
-            "uid": f"{node}-pod-{i}",
-            "name": f"{node}-pod-{i}",
-            "namespace": "crash",
-            "node": node,
-            "containers": [],
-            "memory_working_set_bytes": value,
-        }
-        for i in range(PODS)
-    ]
-    body = {
-        "schema": 1,
-        "node": node,
-        "timestamp": timestamp,
-        "interval": 10.0,
-        "node_info": {"cpu_count": 2},
-        "node_metrics": {"memory_used_bytes": value},
-        "pods": pods,
-    }
-    return gzip.compress(json.dumps(body).encode())
-
-
-def _post(url: str, body: bytes) -> bool:
-    request = urllib.request.Request(
-        url + "/api/ingest",
-        data=body,
-        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            return 200 <= answer.status < 300
-    except (urllib.error.URLError, OSError):
-        return False
+    return node_payload(node, timestamp, pods=PODS, namespace="crash", value=value)
 
 
 def test_acknowledged_payloads_survive_kill_9(tmp_path):
@@ -64,7 +27,7 @@ def test_acknowledged_payloads_survive_kill_9(tmp_path):
         node = f"crash-{writer}"
         while not stop.is_set() and next_index[writer] < 290:
             index = next_index[writer]
-            if _post(server.url, _payload(node, start + index * 10, index + 1)):
+            if post_ingest(server.url, _payload(node, start + index * 10, index + 1))[0] == 200:
                 acknowledged[node].add(index)
                 next_index[writer] += 1
             else:
@@ -95,6 +58,6 @@ def test_acknowledged_payloads_survive_kill_9(tmp_path):
         # A bucket holds all pods of each node that wrote it, never some of them.
         counts = {c for c in crash["series"]["pod_count"] if c is not None}
         assert counts <= {PODS * n for n in range(1, WRITERS + 1)}
-        assert _post(server.url, _payload("crash-after", start + 2950, 1))
+        assert post_ingest(server.url, _payload("crash-after", start + 2950, 1))[0] == 200
     finally:
         server.stop()
