@@ -69,6 +69,8 @@ def decode(body: bytes, now: float, oldest: float = 0.0) -> list:
         raise ApiError(400, f"body: not valid JSON ({error})") from None
     except RecursionError:
         raise ApiError(400, "body: JSON nested too deeply") from None
+    except UnicodeDecodeError as error:  # msgspec decodes strings as UTF-8 and raises this
+        raise ApiError(400, f"body: not valid UTF-8 at byte {error.start}") from None
     if not payloads:
         raise ApiError(400, "body: an empty array holds no payload")
     is_array = body.lstrip()[:1] == b"["
