@@ -5,9 +5,17 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cloudmon.agent.metadata.base import MetadataError
-from cloudmon.agent.metadata.crictl import CrictlSource, parse_pods, parse_sandbox_status
+from cloudmon.agent.metadata.crictl import (
+    CrictlSource,
+    build_pods,
+    parse_containers,
+    parse_pods,
+    parse_sandbox_status,
+)
 
 FAKE_CRICTL = str(Path(__file__).with_name("fake_crictl.py"))
 WEB_UID = "3f1c2a7e-9b1d-4c55-8e7a-0a1b2c3d4e5f"
@@ -184,3 +192,54 @@ def test_parse_sandbox_status_rejects_junk():
     for document in ({}, [], [{}, {}], "x"):
         with pytest.raises(MetadataError):
             parse_sandbox_status(document)
+
+
+crictl_keys = st.sampled_from(
+    [
+        "items",
+        "containers",
+        "id",
+        "podSandboxId",
+        "metadata",
+        "name",
+        "uid",
+        "namespace",
+        "labels",
+        "state",
+        "status",
+        "info",
+        "linux",
+        "namespaces",
+        "options",
+        "network",
+        "config",
+        "resources",
+        "cpu_shares",
+        "runtimeSpec",
+    ]
+)
+crictl_like = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["NODE", "POD", "SANDBOX_READY", "CONTAINER_RUNNING", "1700000000"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(crictl_keys, inner, max_size=6),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300)
+@given(crictl_like, crictl_like, crictl_like)
+def test_arbitrary_crictl_json_gives_pods_or_metadata_error(pods, containers, status):
+    try:
+        sandboxes = parse_pods(pods)
+        listed = parse_containers(containers)
+        info = parse_sandbox_status(status)
+        result = build_pods(sandboxes, listed, lambda _: info)
+    except MetadataError:
+        return
+    for uid, meta in result.items():
+        assert isinstance(uid, str) and uid
+        assert meta.cpu_request_cores is None or meta.cpu_request_cores >= 0
