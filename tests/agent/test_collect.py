@@ -1,6 +1,5 @@
 """One whole sample (node, pods, containers, rates) on fixture nodes of every layout."""
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -9,6 +8,7 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 from fixtures.cases import CASES
+from fixtures.crictl import FAKE_CRICTL, write_crictl_spec
 from fixtures.nodebuilder import build
 
 from cloudmon import payload
@@ -18,8 +18,6 @@ from cloudmon.agent.metadata.cache import MetadataCache
 from cloudmon.agent.metadata.crictl import CrictlSource
 from cloudmon.agent.paths import Roots
 from cloudmon.cli import main
-
-FAKE_CRICTL = Path(__file__).parent / "metadata" / "fake_crictl.py"
 
 
 class Clock:
@@ -125,24 +123,13 @@ def test_a_pod_that_vanishes_while_read_is_left_out(case, monkeypatch):
 def test_names_and_workloads_from_crictl(tmp_path, monkeypatch):
     spec = CASES["v2-systemd-containerd"]()
     node = build(spec, tmp_path / "node")
-    crictl_spec = tmp_path / "crictl.json"
-    crictl_spec.write_text(
-        json.dumps(
-            [
-                {
-                    "uid": pod.uid,
-                    "name": pod.name,
-                    "namespace": pod.namespace,
-                    "labels": {"app": "web", "pod-template-hash": "7d4b9c8f6d"}
-                    if pod.name.startswith("web-")
-                    else {},
-                    "sandbox_id": node.sandbox_ids.get(pod.uid, "f" * 64),
-                    "host_network": pod.host_network,
-                    "containers": [{"id": c.id, "name": c.name} for c in pod.containers],
-                }
-                for pod in spec.pods
-            ]
-        )
+    crictl_spec = write_crictl_spec(
+        tmp_path / "crictl.json",
+        spec,
+        node,
+        labels=lambda pod: (
+            {"app": "web", "pod-template-hash": "7d4b9c8f6d"} if pod.name.startswith("web-") else {}
+        ),
     )
     monkeypatch.setenv("FAKE_CRICTL_SPEC", str(crictl_spec))
     source = CrictlSource(str(FAKE_CRICTL))

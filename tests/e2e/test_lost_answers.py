@@ -1,20 +1,17 @@
 """A proxy that loses the server's answers after the server stored the payload: the agent
 sends again, and nothing is counted twice."""
 
-import json
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 from fixtures.cases import CASES
+from fixtures.crictl import FAKE_CRICTL, write_crictl_spec
 from fixtures.nodebuilder import build
 from fixtures.servers import get_json, running_server
-
-FAKE_CRICTL = Path(__file__).parent.parent / "agent" / "metadata" / "fake_crictl.py"
 
 
 def _read_message(sock: socket.socket) -> bytes:
@@ -71,22 +68,7 @@ class AnswerLosingProxy:
 def test_lost_answers_never_double_count(tmp_path):
     spec = CASES["v2-systemd-containerd"]()
     node = build(spec, tmp_path / "node")
-    crictl_spec = tmp_path / "crictl.json"
-    crictl_spec.write_text(
-        json.dumps(
-            [
-                {
-                    "uid": pod.uid,
-                    "name": pod.name,
-                    "namespace": pod.namespace,
-                    "sandbox_id": node.sandbox_ids.get(pod.uid, "f" * 64),
-                    "host_network": pod.host_network,
-                    "containers": [{"id": c.id, "name": c.name} for c in pod.containers],
-                }
-                for pod in spec.pods
-            ]
-        )
-    )
+    crictl_spec = write_crictl_spec(tmp_path / "crictl.json", spec, node)
     shop = [pod for pod in spec.pods if pod.namespace == "shop"]
     assert shop
     (tmp_path / "data").mkdir()

@@ -10,9 +10,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from fixtures.crictl import FAKE_CRICTL
 from fixtures.realnode import Container, Pod, RealNode, why_not_runnable
 
-FAKE_CRICTL = Path(__file__).parent.parent / "agent" / "metadata" / "fake_crictl.py"
 MIB = 1 << 20
 
 pytestmark = pytest.mark.skipif(why_not_runnable() is not None, reason=str(why_not_runnable()))
