@@ -2,6 +2,8 @@
 
 import ipaddress
 import logging
+import os
+import shutil
 import tempfile
 
 from gunicorn.app.base import BaseApplication
@@ -129,7 +131,14 @@ def run_server(
         "when_ready": lambda _: maintenance.start(_open(config), UPKEEP_EVERY, CHECKPOINT_EVERY),
     }
     workers_config = {**config, "CLOUDMON_STORAGE_OPTIONS": {"autocheckpoint": False}}
-    with tempfile.TemporaryDirectory(prefix="cloudmon-metrics-") as figures:
+    master = os.getpid()
+    figures = tempfile.mkdtemp(prefix="cloudmon-metrics-")
+    try:
         share_between_processes(figures)
         _Gunicorn(workers_config, options).run()
+    finally:
+        # Workers leave through here too (gunicorn ends them with SystemExit): only the
+        # master removes the directory, or a worker's exit would take it from the others.
+        if os.getpid() == master:
+            shutil.rmtree(figures, ignore_errors=True)
     return 0
