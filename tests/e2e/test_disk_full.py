@@ -1,13 +1,13 @@
 """The store's disk fills up: ingest answers 503 with Retry-After, reads go on, nothing is
 half stored, and ingest resumes once there is space again."""
 
-import os
 import sqlite3
 import subprocess
 import time
 
 import pytest
 from fixtures.servers import ServerProcess, get_json, node_payload, post_ingest
+from fixtures.tmpfs import small_tmpfs
 
 PODS = 100
 
@@ -18,15 +18,8 @@ def _payload(node: str, timestamp: float) -> bytes:
 
 @pytest.fixture
 def small_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    directory = tmp_path / "store"
-    directory.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(directory)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "store", "2m") as directory:
         yield directory
-    finally:
-        subprocess.run(["umount", "-l", str(directory)], check=True)
 
 
 def test_disk_full_answers_503_keeps_reads_and_recovers(small_disk, tmp_path):

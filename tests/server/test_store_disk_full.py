@@ -2,11 +2,10 @@
 
 import errno
 import json
-import os
-import subprocess
 import threading
 
 import pytest
+from fixtures.tmpfs import small_tmpfs
 from server_payloads import T0, Clock, payload, pod
 
 from cloudmon import payload as wire
@@ -23,17 +22,12 @@ def _payloads(node: str) -> list:
 
 @pytest.fixture
 def full_store(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    directory = tmp_path / "store"
-    directory.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(directory)], check=True)
-    store = SqliteStorage(directory / "cloudmon.db", clock=Clock(T0 + 25))
-    try:
-        yield store
-    finally:
-        store.close()
-        subprocess.run(["umount", "-l", str(directory)], check=True)
+    with small_tmpfs(tmp_path / "store", "1m") as directory:
+        store = SqliteStorage(directory / "cloudmon.db", clock=Clock(T0 + 25))
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 def test_concurrent_writers_on_a_full_disk_each_get_enospc_or_are_stored(full_store):
