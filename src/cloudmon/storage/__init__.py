@@ -1,6 +1,6 @@
 """Time-series storage behind one interface; backends register by URL scheme."""
 
-from cloudmon.storage import sqlite  # noqa: F401  (registers sqlite://)
+from cloudmon.storage import prometheus, sqlite  # noqa: F401  (register their URL schemes)
 from cloudmon.storage.base import EntityKind, Span, Storage, open_storage
 
 __all__ = ["EntityKind", "Span", "Storage", "open_storage"]

@@ -1,0 +1,844 @@
+"""A Prometheus-compatible engine as the store: written through remote-write 1.0, read
+through PromQL (`/api/v1/query`, `/api/v1/query_range`). The server keeps no state of its
+own, so any number of replicas answer alike.
+
+A node's metric is the series `cloudmon_node_<metric>{node}`, a pod's
+`cloudmon_pod_<metric>{namespace, pod, uid, node, deployment, workload_kind, workload}`, a
+container's the pod's labels with `container` and `container_id`. Every report also writes
+`cloudmon_<scope>_seen_timestamp_seconds`, the start of its bucket, with the entity's
+descriptive labels (a node's kernel, a pod's qos, ...): it says when and where it reported.
+
+A sample is written at its own time, but never on a bucket's boundary (at least 1 ms
+after the bucket's start), so that a range `[b, b + 10 s]` holds bucket b alone whether the
+engine includes the range's start (Prometheus 2) or not (Prometheus 3, VictoriaMetrics). A
+second report of a bucket is a second sample in it and `last_over_time` picks the newer;
+two reports at the same millisecond would be a duplicate, which Prometheus refuses.
+
+Latest values are read as raw samples and summed here; series are folded by the engine:
+`<agg>_over_time` over the step, of the per-bucket sums (a subquery at 10 s) for namespaces,
+deployments and the cluster.
+"""
+
+import base64
+import http.client
+import json
+import math
+import re
+import ssl
+import struct
+import threading
+import time
+import urllib.parse
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from cloudmon.storage import remote_write
+from cloudmon.storage.base import (
+    BUCKET,
+    CLUSTER_SUMS,
+    CONTAINER_COLUMNS,
+    GROUP_COLUMNS,
+    NODE_COLUMNS,
+    POD_COLUMNS,
+    STORED_COLUMNS,
+    Entity,
+    EntityKind,
+    Storage,
+    as_latest,
+    bucket_of,
+    columns,
+    derive,
+    fold,
+    register,
+)
+
+PREFIX = "cloudmon_"
+AHEAD = 3600 + BUCKET  # seconds past the clock a sample may lie: ingest refuses later ones
+HISTORY = 15 * 86400  # seconds looked back for entities without a time bound (Prometheus's
+# default retention)
+MAX_STEPS = 10_000  # per query_range: Prometheus refuses more than 11,000 points a series
+CACHE_LIMIT = 500_000  # encoded series heads kept before the cache starts afresh
+
+_POD_LABELS = ("namespace", "pod", "uid", "node", "deployment", "workload_kind", "workload")
+_CONTAINER_LABELS = (*_POD_LABELS, "container", "container_id")
+_NODE_INFO = ("cpu_count", "memory_total_bytes", "kernel", "cgroup_version", "boot_time")
+_INFO_TYPES = {"cpu_count": int, "memory_total_bytes": int, "cgroup_version": int}
+_INFO_TYPES["boot_time"] = float
+
+# Per kind: the scope of its series, the labels keying one entity, and the identity fields
+# (in IDENTITY's order) with the label each is read from.
+_SCOPE = {
+    EntityKind.NODE: "node",
+    EntityKind.POD: "pod",
+    EntityKind.CONTAINER: "container",
+    EntityKind.NAMESPACE: "pod",
+    EntityKind.DEPLOYMENT: "pod",
+    EntityKind.CLUSTER: "node",
+}
+_KEY = {
+    EntityKind.NODE: ("node",),
+    EntityKind.POD: ("uid",),
+    EntityKind.CONTAINER: ("uid", "container"),
+    EntityKind.NAMESPACE: ("namespace",),
+    EntityKind.DEPLOYMENT: ("namespace", "deployment"),
+    EntityKind.CLUSTER: (),
+}
+_FIELDS = {
+    EntityKind.NODE: {"node": "node"},
+    EntityKind.POD: {
+        "namespace": "namespace",
+        "name": "pod",
+        "uid": "uid",
+        "node": "node",
+        "deployment": "deployment",
+        "workload_kind": "workload_kind",
+        "workload": "workload",
+    },
+    EntityKind.CONTAINER: {
+        "namespace": "namespace",
+        "pod": "pod",
+        "uid": "uid",
+        "node": "node",
+        "name": "container",
+        "container_id": "container_id",
+    },
+    EntityKind.NAMESPACE: {"namespace": "namespace"},
+    EntityKind.DEPLOYMENT: {"namespace": "namespace", "name": "deployment"},
+    EntityKind.CLUSTER: {},
+}
+# The filters each kind takes, as labels.
+_FILTERS = {
+    EntityKind.NODE: {"name": "node"},
+    EntityKind.POD: {
+        "namespace": "namespace",
+        "name": "pod",
+        "node": "node",
+        "deployment": "deployment",
+        "uid": "uid",
+    },
+    EntityKind.CONTAINER: {
+        "namespace": "namespace",
+        "pod": "pod",
+        "uid": "uid",
+        "name": "container",
+    },
+    EntityKind.NAMESPACE: {"namespace": "namespace"},
+    EntityKind.DEPLOYMENT: {"namespace": "namespace", "name": "deployment"},
+    EntityKind.CLUSTER: {},
+}
+_GROUPS = (EntityKind.NAMESPACE, EntityKind.DEPLOYMENT, EntityKind.CLUSTER)
+_OVER_TIME = {agg: f"{agg}_over_time" for agg in ("avg", "max", "min", "last", "sum")}
+
+
+def metric_name(scope: str, name: str) -> str:
+    """The series name of a metric of a scope (node, pod, container)."""
+    return f"{PREFIX}{scope}_{name}"
+
+
+def seen_name(scope: str) -> str:
+    """The series saying when and with which labels an entity of a scope reported."""
+    return f"{PREFIX}{scope}_seen_timestamp_seconds"
+
+
+def quote(value: str) -> str:
+    """A PromQL string literal."""
+    return json.dumps(value)
+
+
+def selector(
+    name: str | None,
+    matchers: dict[str, str],
+    regex: dict[str, Iterable[str]] | None = None,
+    required: Iterable[str] = (),
+) -> str:
+    """A PromQL series selector: exact matchers, labels that must be present, and
+    regular-expression matchers taking any of the values given."""
+    parts = [f"{label}={quote(value)}" for label, value in matchers.items()]
+    parts += [f'{label}!=""' for label in required if label not in matchers]
+    parts += [
+        f"{label}=~{quote('|'.join(re.escape(value) for value in sorted(set(values))))}"
+        for label, values in (regex or {}).items()
+    ]
+    return f"{name or ''}{{{','.join(parts)}}}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{int(seconds * 1000)}ms"
+
+
+def _number(text: str) -> float | None:
+    value = float(text)
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+# -- writing ---------------------------------------------------------------------------
+
+_DOUBLE = struct.Struct("<d")
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while number > 0x7F:
+        out.append(number & 0x7F | 0x80)
+        number >>= 7
+    out.append(number)
+    return bytes(out)
+
+
+class SeriesEncoder:
+    """Encodes samples into a WriteRequest's bytes, each series' labels serialized by
+    protobuf once and kept: a payload of 100 pods is some 2,000 series whose labels repeat
+    in every payload, and building them as messages each time took 30 ms a payload."""
+
+    def __init__(self) -> None:
+        self._heads: dict[tuple, bytes] = {}
+
+    def series(self, labels: tuple[tuple[str, str], ...], value: float, tail: bytes) -> bytes:
+        """One TimeSeries field of a WriteRequest: labels (sorted by name) and one sample,
+        `tail` being the sample's timestamp field (see `timestamp_field`)."""
+        key = (labels, len(tail))
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) >= CACHE_LIMIT:
+                self._heads.clear()
+            serialized = remote_write.TimeSeries(
+                labels=[remote_write.Label(name=name, value=value) for name, value in labels]
+            ).SerializeToString()
+            # Sample: 0x09 + 8-byte double (field 1) + the timestamp field; TimeSeries
+            # field 2 holds it, WriteRequest field 1 holds the TimeSeries.
+            sample_size = 1 + 8 + len(tail)
+            body_size = len(serialized) + 1 + len(_varint(sample_size)) + sample_size
+            head = b"".join(
+                (b"\x0a", _varint(body_size), serialized, b"\x12", _varint(sample_size), b"\x09")
+            )
+            self._heads[key] = head
+        return head + _DOUBLE.pack(value) + tail
+
+    @staticmethod
+    def timestamp_field(milliseconds: int) -> bytes:
+        """A Sample's timestamp field (2, varint)."""
+        return b"\x10" + _varint(milliseconds)
+
+
+def sample_time(timestamp: float) -> int:
+    """The millisecond a sample of this time is written at: its own, kept off the bucket's
+    boundary."""
+    bucket = bucket_of(timestamp)
+    offset = min(max(int((timestamp - bucket) * 1000), 1), BUCKET * 1000 - 1)
+    return bucket * 1000 + offset
+
+
+def _pod_labels(pod, node: str, extra: tuple) -> tuple[tuple[str, str], ...]:
+    values = (
+        ("deployment", pod.deployment),
+        ("namespace", pod.namespace),
+        ("node", node),
+        ("pod", pod.name),
+        ("uid", pod.uid),
+        ("workload", pod.workload),
+        ("workload_kind", pod.workload_kind),
+    )
+    return extra + tuple((name, value) for name, value in values if value is not None)
+
+
+def _sorted_labels(name: str, labels: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    return (("__name__", name), *sorted(labels))
+
+
+# -- HTTP ------------------------------------------------------------------------------
+
+
+class EngineError(RuntimeError):
+    """The engine answered with an error."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+class Endpoint:
+    """One base URL of the engine over keep-alive connections, one per thread."""
+
+    def __init__(self, url: str, headers: dict[str, str], context, timeout: float) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r}: expected http://HOST[:PORT][/PATH] or https://...")
+        self.url = url
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port
+        self.path = parts.path.rstrip("/")
+        self.headers = headers
+        self.context = context
+        self.timeout = timeout
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self.https:
+                conn = http.client.HTTPSConnection(
+                    self.host, self.port, timeout=self.timeout, context=self.context
+                )
+            else:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def request(self, method: str, path: str, body: bytes, headers: dict[str, str]):
+        """(status, body) of one request; a connection the engine closed is reopened once."""
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                conn.request(method, self.path + path, body, {**self.headers, **headers})
+                answer = conn.getresponse()
+                return answer.status, answer.read()
+            except (http.client.HTTPException, ConnectionError) as error:
+                conn.close()
+                if attempt == 2 or not isinstance(
+                    error, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError
+                ):
+                    raise
+            except OSError:
+                conn.close()
+                raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+def _options_from_query(query: dict[str, list[str]]) -> dict[str, str]:
+    found = {}
+    for name, values in query.items():
+        if len(values) != 1:
+            raise ValueError(f"storage URL: {name} given {len(values)} times")
+        found[name] = values[0]
+    return found
+
+
+@register("prometheus+http")
+@register("prometheus+https")
+class PrometheusStorage(Storage):
+    """Samples in a Prometheus-compatible engine (Prometheus, VictoriaMetrics, Mimir, ...)."""
+
+    def __init__(
+        self,
+        read_url: str,
+        write_url: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        bearer_token: str | None = None,
+        ca_file: str | None = None,
+        cluster: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        history: float = HISTORY,
+        clock=time.time,
+        **embedded_only,
+    ) -> None:
+        """`read_url` is the base of /api/v1/query, `write_url` the remote-write endpoint;
+        `cluster` labels every series written and read (several clusters in one engine);
+        options of the embedded store (retention, autocheckpoint) have no effect here: the
+        engine keeps its own retention."""
+        headers = {}
+        if bearer_token is not None:
+            headers["Authorization"] = f"Bearer {bearer_token}"
+        elif username is not None:
+            credentials = f"{username}:{password or ''}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+        context = ssl.create_default_context(cafile=ca_file)
+        self.read = Endpoint(read_url, headers, context, timeout)
+        self.write_endpoint = Endpoint(write_url, headers, context, timeout)
+        self.retries = retries
+        self.history = history
+        self.cluster = cluster
+        self._base = {"cluster": cluster} if cluster else {}
+        self._extra = (("cluster", cluster),) if cluster else ()
+        self._clock = clock
+        self._encoder = SeriesEncoder()
+        self._encoder_lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, **options) -> "PrometheusStorage":
+        """prometheus+http://HOST:PORT[/PREFIX][?OPTIONS] (or prometheus+https://): queries
+        go to PREFIX/api/v1/query, writes to PREFIX/api/v1/write. Options: read_url=URL and
+        write_url=URL for engines that split them (vmselect, vminsert), user:password@ in the
+        URL or username= and password_file= for basic auth, bearer_token_file=, ca_file=
+        (TLS to the engine), cluster= (a label on every series), timeout=, retries=,
+        history= (seconds looked back for entities without a time bound)."""
+        scheme, _, rest = url.partition("://")
+        parts = urllib.parse.urlsplit(f"{scheme.removeprefix('prometheus+')}://{rest}")
+        if not parts.hostname:
+            raise ValueError(f"storage URL {url!r}: expected {scheme}://HOST[:PORT][/PREFIX]")
+        query = _options_from_query(urllib.parse.parse_qs(parts.query, keep_blank_values=True))
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        known = {
+            "read_url",
+            "write_url",
+            "username",
+            "password_file",
+            "bearer_token_file",
+            "ca_file",
+            "cluster",
+            "timeout",
+            "retries",
+            "history",
+        }
+        unknown = set(query) - known
+        if unknown:
+            raise ValueError(f"storage URL {url!r}: unknown option {sorted(unknown)[0]!r}")
+        username = query.get("username", urllib.parse.unquote(parts.username or "") or None)
+        password = urllib.parse.unquote(parts.password) if parts.password else None
+        if "password_file" in query:
+            password = Path(query["password_file"]).read_text().strip()
+        bearer = None
+        if "bearer_token_file" in query:
+            bearer = Path(query["bearer_token_file"]).read_text().strip()
+        for name, kind in (("timeout", float), ("retries", int), ("history", float)):
+            if name in query:
+                try:
+                    options[name] = kind(query[name])
+                except ValueError:
+                    raise ValueError(f"storage URL {url!r}: {name} is not a number") from None
+        return cls(
+            query.get("read_url", base),
+            query.get("write_url", base + "/api/v1/write"),
+            username=username,
+            password=password,
+            bearer_token=bearer,
+            ca_file=query.get("ca_file"),
+            cluster=query.get("cluster"),
+            **options,
+        )
+
+    # -- writing ---------------------------------------------------------------------
+
+    def encode(self, payloads: Sequence) -> tuple[bytes, int]:
+        """The uncompressed WriteRequest of payloads, and the number of metric samples."""
+        parts: list[bytes] = []
+        samples = 0
+        extra = self._extra
+        node_seen, pod_seen = seen_name("node"), seen_name("pod")
+        container_seen = seen_name("container")
+        with self._encoder_lock:
+            series = self._encoder.series
+            for payload in payloads:
+                bucket = bucket_of(payload.timestamp)
+                tail = SeriesEncoder.timestamp_field(sample_time(payload.timestamp))
+                node_labels = (*extra, ("node", payload.node))
+                info = payload.node_info
+                node_values = [getattr(payload.node_metrics, name) for name in NODE_COLUMNS[:-1]]
+                node_values.append(info.cpu_count)
+                for name, value in zip(NODE_COLUMNS, node_values, strict=True):
+                    if value is not None:
+                        parts.append(
+                            series(
+                                _sorted_labels(metric_name("node", name), node_labels),
+                                value,
+                                tail,
+                            )
+                        )
+                        samples += 1
+                described = [
+                    (name, str(getattr(info, name)))
+                    for name in _NODE_INFO
+                    if getattr(info, name, None) is not None
+                ]
+                parts.append(
+                    series(_sorted_labels(node_seen, (*node_labels, *described)), bucket, tail)
+                )
+                for pod in {pod.uid: pod for pod in payload.pods}.values():
+                    labels = _pod_labels(pod, payload.node, extra)
+                    for name in POD_COLUMNS:
+                        value = getattr(pod, name)
+                        if value is not None:
+                            parts.append(
+                                series(
+                                    _sorted_labels(metric_name("pod", name), labels), value, tail
+                                )
+                            )
+                            samples += 1
+                    qos = (("qos", pod.qos),) if pod.qos is not None else ()
+                    parts.append(series(_sorted_labels(pod_seen, (*labels, *qos)), bucket, tail))
+                    for container in {c.name: c for c in pod.containers if c.name}.values():
+                        ctr = (
+                            *labels,
+                            ("container", container.name),
+                            ("container_id", container.id),
+                        )
+                        for name in CONTAINER_COLUMNS:
+                            value = getattr(container, name)
+                            if value is not None:
+                                parts.append(
+                                    series(
+                                        _sorted_labels(metric_name("container", name), ctr),
+                                        value,
+                                        tail,
+                                    )
+                                )
+                                samples += 1
+                        parts.append(series(_sorted_labels(container_seen, ctr), bucket, tail))
+        return b"".join(parts), samples
+
+    def write(self, payloads: Sequence) -> int:
+        """Store payloads in one remote-write request (the engine appends it whole or not at
+        all), retried on connection errors, 5xx and 429; OSError(EAGAIN) when the engine
+        does not take it in the end, which ingest answers with 503."""
+        body, samples = self.encode(payloads)
+        self._post(remote_write.compress(body))
+        return samples
+
+    def _post(self, body: bytes) -> None:
+        delay = 0.1
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                status, answer = self.write_endpoint.request("POST", "", body, remote_write.HEADERS)
+            except OSError as error:
+                if last:
+                    raise OSError(11, f"the engine is unreachable: {error}") from error
+            else:
+                if status < 300:
+                    return
+                message = answer.decode(errors="replace").strip()
+                if status != 429 and status < 500:
+                    raise EngineError(status, message)
+                if last:
+                    raise OSError(11, f"the engine refused the write: HTTP {status} {message}")
+            time.sleep(delay)
+            delay *= 2
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _query(self, path: str, form: dict[str, str]) -> list[dict]:
+        body = urllib.parse.urlencode(form).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        status, answer = self.read.request("POST", path, body, headers)
+        try:
+            decoded = json.loads(answer)
+        except ValueError:
+            raise EngineError(status, answer[:200].decode(errors="replace")) from None
+        if status >= 300 or decoded.get("status") != "success":
+            raise EngineError(status, decoded.get("error", "no error given"))
+        return decoded["data"]["result"]
+
+    def instant(self, expression: str, at: float) -> list[dict]:
+        """The result of an instant query at `at` (unix seconds)."""
+        return self._query("/api/v1/query", {"query": expression, "time": f"{at:.3f}"})
+
+    def range_query(self, expression: str, start: int, end: int, step: int) -> list[dict]:
+        """The result of a range query, its series merged over chunks of MAX_STEPS steps."""
+        merged: dict[tuple, dict] = {}
+        for first in range(start, end + 1, step * MAX_STEPS):
+            last = min(end, first + step * (MAX_STEPS - 1))
+            form = {"query": expression, "start": str(first), "end": str(last), "step": str(step)}
+            for item in self._query("/api/v1/query_range", form):
+                key = tuple(sorted(item["metric"].items()))
+                if key in merged:
+                    merged[key]["values"] += item["values"]
+                else:
+                    merged[key] = item
+        return list(merged.values())
+
+    def _horizon(self) -> int:
+        return bucket_of(self._clock() + AHEAD)
+
+    def _matchers(self, kind: EntityKind, filters: dict[str, str]) -> dict[str, str]:
+        matchers = dict(self._base)
+        for name, value in filters.items():
+            label = _FILTERS[kind].get(name)
+            if label is None:
+                raise ValueError(f"{kind} cannot be filtered by {name}")
+            matchers[label] = value
+        return matchers
+
+    def _selector(self, name: str, kind: EntityKind, matchers: dict, regex=None) -> str:
+        # A namespace or deployment is made of the pods that carry its labels.
+        required = _KEY[kind] if kind in (EntityKind.NAMESPACE, EntityKind.DEPLOYMENT) else ()
+        return selector(name, matchers, regex, required)
+
+    def _last_seen(self, kind: EntityKind, matchers: dict, first: int, last: int) -> dict:
+        """Per entity key, (labels, newest bucket) of each of its `seen` series with a sample
+        in buckets [first, last]."""
+        seen = self._selector(seen_name(_SCOPE[kind]), kind, matchers)
+        expression = f"max_over_time({seen}[{_duration(last + BUCKET - first)}])"
+        if kind in _GROUPS:
+            expression = f"max by ({','.join(_KEY[kind])}) ({expression})"
+        found = defaultdict(list)
+        for item in self.instant(expression, last + BUCKET):
+            bucket = int(float(item["value"][1]))
+            found[_key(kind, item["metric"])].append((item["metric"], bucket))
+        return found
+
+    def entities(self, kind, filters=None, since=None, span=None):
+        kind = EntityKind(kind)
+        matchers = self._matchers(kind, dict(filters or {}))
+        horizon = self._horizon()
+        if span is None:
+            first = bucket_of(self._clock() - self.history) if since is None else since
+            found = self._last_seen(kind, matchers, first, horizon) if first <= horizon else {}
+        else:
+            first, last = span.first_bucket(), span.last_bucket()
+            inside = self._last_seen(kind, matchers, first, last) if first <= last else {}
+            found = {}
+            if inside:
+                everything = self._last_seen(kind, matchers, first, max(horizon, last))
+                found = {key: everything.get(key, inside[key]) for key in inside}
+        return _make_entities(kind, found)
+
+    def latest(self, entities, names):
+        names = tuple(names)
+        answers: list = [None] * len(entities)
+        wanted: dict[tuple[EntityKind, int], list[int]] = defaultdict(list)
+        for i, entity in enumerate(entities):
+            bucket = entity.last_bucket
+            if entity.kind is EntityKind.CLUSTER and bucket is not None:
+                bucket = self._complete_bucket(bucket)
+            if bucket is None:
+                answers[i] = {"timestamp": None, "metrics": as_latest(names, [None] * len(names))}
+            else:
+                wanted[entity.kind, bucket].append(i)
+        for (kind, bucket), indexes in wanted.items():
+            rows = self._bucket_rows(kind, bucket, [entities[i] for i in indexes])
+            known = columns(kind)
+            nothing = [None] * len(known)
+            for i in indexes:
+                values = rows.get(_entity_key(entities[i]), nothing)
+                picked = [values[known.index(name)] for name in names]
+                answers[i] = {"timestamp": bucket, "metrics": as_latest(names, picked)}
+        return answers
+
+    def _raw_samples(self, names: Sequence[str], matchers: dict, regex: dict, bucket: int):
+        """(name, labels, value) of the newest sample in a bucket of each series named."""
+        chosen = selector(None, matchers, {**regex, "__name__": names})
+        for item in self.instant(f"{chosen}[{_duration(BUCKET)}]", bucket + BUCKET):
+            labels = item["metric"]
+            _, value = max(item["values"], key=lambda pair: pair[0])
+            yield labels.pop("__name__"), labels, _number(value)
+
+    def _bucket_rows(self, kind: EntityKind, bucket: int, entities: Sequence[Entity]) -> dict:
+        """Per entity key, its values of columns(kind) in one bucket."""
+        scope = _SCOPE[kind]
+        stored = STORED_COLUMNS[kind]
+        measured = {
+            EntityKind.NAMESPACE: GROUP_COLUMNS[:-1],
+            EntityKind.DEPLOYMENT: GROUP_COLUMNS[:-1],
+            EntityKind.CLUSTER: CLUSTER_SUMS,
+        }.get(kind, stored)
+        wanted = {metric_name(scope, name): name for name in measured}
+        if kind in _GROUPS:
+            wanted[seen_name(scope)] = None
+        # Per member (an entity itself, or a pod or node of a group): its values and group.
+        members: dict[tuple, dict] = defaultdict(dict)
+        groups: dict[tuple, tuple] = {}
+        member_key = _KEY[EntityKind.POD if scope == "pod" else EntityKind.NODE]
+        if kind not in _GROUPS:
+            member_key = _KEY[kind]
+        regex = _restriction(kind, entities)
+        for name, labels, value in self._raw_samples(list(wanted), self._base, regex, bucket):
+            member = tuple(labels.get(label, "") for label in member_key)
+            groups[member] = _key(kind, labels)
+            values = members[member]  # a group counts its members, with values or not
+            if wanted[name] is not None and value is not None:
+                values[wanted[name]] = value
+        if kind not in _GROUPS:
+            return {
+                member: derive(kind, [values.get(name) for name in stored])
+                for member, values in members.items()
+            }
+        sums: dict[tuple, list] = {}
+        for member, values in members.items():
+            if _missing_group_label(kind, groups[member]):
+                continue
+            total = sums.setdefault(groups[member], [None] * len(stored))
+            for index, name in enumerate(measured):
+                value = values.get(name)
+                if value is not None:
+                    total[index] = value if total[index] is None else total[index] + value
+            total[-1] = (total[-1] or 0) + 1
+        return {key: derive(kind, total) for key, total in sums.items()}
+
+    def _complete_bucket(self, last: int) -> int:
+        """The bucket the cluster's latest values come from: its newest, unless a node that
+        reported in the minute before has not reported into it yet; then the one before
+        (the rule of the embedded store)."""
+        seen = selector(seen_name("node"), self._base)
+        earlier: dict[int, set[str]] = defaultdict(set)
+        newest: set[str] = set()
+        for item in self.instant(f"{seen}[{_duration(60 + BUCKET)}]", last + BUCKET):
+            node = item["metric"].get("node", "")
+            for timestamp, _ in item["values"]:
+                bucket = bucket_of(float(timestamp))
+                (newest if bucket == last else earlier[bucket]).add(node)
+        if not earlier or set().union(*earlier.values()) <= newest:
+            return last
+        return max(earlier)
+
+    def _expression(self, kind: EntityKind, name: str, regex: dict, reach: int, agg: str) -> str:
+        """The value of a metric over the `reach` seconds of buckets before the evaluation
+        time, combined by agg; for groups, over the sums of each bucket."""
+        scope = _SCOPE[kind]
+        if kind not in _GROUPS:
+            chosen = selector(metric_name(scope, name), self._base, regex)
+            if reach == BUCKET:
+                return f"last_over_time({chosen}[{_duration(BUCKET)}])"
+            return f"{_OVER_TIME[agg]}({chosen}[{_duration(reach)}])"
+        inner = self._bucket_expression(kind, name, regex)
+        if reach == BUCKET:
+            return inner
+        # The subquery's points are the bucket ends in (t - reach, t]: 1 ms short of reach,
+        # so that the point at t - reach (the end of the bucket before) is out either way.
+        return f"{_OVER_TIME[agg]}(({inner})[{_duration(reach - 0.001)}:{BUCKET}s])"
+
+    def _bucket_expression(self, kind: EntityKind, name: str, regex: dict) -> str:
+        """A group's value of a metric in the bucket ending at the evaluation time."""
+        scope = _SCOPE[kind]
+        by = f"by ({','.join(_KEY[kind])})"
+
+        def last(series: str) -> str:
+            chosen = self._selector(series, kind, self._base, regex)
+            return f"last_over_time({chosen}[{_duration(BUCKET)}])"
+
+        if name == ("node_count" if kind is EntityKind.CLUSTER else "pod_count"):
+            return f"count {by} ({last(seen_name(scope))})"
+        if name in _PERCENTS:
+            part, whole = _PERCENTS[name]
+            return (
+                f"100 * sum({last(metric_name(scope, part))})"
+                f" / (sum({last(metric_name(scope, whole))}) > 0)"
+            )
+        return f"sum {by} ({last(metric_name(scope, name))})"
+
+    def _union(self, kind: EntityKind, names: Sequence[str], regex: dict, reach: int, agg: str):
+        return " or ".join(
+            f"label_replace({self._expression(kind, name, regex, reach, agg)},"
+            f' "{_METRIC_LABEL}", "{name}", "{_METRIC_LABEL}", ".*")'
+            for name in names
+        )
+
+    def series(self, entities, names, span):
+        names = tuple(names)
+        answers = [fold([], names, span) for _ in entities]
+        steps = span.steps()
+        if not entities or not len(steps):
+            return answers
+        where = {(e.kind, _entity_key(e)): i for i, e in enumerate(entities)}
+        position = {label: k for k, label in enumerate(steps)}
+        first, last, step = span.first_bucket(), span.last_bucket(), span.step
+
+        def fill(kind: EntityKind, items: list[dict], label_of) -> None:
+            for item in items:
+                labels = item["metric"]
+                i = where.get((kind, _key(kind, labels)))
+                if i is None:
+                    continue
+                column = answers[i][labels[_METRIC_LABEL]]
+                for timestamp, value in item.get("values") or [item["value"]]:
+                    column[position[label_of(float(timestamp))]] = _number(value)
+
+        whole = [s for s in steps if s >= first and s + step - BUCKET <= last]
+        for kind in dict.fromkeys(entity.kind for entity in entities):
+            regex = _restriction(kind, [e for e in entities if e.kind is kind])
+            if whole:
+                expression = self._union(kind, names, regex, step, span.agg)
+                items = self.range_query(expression, whole[0] + step, whole[-1] + step, step)
+                fill(kind, items, lambda t: int(t) - step)
+            for label in dict.fromkeys((steps[0], steps[-1])):
+                if label in whole:
+                    continue
+                start, end = max(label, first), min(label + step - BUCKET, last)
+                reach = end + BUCKET - start
+                items = self.instant(self._union(kind, names, regex, reach, span.agg), end + BUCKET)
+                fill(kind, items, lambda _, label=label: label)
+        return answers
+
+    def roll_up(self) -> int:
+        """Nothing: the engine answers every span from its own samples."""
+        return 0
+
+    def expire(self) -> int:
+        """Nothing: the engine keeps its own retention."""
+        return 0
+
+    def checkpoint(self) -> None:
+        """Nothing: the engine makes writes durable before it answers them."""
+
+    def ping(self) -> None:
+        self.instant("vector(1)", self._clock())
+
+    def stats(self) -> dict[str, float]:
+        """The size of the store is the engine's to tell: NaN here."""
+        return {"bytes": math.nan}
+
+    def close(self) -> None:
+        self.read.close()
+        self.write_endpoint.close()
+
+
+_METRIC_LABEL = "cloudmon_metric"
+_PERCENTS = {
+    "cpu_percent": ("cpu_cores", "cpu_capacity_cores"),
+    "memory_percent": ("memory_used_bytes", "memory_total_bytes"),
+}
+# The identity fields holding each kind's key labels.
+_KEY_FIELDS = {
+    kind: tuple(next(f for f, label in _FIELDS[kind].items() if label == k) for k in keys)
+    for kind, keys in _KEY.items()
+}
+
+
+def _key(kind: EntityKind, labels: dict[str, str]) -> tuple:
+    return tuple(labels.get(label, "") for label in _KEY[kind])
+
+
+def _entity_key(entity: Entity) -> tuple:
+    return tuple(entity.identity[field] or "" for field in _KEY_FIELDS[entity.kind])
+
+
+def _missing_group_label(kind: EntityKind, key: tuple) -> bool:
+    return kind is not EntityKind.CLUSTER and "" in key
+
+
+def _restriction(kind: EntityKind, entities: Sequence[Entity]) -> dict[str, list[str]]:
+    """Regular-expression matchers narrowing a kind's series to those of these entities."""
+    if kind is EntityKind.CLUSTER:
+        return {}
+    keys = [_entity_key(entity) for entity in entities]
+    return {label: [key[i] for key in keys] for i, label in enumerate(_KEY[kind])}
+
+
+def _make_entities(kind: EntityKind, found: dict) -> list[Entity]:
+    entities = []
+    for series in found.values():
+        series.sort(key=lambda item: item[1], reverse=True)
+        labels: dict[str, str] = {}
+        for metric, _ in series:  # newest first: older series fill in what newer ones lack
+            for label, value in metric.items():
+                labels.setdefault(label, value)
+        identity = {field: labels.get(label) for field, label in _FIELDS[kind].items()}
+        info = {}
+        if kind is EntityKind.NODE:
+            info = {
+                name: _INFO_TYPES.get(name, str)(labels[name]) if name in labels else None
+                for name in _NODE_INFO
+            }
+        elif kind is EntityKind.POD:
+            info = {"qos": labels.get("qos")}
+        entities.append(Entity(kind, 0, identity, series[0][1], info))
+    entities.sort(key=lambda e: [(v is not None, v or "") for v in e.identity.values()])
+    for number, entity in enumerate(entities):
+        entity.id = number
+    return entities
