@@ -25,6 +25,8 @@ _CHUNK = 64 * 1024
 FUTURE_LIMIT = 3600  # seconds a payload's timestamp may lie ahead of the server's clock
 # Seconds an agent is asked to wait when the store's disk is full or too many writes wait.
 RETRY_AFTER = {errno.ENOSPC: "30", errno.EAGAIN: "5"}
+ARRIVED = "cloudmon.arrived"  # environ: time.monotonic() when the request became readable
+MAX_WAIT = 1.0  # seconds a request may wait for a worker's thread before it is shed
 
 
 def read_body(stream, limit: int, length: int | None = None) -> bytes:
@@ -97,6 +99,13 @@ def decode(body: bytes, now: float, oldest: float = 0.0) -> list:
 def store(environ: dict, config, server) -> dict:
     """Validate and store one ingest request; raises ApiError for bad input."""
     started = time.perf_counter()
+    arrived = environ.get(ARRIVED)
+    if arrived is not None and time.monotonic() - arrived > MAX_WAIT:
+        raise ApiError(
+            503,
+            f"server: overloaded, the request waited over {MAX_WAIT:.0f} s; retry later",
+            {"Retry-After": RETRY_AFTER[errno.EAGAIN]},
+        )
     auth.check(environ.get("HTTP_AUTHORIZATION", ""), config["CLOUDMON_TOKEN"])
     mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
     if mimetype != "application/json":

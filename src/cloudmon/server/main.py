@@ -4,13 +4,18 @@ import ipaddress
 import logging
 import os
 import shutil
+import socket
 import tempfile
+import threading
+import time
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from cloudmon.server import maintenance
 from cloudmon.server.app import DEFAULT_STORAGE, create_app
 from cloudmon.server.auth import read_token
+from cloudmon.server.ingest import ARRIVED
 from cloudmon.server.state import share_between_processes
 from cloudmon.storage import open_storage
 from cloudmon.storage.base import RETENTION
@@ -18,6 +23,69 @@ from cloudmon.storage.base import RETENTION
 log = logging.getLogger(__name__)
 UPKEEP_EVERY = 60.0  # seconds between rollups and deletions of expired samples
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoints of the store, outside the workers
+REQUEST_TIME_LIMIT = 30.0  # seconds from a request's arrival to its answer before it is cut off
+
+
+class _Worker(ThreadWorker):
+    """gunicorn's threaded worker, which also gives the application each request's arrival
+    (`ARRIVED` in its environ, for ingest to shed requests that waited too long) and shuts
+    the connection of a request not answered within `time_limit` seconds of its arrival, so
+    that a client sending slowly, or not reading its answer, frees its thread."""
+
+    time_limit = REQUEST_TIME_LIMIT
+
+    def init_process(self) -> None:
+        self._current = threading.local()
+        self._deadlines: dict = {}
+        self._deadlines_lock = threading.Lock()
+        threading.Thread(target=self._cut_off_late, name="cloudmon-deadlines", daemon=True).start()
+        super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        app = self.wsgi
+
+        def stamped(environ, start_response):
+            environ[ARRIVED] = self._current.arrived
+            return app(environ, start_response)
+
+        self.wsgi = stamped
+
+    def enqueue_req(self, conn) -> None:
+        # Called when a connection is accepted or has its next request ready to read.
+        conn.arrived = time.monotonic()
+        super().enqueue_req(conn)
+
+    def handle(self, conn):
+        self._current.arrived = conn.arrived
+        with self._deadlines_lock:
+            self._deadlines[conn] = conn.arrived + self.time_limit
+        try:
+            return super().handle(conn)
+        finally:
+            with self._deadlines_lock:
+                self._deadlines.pop(conn, None)
+
+    def _cut_off_late(self) -> None:
+        while True:
+            time.sleep(min(1.0, self.time_limit / 4))
+            now = time.monotonic()
+            with self._deadlines_lock:
+                late = [conn for conn, deadline in self._deadlines.items() if deadline <= now]
+                for conn in late:
+                    del self._deadlines[conn]
+            for conn in late:
+                # The plain socket's shutdown, also under TLS: the thread blocked in a
+                # read or a write of it gets an end of file or EPIPE and lets it go.
+                try:
+                    socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
+                except OSError:
+                    continue
+                log.warning(
+                    "cut off a request from %s not answered within %.0f s of its arrival",
+                    conn.client[0] if isinstance(conn.client, tuple) else conn.client,
+                    self.time_limit,
+                )
 
 
 class _Gunicorn(BaseApplication):
@@ -83,6 +151,7 @@ def run_server(
     retention: dict[int, float] | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    request_time_limit: float = REQUEST_TIME_LIMIT,
 ) -> int:
     """Serve until stopped; returns the exit status."""
     config = {
@@ -116,7 +185,7 @@ def run_server(
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
         "threads": threads,
-        "worker_class": "gthread",
+        "worker_class": type("CloudmonWorker", (_Worker,), {"time_limit": request_time_limit}),
         "loglevel": log_level,
         "errorlog": "-",
         "accesslog": None,
