@@ -1,0 +1,308 @@
+"""The Prometheus store: its wire format, its HTTP behaviour, and its answers against
+SQLite's on the same payloads."""
+
+import base64
+import errno
+import http.server
+import itertools
+import threading
+from typing import ClassVar
+
+import pytest
+from conftest import STORES
+from fixtures.prometheus import store_url
+from store_payloads import T0, Clock, payloads
+
+from cloudmon.storage import open_storage, remote_write
+from cloudmon.storage.base import _BACKENDS, EntityKind, Span, columns
+from cloudmon.storage.prometheus import (
+    EngineError,
+    PrometheusStorage,
+    SeriesEncoder,
+    sample_time,
+)
+
+
+def test_every_registered_scheme_is_tested():
+    assert sorted(itertools.chain(*STORES.values())) == sorted(_BACKENDS)
+
+
+def test_cached_series_encode_as_protobuf_does():
+    labels = (("__name__", "cloudmon_pod_cpu_cores"), ("namespace", "shop"), ("uid", "u-1"))
+    encoder = SeriesEncoder()
+    samples = [(0.5, 1_764_100_000_001), (2.0, 1_764_100_010_002), (3.5, 1)]
+    encoded = b"".join(
+        encoder.series(labels, value, SeriesEncoder.timestamp_field(ms)) for value, ms in samples
+    )
+    expected = remote_write.write_request((labels, [sample]) for sample in samples)
+    assert encoded == expected.SerializeToString()
+    assert remote_write.decode(remote_write.compress(encoded)) == expected
+
+
+def test_samples_lie_inside_their_bucket():
+    assert sample_time(T0) == T0 * 1000 + 1
+    assert sample_time(T0 + 2.5) == T0 * 1000 + 2500
+    assert sample_time(T0 + 9.9999) == T0 * 1000 + 9999
+
+
+def pod(uid, name, namespace, deployment=None, node_metrics=None, **metrics):
+    return {
+        "uid": uid,
+        "name": name,
+        "namespace": namespace,
+        "deployment": deployment,
+        "workload_kind": "Deployment" if deployment else None,
+        "workload": deployment,
+        "qos": "burstable",
+        "containers": [{"id": f"{uid}-c", "name": "main", "cpu_cores": metrics.get("cpu_cores")}],
+        **metrics,
+    }
+
+
+def report(node, timestamp, pods, **metrics):
+    return {
+        "schema": 1,
+        "node": node,
+        "timestamp": timestamp,
+        "interval": 10.0,
+        "node_info": {"cpu_count": 4, "kernel": "6.1.0", "cgroup_version": 2},
+        "node_metrics": {"pod_count": len(pods), **metrics},
+        "pods": pods,
+    }
+
+
+@pytest.fixture
+def opened():
+    """open_storage, the stores closed after the test."""
+    stores = []
+
+    def open_one(url, **options):
+        stores.append(open_storage(url, **options))
+        return stores[-1]
+
+    yield open_one
+    for store in stores:
+        store.close()
+
+
+def test_metric_and_label_names_follow_prometheus_conventions(prometheus, opened):
+    store = opened(store_url(prometheus), clock=Clock(T0 + 25))
+    body = report(
+        "n1",
+        T0 + 3,
+        [pod("u-1", "web-1", "shop", "web", cpu_usage_seconds_total=12.5)],
+        memory_used_bytes=1000,
+    )
+    assert store.write(payloads(body)) == 4  # pod and container counters, node memory and CPUs
+    cluster = {"cluster": store.cluster}
+    (counter,) = store.instant(
+        f'cloudmon_pod_cpu_usage_seconds_total{{cluster="{store.cluster}"}}', T0 + 5
+    )
+    assert counter["metric"] == {
+        "__name__": "cloudmon_pod_cpu_usage_seconds_total",
+        **cluster,
+        "namespace": "shop",
+        "pod": "web-1",
+        "uid": "u-1",
+        "node": "n1",
+        "deployment": "web",
+        "workload_kind": "Deployment",
+        "workload": "web",
+    }
+    assert counter["value"] == [T0 + 5, "12.5"]
+    seen = store.instant(f'{{__name__=~".*_seen_.*",cluster="{store.cluster}"}}', T0 + 5)
+    assert {item["metric"]["__name__"]: item["value"][1] for item in seen} == {
+        "cloudmon_node_seen_timestamp_seconds": str(T0),
+        "cloudmon_pod_seen_timestamp_seconds": str(T0),
+        "cloudmon_container_seen_timestamp_seconds": str(T0),
+    }
+    (node,) = (item["metric"] for item in seen if "kernel" in item["metric"])
+    assert (node["kernel"], node["cpu_count"], node["cgroup_version"]) == ("6.1.0", "4", "2")
+    # Written 3 s into its bucket: an evaluation at the bucket's start does not see it yet.
+    assert store.instant(f"cloudmon_node_memory_used_bytes{{cluster='{store.cluster}'}}", T0) == []
+
+
+# Three nodes over a minute and a half: pods come, go and move; a node misses buckets.
+HISTORY = [
+    report("n1", T0 + 1, [pod("a", "a", "shop", "web", cpu_cores=0.5, memory_usage_bytes=100)]),
+    report("n2", T0 + 4, [pod("b", "b", "shop", "web", cpu_cores=0.25)], cpu_cores=2.0),
+    report(
+        "n1",
+        T0 + 11,
+        [
+            pod("a", "a", "shop", "web", cpu_cores=1.5, memory_usage_bytes=300),
+            pod("c", "c", "kube-system", None, cpu_cores=0.1),
+        ],
+        cpu_cores=1.0,
+        load1=0.5,
+    ),
+    report("n3", T0 + 19, [pod("d", "d", "shop", "api", cpu_cores=2.0)], cpu_cores=3.0),
+    report("n1", T0 + 32, [pod("c", "c", "kube-system", None, cpu_cores=0.3)], cpu_cores=0.5),
+    report("n2", T0 + 45, [pod("b", "b", "shop", "web", cpu_cores=0.75)], cpu_cores=1.5),
+    report("n2", T0 + 61, [pod("a", "a", "shop", "web", cpu_cores=1.0)], cpu_cores=1.25),
+    report("n3", T0 + 88, [], cpu_cores=0.2),
+]
+SPANS = [
+    Span(T0, T0 + 90, 10),
+    Span(T0 - 15, T0 + 95, 20),
+    Span(T0 + 5, T0 + 75, 30),
+    Span(T0 + 3, T0 + 41, 60),
+    Span(T0 + 20, T0 + 35, 10),
+    Span(T0 + 100, T0 + 200, 50),
+]
+
+
+@pytest.fixture(scope="module")
+def stores(prometheus, tmp_path_factory):
+    clock = Clock(T0 + 90)
+    directory = tmp_path_factory.mktemp("sqlite")
+    pair = {
+        "sqlite": open_storage(f"sqlite:///{directory}/store.db", clock=clock),
+        "prometheus": open_storage(store_url(prometheus), clock=clock),
+    }
+    for body in HISTORY:
+        for store in pair.values():
+            store.write(payloads(body))
+    yield pair
+    for store in pair.values():
+        store.close()
+
+
+def answers(store, kind, span=None):
+    entities = store.entities(kind, span=span)
+    found = [(e.identity, e.last_bucket, e.info) for e in entities]
+    return found, entities
+
+
+@pytest.mark.parametrize("kind", list(EntityKind))
+def test_same_entities_and_latest_values_as_sqlite(stores, kind):
+    sqlite, prom = (answers(stores[name], kind) for name in ("sqlite", "prometheus"))
+    assert prom[0] == sqlite[0]
+    assert sqlite[0], "the history reports every kind"
+    names = columns(kind)
+    latest = stores["prometheus"].latest(prom[1], names)
+    assert latest == stores["sqlite"].latest(sqlite[1], names)
+
+
+@pytest.mark.parametrize("kind", list(EntityKind))
+@pytest.mark.parametrize("span", SPANS, ids=lambda s: f"{s.start - T0}-{s.end - T0}-by-{s.step}")
+@pytest.mark.parametrize("agg", ["avg", "max", "min", "last", "sum"])
+def test_same_series_as_sqlite(stores, kind, span, agg):
+    span = Span(span.start, span.end, span.step, agg)
+    sqlite, prom = (answers(stores[name], kind, span) for name in ("sqlite", "prometheus"))
+    assert prom[0] == sqlite[0]
+    names = columns(kind)
+    got = stores["prometheus"].series(prom[1], names, span)
+    expected = stores["sqlite"].series(sqlite[1], names, span)
+    assert got == expected
+
+
+class FakeEngine(http.server.BaseHTTPRequestHandler):
+    """Answers each remote-write POST with the next status of `statuses`."""
+
+    statuses: ClassVar[list[int]] = []
+    seen: ClassVar[list[tuple[str, dict]]] = []
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).seen.append((self.path, dict(self.headers)))
+        status = type(self).statuses.pop(0)
+        self.send_response(status)
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"nope\n")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def engine():
+    FakeEngine.statuses, FakeEngine.seen = [], []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeEngine)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}", FakeEngine
+    server.shutdown()
+    server.server_close()
+
+
+BODY = report("n1", T0, [pod("a", "a", "shop", cpu_cores=0.5)], cpu_cores=1.0)
+
+
+def test_write_retries_5xx_and_429(engine, opened):
+    address, fake = engine
+    fake.statuses += [503, 429, 204]
+    store = opened(f"prometheus+http://{address}/prefix?retries=2")
+    assert store.write(payloads(BODY)) == 5  # node: 3; pod and container CPU
+    assert [path for path, _ in fake.seen] == ["/prefix/api/v1/write"] * 3
+    headers = fake.seen[0][1]
+    assert headers["Content-Encoding"] == "snappy"
+    assert headers["Content-Type"] == "application/x-protobuf"
+    assert headers["X-Prometheus-Remote-Write-Version"] == "0.1.0"
+
+
+def test_write_the_engine_keeps_refusing_is_eagain(engine, opened):
+    address, fake = engine
+    fake.statuses += [500, 500]
+    store = opened(f"prometheus+http://{address}?retries=1")
+    with pytest.raises(OSError) as raised:
+        store.write(payloads(BODY))
+    assert raised.value.errno == errno.EAGAIN
+    assert len(fake.seen) == 2
+
+
+def test_write_refused_as_bad_is_not_retried(engine, opened):
+    address, fake = engine
+    fake.statuses += [400]
+    store = opened(f"prometheus+http://{address}")
+    with pytest.raises(EngineError, match="400"):
+        store.write(payloads(BODY))
+    assert len(fake.seen) == 1
+
+
+def test_unreachable_engine_is_eagain(opened):
+    store = opened("prometheus+http://127.0.0.1:9?retries=1")
+    with pytest.raises(OSError) as raised:
+        store.write(payloads(BODY))
+    assert raised.value.errno == errno.EAGAIN
+
+
+def test_split_write_url_and_basic_auth(engine, opened, tmp_path):
+    address, fake = engine
+    fake.statuses += [204]
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    url = (
+        f"prometheus+http://vmselect:8481/select/0/prometheus?username=cloudmon"
+        f"&password_file={secret}&write_url=http://{address}/insert/0/prometheus/api/v1/write"
+    )
+    store = opened(url)
+    assert store.read.url == "http://vmselect:8481/select/0/prometheus"
+    store.write(payloads(BODY))
+    path, headers = fake.seen[0]
+    assert path == "/insert/0/prometheus/api/v1/write"
+    expected = base64.b64encode(b"cloudmon:s3cret").decode()
+    assert headers["Authorization"] == f"Basic {expected}"
+
+
+def test_bearer_token(engine, opened, tmp_path):
+    address, fake = engine
+    fake.statuses += [204]
+    token = tmp_path / "token"
+    token.write_text(" abc \n")
+    opened(f"prometheus+http://{address}?bearer_token_file={token}").write(payloads(BODY))
+    assert fake.seen[0][1]["Authorization"] == "Bearer abc"
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("prometheus+http://", "expected"),
+        ("prometheus+http://h:9090?colour=red", "unknown option 'colour'"),
+        ("prometheus+http://h:9090?timeout=soon", "timeout is not a number"),
+        ("prometheus+http://h:9090?cluster=a&cluster=b", "cluster given 2 times"),
+    ],
+)
+def test_bad_urls(url, message):
+    with pytest.raises(ValueError, match=message):
+        PrometheusStorage.from_url(url)
