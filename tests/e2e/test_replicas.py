@@ -1,0 +1,51 @@
+"""Two `cloudmon server` replicas on one Prometheus hold no state of their own: what is
+ingested through one is answered alike by the other."""
+
+import time
+
+from fixtures.prometheus import prometheus, store_url  # noqa: F401
+from fixtures.servers import ServerProcess, get_json, node_payload, post_ingest
+
+PATHS = (
+    "/api/cluster",
+    "/api/nodes",
+    "/api/nodes/n1",
+    "/api/pods?namespace=shop",
+    "/api/namespaces/shop",
+    "/api/namespaces/shop/pods",
+    "/api/pods/shop/n1-pod-0",
+)
+
+
+def test_ingest_through_one_replica_read_through_the_other(prometheus, tmp_path):  # noqa: F811
+    url = store_url(prometheus)
+    replicas = []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            replicas.append(ServerProcess(tmp_path / name, "--storage", url, workers=2).start())
+        first, second = replicas
+        now = time.time()
+        status, _, answer = post_ingest(
+            first.url, node_payload("n1", now, pods=3, namespace="shop", value=7)
+        )
+        assert status == 200, answer
+        bucket = int(now // 10 * 10)
+        node = get_json(second.url + "/api/nodes/n1")
+        assert (node["timestamp"], node["metrics"]["memory_used_bytes"]) == (bucket, 7)
+        namespace = get_json(second.url + "/api/namespaces/shop")["metrics"]
+        assert (namespace["memory_working_set_bytes"], namespace["pod_count"]) == (21, 3)
+        for path in (*PATHS, "/api/namespaces/shop?window=1m&step=10s"):
+            assert get_json(first.url + path) == get_json(second.url + path), path
+        # And the other way round, the next bucket through the second replica.
+        status, _, answer = post_ingest(
+            second.url, node_payload("n2", now + 10, pods=1, namespace="shop", value=5)
+        )
+        assert status == 200, answer
+        nodes = get_json(first.url + "/api/nodes")["items"]
+        assert sorted(item["node"] for item in nodes) == ["n1", "n2"]
+        for path in PATHS:
+            assert get_json(first.url + path) == get_json(second.url + path), path
+    finally:
+        for replica in replicas:
+            replica.stop()
