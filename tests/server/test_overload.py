@@ -1,4 +1,5 @@
-"""Past a bound of waiting writes, in any process, ingest answers 503 with Retry-After."""
+"""Past a bound of waiting writes, in any process, or after waiting too long for a thread,
+ingest answers 503 with Retry-After."""
 
 import errno
 import fcntl
@@ -13,6 +14,7 @@ from server_payloads import T0, Clock, payload, pod
 
 from cloudmon import payload as wire
 from cloudmon.server.app import create_app
+from cloudmon.server.ingest import ARRIVED, MAX_WAIT
 from cloudmon.storage.sqlite import SqliteStorage
 
 HOLD_SLOTS = """
@@ -89,3 +91,19 @@ def test_writes_waiting_in_other_processes_count(store, tmp_path):
     finally:
         holder.communicate("")
     assert store.write(wire.decode(_body("n1"))) == 2
+
+
+def test_a_request_that_waited_too_long_for_a_thread_is_shed(client, store):
+    late = {ARRIVED: time.monotonic() - MAX_WAIT - 0.5}
+    answer = client.post(
+        "/api/ingest", data=_body("late"), content_type="application/json", environ_base=late
+    )
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "5"
+    assert "overloaded" in answer.get_json()["error"]
+    assert store.entities("node") == []
+    on_time = {ARRIVED: time.monotonic()}
+    answer = client.post(
+        "/api/ingest", data=_body("on-time"), content_type="application/json", environ_base=on_time
+    )
+    assert answer.status_code == 200
