@@ -28,13 +28,17 @@ def test_every_registered_scheme_is_tested():
 
 
 def test_cached_series_encode_as_protobuf_does():
-    labels = (("__name__", "cloudmon_pod_cpu_cores"), ("namespace", "shop"), ("uid", "u-1"))
+    labels = (("namespace", "shop"), ("uid", "u-1"))
     encoder = SeriesEncoder()
-    samples = [(0.5, 1_764_100_000_001), (2.0, 1_764_100_010_002), (3.5, 1)]
-    encoded = b"".join(
-        encoder.series(labels, value, SeriesEncoder.timestamp_field(ms)) for value, ms in samples
+    samples = [("a", 0.5, 1_764_100_000_001), ("b", 2.0, 1_764_100_010_002), ("a", 3.5, 1)]
+    parts = []
+    for name, value, ms in samples:
+        tail = SeriesEncoder.timestamp_field(ms)
+        assert encoder.add(parts, labels, tail, [(name, value), ("c", None)]) == 1
+    encoded = b"".join(parts)
+    expected = remote_write.write_request(
+        ((("__name__", name), *labels), [(value, ms)]) for name, value, ms in samples
     )
-    expected = remote_write.write_request((labels, [sample]) for sample in samples)
     assert encoded == expected.SerializeToString()
     assert remote_write.decode(remote_write.compress(encoded)) == expected
 

@@ -23,6 +23,7 @@ import base64
 import http.client
 import json
 import math
+import operator
 import re
 import ssl
 import struct
@@ -192,28 +193,48 @@ class SeriesEncoder:
     in every payload, and building them as messages each time took 30 ms a payload."""
 
     def __init__(self) -> None:
-        self._heads: dict[tuple, bytes] = {}
+        self._labels: dict[tuple[str, str], bytes] = {}
+        self._entities: dict[tuple, dict[str, bytes]] = {}
 
-    def series(self, labels: tuple[tuple[str, str], ...], value: float, tail: bytes) -> bytes:
-        """One TimeSeries field of a WriteRequest: labels (sorted by name) and one sample,
-        `tail` being the sample's timestamp field (see `timestamp_field`)."""
+    def add(self, parts: list, labels: tuple, tail: bytes, named_values: Iterable) -> int:
+        """Append to `parts` one TimeSeries field per (series name, value) present, each with
+        the entity's labels (sorted by name, __name__ aside) and one sample of the timestamp
+        field `tail`; returns how many."""
         key = (labels, len(tail))
-        head = self._heads.get(key)
-        if head is None:
-            if len(self._heads) >= CACHE_LIMIT:
-                self._heads.clear()
-            serialized = remote_write.TimeSeries(
-                labels=[remote_write.Label(name=name, value=value) for name, value in labels]
-            ).SerializeToString()
-            # Sample: 0x09 + 8-byte double (field 1) + the timestamp field; TimeSeries
-            # field 2 holds it, WriteRequest field 1 holds the TimeSeries.
-            sample_size = 1 + 8 + len(tail)
-            body_size = len(serialized) + 1 + len(_varint(sample_size)) + sample_size
-            head = b"".join(
-                (b"\x0a", _varint(body_size), serialized, b"\x12", _varint(sample_size), b"\x09")
-            )
-            self._heads[key] = head
-        return head + _DOUBLE.pack(value) + tail
+        heads = self._entities.get(key)
+        if heads is None:
+            if len(self._entities) >= CACHE_LIMIT:
+                self._entities.clear()
+                self._labels.clear()
+            # Under "": the entity's labels, which every series of it shares.
+            heads = self._entities[key] = {"": b"".join(self._label(*label) for label in labels)}
+        count = 0
+        for name, value in named_values:
+            if value is not None:
+                head = heads.get(name) or self._head(heads, name, len(tail))
+                parts += (head, _DOUBLE.pack(value), tail)
+                count += 1
+        return count
+
+    def _head(self, heads: dict, name: str, tail_size: int) -> bytes:
+        serialized = self._label("__name__", name) + heads[""]
+        # Sample: 0x09 + 8-byte double (field 1) + the timestamp field; TimeSeries field 2
+        # holds it, WriteRequest field 1 holds the TimeSeries.
+        sample_size = 1 + 8 + tail_size
+        body_size = len(serialized) + 1 + len(_varint(sample_size)) + sample_size
+        head = b"".join(
+            (b"\x0a", _varint(body_size), serialized, b"\x12", _varint(sample_size), b"\x09")
+        )
+        heads[name] = head
+        return head
+
+    def _label(self, name: str, value: str) -> bytes:
+        field = self._labels.get((name, value))
+        if field is None:
+            label = remote_write.Label(name=name, value=value)
+            field = remote_write.TimeSeries(labels=[label]).SerializeToString()
+            self._labels[name, value] = field
+        return field
 
     @staticmethod
     def timestamp_field(milliseconds: int) -> bytes:
@@ -242,8 +263,13 @@ def _pod_labels(pod, node: str, extra: tuple) -> tuple[tuple[str, str], ...]:
     return extra + tuple((name, value) for name, value in values if value is not None)
 
 
-def _sorted_labels(name: str, labels: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    return (("__name__", name), *sorted(labels))
+_NODE_VALUES = operator.attrgetter(*NODE_COLUMNS[:-1])  # the last: node_info.cpu_count
+_POD_VALUES = operator.attrgetter(*POD_COLUMNS)
+_CONTAINER_VALUES = operator.attrgetter(*CONTAINER_COLUMNS)
+_NODE_SERIES = tuple(metric_name("node", name) for name in NODE_COLUMNS)
+_POD_SERIES = tuple(metric_name("pod", name) for name in POD_COLUMNS)
+_CONTAINER_SERIES = tuple(metric_name("container", name) for name in CONTAINER_COLUMNS)
+_SEEN = {scope: seen_name(scope) for scope in ("node", "pod", "container")}
 
 
 # -- HTTP ------------------------------------------------------------------------------
@@ -431,66 +457,36 @@ class PrometheusStorage(Storage):
         parts: list[bytes] = []
         samples = 0
         extra = self._extra
-        node_seen, pod_seen = seen_name("node"), seen_name("pod")
-        container_seen = seen_name("container")
         with self._encoder_lock:
-            series = self._encoder.series
+            add = self._encoder.add
             for payload in payloads:
                 bucket = bucket_of(payload.timestamp)
                 tail = SeriesEncoder.timestamp_field(sample_time(payload.timestamp))
-                node_labels = (*extra, ("node", payload.node))
                 info = payload.node_info
-                node_values = [getattr(payload.node_metrics, name) for name in NODE_COLUMNS[:-1]]
-                node_values.append(info.cpu_count)
-                for name, value in zip(NODE_COLUMNS, node_values, strict=True):
-                    if value is not None:
-                        parts.append(
-                            series(
-                                _sorted_labels(metric_name("node", name), node_labels),
-                                value,
-                                tail,
-                            )
-                        )
-                        samples += 1
+                labels = tuple(sorted((*extra, ("node", payload.node))))
+                values = (*_NODE_VALUES(payload.node_metrics), info.cpu_count)
+                samples += add(parts, labels, tail, zip(_NODE_SERIES, values, strict=True))
                 described = [
                     (name, str(getattr(info, name)))
                     for name in _NODE_INFO
                     if getattr(info, name, None) is not None
                 ]
-                parts.append(
-                    series(_sorted_labels(node_seen, (*node_labels, *described)), bucket, tail)
-                )
+                labels = tuple(sorted((*labels, *described)))
+                add(parts, labels, tail, ((_SEEN["node"], bucket),))
                 for pod in {pod.uid: pod for pod in payload.pods}.values():
                     labels = _pod_labels(pod, payload.node, extra)
-                    for name in POD_COLUMNS:
-                        value = getattr(pod, name)
-                        if value is not None:
-                            parts.append(
-                                series(
-                                    _sorted_labels(metric_name("pod", name), labels), value, tail
-                                )
-                            )
-                            samples += 1
-                    qos = (("qos", pod.qos),) if pod.qos is not None else ()
-                    parts.append(series(_sorted_labels(pod_seen, (*labels, *qos)), bucket, tail))
+                    values = _POD_VALUES(pod)
+                    samples += add(parts, labels, tail, zip(_POD_SERIES, values, strict=True))
+                    described = (("qos", pod.qos),) if pod.qos is not None else ()
+                    seen = tuple(sorted((*labels, *described)))
+                    add(parts, seen, tail, ((_SEEN["pod"], bucket),))
                     for container in {c.name: c for c in pod.containers if c.name}.values():
-                        ctr = (
-                            *labels,
-                            ("container", container.name),
-                            ("container_id", container.id),
-                        )
-                        for name in CONTAINER_COLUMNS:
-                            value = getattr(container, name)
-                            if value is not None:
-                                parts.append(
-                                    series(
-                                        _sorted_labels(metric_name("container", name), ctr),
-                                        value,
-                                        tail,
-                                    )
-                                )
-                                samples += 1
-                        parts.append(series(_sorted_labels(container_seen, ctr), bucket, tail))
+                        named = (("container", container.name), ("container_id", container.id))
+                        labels_of = tuple(sorted((*labels, *named)))
+                        values = _CONTAINER_VALUES(container)
+                        named_values = zip(_CONTAINER_SERIES, values, strict=True)
+                        samples += add(parts, labels_of, tail, named_values)
+                        add(parts, labels_of, tail, ((_SEEN["container"], bucket),))
         return b"".join(parts), samples
 
     def write(self, payloads: Sequence) -> int:
