@@ -5,6 +5,7 @@ path, and Flask's request handling costs about as much as storing a payload's no
 
 import errno
 import logging
+import threading
 import time
 import zlib
 
@@ -96,6 +97,39 @@ def decode(body: bytes, now: float, oldest: float = 0.0) -> list:
     return payloads
 
 
+class _DiskFull:
+    """The store's full disk, logged when ingest first meets it and when it stores again,
+    not at every request refused meanwhile."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._refused = 0
+
+    def began(self, error: OSError) -> None:
+        """A request refused for it; logged if it is the first."""
+        with self._lock:
+            self._refused += 1
+            if self._since is not None:
+                return
+            self._since = time.monotonic()
+        log.warning("ingest refused until there is space: %s", error)
+
+    def ended(self) -> None:
+        """A request stored; logs the end of the condition if it held."""
+        if self._since is None:
+            return
+        with self._lock:
+            if self._since is None:
+                return
+            lasted, refused = time.monotonic() - self._since, self._refused
+            self._since, self._refused = None, 0
+        log.warning("ingest stores again after %.0f s of a full disk (%d refused)", lasted, refused)
+
+
+_disk_full = _DiskFull()
+
+
 def store(environ: dict, config, server) -> dict:
     """Validate and store one ingest request; raises ApiError for bad input."""
     started = time.perf_counter()
@@ -132,12 +166,13 @@ def store(environ: dict, config, server) -> dict:
         if error.errno not in RETRY_AFTER:
             raise
         if error.errno == errno.ENOSPC:
-            log.warning("ingest refused: %s", error)
+            _disk_full.began(error)
         raise ApiError(
             503,
             f"storage: {error.strerror}; retry later",
             {"Retry-After": RETRY_AFTER[error.errno]},
         ) from None
+    _disk_full.ended()
     server.ingested(len(payloads), samples, time.perf_counter() - started)
     return {"payloads": len(payloads), "samples": samples}
 
