@@ -54,6 +54,7 @@ soak: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/agent.py
 	$(PY) bench/server.py
+	$(PY) bench/prometheus.py
 
 clean:
 	rm -rf $(VENV)

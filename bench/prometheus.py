@@ -1,0 +1,138 @@
+"""Prometheus store benchmark, side by side with SQLite in one run: the same payloads stored
+in each, the same queries as bench/server.py over real HTTP to a real server (gunicorn) on
+each store, then the same ingest load into each. Prometheus is Debian's, on this machine.
+
+Smaller or larger runs: --nodes, --pods, --hours.
+"""
+
+import argparse
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+
+sys.path[:0] = [
+    str(Path(__file__).resolve().parent),
+    str(Path(__file__).resolve().parents[1] / "tests"),
+]
+
+from fixtures.prometheus import PrometheusProcess  # noqa: E402
+from server import bench_ingest, cpu_seconds, fill, free_port, median_ms, node_body  # noqa: E402
+
+from cloudmon import payload as wire  # noqa: E402
+from cloudmon.storage import open_storage  # noqa: E402
+
+
+def fill_prometheus(url: str, nodes: int, pods: int, hours: float, namespaces: int) -> int:
+    """Store `hours` of data up to now through the store's remote-write, a bucket at a time."""
+    store = open_storage(url)
+    samples = 0
+    buckets = int(hours * 360)
+    first = time.time() - 10 * buckets
+    for b in range(buckets):
+        batch = [node_body(n, first + 10 * b, pods, namespaces) for n in range(nodes)]
+        samples += store.write(wire.decode(orjson.dumps(batch)))
+    store.close()
+    return samples
+
+
+def start_server(storage: str, workers: int, threads: int):
+    port = free_port()
+    code = (
+        "from cloudmon.server.main import run_server; "
+        f"run_server(port={port}, storage={storage!r}, workers={workers}, "
+        f"threads={threads}, log_level='warning')"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code])
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(base + "/readyz", timeout=1).read()
+            return process, base
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("the server did not start")
+
+
+def queries(base: str, hours: float, pods_per_namespace: int) -> dict[str, str]:
+    """bench/server.py's queries, by label."""
+    end = int(time.time())
+    span = f"start={end - 3600}&end={end}"
+    pods = orjson.loads(urllib.request.urlopen(base + "/api/pods?metrics=cpu_cores").read())
+    one = pods["items"][0]
+    return {
+        "one pod over 1 h": f"/api/pods/{one['namespace']}/{one['name']}?{span}",
+        f"a {pods_per_namespace}-pod namespace over 1 h": f"/api/namespaces/ns-0?{span}",
+        "/api/nodes latest": "/api/nodes",
+        f"/api/pods latest ({len(pods['items'])} pods)": "/api/pods",
+        "the cluster over 1 h": f"/api/cluster?{span}",
+        f"the cluster over {hours} h": f"/api/cluster?window={int(hours * 3600)}s",
+        "the cluster over 7 days": "/api/cluster?window=7d",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--nodes", type=int, default=50)
+    parser.add_argument("--pods", type=int, default=50)
+    parser.add_argument("--hours", type=float, default=1.0)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--ingest-seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=3)
+    options = parser.parse_args()
+    random.seed(1)
+    namespaces = max(1, options.nodes * options.pods // 500)
+    size = options.nodes * options.pods // namespaces
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = PrometheusProcess(Path(tmp)).start()
+        stores = {
+            "sqlite": f"sqlite:///{tmp}/bench.db",
+            "prometheus": f"prometheus+http://127.0.0.1:{engine.port}",
+        }
+        try:
+            started = time.perf_counter()
+            samples = fill(
+                Path(tmp) / "bench.db", options.nodes, options.pods, options.hours, namespaces
+            )[0]
+            print(f"fill sqlite: {samples} samples in {time.perf_counter() - started:.0f} s")
+            started = time.perf_counter()
+            samples = fill_prometheus(
+                stores["prometheus"], options.nodes, options.pods, options.hours, namespaces
+            )
+            print(f"fill prometheus: {samples} samples in {time.perf_counter() - started:.0f} s")
+            servers = {
+                name: start_server(url, options.workers, options.threads)
+                for name, url in stores.items()
+            }
+            try:
+                figures = {}
+                for name, (_, base) in servers.items():
+                    for label, path in queries(base, options.hours, size).items():
+                        figures.setdefault(label, {})[name] = median_ms(base + path, 15)
+                print(f"{'query (median ms)':60} {'sqlite':>8} {'prometheus':>10}")
+                for label, times in figures.items():
+                    print(f"{label:60} {times['sqlite']:8.1f} {times['prometheus']:10.1f}")
+                for name, (process, base) in servers.items():
+                    print(f"-- ingest into {name}")
+                    engine_cpu = cpu_seconds(engine.process.pid)
+                    bench_ingest(base, process.pid, options.clients, options.ingest_seconds, 110)
+                    if name == "prometheus":
+                        used = cpu_seconds(engine.process.pid) - engine_cpu
+                        print(f"ingest: Prometheus itself used {used:.1f} s of CPU meanwhile")
+            finally:
+                for process, _ in servers.values():
+                    process.send_signal(signal.SIGTERM)
+                    process.wait(timeout=30)
+        finally:
+            engine.stop()
+
+
+if __name__ == "__main__":
+    main()
