@@ -190,6 +190,10 @@ def test_keyboard_moves_through_rows_and_opens_one(page, cluster):
     wait_rows(page, "pods", NODES * PODS)
     names = link_texts(page, "pods", "name")
     page.locator('table[data-name="pods"] td[data-column="name"] a').first.focus()
+    # The rows' series arrive after the focus and leave it where it is.
+    page.wait_for_selector('tr[data-index="0"] td[data-column="cpu_cores-trend"] svg[data-points]')
+    page.wait_for_selector('tr[data-index="0"] svg:not([data-points="0"])')
+    assert page.evaluate("document.activeElement.textContent") == names[0]
     page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowDown")
     assert page.evaluate("document.activeElement.textContent") == names[2]
@@ -264,6 +268,21 @@ def test_a_long_list_renders_only_the_rows_in_view(page, tmp_path):
             'td[data-column="cpu_cores-trend"] svg:not([data-points="0"])'
         ).count()
         assert trends == rendered
+        # Scrolling 15 rows down keeps the row elements still in view and drops those above
+        # the 10 rows of overscan.
+        kept = page.evaluate(
+            """async () => {
+                const scroller = document.querySelector('.scroller');
+                const [top, middle] = ['0', '20'].map(
+                    i => document.querySelector(`tr[data-index="${i}"]`));
+                scroller.scrollTop = 15 * 36;
+                await new Promise(requestAnimationFrame);
+                await new Promise(requestAnimationFrame);
+                const first = document.querySelector('tr[data-index]').dataset.index;
+                return [top.isConnected, middle.isConnected, Number(first)];
+            }"""
+        )
+        assert kept == [False, True, 5]
         page.locator(".scroller").evaluate("s => s.scrollTop = s.scrollHeight")
         page.wait_for_selector('tr[data-index="799"]')
         last = page.locator('tr[data-index="799"] td[data-column="cpu_cores"]')

@@ -242,7 +242,7 @@ function metricColumn(id, title, { spark = false, wide = false } = {}) {
   ];
 }
 
-function table(parent, name, columns, loadSeries) {
+function table(parent, name, columns, loadSeries, key) {
   const { params } = parseHash();
   return dataTable(parent, {
     name,
@@ -251,6 +251,7 @@ function table(parent, name, columns, loadSeries) {
     filter: params.get("q"),
     onState: remember,
     loadSeries,
+    key,
   });
 }
 
@@ -267,7 +268,7 @@ const podDeploymentHref = (p) => p.deployment && link(`/deployments/${enc(p.name
 function podColumns() {
   return [
     nameColumn("name", "Pod", podHref),
-    nameColumn("namespace", "Namespace", namespaceHref),
+    nameColumn("namespace", "Namespace", namespaceHref, { wide: true }),
     nameColumn("node", "Node", nodeHref, { wide: true }),
     nameColumn("deployment", "Deployment", podDeploymentHref, { wide: true }),
     metricColumn("cpu_cores", "CPU", { spark: true }),
@@ -312,7 +313,7 @@ function podTable(parent, path, range, extra = {}) {
         row.series = (await get(`pods/${enc(row.namespace)}/${enc(row.name)}`, series)).series;
       }),
     );
-  });
+  }, (p) => p.uid);
   return async () => grid.setRows((await get(path, { metrics: POD_METRICS, ...extra })).items);
 }
 

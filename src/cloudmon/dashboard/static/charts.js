@@ -67,8 +67,8 @@ const SVG = "http://www.w3.org/2000/svg";
 // A tiny line chart of values (nulls are gaps) as an SVG element.
 export function sparkline(values, width = 96, height = 22) {
   const svg = document.createElementNS(SVG, "svg");
-  svg.setAttribute("width", width);
-  svg.setAttribute("height", height);
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("preserveAspectRatio", "none");
   svg.setAttribute("class", "spark");
   svg.setAttribute("aria-hidden", "true");
   let max = 0;

@@ -7,8 +7,9 @@ const ROW = 36; // px, as `.grid tbody tr` in style.css
 const OVERSCAN = 10;
 
 // columns: [{id, title, help?, value(row), format?(value), href?(row), spark?(row), numeric?, wide?}]
-// loadSeries(rows), when given, fills row.series of the rows in view that lack it.
-export function dataTable(parent, { name, columns, sort, filter, onState, loadSeries }) {
+// loadSeries(rows), when given, fills row.series of the rows in view once they settle; until
+// then a row shows the series of the row of the same key(row) before setRows.
+export function dataTable(parent, { name, columns, sort, filter, onState, loadSeries, key }) {
   const tools = document.createElement("div");
   tools.className = "table-tools";
   const search = document.createElement("input");
@@ -43,6 +44,7 @@ export function dataTable(parent, { name, columns, sort, filter, onState, loadSe
     th.scope = "col";
     th.dataset.column = column.id;
     if (column.numeric) th.className = "num";
+    if (column.spark) th.className = "trend";
     if (column.wide) th.classList.add("wide");
     if (column.value) {
       const button = document.createElement("button");
@@ -87,49 +89,79 @@ export function dataTable(parent, { name, columns, sort, filter, onState, loadSe
     count.textContent = `${shown.length} of ${all.length}`;
     empty.hidden = shown.length > 0;
     empty.textContent = all.length ? `No ${name} match “${search.value}”.` : `No ${name} in this range.`;
-    range = [-1, -1];
-    render();
+    render(true);
   }
 
-  function render() {
+  // The rows in the DOM: shown[range[0]] to shown[range[1] - 1], between two spacers. A
+  // scroll adds the rows coming into view and removes those leaving it; the rest stay.
+  const above = spacer();
+  const below = spacer();
+  body.append(above, below);
+  const rendered = new Map();
+
+  function render(force = false) {
     const visible = Math.ceil((scroller.clientHeight || 600) / ROW);
     const first = Math.max(0, Math.floor(scroller.scrollTop / ROW) - OVERSCAN);
     const last = Math.min(shown.length, first + visible + 2 * OVERSCAN);
-    if (first === range[0] && last === range[1]) return;
+    if (!force && first === range[0] && last === range[1]) return;
+    if (force) {
+      for (const tr of rendered.values()) tr.remove();
+      rendered.clear();
+    }
+    for (const [index, tr] of rendered) {
+      if (index < first || index >= last) {
+        tr.remove();
+        rendered.delete(index);
+      }
+    }
+    const kept = rendered.size ? [Math.max(first, range[0]), Math.min(last, range[1])] : [last, last];
+    above.after(rows(first, kept[0]));
+    below.before(rows(kept[1], last));
     range = [first, last];
-    const fragment = document.createDocumentFragment();
-    fragment.append(spacer(first * ROW));
-    for (let i = first; i < last; i++) fragment.append(rowElement(shown[i], i));
-    fragment.append(spacer((shown.length - last) * ROW));
-    body.replaceChildren(fragment);
+    above.firstChild.style.height = `${first * ROW}px`;
+    below.firstChild.style.height = `${(shown.length - last) * ROW}px`;
     if (loadSeries) {
       clearTimeout(seriesTimer);
-      seriesTimer = setTimeout(fillSeries, 100);
+      seriesTimer = setTimeout(fillSeries, 150);
     }
   }
 
+  function rows(from, to) {
+    const fragment = document.createDocumentFragment();
+    for (let i = from; i < to; i++) {
+      const tr = rowElement(shown[i], i);
+      rendered.set(i, tr);
+      fragment.append(tr);
+    }
+    return fragment;
+  }
+
   let seriesTimer = null;
+  const asked = new WeakSet();
   async function fillSeries() {
-    const missing = shown.slice(range[0], range[1]).filter((row) => row.series === undefined);
+    const missing = shown.slice(range[0], range[1]).filter((row) => !asked.has(row));
     if (!missing.length) return;
-    for (const row of missing) row.series = null;
+    for (const row of missing) asked.add(row);
     try {
       await loadSeries(missing);
     } catch {
       // The rows keep empty sparklines; the view's own refresh reports the error.
     }
-    range = [-1, -1];
-    render();
+    // Only the charts change, so the focus stays where it is.
+    for (const [index, tr] of rendered) {
+      const row = shown[index];
+      if (!missing.includes(row)) continue;
+      columns.forEach((column, i) => {
+        if (column.spark) tr.children[i].replaceChildren(sparkline(column.spark(row)));
+      });
+    }
   }
 
-  function spacer(height) {
+  function spacer() {
     const tr = document.createElement("tr");
     tr.className = "spacer";
     tr.setAttribute("aria-hidden", "true");
-    const td = document.createElement("td");
-    td.colSpan = columns.length;
-    td.style.height = `${height}px`;
-    tr.append(td);
+    tr.append(document.createElement("td"));
     return tr;
   }
 
@@ -148,6 +180,7 @@ export function dataTable(parent, { name, columns, sort, filter, onState, loadSe
         const value = column.value(row);
         const shownText = column.format ? column.format(value) : (value ?? "—");
         if (column.numeric && value !== null && value !== undefined) td.dataset.value = String(value);
+        if (!column.numeric) td.title = shownText;
         const href = column.href && column.href(row);
         if (href) {
           const a = document.createElement("a");
@@ -197,6 +230,10 @@ export function dataTable(parent, { name, columns, sort, filter, onState, loadSe
   return {
     table,
     setRows(rows) {
+      if (loadSeries) {
+        const before = new Map(all.map((row) => [key(row), row.series]));
+        for (const row of rows) row.series = before.get(key(row));
+      }
       all = rows;
       apply();
     },
