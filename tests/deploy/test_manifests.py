@@ -46,7 +46,8 @@ def find(docs: list[dict], kind: str, name: str | None = None) -> dict:
 
 
 def json_patch(doc: dict, operations: list[dict]) -> dict:
-    """RFC 6902 add and replace, the only operations the components use."""
+    """RFC 6902 add, replace and remove, the only operations the components and overlays
+    use."""
     doc = copy.deepcopy(doc)
     for operation in operations:
         *parents, last = operation["path"].lstrip("/").split("/")
@@ -55,10 +56,14 @@ def json_patch(doc: dict, operations: list[dict]) -> dict:
             target = target[int(part)] if isinstance(target, list) else target[part]
         if operation["op"] == "add" and isinstance(target, list):
             target.insert(len(target) if last == "-" else int(last), operation["value"])
+        elif operation["op"] == "replace" and isinstance(target, list):
+            target[int(last)] = operation["value"]
         elif operation["op"] in ("add", "replace"):
             if operation["op"] == "replace":
                 assert last in target, operation["path"]
             target[last] = operation["value"]
+        elif operation["op"] == "remove":
+            del target[int(last) if isinstance(target, list) else last]
         else:
             raise AssertionError(f"unexpected operation {operation}")
     return doc
@@ -446,3 +451,97 @@ def test_images_are_the_ones_deploy_builds():
     assert 'server_image="localhost/cloudmon/monitor-api:$version"' in deploy
     # A missing image is never pulled from elsewhere: localhost is no public registry.
     assert AGENT["imagePullPolicy"] == SERVER["imagePullPolicy"] == "IfNotPresent"
+
+
+# --- the scale-out overlay ------------------------------------------------------------------
+
+SCALE_OUT = MANIFESTS / "overlays" / "scale-out"
+
+
+def overlay(directory: Path) -> list[dict]:
+    """What `kubectl apply -k` applies for an overlay: the base (its only directory resource),
+    its own files, then its patches (RFC 6902 by target, or a `$patch: delete`)."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    assert set(kustomization) == {"apiVersion", "kind", "resources", "patches"}
+    docs = []
+    for resource in kustomization["resources"]:
+        if (directory / resource).resolve() == MANIFESTS:
+            docs += kustomized()
+        else:
+            docs += [d for d in yaml.safe_load_all((directory / resource).read_text()) if d]
+    for patch in kustomization["patches"]:
+        body = yaml.safe_load(patch["patch"])
+        if isinstance(body, dict):
+            assert body.pop("$patch") == "delete"
+            docs.remove(find(docs, body["kind"], body["metadata"]["name"]))
+            continue
+        doc = find(docs, patch["target"]["kind"], patch["target"]["name"])
+        docs[docs.index(doc)] = json_patch(doc, body)
+    return docs
+
+
+SCALED = overlay(SCALE_OUT)
+SCALED_SERVER = find(SCALED, "Deployment", "cloudmon-server")
+
+
+@pytest.mark.parametrize("version", kubernetes_versions())
+def test_scale_out_is_valid_for_kubernetes(version):
+    for doc in SCALED:
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_scale_out_servers_keep_no_state_and_scale():
+    pod = SCALED_SERVER["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "persistentVolumeClaim" not in yaml.safe_dump(pod)
+    assert not [d for d in SCALED if d["kind"] == "PersistentVolumeClaim"]
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/etc/cloudmon/token", "/tmp"}
+    autoscaler = find(SCALED, "HorizontalPodAutoscaler", "cloudmon-server")
+    target = autoscaler["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", "cloudmon-server")
+    assert 2 <= autoscaler["spec"]["minReplicas"] == SCALED_SERVER["spec"]["replicas"]
+    assert autoscaler["spec"]["maxReplicas"] > autoscaler["spec"]["minReplicas"]
+    # The autoscaler's CPU target needs a CPU request.
+    assert container["resources"]["requests"]["cpu"]
+    assert SCALED_SERVER["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def service_url(name: str) -> tuple[str, int]:
+    service = find(SCALED, "Service", name)
+    (port,) = service["spec"]["ports"]
+    return f"{name}.{service['metadata']['namespace']}.svc", port["port"]
+
+
+def test_scale_out_storage_url_points_at_vmselect_and_vminsert():
+    (container,) = SCALED_SERVER["spec"]["template"]["spec"]["containers"]
+    (storage,) = [a.removeprefix("--storage=") for a in container["args"] if "--storage" in a]
+    store = open_storage(storage)
+    try:
+        for endpoint, service, path in (
+            (store.read, "vmselect", "/select/0/prometheus"),
+            (store.write_endpoint, "vminsert", "/insert/0/prometheus/api/v1/write"),
+        ):
+            assert (endpoint.host, endpoint.port) == service_url(service)
+            assert endpoint.path == path
+    finally:
+        store.close()
+
+
+def test_scale_out_vminsert_and_vmselect_reach_every_vmstorage_shard():
+    storage = find(SCALED, "StatefulSet", "vmstorage")
+    headless = find(SCALED, "Service", storage["spec"]["serviceName"])
+    assert headless["spec"]["clusterIP"] == "None"
+    shards = [
+        f"vmstorage-{i}.{headless['metadata']['name']}.cloudmon.svc"
+        for i in range(storage["spec"]["replicas"])
+    ]
+    (vmstorage,) = storage["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in vmstorage["ports"]}
+    for name in ("vminsert", "vmselect"):
+        (container,) = find(SCALED, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+        (nodes,) = [
+            a.removeprefix("-storageNode=") for a in container["args"] if "storageNode" in a
+        ]
+        assert nodes.split(",") == [f"{shard}:{ports[name]}" for shard in shards]
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] and security["capabilities"] == {"drop": ["ALL"]}
