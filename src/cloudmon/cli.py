@@ -175,7 +175,11 @@ def agent(**options) -> None:
     default=None,
     show_default="sqlite:///data/cloudmon.db",
     help="Where samples are kept: sqlite:///PATH (a relative PATH is under the working "
-    "directory; sqlite:////abs/path for an absolute one).",
+    "directory; sqlite:////abs/path for an absolute one), or a Prometheus-compatible engine, "
+    "prometheus+http://HOST:PORT[/PREFIX] or prometheus+https://..., with options after '?': "
+    "read_url=, write_url= (engines that split them), username= and password_file= or "
+    "bearer_token_file=, ca_file=, cluster= (a label on every series), timeout=, retries=, "
+    "history= (README: Scaling out).",
 )
 @click.option(
     "--token-file",
