@@ -46,10 +46,12 @@ lint: $(STAMP)
 test: lint system-packages $(DASHBOARD_ASSETS)
 	$(PY) -m pytest
 
-# The long fault tests: a 5-minute server outage with agents sampling every second.
+# The long fault and load tests: a 5-minute server outage with agents sampling every second,
+# then 10 minutes of 200 nodes x 50 pods every 10 s and readers (figures printed).
 soak: $(STAMP)
 	CLOUDMON_OUTAGE_SECONDS=300 CLOUDMON_OUTAGE_INTERVAL=1 \
 		$(PY) -m pytest --timeout 900 tests/e2e/test_server_outage.py
+	CLOUDMON_SOAK_SECONDS=600 $(PY) -m pytest -s --timeout 900 tests/e2e/test_soak.py
 
 bench: $(STAMP)
 	$(PY) bench/agent.py

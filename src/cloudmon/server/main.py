@@ -145,13 +145,14 @@ def run_server(
     token_file: str | None = None,
     read_token_file: str | None = None,
     workers: int = 3,
-    threads: int = 1,
+    threads: int = 4,
     dev: bool = False,
     log_level: str = "info",
     retention: dict[int, float] | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
     request_time_limit: float = REQUEST_TIME_LIMIT,
+    upkeep_every: float = UPKEEP_EVERY,
 ) -> int:
     """Serve until stopped; returns the exit status."""
     config = {
@@ -174,7 +175,7 @@ def run_server(
     )
     warn_if_open(host, token_file is not None, read_token_file is not None)
     if dev:
-        create_app({**config, "CLOUDMON_UPKEEP_EVERY": UPKEEP_EVERY}).run(
+        create_app({**config, "CLOUDMON_UPKEEP_EVERY": upkeep_every}).run(
             host=host,
             port=port,
             threaded=True,
@@ -197,7 +198,7 @@ def run_server(
         "keyfile": tls_key,
         # Upkeep and checkpoints for all workers, in the master process: the workers'
         # writes leave the WAL to it.
-        "when_ready": lambda _: maintenance.start(_open(config), UPKEEP_EVERY, CHECKPOINT_EVERY),
+        "when_ready": lambda _: maintenance.start(_open(config), upkeep_every, CHECKPOINT_EVERY),
     }
     workers_config = {**config, "CLOUDMON_STORAGE_OPTIONS": {"autocheckpoint": False}}
     master = os.getpid()
