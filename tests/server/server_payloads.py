@@ -25,6 +25,10 @@ def pod(uid, name=None, namespace=None, deployment=None, **metrics):
     }
 
 
+def container(name, container_id=None, **metrics):
+    return {"id": container_id or f"{name}-1", "name": name, **metrics}
+
+
 def payload(node, timestamp, pods=(), cpu_count=4, **node_metrics):
     return {
         "schema": 1,

@@ -1,5 +1,5 @@
 import pytest
-from server_payloads import T0, payload, pod
+from server_payloads import T0, container, payload, pod
 
 from cloudmon.server.query import ROUTES
 from cloudmon.server.timeparams import TIME_PARAMETERS
@@ -11,6 +11,7 @@ VALUES = {
     "pod": "web-a",
     "name": "web",
     "deployment": "web",
+    "container": "app",
 }
 
 
@@ -23,7 +24,14 @@ def doc(client):
 
 @pytest.fixture
 def stored(post):
-    post(payload("n1", T0 + 1, [pod("uid-a", "web-a", "shop", "web", cpu_cores=0.5)]))
+    containers = [container("app", cpu_cores=0.25)]
+    post(
+        payload(
+            "n1",
+            T0 + 1,
+            [pod("uid-a", "web-a", "shop", "web", cpu_cores=0.5, containers=containers)],
+        )
+    )
 
 
 def real_routes(app):

@@ -29,7 +29,14 @@ def node_payload(node, timestamp, pods=(), cpu_cores=1.0, cpu_count=4, **node_me
         "node_info": {"cpu_count": cpu_count},
         "node_metrics": {"cpu_cores": cpu_cores, "pod_count": len(pods), **node_metrics},
         "pods": [
-            {"uid": uid, "name": uid, "namespace": namespace, "deployment": "app", "cpu_cores": c}
+            {
+                "uid": uid,
+                "name": uid,
+                "namespace": namespace,
+                "deployment": "app",
+                "cpu_cores": c,
+                "containers": [{"id": f"{uid}-1", "name": "app", "cpu_cores": c / 4}],
+            }
             for uid, namespace, c in pods
         ],
     }

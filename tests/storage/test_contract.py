@@ -13,7 +13,8 @@ def latest(store, kind, names=("cpu_cores",), **filters):
 
 def test_write_counts_samples(backend):
     stored = backend.write(payloads(node_payload("n1", T0, [("a", "ns", 0.5)])))
-    assert stored == 3 + 1  # node cpu_cores, pod_count and cpu_capacity_cores; the pod cpu_cores
+    # node cpu_cores, pod_count and cpu_capacity_cores; the pod's cpu_cores; its container's
+    assert stored == 3 + 1 + 1
 
 
 def test_latest_and_sums(backend):

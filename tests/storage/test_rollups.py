@@ -35,12 +35,15 @@ def assert_same(got, expected):
 @pytest.mark.parametrize("step", [60, 300, 3600])
 def test_rollups_answer_as_raw_did(two_hours, agg, step):
     span = Span(H0, H0 + 7190, step, agg)
-    raw = answer(two_hours, EntityKind.NODE, span)
+    kinds = (EntityKind.NODE, EntityKind.CONTAINER)
+    raw = [answer(two_hours, kind, span) for kind in kinds]
     assert two_hours.resolution(span) == (3600 if step == 3600 else 60)
     assert two_hours.roll_up() == 120 + 2
-    rolled = answer(two_hours, EntityKind.NODE, span)
-    assert rolled["timestamps"] == raw["timestamps"]
-    assert rolled["cpu_cores"] == pytest.approx(raw["cpu_cores"])
+    for kind, before in zip(kinds, raw, strict=True):
+        rolled = answer(two_hours, kind, span)
+        assert rolled["timestamps"] == before["timestamps"]
+        assert rolled["cpu_cores"] == pytest.approx(before["cpu_cores"]), kind
+    assert raw[1]["cpu_cores"] == pytest.approx([c / 8 for c in raw[0]["cpu_cores"]])
 
 
 def test_namespace_and_cluster_rollups(two_hours):

@@ -20,6 +20,7 @@ _PLURAL = {
     EntityKind.NAMESPACE: "namespaces",
     EntityKind.DEPLOYMENT: "deployments",
     EntityKind.CLUSTER: "cluster",
+    EntityKind.CONTAINER: "containers",
 }
 
 
@@ -156,6 +157,26 @@ def pod(namespace: str, pod: str):
     """One pod (the newest of that name)."""
     filters = {"namespace": namespace, "name": pod}
     return _one(filters, f"pod {namespace}/{pod}")
+
+
+@_get("/pods/<namespace>/<pod>/containers", EntityKind.CONTAINER, True)
+def pod_containers(namespace: str, pod: str):
+    """The containers of one pod (the newest of that name); without time parameters those
+    in the pod's newest bucket."""
+    found = _find(EntityKind.POD, {"namespace": namespace, "name": pod}, f"pod {namespace}/{pod}")
+    kind, query, names = _query()
+    since = found.last_bucket if query.span is None else None
+    filters = {"uid": found.identity["uid"]}
+    entities = state().storage.entities(kind, filters, since=since, span=query.span)
+    return _json({"items": _items(entities, query, names)})
+
+
+@_get("/pods/<namespace>/<pod>/containers/<container>", EntityKind.CONTAINER, False)
+def pod_container(namespace: str, pod: str, container: str):
+    """One container of one pod (the newest pod of that name)."""
+    found = _find(EntityKind.POD, {"namespace": namespace, "name": pod}, f"pod {namespace}/{pod}")
+    filters = {"uid": found.identity["uid"], "name": container}
+    return _one(filters, f"container {container!r} of pod {namespace}/{pod}")
 
 
 @_get("/namespaces", EntityKind.NAMESPACE, True)

@@ -18,6 +18,7 @@ class EntityKind(StrEnum):
     NAMESPACE = "namespace"
     DEPLOYMENT = "deployment"
     CLUSTER = "cluster"
+    CONTAINER = "container"
 
 
 # The identity fields of each kind of entity in the API (contract section 4).
@@ -27,10 +28,12 @@ IDENTITY = {
     EntityKind.NAMESPACE: ("namespace",),
     EntityKind.DEPLOYMENT: ("namespace", "name"),
     EntityKind.CLUSTER: (),
+    EntityKind.CONTAINER: ("namespace", "pod", "uid", "node", "name", "container_id"),
 }
 
 NODE_COLUMNS = (*(m.name for m in metrics_for(Scope.NODE)), "cpu_capacity_cores")
 POD_COLUMNS = tuple(m.name for m in metrics_for(Scope.POD))
+CONTAINER_COLUMNS = tuple(m.name for m in metrics_for(Scope.CONTAINER))
 # Namespaces and deployments sum their pods' rates and gauges, never cumulative counters.
 GROUP_COLUMNS = (
     *(m.name for m in metrics_for(Scope.POD) if m.kind is not Kind.COUNTER),
@@ -64,6 +67,7 @@ STORED_COLUMNS = {
     EntityKind.NAMESPACE: GROUP_COLUMNS,
     EntityKind.DEPLOYMENT: GROUP_COLUMNS,
     EntityKind.CLUSTER: CLUSTER_COLUMNS,
+    EntityKind.CONTAINER: CONTAINER_COLUMNS,
 }
 
 

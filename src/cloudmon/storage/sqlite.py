@@ -27,7 +27,9 @@ from pathlib import Path
 from cloudmon.storage.base import (
     BUCKET,
     CLUSTER_SUMS,
+    CONTAINER_COLUMNS,
     GROUP_COLUMNS,
+    IDENTITY,
     NODE_COLUMNS,
     POD_COLUMNS,
     RESOLUTIONS,
@@ -91,12 +93,24 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE rollup_dirty (
         res INTEGER NOT NULL, bucket INTEGER NOT NULL, PRIMARY KEY (res, bucket)) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE ctr (
+        id INTEGER PRIMARY KEY, pod INTEGER NOT NULL, name TEXT NOT NULL, container_id TEXT,
+        first_bucket INTEGER NOT NULL, last_bucket INTEGER NOT NULL, UNIQUE (pod, name));
+    CREATE TABLE ctr_sample (
+        bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
+        PRIMARY KEY (bucket, id)) WITHOUT ROWID;
+    CREATE TABLE ctr_rollup (
+        res INTEGER NOT NULL, bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
+        PRIMARY KEY (res, bucket, id)) WITHOUT ROWID;
+    """,
 )
 
 _ROLLUP_TABLE = {
     "node_sample": "node_rollup",
     "pod_sample": "pod_rollup",
     "grp_sample": "grp_rollup",
+    "ctr_sample": "ctr_rollup",
 }
 MAX_WAITING = 32  # writes waiting or writing, in all processes, before more are refused
 ROLLUP_GRACE = 60  # seconds after a minute ends before it is rolled up: agents send late
@@ -107,6 +121,7 @@ _SAMPLE_TABLE = {
     EntityKind.NAMESPACE: "grp_sample",
     EntityKind.DEPLOYMENT: "grp_sample",
     EntityKind.CLUSTER: "grp_sample",
+    EntityKind.CONTAINER: "ctr_sample",
 }
 
 
@@ -209,6 +224,7 @@ _FULL_MASK = (1 << len(POD_COLUMNS)) - 1
 _POD_SUMMED = operator.itemgetter(*(POD_COLUMNS.index(name) for name in GROUP_COLUMNS[:-1]))
 _NODE_SUMMED = operator.itemgetter(*(NODE_COLUMNS.index(name) for name in CLUSTER_SUMS))
 _POD_VALUES = operator.attrgetter(*POD_COLUMNS)
+_CONTAINER_VALUES = operator.attrgetter(*CONTAINER_COLUMNS)
 _NODE_VALUES = operator.attrgetter(*NODE_COLUMNS[:-1])
 _POD_IDENTITY = operator.attrgetter(
     "name", "namespace", "deployment", "workload_kind", "workload", "qos"
@@ -270,6 +286,7 @@ class _Prepared:
 
     __slots__ = (
         "bucket",
+        "containers",
         "groups",
         "loose",
         "node_blob",
@@ -292,7 +309,17 @@ class _Prepared:
             full(_FULL_MASK, *row) if None not in row else pack(row) for row in self.pod_rows
         ]
         self.node_blob = pack(self.node_row)
-        self.samples = stored_values(self.node_blob) + sum(map(stored_values, self.pod_blobs))
+        # (index of the pod, name, container ID, packed row) of each container
+        self.containers = [
+            (index, container.name, container.id, pack(_CONTAINER_VALUES(container)))
+            for index, pod in enumerate(self.pods)
+            for container in {c.name: c for c in pod.containers}.values()
+        ]
+        self.samples = (
+            stored_values(self.node_blob)
+            + sum(map(stored_values, self.pod_blobs))
+            + sum(stored_values(blob) for *_, blob in self.containers)
+        )
         rows: dict[tuple[EntityKind, str, str], list[tuple]] = defaultdict(list)
         self.loose: list[int] = []  # pods without a namespace: their stored groups count
         for index, (pod, row) in enumerate(zip(self.pods, self.pod_rows, strict=True)):
@@ -415,6 +442,7 @@ class SqliteStorage(Storage):
         self._group_ids: dict[tuple[int, str, str], int] = {}
         self._pod_groups: dict[int, tuple[int, ...]] = {}
         self._pod_identity: dict[str, tuple] = {}
+        self._containers: dict[tuple[int, str], tuple[int, str]] = {}  # id, container ID
         self._group_spans: dict[int, tuple[int, int]] = {}  # (first, last bucket) stored
 
     def write(self, payloads: Sequence) -> int:
@@ -493,13 +521,14 @@ class SqliteStorage(Storage):
     def _store(self, conn: sqlite3.Connection, payloads: Sequence) -> list[int]:
         self._done = dict(conn.execute("SELECT res, done FROM rollup_state"))
         partials: dict[int, _Partials] = defaultdict(_Partials)
-        seen: dict[int, list[int]] = defaultdict(list)
+        # Per (table, bucket): the pods and containers known already, whose spans to widen.
+        seen: dict[tuple[str, int], list[int]] = defaultdict(list)
         counts = [self._write_one(conn, payload, partials, seen) for payload in payloads]
         for bucket, sums in partials.items():
             self._merge(conn, bucket, sums)
-        for bucket, ids in seen.items():
+        for (table, bucket), ids in seen.items():
             conn.execute(
-                "UPDATE pod SET last_bucket = max(last_bucket, ?1),"
+                f"UPDATE {table} SET last_bucket = max(last_bucket, ?1),"
                 " first_bucket = min(first_bucket, ?1)"
                 " WHERE id IN (SELECT value FROM json_each(?2))",
                 (bucket, json.dumps(ids)),
@@ -515,13 +544,23 @@ class SqliteStorage(Storage):
                     (res, bucket // res * res),
                 )
         node_id = self._node_id(conn, payload, bucket)
-        pod_ids = self._upsert_pods(conn, payload.node, prepared.pods, bucket, seen[bucket])
+        pod_ids = self._upsert_pods(conn, payload.node, prepared.pods, bucket, seen["pod", bucket])
+        container_ids = self._upsert_containers(
+            conn, pod_ids, prepared.containers, bucket, seen["ctr", bucket]
+        )
         previous = conn.execute(
             "SELECT pods FROM node_sample WHERE bucket = ? AND id = ?", (bucket, node_id)
         ).fetchone()
         conn.executemany(
             "INSERT OR REPLACE INTO pod_sample (bucket, id, v) VALUES (?, ?, ?)",
             [(bucket, pid, blob) for pid, blob in zip(pod_ids, prepared.pod_blobs, strict=True)],
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO ctr_sample (bucket, id, v) VALUES (?, ?, ?)",
+            [
+                (bucket, cid, container[-1])
+                for cid, container in zip(container_ids, prepared.containers, strict=True)
+            ],
         )
         conn.execute(
             "INSERT OR REPLACE INTO node_sample (bucket, id, v, pods) VALUES (?, ?, ?, ?)",
@@ -541,6 +580,12 @@ class SqliteStorage(Storage):
             conn.executemany(
                 "DELETE FROM pod_sample WHERE bucket = ? AND id = ?",
                 [(bucket, pid) for pid in gone],
+            )
+            conn.execute(
+                "DELETE FROM ctr_sample WHERE bucket = ?1 AND id IN (SELECT id FROM ctr WHERE pod"
+                " IN (SELECT value FROM json_each(?2))) AND id NOT IN"
+                " (SELECT value FROM json_each(?3))",
+                (bucket, json.dumps(_ids(previous[0])), json.dumps(container_ids)),
             )
             # The rebuild sums every row of the bucket, this batch's included so far.
             partials.pop(bucket, None)
@@ -615,6 +660,27 @@ class SqliteStorage(Storage):
         ids = [self._pod_ids[pod.uid] for pod in pods]
         if len(changed) < len(pods):
             seen += ids
+        return ids
+
+    def _upsert_containers(self, conn, pod_ids, containers, bucket: int, seen: list[int]):
+        ids = []
+        for index, name, container_id, _ in containers:
+            key = (pod_ids[index], name)
+            known = self._containers.get(key)
+            if known is not None and known[1] == container_id:
+                ids.append(known[0])
+                seen.append(known[0])
+                continue
+            (cid,) = conn.execute(
+                "INSERT INTO ctr (pod, name, container_id, first_bucket, last_bucket)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (pod, name) DO UPDATE SET"
+                " container_id = coalesce(excluded.container_id, container_id),"
+                " first_bucket = min(first_bucket, excluded.first_bucket),"
+                " last_bucket = max(last_bucket, excluded.last_bucket) RETURNING id",
+                (*key, container_id, bucket, bucket),
+            ).fetchone()
+            self._containers[key] = (cid, container_id)
+            ids.append(cid)
         return ids
 
     def _groups_of(self, conn, namespace, deployment, bucket) -> tuple[int, ...]:
@@ -744,7 +810,7 @@ class SqliteStorage(Storage):
 
     def _oldest(self, conn, res: int) -> int | None:
         found = []
-        for table in ("node_sample", "pod_sample", "grp_sample"):
+        for table in _ROLLUP_TABLE:
             if res == BUCKET:
                 (oldest,) = conn.execute(f"SELECT min(bucket) FROM {table}").fetchone()
             else:
@@ -839,6 +905,13 @@ class SqliteStorage(Storage):
                 " workload_kind, workload, qos FROM pod"
             )
             make = _pod_entity
+        elif kind is EntityKind.CONTAINER:
+            sql = (
+                "SELECT * FROM (SELECT c.first_bucket, c.id, c.last_bucket, p.namespace,"
+                " p.name AS pod, p.uid, p.node, c.name, c.container_id"
+                " FROM ctr c JOIN pod p ON p.id = c.pod)"
+            )
+            make = _container_entity
         else:
             sql = "SELECT first_bucket, id, last_bucket, namespace, name FROM grp"
             where.append("kind = ?")
@@ -1091,6 +1164,7 @@ _FILTERS = {
     EntityKind.NAMESPACE: {"namespace"},
     EntityKind.DEPLOYMENT: {"namespace", "name"},
     EntityKind.CLUSTER: set(),
+    EntityKind.CONTAINER: {"namespace", "pod", "uid", "name"},
 }
 
 _ORDER = {
@@ -1099,6 +1173,7 @@ _ORDER = {
     EntityKind.NAMESPACE: "namespace",
     EntityKind.DEPLOYMENT: "namespace, name",
     EntityKind.CLUSTER: "id",
+    EntityKind.CONTAINER: "namespace, pod, uid, name",
 }
 
 
@@ -1129,6 +1204,8 @@ def _kind_of(table: str, eid: int, clusters: set[int]) -> EntityKind:
         return EntityKind.NODE
     if table == "pod_sample":
         return EntityKind.POD
+    if table == "ctr_sample":
+        return EntityKind.CONTAINER
     return EntityKind.CLUSTER if eid in clusters else EntityKind.NAMESPACE
 
 
@@ -1166,6 +1243,12 @@ def _pod_entity(row) -> Entity:
         "workload": workload,
     }
     return Entity(EntityKind.POD, eid, identity, last, {"qos": qos})
+
+
+def _container_entity(row) -> Entity:
+    eid, last, *identity = row
+    fields = IDENTITY[EntityKind.CONTAINER]
+    return Entity(EntityKind.CONTAINER, eid, dict(zip(fields, identity, strict=True)), last)
 
 
 def _group_entity(kind: EntityKind):
