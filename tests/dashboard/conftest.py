@@ -1,4 +1,5 @@
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -31,12 +32,24 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory):
-    """A real server holding 15 minutes of a 3-node cluster of 18 pods."""
+def _cluster_server(tmp_path_factory):
     directory = tmp_path_factory.mktemp("cluster")
     with running_server(directory) as base:
-        ingest_cluster(base, NODES, PODS, 900)
-        yield base
+        yield base, [ingest_cluster(base, NODES, PODS, 900)]
+
+
+@pytest.fixture
+def cluster(_cluster_server):
+    """A real server holding 15 minutes up to now of a 3-node cluster of 18 pods.
+
+    Lists without a range show what reported in the last 30 s, so each test starts with the
+    buckets since the previous one's, as the cluster's agents would have sent them."""
+    base, ends = _cluster_server
+    now = time.time()
+    seconds = int(now - ends[-1]) // 10 * 10
+    if seconds:
+        ends.append(ingest_cluster(base, NODES, PODS, seconds, end=ends[-1] + seconds))
+    return base
 
 
 @pytest.fixture

@@ -41,6 +41,30 @@ def _wave(seed: int, t: float, period: float = 900.0) -> float:
     return 0.5 + 0.5 * math.sin(2 * math.pi * t / period + seed * 1.7)
 
 
+def containers(
+    seed: int, index: int, cpu: float, memory: int, disk_read: float, disk_write: float
+) -> list[dict]:
+    """The pod's containers: `app`, and in every other pod a `proxy` sidecar; they share out
+    most of the pod's figures (the pod's own cgroup holds a little more)."""
+    shares = {"app": 0.8, "proxy": 0.15} if index % 2 == 0 else {"app": 0.95}
+    return [
+        {
+            "id": f"{seed:08x}{k:056x}",
+            "name": name,
+            "cpu_cores": cpu * share,
+            "cpu_limit_cores": 1.5 if name == "app" else 0.5,
+            "cpu_request_cores": 0.2 if name == "app" else 0.05,
+            "memory_usage_bytes": int(memory * share) + (8 << 20),
+            "memory_working_set_bytes": int(memory * share),
+            "memory_limit_bytes": (GIB * 3 // 2) if name == "app" else GIB // 2,
+            "memory_request_bytes": (96 << 20) if name == "app" else 32 << 20,
+            "disk_read_bps": disk_read * share,
+            "disk_write_bps": disk_write * share,
+        }
+        for k, (name, share) in enumerate(shares.items())
+    ]
+
+
 def pod_sample(node: int, index: int, t: float) -> dict:
     """One pod of node `node` at time t; its namespace and deployment follow from the indexes."""
     namespace = NAMESPACES[(node + index) % len(NAMESPACES)]
@@ -48,6 +72,7 @@ def pod_sample(node: int, index: int, t: float) -> dict:
     seed = node * 1000 + index
     cpu = 0.02 + 0.5 * _wave(seed, t) * (1 + index % 3)
     memory = int((64 + 512 * _wave(seed + 7, t, 1800) + 32 * (index % 4)) * (1 << 20))
+    disk_read, disk_write = 20_000 * _wave(seed + 3, t), 50_000 * _wave(seed + 4, t)
     return {
         "uid": f"{node:05d}-{index:04d}-4000-8000-000000000000",
         "name": f"{deployment}-{node:03d}-{index:03d}",
@@ -57,7 +82,7 @@ def pod_sample(node: int, index: int, t: float) -> dict:
         "workload": deployment,
         "node": f"node-{node:03d}",
         "qos": "burstable",
-        "containers": [],
+        "containers": containers(seed, index, cpu, memory, disk_read, disk_write),
         "cpu_cores": cpu,
         "cpu_limit_cores": 2.0,
         "cpu_request_cores": 0.25,
@@ -65,8 +90,8 @@ def pod_sample(node: int, index: int, t: float) -> dict:
         "memory_working_set_bytes": memory,
         "memory_limit_bytes": 2 * GIB,
         "memory_request_bytes": 128 << 20,
-        "disk_read_bps": 20_000 * _wave(seed + 3, t),
-        "disk_write_bps": 50_000 * _wave(seed + 4, t),
+        "disk_read_bps": disk_read,
+        "disk_write_bps": disk_write,
         "network_rx_bps": 200_000 * _wave(seed + 5, t),
         "network_tx_bps": 120_000 * _wave(seed + 6, t),
     }
@@ -110,13 +135,21 @@ def node_payload(node: int, t: float, pods: int) -> dict:
     }
 
 
-def post(base: str, payloads: list[dict]) -> None:
-    """POST payloads to /api/ingest, gzip-compressed."""
+def post(base: str, payloads: list[dict], attempts: int = 20) -> None:
+    """POST payloads to /api/ingest, gzip-compressed; a 503 (the server sheds load) is sent
+    again after its Retry-After, as an agent does."""
     body = gzip.compress(json.dumps(payloads).encode(), compresslevel=1)
     headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
-    request = urllib.request.Request(base + "/api/ingest", data=body, headers=headers)
-    with urllib.request.urlopen(request, timeout=120) as answer:
-        answer.read()
+    for attempt in range(attempts):
+        request = urllib.request.Request(base + "/api/ingest", data=body, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=120) as answer:
+                answer.read()
+                return
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or attempt == attempts - 1:
+                raise
+            time.sleep(float(error.headers.get("Retry-After", "1")))
 
 
 def ingest_cluster(

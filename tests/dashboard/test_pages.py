@@ -232,6 +232,11 @@ def test_phone_width_dark_mode(browser, cluster):
     page.wait_for_selector("figure.chart[data-points]")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "overview-phone-dark")
+    pod = api(cluster, "pods")["items"][0]
+    page.goto(f"{cluster}/#/pods/{pod['namespace']}/{pod['name']}")
+    page.wait_for_selector('section[data-container="app"] figure.chart[data-points]')
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "pod-phone-dark")
     context.close()
     assert errors == []
 
@@ -290,3 +295,45 @@ def test_a_long_list_renders_only_the_rows_in_view(page, tmp_path):
         assert float(last.get_attribute("data-value")) == pytest.approx(lowest)
         screenshot(page, "pods-long")
         page.goto("about:blank")  # no request in flight when the server stops
+
+
+def test_a_pod_shows_its_containers(page, cluster):
+    pod = next(p for p in api(cluster, "pods")["items"] if p["name"].endswith("-000"))
+    base = f"pods/{pod['namespace']}/{pod['name']}"
+    listed = {c["name"]: c for c in api(cluster, f"{base}/containers?window=1h")["items"]}
+    assert sorted(listed) == ["app", "proxy"]
+    page.goto(f"{cluster}/#/{base}")
+    wait_rows(page, "containers", 2)
+    names = link_texts(page, "containers", "name")
+    for column in ("cpu_cores", "memory_working_set_bytes", "memory_usage_bytes"):
+        shown = dict(zip(names, cell_values(page, "containers", column), strict=True))
+        assert shown == pytest.approx({n: c["metrics"][column] for n, c in listed.items()})
+    limits = dict(zip(names, cell_values(page, "containers", "cpu_limit_cores"), strict=True))
+    assert limits == {"app": 1.5, "proxy": 0.5}
+    for column in ("cpu_cores", "memory_working_set_bytes"):
+        sparks = page.locator(f'table[data-name="containers"] td[data-column="{column}-trend"] svg')
+        shown = [int(p) for p in sparks.evaluate_all("s => s.map(e => e.dataset.points)")]
+        expected = [points(listed[n]["series"], [column]) for n in names]
+        assert shown == expected
+        assert min(expected) > 1
+    for name, container in listed.items():
+        figures = page.locator(f'section[data-container="{name}"] figure.chart')
+        assert figures.count() == 3
+        for i in range(3):
+            metrics = figures.nth(i).get_attribute("data-metrics").split(",")
+            shown = int(figures.nth(i).get_attribute("data-points"))
+            assert shown == points(container["series"], metrics) > 0
+    screenshot(page, "pod-containers")
+
+    page.locator('section[data-container="proxy"] h3 a').click()
+    page.wait_for_selector("h1:text-is('proxy')")
+    page.wait_for_selector(".card[data-metric='memory_limit_bytes'] .value[data-value]")
+    one = api(cluster, f"{base}/containers/proxy")["metrics"]
+    for name in ("cpu_cores", "memory_working_set_bytes", "memory_limit_bytes"):
+        value = page.locator(f'.card[data-metric="{name}"] .value').get_attribute("data-value")
+        assert float(value) == pytest.approx(one[name]), name
+    page.wait_for_selector("figure.chart[data-points]")
+    assert page.locator("figure.chart").count() == 3
+    screenshot(page, "container")
+    page.go_back()
+    wait_rows(page, "containers", 2)

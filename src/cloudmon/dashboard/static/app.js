@@ -224,7 +224,7 @@ function charts(parent, groups) {
   };
 }
 
-function metricColumn(id, title, { spark = false, wide = false } = {}) {
+function metricColumn(id, title, { spark = false, wide = false, wideTrend = wide } = {}) {
   const unit = catalogue[id].unit;
   const column = {
     id,
@@ -238,7 +238,7 @@ function metricColumn(id, title, { spark = false, wide = false } = {}) {
   if (!spark) return column;
   return [
     column,
-    { id: `${id}-trend`, title: `${title} trend`, wide, spark: (row) => (row.series ? row.series[id] : []) },
+    { id: `${id}-trend`, title: `${title} trend`, wide: wideTrend, spark: (row) => (row.series ? row.series[id] : []) },
   ];
 }
 
@@ -530,11 +530,10 @@ function podPage(range, namespace, name) {
     ["Memory", ["memory_working_set_bytes", "memory_usage_bytes", "memory_request_bytes", "memory_limit_bytes"]],
     ...WORKLOAD_CHARTS.slice(2),
   ]);
-  const containers = section("Containers");
-  containers.append(el("p", { class: "empty", text: "The server keeps figures per pod; per-container figures are not stored." }));
+  const containers = podContainers(section("Containers"), range, namespace, name);
   let linked = false;
   return async () => {
-    const answer = await get(`pods/${enc(namespace)}/${enc(name)}`, timeParams(range));
+    const [answer] = await Promise.all([get(`pods/${enc(namespace)}/${enc(name)}`, timeParams(range)), containers()]);
     if (!linked) {
       linked = true;
       if (answer.deployment) crumbs.append(el("a", { href: podDeploymentHref(answer), text: answer.deployment }), " › ");
@@ -551,25 +550,112 @@ function podPage(range, namespace, name) {
   };
 }
 
+const CONTAINER_METRICS =
+  "cpu_cores,cpu_request_cores,cpu_limit_cores,memory_working_set_bytes,memory_usage_bytes,memory_request_bytes,memory_limit_bytes,disk_read_bps,disk_write_bps";
+const CONTAINER_CHARTS = [
+  ["CPU", ["cpu_cores", "cpu_request_cores", "cpu_limit_cores"]],
+  ["Memory", ["memory_working_set_bytes", "memory_usage_bytes", "memory_request_bytes", "memory_limit_bytes"]],
+  ["Disk", ["disk_read_bps", "disk_write_bps"]],
+];
+
+// A pod's containers: a table with a sparkline per row and each container's charts, all
+// from one call; refresh() loads it.
+function podContainers(parent, range, namespace, pod) {
+  const base = `pods/${enc(namespace)}/${enc(pod)}/containers`;
+  const href = (c) => link(`/pods/${enc(namespace)}/${enc(pod)}/containers/${enc(c.name)}`);
+  const columns = [
+    nameColumn("name", "Container", href),
+    metricColumn("cpu_cores", "CPU", { spark: true }),
+    metricColumn("memory_working_set_bytes", "Memory", { spark: true, wideTrend: true }),
+    metricColumn("memory_usage_bytes", "Memory usage", { wide: true }),
+    metricColumn("cpu_limit_cores", "CPU limit", { wide: true }),
+    metricColumn("memory_limit_bytes", "Memory limit", { wide: true }),
+    metricColumn("disk_read_bps", "Disk read", { wide: true }),
+    metricColumn("disk_write_bps", "Disk write", { wide: true }),
+  ];
+  const { params } = parseHash();
+  const grid = dataTable(parent, {
+    name: "containers",
+    columns: columns.flat(),
+    sort: params.get("sort") || "name",
+    filter: params.get("q"),
+    onState: remember,
+  });
+  const holder = el("div", { class: "containers" });
+  parent.append(holder);
+  const shown = new Map(); // container name -> [its section, fill(series)]
+  return async () => {
+    const { items } = await get(base, { ...timeParams(range), metrics: CONTAINER_METRICS });
+    grid.setRows(items);
+    const names = new Set(items.map((c) => c.name));
+    for (const [name, [node]] of shown) {
+      if (!names.has(name)) {
+        node.remove();
+        shown.delete(name);
+      }
+    }
+    for (const item of [...items].sort((a, b) => a.name.localeCompare(b.name))) {
+      if (!shown.has(item.name)) {
+        const node = el("section", { class: "container", "data-container": item.name, "aria-label": `Container ${item.name}` });
+        node.append(el("h3", {}, el("a", { href: href(item), text: item.name })));
+        holder.append(node);
+        shown.set(item.name, [node, charts(node, CONTAINER_CHARTS)]);
+      }
+      shown.get(item.name)[1](item.series);
+    }
+  };
+}
+
+function containerPage(range, namespace, pod, name) {
+  heading(name, [
+    ["Cluster", link("/")],
+    [namespace, link(`/namespaces/${enc(namespace)}`)],
+    [pod, link(`/pods/${enc(namespace)}/${enc(pod)}`)],
+  ]);
+  const info = el("p", { class: "info" });
+  view.append(info);
+  const fillCards = cards(view, [
+    ["CPU", "cpu_cores"],
+    ["CPU limit", "cpu_limit_cores"],
+    ["Memory", "memory_working_set_bytes"],
+    ["Memory usage", "memory_usage_bytes"],
+    ["Memory limit", "memory_limit_bytes"],
+  ]);
+  const fillCharts = charts(view, CONTAINER_CHARTS);
+  return async () => {
+    const answer = await get(`pods/${enc(namespace)}/${enc(pod)}/containers/${enc(name)}`, timeParams(range));
+    info.replaceChildren(
+      `container of pod ${answer.pod} on node `,
+      el("a", { href: nodeHref(answer), text: answer.node || "?" }),
+      answer.container_id ? ` · id ${answer.container_id.slice(0, 12)}` : "",
+      answer.timestamp ? ` · last report ${time(answer.timestamp)}` : "",
+    );
+    fillCards(answer.metrics);
+    fillCharts(answer.series);
+  };
+}
+
+// Each route's path: fixed words, and * for a name the view is given.
 const ROUTES = [
   [[], overview],
   [["nodes"], nodeList],
-  [["nodes", 1], nodePage],
+  [["nodes", "*"], nodePage],
   [["namespaces"], namespaceList],
-  [["namespaces", 1], namespacePage],
+  [["namespaces", "*"], namespacePage],
   [["deployments"], deploymentList],
-  [["deployments", 2], deploymentPage],
+  [["deployments", "*", "*"], deploymentPage],
   [["pods"], podList],
-  [["pods", 2], podPage],
+  [["pods", "*", "*"], podPage],
+  [["pods", "*", "*", "containers", "*"], containerPage],
 ];
 
 function match(parts) {
-  for (const [[name, args = 0], make] of ROUTES) {
-    if (name === undefined ? parts.length === 0 : parts[0] === name && parts.length === 1 + args) {
-      return make;
+  for (const [pattern, make] of ROUTES) {
+    if (pattern.length === parts.length && pattern.every((word, i) => word === "*" || word === parts[i])) {
+      return [make, parts.filter((part, i) => pattern[i] === "*")];
     }
   }
-  return null;
+  return [null, []];
 }
 
 function route() {
@@ -585,14 +671,13 @@ function route() {
   }
   view.replaceChildren();
   showStatus(null, "");
-  const make = match(parts);
+  const [make, args] = match(parts);
   if (!make) {
     heading("Not found", [["Cluster", link("/")]]);
     current = null;
     return;
   }
-  const args = parts.slice(1);
-  const load = parts[0] && args.length === 0 ? make(range, params) : make(range, ...args);
+  const load = parts.length === 1 ? make(range, params) : make(range, ...args);
   current = { refresh: load };
   document.title = `${parts.length ? parts.join(" / ") : "Cluster"} · cloudmon`;
   refresh();

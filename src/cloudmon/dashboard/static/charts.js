@@ -4,6 +4,13 @@ import { formatter, label } from "./format.js";
 
 const COLOURS = ["#3b82f6", "#ef4444", "#10b981", "#f59e0b"];
 
+// Axis steps that read as round numbers in each unit: bytes by powers of two (512 MiB, 1 GiB),
+// rates by 1, 2 and 5 times a power of ten, neither below 1 (no "0.5 B").
+const INCREMENTS = {
+  bytes: Array.from({ length: 60 }, (_, i) => 2 ** i),
+  "bytes/s": Array.from({ length: 45 }, (_, i) => [1, 2, 5][i % 3] * 10 ** Math.floor(i / 3)),
+};
+
 function themed(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
@@ -17,7 +24,10 @@ export function rangeChart(parent, title, names, catalogue) {
   caption.textContent = title;
   const holder = document.createElement("div");
   holder.className = "plot";
-  figure.append(caption, holder);
+  const nodata = document.createElement("p");
+  nodata.className = "nodata";
+  nodata.textContent = "No data in this range";
+  figure.append(caption, nodata, holder);
   parent.append(figure);
   const unit = catalogue[names[0]].unit;
   const format = formatter(unit);
@@ -31,7 +41,7 @@ export function rangeChart(parent, title, names, catalogue) {
       cursor: { drag: { x: false, y: false } },
       legend: { live: true },
       scales: { y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
-      axes: [{ ...axis, space: 90 }, { ...axis, size: 70, values: (u, ticks) => ticks.map(format) }],
+      axes: [{ ...axis, space: 90 }, { ...axis, size: 70, incrs: INCREMENTS[unit], values: (u, ticks) => ticks.map(format) }],
       series: [
         {},
         ...names.map((name, i) => ({
@@ -58,6 +68,7 @@ export function rangeChart(parent, title, names, catalogue) {
       else plot.setData(data);
       const points = names.reduce((sum, n) => sum + (series[n] || []).filter((v) => v !== null).length, 0);
       figure.dataset.points = String(points);
+      nodata.hidden = points > 0;
     },
   };
 }
