@@ -4,10 +4,12 @@ A row holds one entity's bucket: its present values packed as a 32-bit mask of t
 columns present followed by those values as little-endian doubles. Sample tables are
 WITHOUT ROWID and keyed (bucket, id), so a bucket's rows are written at the end of the
 B-tree and the pages stay full. The namespace, deployment and cluster sums of each bucket
-are kept in grp_sample: added to as nodes report, rebuilt from the pod and node rows of the
-bucket when a node reports a bucket a second time. Rollup tables hold, per 1 min or 1 h
+are taken once the bucket is closed (SUM_GRACE after it ends, by `roll_up`) from its pod and
+node rows into grp_sample; until then, and while a late sample has made them stale, a query
+sums the rows it needs itself. Rollup tables hold, per 1 min or 1 h
 period, the STATS (sum, count, min, max, last) of each column; rollup_state says up to
-where each resolution is done and rollup_dirty which periods late samples changed.
+where each resolution is done (for the 10 s resolution: where the sums are) and rollup_dirty
+which periods (buckets) late samples changed.
 """
 
 import contextlib
@@ -104,6 +106,11 @@ MIGRATIONS: tuple[str, ...] = (
         res INTEGER NOT NULL, bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
         PRIMARY KEY (res, bucket, id)) WITHOUT ROWID;
     """,
+    # Sums were kept at ingest up to here: the buckets they cover are closed.
+    """
+    INSERT INTO rollup_state (res, done)
+        SELECT 10, max(bucket) + 10 FROM grp_sample HAVING max(bucket) IS NOT NULL;
+    """,
 )
 
 _ROLLUP_TABLE = {
@@ -114,6 +121,7 @@ _ROLLUP_TABLE = {
 }
 MAX_WAITING = 32  # writes waiting or writing, in all processes, before more are refused
 ROLLUP_GRACE = 60  # seconds after a minute ends before it is rolled up: agents send late
+SUM_GRACE = 30  # seconds after a bucket starts before its sums are taken and kept
 
 _SAMPLE_TABLE = {
     EntityKind.NODE: "node_sample",
@@ -214,12 +222,6 @@ def _ids(blob: bytes) -> tuple[int, ...]:
     return struct.unpack(f"<{len(blob) // 4}I", blob)
 
 
-def _add(total: list, values: Sequence) -> None:
-    for i, value in enumerate(values):
-        if value is not None:
-            total[i] = value if total[i] is None else total[i] + value
-
-
 _FULL_MASK = (1 << len(POD_COLUMNS)) - 1
 _POD_SUMMED = operator.itemgetter(*(POD_COLUMNS.index(name) for name in GROUP_COLUMNS[:-1]))
 _NODE_SUMMED = operator.itemgetter(*(NODE_COLUMNS.index(name) for name in CLUSTER_SUMS))
@@ -261,9 +263,6 @@ class _Partials:
     def __init__(self) -> None:
         self.rows: dict[int, list[Sequence]] = defaultdict(list)
 
-    def add(self, gid: int, total: Sequence) -> None:
-        self.rows[gid].append(total)
-
     def add_pod(self, group_ids: Sequence[int], values: Sequence) -> None:
         summed = (*_POD_SUMMED(values), 1)
         for gid in group_ids:
@@ -281,14 +280,13 @@ class _Partials:
 
 
 class _Prepared:
-    """A payload's rows packed and its namespace and deployment sums taken: the work that
-    needs no lock, done before a write waits for the writer."""
+    """A payload's rows packed and its groups found: the work that needs no lock, done
+    before a write waits for the writer."""
 
     __slots__ = (
         "bucket",
         "containers",
         "groups",
-        "loose",
         "node_blob",
         "node_row",
         "payload",
@@ -320,19 +318,10 @@ class _Prepared:
             + sum(map(stored_values, self.pod_blobs))
             + sum(stored_values(blob) for *_, blob in self.containers)
         )
-        rows: dict[tuple[EntityKind, str, str], list[tuple]] = defaultdict(list)
-        self.loose: list[int] = []  # pods without a namespace: their stored groups count
-        for index, (pod, row) in enumerate(zip(self.pods, self.pod_rows, strict=True)):
-            if pod.namespace is None:
-                self.loose.append(index)
-                continue
-            summed = (*_POD_SUMMED(row), 1)
-            rows[EntityKind.NAMESPACE, pod.namespace, ""].append(summed)
-            if pod.deployment is not None:
-                rows[EntityKind.DEPLOYMENT, pod.namespace, pod.deployment].append(summed)
-        self.groups = {
-            key: group[0] if len(group) == 1 else _column_sums(group) for key, group in rows.items()
-        }
+        # The namespaces and deployments reporting in this bucket.
+        self.groups = {(EntityKind.NAMESPACE, pod.namespace, "") for pod in self.pods}
+        self.groups |= {(EntityKind.DEPLOYMENT, pod.namespace, pod.deployment) for pod in self.pods}
+        self.groups = {key for key in self.groups if None not in key}
 
 
 @register("sqlite")
@@ -440,7 +429,6 @@ class SqliteStorage(Storage):
         self._node_ids: dict[str, int] = {}
         self._pod_ids: dict[str, int] = {}
         self._group_ids: dict[tuple[int, str, str], int] = {}
-        self._pod_groups: dict[int, tuple[int, ...]] = {}
         self._pod_identity: dict[str, tuple] = {}
         self._containers: dict[tuple[int, str], tuple[int, str]] = {}  # id, container ID
         self._group_spans: dict[int, tuple[int, int]] = {}  # (first, last bucket) stored
@@ -520,12 +508,9 @@ class SqliteStorage(Storage):
 
     def _store(self, conn: sqlite3.Connection, payloads: Sequence) -> list[int]:
         self._done = dict(conn.execute("SELECT res, done FROM rollup_state"))
-        partials: dict[int, _Partials] = defaultdict(_Partials)
         # Per (table, bucket): the pods and containers known already, whose spans to widen.
         seen: dict[tuple[str, int], list[int]] = defaultdict(list)
-        counts = [self._write_one(conn, payload, partials, seen) for payload in payloads]
-        for bucket, sums in partials.items():
-            self._merge(conn, bucket, sums)
+        counts = [self._write_one(conn, payload, seen) for payload in payloads]
         for (table, bucket), ids in seen.items():
             conn.execute(
                 f"UPDATE {table} SET last_bucket = max(last_bucket, ?1),"
@@ -535,7 +520,7 @@ class SqliteStorage(Storage):
             )
         return counts
 
-    def _write_one(self, conn: sqlite3.Connection, prepared: _Prepared, partials, seen) -> int:
+    def _write_one(self, conn: sqlite3.Connection, prepared: _Prepared, seen) -> int:
         bucket, payload = prepared.bucket, prepared.payload
         for res, done in self._done.items():
             if bucket < done:
@@ -566,16 +551,11 @@ class SqliteStorage(Storage):
             "INSERT OR REPLACE INTO node_sample (bucket, id, v, pods) VALUES (?, ?, ?, ?)",
             (bucket, node_id, prepared.node_blob, struct.pack(f"<{len(pod_ids)}I", *pod_ids)),
         )
-        cluster_id = self._group_id(conn, EntityKind.CLUSTER, "", "", bucket)
-        if previous is None:
-            bucket_partials = partials[bucket]
-            for (kind, namespace, name), total in prepared.groups.items():
-                bucket_partials.add(self._group_id(conn, kind, namespace, name, bucket), total)
-            for index in prepared.loose:
-                pid = pod_ids[index]
-                bucket_partials.add_pod(self._pod_groups[pid], prepared.pod_rows[index])
-            bucket_partials.add_node(cluster_id, prepared.node_row)
-        else:
+        groups = [self._group_id(conn, *key, bucket) for key in prepared.groups]
+        self._widen(
+            conn, bucket, [self._group_id(conn, EntityKind.CLUSTER, "", "", bucket), *groups]
+        )
+        if previous is not None:
             gone = set(_ids(previous[0])).difference(pod_ids)
             conn.executemany(
                 "DELETE FROM pod_sample WHERE bucket = ? AND id = ?",
@@ -587,9 +567,6 @@ class SqliteStorage(Storage):
                 " (SELECT value FROM json_each(?3))",
                 (bucket, json.dumps(_ids(previous[0])), json.dumps(container_ids)),
             )
-            # The rebuild sums every row of the bucket, this batch's included so far.
-            partials.pop(bucket, None)
-            self._rebuild(conn, bucket, cluster_id)
         return prepared.samples
 
     def _node_id(self, conn: sqlite3.Connection, payload, bucket: int) -> int:
@@ -652,10 +629,6 @@ class SqliteStorage(Storage):
                 )
             )
             for pod, identity in changed:
-                groups = self._groups_of(conn, pod.namespace, pod.deployment, bucket)
-                pid = self._pod_ids[pod.uid]
-                if groups or pid not in self._pod_groups:
-                    self._pod_groups[pid] = groups
                 self._pod_identity[pod.uid] = identity
         ids = [self._pod_ids[pod.uid] for pod in pods]
         if len(changed) < len(pods):
@@ -707,44 +680,35 @@ class SqliteStorage(Storage):
             self._group_ids[key] = gid
         return gid
 
-    def _merge(self, conn, bucket: int, partials: _Partials) -> None:
-        sums = partials.sums()
-        old = conn.execute(
-            "SELECT id, v FROM grp_sample WHERE bucket = ? AND id IN"
-            " (SELECT value FROM json_each(?))",
-            (bucket, json.dumps(list(sums))),
-        )
-        for gid, blob in old:
-            total = sums[gid]
-            _add(total, unpack(blob, len(total)))
-        self._store_groups(conn, bucket, sums)
-
-    def _rebuild(self, conn, bucket: int, cluster_id: int) -> None:
+    def _sum_bucket(self, conn, bucket: int) -> None:
+        """Keep the sums of every group in one bucket, taken from its pod and node rows."""
+        cluster_id = self._group_id(conn, EntityKind.CLUSTER, "", "", bucket)
         partials = _Partials()
         for _, blob in conn.execute("SELECT id, v FROM node_sample WHERE bucket = ?", (bucket,)):
             partials.add_node(cluster_id, unpack(blob, len(NODE_COLUMNS)))
-        for pid, blob in conn.execute("SELECT id, v FROM pod_sample WHERE bucket = ?", (bucket,)):
-            partials.add_pod(self._groups_of_pod(conn, pid, bucket), unpack(blob, len(POD_COLUMNS)))
+        rows = conn.execute(
+            "SELECT s.v, p.namespace, p.deployment FROM pod_sample s JOIN pod p ON p.id = s.id"
+            " WHERE s.bucket = ? ORDER BY s.id",
+            (bucket,),
+        )
+        for blob, namespace, deployment in rows:
+            groups = self._groups_of(conn, namespace, deployment, bucket)
+            partials.add_pod(groups, unpack(blob, len(POD_COLUMNS)))
         conn.execute("DELETE FROM grp_sample WHERE bucket = ?", (bucket,))
         self._store_groups(conn, bucket, partials.sums())
-
-    def _groups_of_pod(self, conn, pid: int, bucket: int) -> tuple[int, ...]:
-        groups = self._pod_groups.get(pid)
-        if groups is None:
-            namespace, deployment = conn.execute(
-                "SELECT namespace, deployment FROM pod WHERE id = ?", (pid,)
-            ).fetchone()
-            groups = self._pod_groups[pid] = self._groups_of(conn, namespace, deployment, bucket)
-        return groups
 
     def _store_groups(self, conn, bucket: int, sums: dict[int, list]) -> None:
         conn.executemany(
             "INSERT OR REPLACE INTO grp_sample (bucket, id, v) VALUES (?, ?, ?)",
             [(bucket, gid, pack(total)) for gid, total in sums.items()],
         )
+        self._widen(conn, bucket, list(sums))
+
+    def _widen(self, conn, bucket: int, gids: list[int]) -> None:
+        """Groups' spans widened to hold a bucket."""
         # Other writers only widen a group's span, so one known to hold the bucket does.
         spans = self._group_spans
-        widen = [gid for gid in sums if not spans.get(gid, _NO_SPAN)[0] <= bucket <= spans[gid][1]]
+        widen = [gid for gid in gids if not spans.get(gid, _NO_SPAN)[0] <= bucket <= spans[gid][1]]
         if not widen:
             return
         rows = conn.execute(
@@ -769,6 +733,10 @@ class SqliteStorage(Storage):
         return result
 
     def roll_up(self) -> int:
+        while self._transaction(lambda conn: self._redo_dirty(conn, BUCKET, BUCKET)):
+            pass
+        while self._transaction(self._close_next):
+            pass
         periods = 0
         for res, source in zip(RESOLUTIONS[1:], RESOLUTIONS, strict=False):
             while self._transaction(lambda conn, r=res, s=source: self._redo_dirty(conn, r, s)):
@@ -783,17 +751,36 @@ class SqliteStorage(Storage):
         if row is None:
             return False
         conn.execute("DELETE FROM rollup_dirty WHERE res = ? AND bucket = ?", (res, row[0]))
-        self._summarise(conn, res, source, row[0])
+        if res == BUCKET:
+            self._sum_bucket(conn, row[0])
+        else:
+            self._summarise(conn, res, source, row[0])
         return True
+
+    def _close_next(self, conn) -> bool:
+        """Take the sums of the next bucket past SUM_GRACE; False when there is none."""
+        horizon = bucket_of(self._clock() - SUM_GRACE)
+        row = conn.execute("SELECT done FROM rollup_state WHERE res = ?", (BUCKET,)).fetchone()
+        done = row[0] if row else 0
+        if done >= horizon:
+            return False
+        query = "SELECT min(bucket) FROM node_sample WHERE bucket >= ? AND bucket < ?"
+        (bucket,) = conn.execute(query, (done, horizon)).fetchone()
+        if bucket is not None:
+            self._sum_bucket(conn, bucket)
+        conn.execute(
+            "INSERT OR REPLACE INTO rollup_state (res, done) VALUES (?, ?)",
+            (BUCKET, horizon if bucket is None else bucket + BUCKET),
+        )
+        return bucket is not None
 
     def _next_period(self, conn, res: int, source: int) -> bool:
         state = dict(conn.execute("SELECT res, done FROM rollup_state"))
-        if source == BUCKET:
-            horizon = int(self._clock() - ROLLUP_GRACE) // res * res
-        elif source in state:
-            horizon = state[source] // res * res
-        else:
+        if source not in state:  # for raw buckets: their sums not taken yet
             return False
+        horizon = state[source] // res * res
+        if source == BUCKET:
+            horizon = min(horizon, int(self._clock() - ROLLUP_GRACE) // res * res)
         done = state.get(res)
         if done is None:
             oldest = self._oldest(conn, source)
@@ -944,6 +931,14 @@ class SqliteStorage(Storage):
         if not around:
             return found
         absent = set(around) - self._present(conn, _SAMPLE_TABLE[kind], around, first, last)
+        if absent and kind in _GROUP_KIND:
+            unsummed = self._unsummed_buckets(conn, self._unsummed(conn), first, last)
+            absent = {
+                entity.id
+                for entity in found
+                if entity.id in absent
+                and all(self._group_sums(conn, entity, bucket) is None for bucket in unsummed)
+            }
         return [entity for entity in found if entity.id not in absent]
 
     def _present(self, conn, table: str, ids: list[int], first: int, last: int) -> set[int]:
@@ -974,9 +969,16 @@ class SqliteStorage(Storage):
     def latest(self, entities, names):
         conn = self._reader()
         buckets = [self._latest_bucket(conn, entity) for entity in entities]
+        done, stale = self._unsummed(conn)
+        summed: dict[int, list | None] = {}  # by position: a group's sums taken here
         wanted: dict[tuple[str, int], list[int]] = defaultdict(list)
-        for entity, bucket in zip(entities, buckets, strict=True):
-            if bucket is not None:
+        for i, (entity, bucket) in enumerate(zip(entities, buckets, strict=True)):
+            if bucket is None:
+                continue
+            if entity.kind in _GROUP_KIND and (bucket >= done or bucket in stale):
+                sums = self._group_sums(conn, entity, bucket)
+                summed[i] = None if sums is None else derive(entity.kind, sums)
+            else:
                 wanted[_SAMPLE_TABLE[entity.kind], bucket].append(entity.id)
         blobs = {}
         for (table, bucket), ids in wanted.items():
@@ -984,8 +986,8 @@ class SqliteStorage(Storage):
         found: list = [
             self._values(entity.kind, blobs[key])
             if (key := (_SAMPLE_TABLE[entity.kind], entity.id)) in blobs
-            else None
-            for entity in entities
+            else summed.get(i)
+            for i, entity in enumerate(entities)
         ]
         expired = [i for i, bucket in enumerate(buckets) if bucket is not None and found[i] is None]
         if expired:
@@ -1063,13 +1065,13 @@ class SqliteStorage(Storage):
             query = "SELECT done FROM rollup_state WHERE res = ?"
             done = (conn.execute(query, (res,)).fetchone() or (first // res * res,))[0]
         answers = []
+        unsummed = self._unsummed(conn)
         for entity in entities:
             pick = _picker(entity.kind, names)
             table = _SAMPLE_TABLE[entity.kind]
             if done is None:
-                rows = self._rows(conn, table, BUCKET, first, last, entity.id)
-                values = ((bucket, pick(self._values(entity.kind, blob))) for bucket, blob in rows)
-                answers.append(fold(values, names, span))
+                rows = self._raw(conn, entity, first, last, unsummed)
+                answers.append(fold(((b, pick(values)) for b, values in rows), names, span))
                 continue
             width = len(columns(entity.kind))
             rollups = list(
@@ -1083,10 +1085,8 @@ class SqliteStorage(Storage):
                 )
             )
             raw = [
-                (bucket, pick(self._values(entity.kind, blob)))
-                for bucket, blob in self._rows(
-                    conn, table, BUCKET, max(first, done), last, entity.id
-                )
+                (bucket, pick(values))
+                for bucket, values in self._raw(conn, entity, max(first, done), last, unsummed)
             ]
             # Each figure folds as the raw values would: avg as the sum of sums over the sum
             # of counts; max of maxima, min of minima, last of lasts, sum of sums.
@@ -1107,6 +1107,59 @@ class SqliteStorage(Storage):
                 ]
             answers.append(sums)
         return answers
+
+    def _raw(self, conn, entity: Entity, first: int, last: int, unsummed) -> list[tuple]:
+        """(bucket, values) of an entity's buckets in [first, last]; a group's unsummed ones
+        summed from its pods' (the cluster's: its nodes') rows."""
+        rows = self._rows(conn, _SAMPLE_TABLE[entity.kind], BUCKET, first, last, entity.id)
+        found = [(bucket, self._values(entity.kind, blob)) for bucket, blob in rows]
+        if entity.kind not in _GROUP_KIND:
+            return found
+        done, stale = unsummed
+        found = [row for row in found if row[0] < done and row[0] not in stale]
+        for bucket in self._unsummed_buckets(conn, unsummed, first, last):
+            values = self._group_sums(conn, entity, bucket)
+            if values is not None:
+                found.append((bucket, derive(entity.kind, values)))
+        return found
+
+    @staticmethod
+    def _unsummed(conn) -> tuple[int, set[int]]:
+        """From which bucket on the groups' sums are not taken yet, and the buckets before
+        whose sums late samples made stale."""
+        row = conn.execute("SELECT done FROM rollup_state WHERE res = ?", (BUCKET,)).fetchone()
+        query = "SELECT bucket FROM rollup_dirty WHERE res = ?"
+        return (row[0] if row else 0), {bucket for (bucket,) in conn.execute(query, (BUCKET,))}
+
+    @staticmethod
+    def _unsummed_buckets(conn, unsummed: tuple[int, set[int]], first: int, last: int) -> set[int]:
+        """The buckets in [first, last] with samples but without their sums taken."""
+        done, stale = unsummed
+        query = "SELECT DISTINCT bucket FROM node_sample WHERE bucket >= ? AND bucket <= ?"
+        found = {bucket for (bucket,) in conn.execute(query, (max(first, done), last))}
+        return found | {bucket for bucket in stale if first <= bucket <= last}
+
+    @staticmethod
+    def _group_sums(conn, entity: Entity, bucket: int) -> list | None:
+        """A group's sums in one bucket from its pods' (the cluster's: its nodes') rows, in
+        the order `_sum_bucket` adds them; None when it has none."""
+        if entity.kind is EntityKind.CLUSTER:
+            rows = conn.execute("SELECT v FROM node_sample WHERE bucket = ? ORDER BY id", (bucket,))
+            vectors = [(*_NODE_SUMMED(unpack(blob, len(NODE_COLUMNS))), 1) for (blob,) in rows]
+        else:
+            sql = (
+                "SELECT s.v FROM pod p JOIN pod_sample s ON s.bucket = ? AND s.id = p.id"
+                " WHERE p.namespace = ?"
+            )
+            params = [bucket, entity.identity["namespace"]]
+            if entity.kind is EntityKind.DEPLOYMENT:
+                sql += " AND p.deployment = ?"
+                params.append(entity.identity["name"])
+            rows = conn.execute(sql + " ORDER BY s.id", params)
+            vectors = [(*_POD_SUMMED(unpack(blob, len(POD_COLUMNS))), 1) for (blob,) in rows]
+        if not vectors:
+            return None
+        return list(vectors[0]) if len(vectors) == 1 else _column_sums(vectors)
 
     @staticmethod
     def _rows(conn, table: str, res: int, first: int, last: int, eid: int):
