@@ -224,6 +224,10 @@ def browser_figures(page, base: str, window: str) -> None:
     total = page.locator(".count").inner_text()
     print(f"pod list: {total} pods, rows shown after {loaded:.0f} ms")
     page.wait_for_load_state("networkidle")
+    result = page.evaluate(SCROLL, [SCROLL_FRAMES, 0])
+    print(
+        f"pod list standing still ({SCROLL_FRAMES} frames, the machine's noise): {frames(result)}"
+    )
     for step, label in ((300, "fast, 300 px"), (36, "slow, one row")):
         result = page.evaluate(SCROLL, [SCROLL_FRAMES, step])
         print(f"pod list scrolling ({SCROLL_FRAMES} frames, {label} each): {frames(result)}")

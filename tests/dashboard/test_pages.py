@@ -188,6 +188,14 @@ def test_a_shared_url_restores_the_view(page, cluster):
 def test_keyboard_moves_through_rows_and_opens_one(page, cluster):
     page.goto(cluster + "/#/pods?sort=name")
     wait_rows(page, "pods", NODES * PODS)
+    hash_before = page.evaluate("location.hash")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "view"
+    assert page.evaluate("location.hash") == hash_before
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Cluster"
     names = link_texts(page, "pods", "name")
     page.locator('table[data-name="pods"] td[data-column="name"] a').first.focus()
     # The rows' series arrive after the focus and leave it where it is.

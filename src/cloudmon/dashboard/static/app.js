@@ -130,6 +130,11 @@ pauseButton.addEventListener("click", () => {
   updated.textContent = paused ? "Auto-refresh paused" : "Auto-refresh every 10 s";
 });
 document.getElementById("refresh").addEventListener("click", refresh);
+// The skip link's own #view would be taken for a route.
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  view.focus();
+});
 
 // ---- range picker ----
 
