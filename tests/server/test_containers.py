@@ -106,3 +106,12 @@ def test_network_is_not_a_container_metric(post, client):
     response = client.get("/api/pods/shop/web-a/containers?metrics=network_rx_bps")
     assert response.status_code == 400
     assert "network_rx_bps" in response.json["error"]
+
+
+def test_a_container_without_a_name_is_known_by_its_id(post, client):
+    unnamed = {"id": "abc123", "name": None, "cpu_cores": 0.5}
+    post(web(T0 + 1, unnamed, container("app", "def456", cpu_cores=0.1)))
+    items = client.get("/api/pods/shop/web-a/containers").json["items"]
+    assert [(i["name"], i["container_id"]) for i in items] == [(None, "abc123"), ("app", "def456")]
+    one = client.get("/api/pods/shop/web-a/containers/abc123").json
+    assert one["metrics"]["cpu_cores"] == 0.5

@@ -173,9 +173,10 @@ def pod_containers(namespace: str, pod: str):
 
 @_get("/pods/<namespace>/<pod>/containers/<container>", EntityKind.CONTAINER, False)
 def pod_container(namespace: str, pod: str, container: str):
-    """One container of one pod (the newest pod of that name)."""
+    """One container of one pod (the newest pod of that name), by its name, or by its ID
+    where the agent did not know its name."""
     found = _find(EntityKind.POD, {"namespace": namespace, "name": pod}, f"pod {namespace}/{pod}")
-    filters = {"uid": found.identity["uid"], "name": container}
+    filters = {"uid": found.identity["uid"], "key": container}
     return _one(filters, f"container {container!r} of pod {namespace}/{pod}")
 
 

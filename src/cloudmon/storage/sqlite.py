@@ -4,12 +4,13 @@ A row holds one entity's bucket: its present values packed as a 32-bit mask of t
 columns present followed by those values as little-endian doubles. Sample tables are
 WITHOUT ROWID and keyed (bucket, id), so a bucket's rows are written at the end of the
 B-tree and the pages stay full. The namespace, deployment and cluster sums of each bucket
-are taken once the bucket is closed (SUM_GRACE after it ends, by `roll_up`) from its pod and
-node rows into grp_sample; until then, and while a late sample has made them stale, a query
-sums the rows it needs itself. Rollup tables hold, per 1 min or 1 h
-period, the STATS (sum, count, min, max, last) of each column; rollup_state says up to
-where each resolution is done (for the 10 s resolution: where the sums are) and rollup_dirty
-which periods (buckets) late samples changed.
+are taken once the bucket is closed (SUM_GRACE after it starts, by `checkpoint` and
+`roll_up`, which the server's master process runs) from its pod and node rows into
+grp_sample; until then, and while a late sample has made them stale, a query sums the rows
+it needs itself. Rollup tables hold, per 1 min or 1 h period, the STATS (sum, count, min,
+max, last) of each column; rollup_state says up to where each resolution is done (for the
+10 s resolution: up to where the sums are taken) and rollup_dirty which periods (buckets)
+late samples changed.
 """
 
 import contextlib
@@ -97,8 +98,9 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     """
     CREATE TABLE ctr (
-        id INTEGER PRIMARY KEY, pod INTEGER NOT NULL, name TEXT NOT NULL, container_id TEXT,
-        first_bucket INTEGER NOT NULL, last_bucket INTEGER NOT NULL, UNIQUE (pod, name));
+        id INTEGER PRIMARY KEY, pod INTEGER NOT NULL, key TEXT NOT NULL, name TEXT,
+        container_id TEXT, first_bucket INTEGER NOT NULL, last_bucket INTEGER NOT NULL,
+        UNIQUE (pod, key));
     CREATE TABLE ctr_sample (
         bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
         PRIMARY KEY (bucket, id)) WITHOUT ROWID;
@@ -121,7 +123,7 @@ _ROLLUP_TABLE = {
 }
 MAX_WAITING = 32  # writes waiting or writing, in all processes, before more are refused
 ROLLUP_GRACE = 60  # seconds after a minute ends before it is rolled up: agents send late
-SUM_GRACE = 30  # seconds after a bucket starts before its sums are taken and kept
+SUM_GRACE = 20  # seconds after a bucket starts before its sums are taken and kept
 
 _SAMPLE_TABLE = {
     EntityKind.NODE: "node_sample",
@@ -307,11 +309,12 @@ class _Prepared:
             full(_FULL_MASK, *row) if None not in row else pack(row) for row in self.pod_rows
         ]
         self.node_blob = pack(self.node_row)
-        # (index of the pod, name, container ID, packed row) of each container
+        # (index of the pod, key, name, container ID, packed row) of each container; its key
+        # is its name, else (with no metadata) its ID
         self.containers = [
-            (index, container.name, container.id, pack(_CONTAINER_VALUES(container)))
+            (index, key, container.name, container.id, pack(_CONTAINER_VALUES(container)))
             for index, pod in enumerate(self.pods)
-            for container in {c.name: c for c in pod.containers}.values()
+            for key, container in {c.name or c.id: c for c in pod.containers}.items()
         ]
         self.samples = (
             stored_values(self.node_blob)
@@ -430,7 +433,7 @@ class SqliteStorage(Storage):
         self._pod_ids: dict[str, int] = {}
         self._group_ids: dict[tuple[int, str, str], int] = {}
         self._pod_identity: dict[str, tuple] = {}
-        self._containers: dict[tuple[int, str], tuple[int, str]] = {}  # id, container ID
+        self._containers: dict[tuple[int, str], tuple[int, str]] = {}  # (pod, key): id, ID
         self._group_spans: dict[int, tuple[int, int]] = {}  # (first, last bucket) stored
 
     def write(self, payloads: Sequence) -> int:
@@ -637,22 +640,21 @@ class SqliteStorage(Storage):
 
     def _upsert_containers(self, conn, pod_ids, containers, bucket: int, seen: list[int]):
         ids = []
-        for index, name, container_id, _ in containers:
-            key = (pod_ids[index], name)
-            known = self._containers.get(key)
+        for index, key, name, container_id, _ in containers:
+            known = self._containers.get((pod_ids[index], key))
             if known is not None and known[1] == container_id:
                 ids.append(known[0])
                 seen.append(known[0])
                 continue
             (cid,) = conn.execute(
-                "INSERT INTO ctr (pod, name, container_id, first_bucket, last_bucket)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (pod, name) DO UPDATE SET"
-                " container_id = coalesce(excluded.container_id, container_id),"
+                "INSERT INTO ctr (pod, key, name, container_id, first_bucket, last_bucket)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pod, key) DO UPDATE SET"
+                " name = excluded.name, container_id = excluded.container_id,"
                 " first_bucket = min(first_bucket, excluded.first_bucket),"
                 " last_bucket = max(last_bucket, excluded.last_bucket) RETURNING id",
-                (*key, container_id, bucket, bucket),
+                (pod_ids[index], key, name, container_id, bucket, bucket),
             ).fetchone()
-            self._containers[key] = (cid, container_id)
+            self._containers[pod_ids[index], key] = (cid, container_id)
             ids.append(cid)
         return ids
 
@@ -733,10 +735,7 @@ class SqliteStorage(Storage):
         return result
 
     def roll_up(self) -> int:
-        while self._transaction(lambda conn: self._redo_dirty(conn, BUCKET, BUCKET)):
-            pass
-        while self._transaction(self._close_next):
-            pass
+        self._take_sums()
         periods = 0
         for res, source in zip(RESOLUTIONS[1:], RESOLUTIONS, strict=False):
             while self._transaction(lambda conn, r=res, s=source: self._redo_dirty(conn, r, s)):
@@ -756,6 +755,13 @@ class SqliteStorage(Storage):
         else:
             self._summarise(conn, res, source, row[0])
         return True
+
+    def _take_sums(self) -> None:
+        """The groups' sums of the buckets past SUM_GRACE, and of those late samples changed."""
+        while self._transaction(lambda conn: self._redo_dirty(conn, BUCKET, BUCKET)):
+            pass
+        while self._transaction(self._close_next):
+            pass
 
     def _close_next(self, conn) -> bool:
         """Take the sums of the next bucket past SUM_GRACE; False when there is none."""
@@ -895,7 +901,7 @@ class SqliteStorage(Storage):
         elif kind is EntityKind.CONTAINER:
             sql = (
                 "SELECT * FROM (SELECT c.first_bucket, c.id, c.last_bucket, p.namespace,"
-                " p.name AS pod, p.uid, p.node, c.name, c.container_id"
+                " p.name AS pod, p.uid, p.node, c.name, c.container_id, c.key"
                 " FROM ctr c JOIN pod p ON p.id = c.pod)"
             )
             make = _container_entity
@@ -1178,6 +1184,7 @@ class SqliteStorage(Storage):
         return derive(kind, unpack(blob, len(STORED_COLUMNS[kind])))
 
     def checkpoint(self) -> None:
+        self._take_sums()
         if self._checkpointer is None:
             self._checkpointer = self._connect()
         # Passive: copies what no reader needs into the file, first while writers go on,
@@ -1217,7 +1224,7 @@ _FILTERS = {
     EntityKind.NAMESPACE: {"namespace"},
     EntityKind.DEPLOYMENT: {"namespace", "name"},
     EntityKind.CLUSTER: set(),
-    EntityKind.CONTAINER: {"namespace", "pod", "uid", "name"},
+    EntityKind.CONTAINER: {"namespace", "pod", "uid", "key"},
 }
 
 _ORDER = {
@@ -1226,7 +1233,7 @@ _ORDER = {
     EntityKind.NAMESPACE: "namespace",
     EntityKind.DEPLOYMENT: "namespace, name",
     EntityKind.CLUSTER: "id",
-    EntityKind.CONTAINER: "namespace, pod, uid, name",
+    EntityKind.CONTAINER: "namespace, pod, uid, key",
 }
 
 
@@ -1299,7 +1306,7 @@ def _pod_entity(row) -> Entity:
 
 
 def _container_entity(row) -> Entity:
-    eid, last, *identity = row
+    eid, last, *identity, _ = row
     fields = IDENTITY[EntityKind.CONTAINER]
     return Entity(EntityKind.CONTAINER, eid, dict(zip(fields, identity, strict=True)), last)
 
