@@ -103,6 +103,16 @@ def test_an_agent_spools_while_the_disk_is_full_then_all_is_stored(small_disk, t
     agent = None
     try:
         _fill(server.url, time.time())
+        # Smaller payloads, such as the agent's, may still fit where a large one did not.
+        for pods in (10, 1):
+            for number in range(500):
+                small = node_payload(
+                    f"small-{pods}-{number}", time.time(), pods=pods, namespace="s"
+                )
+                status = post_ingest(server.url, small)[0]
+                assert status in (200, 503)
+                if status == 503:
+                    break
         began = time.time()
         agent = subprocess.Popen(
             [sys.executable, "-m", "cloudmon", "agent", "--metadata", "none"]
@@ -138,7 +148,10 @@ def test_an_agent_spools_while_the_disk_is_full_then_all_is_stored(small_disk, t
     assert "answers HTTP 503 (storage: the disk is full" in agent_log, agent_log
     assert "reachable again" in agent_log and "dropped" not in agent_log, agent_log
     log = server.log_path.read_text()
-    assert log.count("ingest refused until there is space") == 1, log
-    assert log.count("ingest stores again") == 1, log
-    assert log.count("disk is full") <= 2, log  # ingest's, and the checkpoint's if it met it
+    # Once per time the disk filled up: the large, then the smaller payloads that still fit
+    # after, then the agent's; dozens of refused requests in all.
+    episodes = log.count("ingest refused until there is space")
+    assert 1 <= episodes <= 3, log
+    assert log.count("ingest stores again") == episodes, log
+    assert log.count("disk is full") <= episodes + 1, log  # and the checkpoint's if it met it
     assert "Traceback" not in log, log
