@@ -55,6 +55,7 @@ from cloudmon.storage.base import (
 _MASK = struct.Struct("<I")
 _NO_SPAN = (float("inf"), float("-inf"))
 _EXPIRE_CHUNK = 6  # periods of a resolution deleted per transaction
+_ROLLUP_CHUNK = 250  # ids of entities summarised per transaction
 _GROUP_KIND = {EntityKind.CLUSTER: 0, EntityKind.NAMESPACE: 1, EntityKind.DEPLOYMENT: 2}
 
 MIGRATIONS: tuple[str, ...] = (
@@ -112,6 +113,8 @@ MIGRATIONS: tuple[str, ...] = (
     """
     INSERT INTO rollup_state (res, done)
         SELECT 10, max(bucket) + 10 FROM grp_sample HAVING max(bucket) IS NOT NULL;
+    CREATE TABLE rollup_doing (
+        res INTEGER NOT NULL, bucket INTEGER NOT NULL, PRIMARY KEY (res, bucket)) WITHOUT ROWID;
     """,
 )
 
@@ -737,28 +740,32 @@ class SqliteStorage(Storage):
     def roll_up(self) -> int:
         self._take_sums()
         periods = 0
+        # Periods a stop left half rolled up are done again.
+        self._transaction(
+            lambda conn: conn.execute(
+                "INSERT OR IGNORE INTO rollup_dirty SELECT res, bucket FROM rollup_doing"
+            )
+        )
         for res, source in zip(RESOLUTIONS[1:], RESOLUTIONS, strict=False):
-            while self._transaction(lambda conn, r=res, s=source: self._redo_dirty(conn, r, s)):
-                periods += 1
-            while self._transaction(lambda conn, r=res, s=source: self._next_period(conn, r, s)):
+            while (
+                period := self._transaction(lambda conn, r=res: self._begin(conn, r))
+            ) is not None:
+                self._roll_up_period(res, source, period)
                 periods += 1
         return periods
 
-    def _redo_dirty(self, conn, res: int, source: int) -> bool:
+    def _redo_dirty(self, conn, res: int) -> bool:
         query = "SELECT bucket FROM rollup_dirty WHERE res = ? LIMIT 1"
         row = conn.execute(query, (res,)).fetchone()
         if row is None:
             return False
         conn.execute("DELETE FROM rollup_dirty WHERE res = ? AND bucket = ?", (res, row[0]))
-        if res == BUCKET:
-            self._sum_bucket(conn, row[0])
-        else:
-            self._summarise(conn, res, source, row[0])
+        self._sum_bucket(conn, row[0])
         return True
 
     def _take_sums(self) -> None:
         """The groups' sums of the buckets past SUM_GRACE, and of those late samples changed."""
-        while self._transaction(lambda conn: self._redo_dirty(conn, BUCKET, BUCKET)):
+        while self._transaction(lambda conn: self._redo_dirty(conn, BUCKET)):
             pass
         while self._transaction(self._close_next):
             pass
@@ -780,10 +787,31 @@ class SqliteStorage(Storage):
         )
         return bucket is not None
 
-    def _next_period(self, conn, res: int, source: int) -> bool:
+    def _begin(self, conn, res: int) -> int | None:
+        """The next period of a resolution to roll up: one late samples changed, else the
+        next finished one, marked done so that samples arriving from now on mark it
+        changed again; None when there is none."""
+        row = conn.execute("SELECT bucket FROM rollup_dirty WHERE res = ?", (res,)).fetchone()
+        if row is not None:
+            conn.execute("DELETE FROM rollup_dirty WHERE res = ? AND bucket = ?", (res, row[0]))
+            period = row[0]
+        else:
+            period = self._due(conn, res)
+            if period is None:
+                return None
+            conn.execute(
+                "INSERT OR REPLACE INTO rollup_state (res, done) VALUES (?, ?)",
+                (res, period + res),
+            )
+        conn.execute("INSERT OR IGNORE INTO rollup_doing VALUES (?, ?)", (res, period))
+        return period
+
+    def _due(self, conn, res: int) -> int | None:
+        """The next finished period of a resolution not rolled up yet."""
+        source = RESOLUTIONS[RESOLUTIONS.index(res) - 1]
         state = dict(conn.execute("SELECT res, done FROM rollup_state"))
         if source not in state:  # for raw buckets: their sums not taken yet
-            return False
+            return None
         horizon = state[source] // res * res
         if source == BUCKET:
             horizon = min(horizon, int(self._clock() - ROLLUP_GRACE) // res * res)
@@ -791,15 +819,35 @@ class SqliteStorage(Storage):
         if done is None:
             oldest = self._oldest(conn, source)
             if oldest is None:
-                return False
+                return None
             done = oldest // res * res
-        if done >= horizon:
-            return False
-        self._summarise(conn, res, source, done)
-        conn.execute(
-            "INSERT OR REPLACE INTO rollup_state (res, done) VALUES (?, ?)", (res, done + res)
+        return done if done < horizon else None
+
+    def _roll_up_period(self, res: int, source: int, period: int) -> None:
+        """Summarise a period a chunk of entities per transaction, so that ingest waits for
+        one chunk at most."""
+        for table in _ROLLUP_TABLE:
+            source_table = table if source == BUCKET else _ROLLUP_TABLE[table]
+            where = "" if source == BUCKET else f"res = {source} AND "
+            (low, high) = (
+                self._reader()
+                .execute(
+                    f"SELECT min(id), max(id) FROM {source_table}"
+                    f" WHERE {where}bucket >= ? AND bucket < ?",
+                    (period, period + res),
+                )
+                .fetchone()
+            )
+            for first in range(low or 0, (high or -1) + 1, _ROLLUP_CHUNK):
+                ids = (first, first + _ROLLUP_CHUNK)
+                self._transaction(
+                    lambda conn, t=table, i=ids: self._summarise(conn, res, source, period, t, i)
+                )
+        self._transaction(
+            lambda conn: conn.execute(
+                "DELETE FROM rollup_doing WHERE res = ? AND bucket = ?", (res, period)
+            )
         )
-        return True
 
     def _oldest(self, conn, res: int) -> int | None:
         found = []
@@ -814,39 +862,45 @@ class SqliteStorage(Storage):
                 found.append(oldest)
         return min(found, default=None)
 
-    def _summarise(self, conn, res: int, source: int, period: int) -> None:
+    def _summarise(
+        self, conn, res: int, source: int, period: int, table: str, ids=(0, 1 << 63)
+    ) -> None:
+        """The rollups of one period of one table's entities with ids in [ids[0], ids[1])."""
         clusters = {gid for (gid,) in conn.execute("SELECT id FROM grp WHERE kind = 0")}
-        for table, rollup in _ROLLUP_TABLE.items():
-            if source == BUCKET:
-                rows = conn.execute(
-                    f"SELECT id, v FROM {table} WHERE bucket >= ? AND bucket < ?",
-                    (period, period + res),
-                )
-            else:
-                rows = conn.execute(
-                    f"SELECT id, v FROM {rollup} WHERE res = ? AND bucket >= ? AND bucket < ?",
-                    (source, period, period + res),
-                )
-            summaries: dict[int, list] = {}
-            for eid, blob in rows:
-                kind = _kind_of(table, eid, clusters)
-                if source == BUCKET:
-                    values = self._values(kind, blob)
-                    stats = [None if v is None else (v, 1.0, v, v, v) for v in values]
-                else:
-                    stats = unpack_stats(blob, len(columns(kind)))
-                earlier = summaries.get(eid)
-                if earlier is not None:
-                    stats = [
-                        e if s is None else merge_stats(e, s)
-                        for e, s in zip(earlier, stats, strict=True)
-                    ]
-                summaries[eid] = stats
-            conn.execute(f"DELETE FROM {rollup} WHERE res = ? AND bucket = ?", (res, period))
-            conn.executemany(
-                f"INSERT INTO {rollup} (res, bucket, id, v) VALUES (?, ?, ?, ?)",
-                [(res, period, eid, pack_stats(stats)) for eid, stats in summaries.items()],
+        rollup = _ROLLUP_TABLE[table]
+        in_period = "bucket >= ? AND bucket < ? AND id >= ? AND id < ?"
+        if source == BUCKET:
+            rows = conn.execute(
+                f"SELECT id, v FROM {table} WHERE {in_period}", (period, period + res, *ids)
             )
+        else:
+            rows = conn.execute(
+                f"SELECT id, v FROM {rollup} WHERE res = ? AND {in_period}",
+                (source, period, period + res, *ids),
+            )
+        summaries: dict[int, list] = {}
+        for eid, blob in rows:
+            kind = _kind_of(table, eid, clusters)
+            if source == BUCKET:
+                values = self._values(kind, blob)
+                stats = [None if v is None else (v, 1.0, v, v, v) for v in values]
+            else:
+                stats = unpack_stats(blob, len(columns(kind)))
+            earlier = summaries.get(eid)
+            if earlier is not None:
+                stats = [
+                    e if s is None else merge_stats(e, s)
+                    for e, s in zip(earlier, stats, strict=True)
+                ]
+            summaries[eid] = stats
+        conn.execute(
+            f"DELETE FROM {rollup} WHERE res = ? AND bucket = ? AND id >= ? AND id < ?",
+            (res, period, *ids),
+        )
+        conn.executemany(
+            f"INSERT INTO {rollup} (res, bucket, id, v) VALUES (?, ?, ?, ?)",
+            [(res, period, eid, pack_stats(stats)) for eid, stats in summaries.items()],
+        )
 
     def expire(self) -> int:
         now = self._clock()
