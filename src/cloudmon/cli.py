@@ -204,10 +204,18 @@ def agent(**options) -> None:
 )
 @click.option(
     "--threads",
-    default=1,
+    default=4,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Threads per worker.",
+    help="Threads per worker: a slow client holds one thread, not a worker.",
+)
+@click.option(
+    "--request-time-limit",
+    envvar="CLOUDMON_REQUEST_TIME_LIMIT",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=1.0),
+    help="Seconds a request may take from its arrival; its connection is shut past them.",
 )
 @click.option(
     "--tls-cert",

@@ -22,6 +22,7 @@ from cloudmon.storage.base import RETENTION
 
 log = logging.getLogger(__name__)
 UPKEEP_EVERY = 60.0  # seconds between rollups and deletions of expired samples
+CACHE_MB = 64  # SQLite's page cache of one worker process, all its connections
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoints of the store, outside the workers
 REQUEST_TIME_LIMIT = 30.0  # seconds from a request's arrival to its answer before it is cut off
 
@@ -200,7 +201,13 @@ def run_server(
         # writes leave the WAL to it.
         "when_ready": lambda _: maintenance.start(_open(config), upkeep_every, CHECKPOINT_EVERY),
     }
-    workers_config = {**config, "CLOUDMON_STORAGE_OPTIONS": {"autocheckpoint": False}}
+    # Each thread reads through a connection of its own, each with its page cache: together
+    # they keep to about one connection's default.
+    cache_mb = max(8, CACHE_MB // (threads + 1))
+    workers_config = {
+        **config,
+        "CLOUDMON_STORAGE_OPTIONS": {"autocheckpoint": False, "cache_mb": cache_mb},
+    }
     master = os.getpid()
     figures = tempfile.mkdtemp(prefix="cloudmon-metrics-")
     try:
