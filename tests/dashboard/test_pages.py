@@ -104,6 +104,7 @@ def test_nodes_drill_down_to_a_pod_and_back(page, cluster):
     pods = api(cluster, "nodes/node-001/pods")["items"]
     assert sorted(link_texts(page, "pods", "name")) == sorted(p["name"] for p in pods)
     page.wait_for_selector("figure.chart[data-points]")
+    page.wait_for_selector('tr[data-index="0"] svg:not([data-points="0"])')
     screenshot(page, "node")
 
     pod = link_texts(page, "pods", "name")[0]
@@ -231,6 +232,7 @@ def test_phone_width_dark_mode(browser, cluster):
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
     page.goto(cluster + "/#/pods")
     wait_rows(page, "pods", NODES * PODS)
+    page.wait_for_selector('tr[data-index="0"] svg:not([data-points="0"])')
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert not page.locator('td[data-column="node"]').first.is_visible()
     background = page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
@@ -274,6 +276,8 @@ def test_a_long_list_renders_only_the_rows_in_view(page, tmp_path):
         page.wait_for_selector("text=800 of 800")
         rendered = page.locator('table[data-name="pods"] tr[data-index]').count()
         assert 10 < rendered < 100
+        # Enough for the view and the 10 rows of overscan below it, from the first render on.
+        assert rendered * 36 >= page.locator(".scroller").evaluate("s => s.clientHeight") + 360
         page.wait_for_selector(
             'tr[data-index="0"] td[data-column="cpu_cores-trend"] svg:not([data-points="0"])'
         )

@@ -100,7 +100,9 @@ export function dataTable(parent, { name, columns, sort, filter, onState, loadSe
   const rendered = new Map();
 
   function render(force = false) {
-    const visible = Math.ceil((scroller.clientHeight || 600) / ROW);
+    // Before its rows are in, the scroller is as short as its header: count on its
+    // max-height (70vh in style.css).
+    const visible = Math.ceil(Math.max(scroller.clientHeight, 0.7 * innerHeight) / ROW);
     const first = Math.max(0, Math.floor(scroller.scrollTop / ROW) - OVERSCAN);
     const last = Math.min(shown.length, first + visible + 2 * OVERSCAN);
     if (!force && first === range[0] && last === range[1]) return;
