@@ -567,9 +567,11 @@ const CONTAINER_CHARTS = [
 // from one call; refresh() loads it.
 function podContainers(parent, range, namespace, pod) {
   const base = `pods/${enc(namespace)}/${enc(pod)}/containers`;
-  const href = (c) => link(`/pods/${enc(namespace)}/${enc(pod)}/containers/${enc(c.name)}`);
+  // A container the agent knew no name of goes by its ID, which its route takes too.
+  const nameOf = (c) => c.name ?? c.container_id;
+  const href = (c) => link(`/pods/${enc(namespace)}/${enc(pod)}/containers/${enc(nameOf(c))}`);
   const columns = [
-    nameColumn("name", "Container", href),
+    { id: "name", title: "Container", value: nameOf, href, filterable: true },
     metricColumn("cpu_cores", "CPU", { spark: true }),
     metricColumn("memory_working_set_bytes", "Memory", { spark: true, wideTrend: true }),
     metricColumn("memory_usage_bytes", "Memory usage", { wide: true }),
@@ -592,21 +594,22 @@ function podContainers(parent, range, namespace, pod) {
   return async () => {
     const { items } = await get(base, { ...timeParams(range), metrics: CONTAINER_METRICS });
     grid.setRows(items);
-    const names = new Set(items.map((c) => c.name));
+    const names = new Set(items.map(nameOf));
     for (const [name, [node]] of shown) {
       if (!names.has(name)) {
         node.remove();
         shown.delete(name);
       }
     }
-    for (const item of [...items].sort((a, b) => a.name.localeCompare(b.name))) {
-      if (!shown.has(item.name)) {
-        const node = el("section", { class: "container", "data-container": item.name, "aria-label": `Container ${item.name}` });
-        node.append(el("h3", {}, el("a", { href: href(item), text: item.name })));
+    for (const item of [...items].sort((a, b) => nameOf(a).localeCompare(nameOf(b)))) {
+      const name = nameOf(item);
+      if (!shown.has(name)) {
+        const node = el("section", { class: "container", "data-container": name, "aria-label": `Container ${name}` });
+        node.append(el("h3", {}, el("a", { href: href(item), text: name })));
         holder.append(node);
-        shown.set(item.name, [node, charts(node, CONTAINER_CHARTS)]);
+        shown.set(name, [node, charts(node, CONTAINER_CHARTS)]);
       }
-      shown.get(item.name)[1](item.series);
+      shown.get(name)[1](item.series);
     }
   };
 }
