@@ -4,7 +4,7 @@ import threading
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from store_payloads import T0, node_payload, payloads
+from store_payloads import T0, Clock, node_payload, payloads
 
 from cloudmon.storage import open_storage
 from cloudmon.storage.base import EntityKind
@@ -126,4 +126,27 @@ def test_without_autocheckpoint_the_wal_waits_for_checkpoint(tmp_path):
     wal = (tmp_path / "s.db-wal").stat().st_size
     store.write(payloads(node_payload("n0", T0 + 10, [("p0-0", "ns", 0.5)])))
     assert (tmp_path / "s.db-wal").stat().st_size == wal  # written again from its start
+    store.close()
+
+
+def test_pods_with_nothing_left_in_any_resolution_are_forgotten(tmp_path):
+    clock = Clock(T0)
+    store = SqliteStorage(tmp_path / "s.db", clock=clock)
+    store.write(payloads(node_payload("n1", T0, [("old", "ns", 1.0)])))
+    clock.now = T0 + 80 * 86400
+    store.write(payloads(node_payload("n1", clock.now, [("new", "ns", 1.0)])))
+    store.roll_up()
+    assert store.expire() > 0
+    assert [pod.identity["uid"] for pod in store.entities(EntityKind.POD)] == ["new", "old"]
+    clock.now = T0 + 91 * 86400
+    store.roll_up()
+    store.expire()
+    assert [pod.identity["uid"] for pod in store.entities(EntityKind.POD)] == ["new"]
+    containers = store.entities(EntityKind.CONTAINER)
+    assert [c.identity["uid"] for c in containers] == ["new"]
+    assert [n.identity["node"] for n in store.entities(EntityKind.NODE)] == ["n1"]
+    store.write(payloads(node_payload("n1", clock.now, [("new", "ns", 2.0)])))
+    assert store.latest(store.entities(EntityKind.POD), ("cpu_cores",))[0]["metrics"] == {
+        "cpu_cores": 2.0
+    }
     store.close()

@@ -56,6 +56,7 @@ _MASK = struct.Struct("<I")
 _NO_SPAN = (float("inf"), float("-inf"))
 _EXPIRE_CHUNK = 6  # periods of a resolution deleted per transaction
 _ROLLUP_CHUNK = 250  # ids of entities summarised per transaction
+_KNOWN_PODS = 100_000  # pods whose ids a writer remembers before it starts afresh
 _GROUP_KIND = {EntityKind.CLUSTER: 0, EntityKind.NAMESPACE: 1, EntityKind.DEPLOYMENT: 2}
 
 MIGRATIONS: tuple[str, ...] = (
@@ -514,6 +515,8 @@ class SqliteStorage(Storage):
 
     def _store(self, conn: sqlite3.Connection, payloads: Sequence) -> list[int]:
         self._done = dict(conn.execute("SELECT res, done FROM rollup_state"))
+        if len(self._pod_ids) > _KNOWN_PODS:  # pods come and go: forget those of long ago
+            self._forget()
         # Per (table, bucket): the pods and containers known already, whose spans to widen.
         seen: dict[tuple[str, int], list[int]] = defaultdict(list)
         counts = [self._write_one(conn, payload, seen) for payload in payloads]
@@ -915,7 +918,19 @@ class SqliteStorage(Storage):
                 before = min(before, state[coarser])
             for table, rollup in _ROLLUP_TABLE.items():
                 deleted += self._delete_before(table if res == BUCKET else rollup, res, before)
-        return deleted
+        return deleted + self._prune(bucket_of(now - max(self.retention.values())))
+
+    def _prune(self, before: int) -> int:
+        """Forget pods, and their containers, with no sample left in any resolution. A pod
+        never comes back (a new one has a new UID); nodes, namespaces and deployments are
+        few and kept."""
+
+        def prune(conn) -> int:
+            pods = "SELECT id FROM pod WHERE last_bucket < ?"
+            gone = conn.execute(f"DELETE FROM ctr WHERE pod IN ({pods})", (before,)).rowcount
+            return gone + conn.execute("DELETE FROM pod WHERE last_bucket < ?", (before,)).rowcount
+
+        return self._transaction(prune)
 
     def _delete_before(self, table: str, res: int, before: int) -> int:
         where = "" if res == BUCKET else f"res = {res} AND "
