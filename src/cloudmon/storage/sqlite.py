@@ -56,8 +56,12 @@ _MASK = struct.Struct("<I")
 _NO_SPAN = (float("inf"), float("-inf"))
 _EXPIRE_CHUNK = 6  # periods of a resolution deleted per transaction
 _ROLLUP_CHUNK = 250  # ids of entities summarised per transaction
+_FEW_GROUPS = 3  # up to this many groups in one answer, their sums are taken one by one
 _KNOWN_PODS = 100_000  # pods whose ids a writer remembers before it starts afresh
 _GROUP_KIND = {EntityKind.CLUSTER: 0, EntityKind.NAMESPACE: 1, EntityKind.DEPLOYMENT: 2}
+_NAMESPACE, _DEPLOYMENT = _GROUP_KIND[EntityKind.NAMESPACE], _GROUP_KIND[EntityKind.DEPLOYMENT]
+_GROUPS = "SELECT id, kind, namespace, name FROM grp"
+_NODE_ROWS = "SELECT v FROM node_sample WHERE bucket = ? ORDER BY id"
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -691,19 +695,11 @@ class SqliteStorage(Storage):
     def _sum_bucket(self, conn, bucket: int) -> None:
         """Keep the sums of every group in one bucket, taken from its pod and node rows."""
         cluster_id = self._group_id(conn, EntityKind.CLUSTER, "", "", bucket)
-        partials = _Partials()
-        for _, blob in conn.execute("SELECT id, v FROM node_sample WHERE bucket = ?", (bucket,)):
-            partials.add_node(cluster_id, unpack(blob, len(NODE_COLUMNS)))
-        rows = conn.execute(
-            "SELECT s.v, p.namespace, p.deployment FROM pod_sample s JOIN pod p ON p.id = s.id"
-            " WHERE s.bucket = ? ORDER BY s.id",
-            (bucket,),
+        sums = _bucket_sums(
+            conn, bucket, cluster_id, lambda ns, name: self._groups_of(conn, ns, name, bucket)
         )
-        for blob, namespace, deployment in rows:
-            groups = self._groups_of(conn, namespace, deployment, bucket)
-            partials.add_pod(groups, unpack(blob, len(POD_COLUMNS)))
         conn.execute("DELETE FROM grp_sample WHERE bucket = ?", (bucket,))
-        self._store_groups(conn, bucket, partials.sums())
+        self._store_groups(conn, bucket, sums)
 
     def _store_groups(self, conn, bucket: int, sums: dict[int, list]) -> None:
         conn.executemany(
@@ -1007,12 +1003,13 @@ class SqliteStorage(Storage):
             return found
         absent = set(around) - self._present(conn, _SAMPLE_TABLE[kind], around, first, last)
         if absent and kind in _GROUP_KIND:
-            unsummed = self._unsummed_buckets(conn, self._unsummed(conn), first, last)
+            unsummed = _Unsummed(conn, len(absent))
+            buckets = unsummed.buckets(conn, first, last)
             absent = {
                 entity.id
                 for entity in found
                 if entity.id in absent
-                and all(self._group_sums(conn, entity, bucket) is None for bucket in unsummed)
+                and all(unsummed.sums(conn, entity, bucket) is None for bucket in buckets)
             }
         return [entity for entity in found if entity.id not in absent]
 
@@ -1044,14 +1041,14 @@ class SqliteStorage(Storage):
     def latest(self, entities, names):
         conn = self._reader()
         buckets = [self._latest_bucket(conn, entity) for entity in entities]
-        done, stale = self._unsummed(conn)
+        unsummed = _Unsummed(conn, sum(entity.kind in _GROUP_KIND for entity in entities))
         summed: dict[int, list | None] = {}  # by position: a group's sums taken here
         wanted: dict[tuple[str, int], list[int]] = defaultdict(list)
         for i, (entity, bucket) in enumerate(zip(entities, buckets, strict=True)):
             if bucket is None:
                 continue
-            if entity.kind in _GROUP_KIND and (bucket >= done or bucket in stale):
-                sums = self._group_sums(conn, entity, bucket)
+            if entity.kind in _GROUP_KIND and unsummed.has(bucket):
+                sums = unsummed.sums(conn, entity, bucket)
                 summed[i] = None if sums is None else derive(entity.kind, sums)
             else:
                 wanted[_SAMPLE_TABLE[entity.kind], bucket].append(entity.id)
@@ -1140,7 +1137,7 @@ class SqliteStorage(Storage):
             query = "SELECT done FROM rollup_state WHERE res = ?"
             done = (conn.execute(query, (res,)).fetchone() or (first // res * res,))[0]
         answers = []
-        unsummed = self._unsummed(conn)
+        unsummed = _Unsummed(conn, sum(entity.kind in _GROUP_KIND for entity in entities))
         for entity in entities:
             pick = _picker(entity.kind, names)
             table = _SAMPLE_TABLE[entity.kind]
@@ -1190,51 +1187,12 @@ class SqliteStorage(Storage):
         found = [(bucket, self._values(entity.kind, blob)) for bucket, blob in rows]
         if entity.kind not in _GROUP_KIND:
             return found
-        done, stale = unsummed
-        found = [row for row in found if row[0] < done and row[0] not in stale]
-        for bucket in self._unsummed_buckets(conn, unsummed, first, last):
-            values = self._group_sums(conn, entity, bucket)
+        found = [row for row in found if not unsummed.has(row[0])]
+        for bucket in unsummed.buckets(conn, first, last):
+            values = unsummed.sums(conn, entity, bucket)
             if values is not None:
                 found.append((bucket, derive(entity.kind, values)))
         return found
-
-    @staticmethod
-    def _unsummed(conn) -> tuple[int, set[int]]:
-        """From which bucket on the groups' sums are not taken yet, and the buckets before
-        whose sums late samples made stale."""
-        row = conn.execute("SELECT done FROM rollup_state WHERE res = ?", (BUCKET,)).fetchone()
-        query = "SELECT bucket FROM rollup_dirty WHERE res = ?"
-        return (row[0] if row else 0), {bucket for (bucket,) in conn.execute(query, (BUCKET,))}
-
-    @staticmethod
-    def _unsummed_buckets(conn, unsummed: tuple[int, set[int]], first: int, last: int) -> set[int]:
-        """The buckets in [first, last] with samples but without their sums taken."""
-        done, stale = unsummed
-        query = "SELECT DISTINCT bucket FROM node_sample WHERE bucket >= ? AND bucket <= ?"
-        found = {bucket for (bucket,) in conn.execute(query, (max(first, done), last))}
-        return found | {bucket for bucket in stale if first <= bucket <= last}
-
-    @staticmethod
-    def _group_sums(conn, entity: Entity, bucket: int) -> list | None:
-        """A group's sums in one bucket from its pods' (the cluster's: its nodes') rows, in
-        the order `_sum_bucket` adds them; None when it has none."""
-        if entity.kind is EntityKind.CLUSTER:
-            rows = conn.execute("SELECT v FROM node_sample WHERE bucket = ? ORDER BY id", (bucket,))
-            vectors = [(*_NODE_SUMMED(unpack(blob, len(NODE_COLUMNS))), 1) for (blob,) in rows]
-        else:
-            sql = (
-                "SELECT s.v FROM pod p JOIN pod_sample s ON s.bucket = ? AND s.id = p.id"
-                " WHERE p.namespace = ?"
-            )
-            params = [bucket, entity.identity["namespace"]]
-            if entity.kind is EntityKind.DEPLOYMENT:
-                sql += " AND p.deployment = ?"
-                params.append(entity.identity["name"])
-            rows = conn.execute(sql + " ORDER BY s.id", params)
-            vectors = [(*_POD_SUMMED(unpack(blob, len(POD_COLUMNS))), 1) for (blob,) in rows]
-        if not vectors:
-            return None
-        return list(vectors[0]) if len(vectors) == 1 else _column_sums(vectors)
 
     @staticmethod
     def _rows(conn, table: str, res: int, first: int, last: int, eid: int):
@@ -1304,6 +1262,86 @@ _ORDER = {
     EntityKind.CLUSTER: "id",
     EntityKind.CONTAINER: "namespace, pod, uid, key",
 }
+
+
+def _bucket_sums(conn, bucket: int, cluster_id: int, groups_of) -> dict[int, list]:
+    """Every group's sums in one bucket from its node and pod rows, each pod's added to the
+    groups `groups_of(namespace, deployment)` names, in the order of the pods' ids."""
+    partials = _Partials()
+    for (blob,) in conn.execute(_NODE_ROWS, (bucket,)):
+        partials.add_node(cluster_id, unpack(blob, len(NODE_COLUMNS)))
+    rows = conn.execute(
+        "SELECT s.v, p.namespace, p.deployment FROM pod_sample s JOIN pod p ON p.id = s.id"
+        " WHERE s.bucket = ? ORDER BY s.id",
+        (bucket,),
+    )
+    for blob, namespace, deployment in rows:
+        partials.add_pod(groups_of(namespace, deployment), unpack(blob, len(POD_COLUMNS)))
+    return partials.sums()
+
+
+class _Unsummed:
+    """The buckets whose groups' sums are not taken yet (or stale), and the sums one answer
+    takes of them: of just the group asked for, or, for many groups, of all at once."""
+
+    def __init__(self, conn, groups: int) -> None:
+        row = conn.execute("SELECT done FROM rollup_state WHERE res = ?", (BUCKET,)).fetchone()
+        query = "SELECT bucket FROM rollup_dirty WHERE res = ?"
+        self.done = row[0] if row else 0
+        self.stale = {bucket for (bucket,) in conn.execute(query, (BUCKET,))}
+        self._all_at_once = groups > _FEW_GROUPS
+        self._taken: dict[int, dict[int, list]] = {}
+
+    def has(self, bucket: int) -> bool:
+        """Whether a bucket's sums are to be taken here."""
+        return bucket >= self.done or bucket in self.stale
+
+    def buckets(self, conn, first: int, last: int) -> set[int]:
+        """The buckets in [first, last] with samples but without their sums taken."""
+        query = "SELECT DISTINCT bucket FROM node_sample WHERE bucket >= ? AND bucket <= ?"
+        found = {bucket for (bucket,) in conn.execute(query, (max(first, self.done), last))}
+        return found | {bucket for bucket in self.stale if first <= bucket <= last}
+
+    def sums(self, conn, entity: Entity, bucket: int) -> list | None:
+        """A group's sums in one bucket; None when it has nothing there."""
+        if not self._all_at_once:
+            return _group_sums(conn, entity, bucket)
+        if bucket not in self._taken:
+            self._taken[bucket] = self._every_group(conn, bucket)
+        return self._taken[bucket].get(entity.id)
+
+    @staticmethod
+    def _every_group(conn, bucket: int) -> dict[int, list]:
+        ids = {(kind, ns, name): gid for gid, kind, ns, name in conn.execute(_GROUPS)}
+
+        def groups_of(ns, name):
+            found = (ids.get((_NAMESPACE, ns, "")), ids.get((_DEPLOYMENT, ns, name)))
+            return tuple(gid for gid in found if gid is not None)
+
+        cluster_id = ids.get((_GROUP_KIND[EntityKind.CLUSTER], "", ""), 0)
+        return _bucket_sums(conn, bucket, cluster_id, groups_of)
+
+
+def _group_sums(conn, entity: Entity, bucket: int) -> list | None:
+    """A group's sums in one bucket from its pods' (the cluster's: its nodes') rows, in the
+    order `_bucket_sums` adds them; None when it has none."""
+    if entity.kind is EntityKind.CLUSTER:
+        rows = conn.execute(_NODE_ROWS, (bucket,))
+        vectors = [(*_NODE_SUMMED(unpack(blob, len(NODE_COLUMNS))), 1) for (blob,) in rows]
+    else:
+        sql = (
+            "SELECT s.v FROM pod p JOIN pod_sample s ON s.bucket = ? AND s.id = p.id"
+            " WHERE p.namespace = ?"
+        )
+        params = [bucket, entity.identity["namespace"]]
+        if entity.kind is EntityKind.DEPLOYMENT:
+            sql += " AND p.deployment = ?"
+            params.append(entity.identity["name"])
+        rows = conn.execute(sql + " ORDER BY s.id", params)
+        vectors = [(*_POD_SUMMED(unpack(blob, len(POD_COLUMNS))), 1) for (blob,) in rows]
+    if not vectors:
+        return None
+    return list(vectors[0]) if len(vectors) == 1 else _column_sums(vectors)
 
 
 def _lookup(conn, table: str, bucket: int, ids: list[int], res: int = BUCKET):
