@@ -1,11 +1,8 @@
 import pytest
-from fixtures.prometheus import mark_differences, prometheus, store_url  # noqa: F401
+from fixtures.prometheus import STORES, mark_differences, prometheus, store_url  # noqa: F401
 from store_payloads import T0, Clock
 
 from cloudmon.storage import open_storage
-
-# Each store, and the URL schemes it answers to.
-STORES = {"sqlite": ("sqlite",), "prometheus": ("prometheus+http", "prometheus+https")}
 
 # Where the Prometheus store must answer otherwise, and why.
 PROMETHEUS_DIFFERS = {

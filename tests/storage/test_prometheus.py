@@ -9,8 +9,7 @@ import threading
 from typing import ClassVar
 
 import pytest
-from conftest import STORES
-from fixtures.prometheus import store_url
+from fixtures.prometheus import STORES, store_url
 from store_payloads import T0, Clock, payloads
 
 from cloudmon.storage import open_storage, remote_write
@@ -58,7 +57,10 @@ def pod(uid, name, namespace, deployment=None, node_metrics=None, **metrics):
         "workload_kind": "Deployment" if deployment else None,
         "workload": deployment,
         "qos": "burstable",
-        "containers": [{"id": f"{uid}-c", "name": "main", "cpu_cores": metrics.get("cpu_cores")}],
+        "containers": [
+            {"id": f"{uid}-c", "name": "main", "cpu_cores": metrics.get("cpu_cores")},
+            {"id": f"{uid}-n", "name": None, "memory_usage_bytes": 5},  # no metadata: no name
+        ],
         **metrics,
     }
 
@@ -97,7 +99,8 @@ def test_metric_and_label_names_follow_prometheus_conventions(prometheus, opened
         [pod("u-1", "web-1", "shop", "web", cpu_usage_seconds_total=12.5)],
         memory_used_bytes=1000,
     )
-    assert store.write(payloads(body)) == 4  # pod and container counters, node memory and CPUs
+    # The pod's and its two containers' CPU counters and memory, the node's memory and CPUs.
+    assert store.write(payloads(body)) == 5
     cluster = {"cluster": store.cluster}
     (counter,) = store.instant(
         f'cloudmon_pod_cpu_usage_seconds_total{{cluster="{store.cluster}"}}', T0 + 5
@@ -237,7 +240,7 @@ def test_write_retries_5xx_and_429(engine, opened):
     address, fake = engine
     fake.statuses += [503, 429, 204]
     store = opened(f"prometheus+http://{address}/prefix?retries=2")
-    assert store.write(payloads(BODY)) == 5  # node: 3; pod and container CPU
+    assert store.write(payloads(BODY)) == 6  # node: 3; pod and container CPU, a memory
     assert [path for path, _ in fake.seen] == ["/prefix/api/v1/write"] * 3
     headers = fake.seen[0][1]
     assert headers["Content-Encoding"] == "snappy"

@@ -118,12 +118,8 @@ _FILTERS = {
         "deployment": "deployment",
         "uid": "uid",
     },
-    EntityKind.CONTAINER: {
-        "namespace": "namespace",
-        "pod": "pod",
-        "uid": "uid",
-        "name": "container",
-    },
+    # and by "key": the container's name, or its ID when it has none (see `entities`).
+    EntityKind.CONTAINER: {"namespace": "namespace", "pod": "pod", "uid": "uid"},
     EntityKind.NAMESPACE: {"namespace": "namespace"},
     EntityKind.DEPLOYMENT: {"namespace": "namespace", "name": "deployment"},
     EntityKind.CLUSTER: {},
@@ -480,8 +476,9 @@ class PrometheusStorage(Storage):
                     described = (("qos", pod.qos),) if pod.qos is not None else ()
                     seen = tuple(sorted((*labels, *described)))
                     add(parts, seen, tail, ((_SEEN["pod"], bucket),))
-                    for container in {c.name: c for c in pod.containers if c.name}.values():
+                    for container in {c.name or c.id: c for c in pod.containers}.values():
                         named = (("container", container.name), ("container_id", container.id))
+                        named = tuple(label for label in named if label[1] is not None)
                         labels_of = tuple(sorted((*labels, *named)))
                         values = _CONTAINER_VALUES(container)
                         named_values = zip(_CONTAINER_SERIES, values, strict=True)
@@ -581,7 +578,9 @@ class PrometheusStorage(Storage):
 
     def entities(self, kind, filters=None, since=None, span=None):
         kind = EntityKind(kind)
-        matchers = self._matchers(kind, dict(filters or {}))
+        filters = dict(filters or {})
+        key = filters.pop("key") if kind is EntityKind.CONTAINER and "key" in filters else None
+        matchers = self._matchers(kind, filters)
         horizon = self._horizon()
         if span is None:
             first = bucket_of(self._clock() - self.history) if since is None else since
@@ -593,6 +592,8 @@ class PrometheusStorage(Storage):
             if inside:
                 everything = self._last_seen(kind, matchers, first, max(horizon, last))
                 found = {key: everything.get(key, inside[key]) for key in inside}
+        if key is not None:
+            found = {k: series for k, series in found.items() if k[1] == key}
         return _make_entities(kind, found)
 
     def latest(self, entities, names):
@@ -640,12 +641,12 @@ class PrometheusStorage(Storage):
         # Per member (an entity itself, or a pod or node of a group): its values and group.
         members: dict[tuple, dict] = defaultdict(dict)
         groups: dict[tuple, tuple] = {}
-        member_key = _KEY[EntityKind.POD if scope == "pod" else EntityKind.NODE]
-        if kind not in _GROUPS:
-            member_key = _KEY[kind]
+        member_kind = kind
+        if kind in _GROUPS:
+            member_kind = EntityKind.POD if scope == "pod" else EntityKind.NODE
         regex = _restriction(kind, entities)
         for name, labels, value in self._raw_samples(list(wanted), self._base, regex, bucket):
-            member = tuple(labels.get(label, "") for label in member_key)
+            member = _key(member_kind, labels)
             groups[member] = _key(kind, labels)
             values = members[member]  # a group counts its members, with values or not
             if wanted[name] is not None and value is not None:
@@ -797,10 +798,15 @@ _KEY_FIELDS = {
 
 
 def _key(kind: EntityKind, labels: dict[str, str]) -> tuple:
+    if kind is EntityKind.CONTAINER:  # one without a name is known by its ID
+        return (labels.get("uid", ""), labels.get("container") or labels.get("container_id", ""))
     return tuple(labels.get(label, "") for label in _KEY[kind])
 
 
 def _entity_key(entity: Entity) -> tuple:
+    if entity.kind is EntityKind.CONTAINER:
+        identity = entity.identity
+        return (identity["uid"] or "", identity["name"] or identity["container_id"] or "")
     return tuple(entity.identity[field] or "" for field in _KEY_FIELDS[entity.kind])
 
 
@@ -813,7 +819,8 @@ def _restriction(kind: EntityKind, entities: Sequence[Entity]) -> dict[str, list
     if kind is EntityKind.CLUSTER:
         return {}
     keys = [_entity_key(entity) for entity in entities]
-    return {label: [key[i] for key in keys] for i, label in enumerate(_KEY[kind])}
+    labels = _KEY[kind][:1] if kind is EntityKind.CONTAINER else _KEY[kind]
+    return {label: [key[i] for key in keys] for i, label in enumerate(labels)}
 
 
 def _make_entities(kind: EntityKind, found: dict) -> list[Entity]:
