@@ -1,7 +1,7 @@
 import pytest
 from server_payloads import T0, container, payload, pod
 
-from cloudmon.server.query import ROUTES
+from cloudmon.server.query import LIST_PARAMETERS, ROUTES
 from cloudmon.server.timeparams import TIME_PARAMETERS
 from cloudmon.storage.base import columns
 
@@ -57,7 +57,8 @@ def test_api_parameters_are_the_accepted_ones(app, doc):
             continue
         documented = [(p["name"], p["in"]) for p in doc["paths"][path]["get"]["parameters"]]
         expected = [(name, "path") for name in sorted(rule.arguments)]
-        expected += [(name, "query") for name in (*TIME_PARAMETERS, *route.filters)]
+        listing = LIST_PARAMETERS if route.many else ()
+        expected += [(name, "query") for name in (*TIME_PARAMETERS, *listing, *route.filters)]
         assert documented == expected, path
 
 
@@ -69,6 +70,8 @@ def query_for(name, kind):
         "step": "window=1m&step=20s",
         "agg": "window=1m&agg=max",
         "metrics": f"metrics={columns(kind)[0]}",
+        "sort": f"sort=-{columns(kind)[0]}",
+        "limit": "limit=1",
     }.get(name, f"{name}=x")
 
 

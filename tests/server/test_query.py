@@ -239,3 +239,41 @@ def test_unknown_is_json_404(client, three, path):
 def test_health(client):
     assert client.get("/healthz").json == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
+
+
+def test_sort_and_limit_pick_the_busiest(post, client):
+    pods = [pod(f"uid-{i}", f"p{i}", "ns", cpu_cores=c) for i, c in enumerate([0.5, 2.0, 1.0])]
+    pods.append(pod("uid-idle", "idle", "ns"))  # no cpu_cores: last either way
+    post(payload("n1", T0 + 1, pods))
+    names = lambda query: [i["name"] for i in client.get(f"/api/pods?{query}").json["items"]]  # noqa: E731
+    assert names("sort=-cpu_cores") == ["p1", "p2", "p0", "idle"]
+    assert names("sort=cpu_cores") == ["p0", "p2", "p1", "idle"]
+    assert names("sort=-cpu_cores&limit=2") == ["p1", "p2"]
+    assert names("limit=1") == ["idle"]  # the list's own order: namespace, name
+    top = client.get("/api/pods?sort=-cpu_cores&limit=1&metrics=memory_usage_bytes&window=1m")
+    (item,) = top.json["items"]
+    assert item["name"] == "p1" and list(item["metrics"]) == ["memory_usage_bytes"]
+    assert "series" in item
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("sort=-nothing", "sort: 'nothing' is not a metric of pods"),
+        ("sort=node_count", "sort: 'node_count' is not a metric of pods"),
+        ("limit=0", "limit: '0' is not a whole number from 1 to 100000"),
+        ("limit=-3", "limit: '-3' is not a whole number from 1 to 100000"),
+        ("limit=many", "limit: 'many' is not a whole number from 1 to 100000"),
+    ],
+)
+def test_bad_sort_and_limit_are_400(client, query, message):
+    response = client.get(f"/api/pods?{query}")
+    assert response.status_code == 400
+    assert response.json == {"error": message}
+
+
+def test_sort_and_limit_are_for_lists_only(post, client):
+    post(payload("n1", T0 + 1, [pod("uid-a", "a", "ns", cpu_cores=1.0)]))
+    response = client.get("/api/pods/ns/a?limit=1")
+    assert response.status_code == 400
+    assert response.json == {"error": "limit: unknown parameter"}

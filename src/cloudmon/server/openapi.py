@@ -6,7 +6,7 @@ from flask import Blueprint, Flask, current_app
 
 from cloudmon import payload as wire
 from cloudmon.metrics import BY_NAME
-from cloudmon.server.query import ROUTES
+from cloudmon.server.query import MAX_LIMIT, ROUTES
 from cloudmon.server.timeparams import DURATION_PATTERN, TIME_PARAMETERS
 from cloudmon.storage.base import AGGREGATIONS, EXTRA_HELP, IDENTITY, EntityKind, columns
 
@@ -83,6 +83,23 @@ def _parameters(rule, route) -> list[dict]:
         params.append(
             {"name": name, "in": "query", "description": _TIME_DOC[name], "schema": schema}
         )
+    if route.many:
+        names = "|".join(columns(route.kind))
+        params += [
+            {
+                "name": "sort",
+                "in": "query",
+                "description": "order by a metric's latest value: METRIC ascending, -METRIC "
+                "descending; entities without a value last",
+                "schema": {"type": "string", "pattern": f"^-?({names})$"},
+            },
+            {
+                "name": "limit",
+                "in": "query",
+                "description": "only the first N entities (after sort)",
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+            },
+        ]
     for name in route.filters:
         params.append(
             {

@@ -14,6 +14,8 @@ from cloudmon.storage.base import Entity, EntityKind, bucket_of, columns
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 ACTIVE_SECONDS = 30  # a list without time parameters shows what reported this recently
+LIST_PARAMETERS = ("sort", "limit")  # what a list endpoint takes besides the time parameters
+MAX_LIMIT = 100_000
 _PLURAL = {
     EntityKind.NODE: "nodes",
     EntityKind.POD: "pods",
@@ -65,7 +67,8 @@ def _json(body) -> Response:
 def _query():
     route = ROUTES[request.url_rule.rule]
     kind, allowed_filters = route.kind, route.filters
-    unknown = set(request.args) - set(timeparams.TIME_PARAMETERS) - set(allowed_filters)
+    allowed = {*timeparams.TIME_PARAMETERS, *allowed_filters, *(LIST_PARAMETERS * route.many)}
+    unknown = set(request.args) - allowed
     if unknown:
         raise ApiError(400, f"{sorted(unknown)[0]}: unknown parameter")
     query = timeparams.parse(request.args, current_app.config["CLOUDMON_NOW"]())
@@ -93,16 +96,51 @@ def _items(entities: list[Entity], query, names) -> list[dict]:
     return items
 
 
-def _list(filters: dict) -> Response:
+def _list(filters: dict, latest_since: int | None = None) -> Response:
+    """A list; without time parameters of what has data since `latest_since`, by default
+    of what reported in the last ACTIVE_SECONDS."""
     kind, query, names = _query()
+    order, limit = _order(kind), _limit()
     for name in ROUTES[request.url_rule.rule].filters:
         if name in request.args:
             filters[name] = request.args[name]
     since = None
     if query.span is None:
-        since = bucket_of(current_app.config["CLOUDMON_NOW"]() - ACTIVE_SECONDS)
-    entities = state().storage.entities(kind, filters, since=since, span=query.span)
-    return _json({"items": _items(entities, query, names)})
+        since = latest_since
+        if since is None:
+            since = bucket_of(current_app.config["CLOUDMON_NOW"]() - ACTIVE_SECONDS)
+    storage = state().storage
+    entities = storage.entities(kind, filters, since=since, span=query.span)
+    if order is not None:
+        metric, descending = order
+        values = [latest["metrics"][metric] for latest in storage.latest(entities, [metric])]
+        present = [i for i, value in enumerate(values) if value is not None]
+        present.sort(key=values.__getitem__, reverse=descending)
+        missing = [i for i, value in enumerate(values) if value is None]
+        entities = [entities[i] for i in present + missing]
+    return _json({"items": _items(entities[:limit], query, names)})
+
+
+def _order(kind: EntityKind) -> tuple[str, bool] | None:
+    """`sort=METRIC` (ascending) or `sort=-METRIC` (descending) by the latest values; entities
+    without a value come last, ties in the list's own order."""
+    text = request.args.get("sort")
+    if text is None:
+        return None
+    metric = text.removeprefix("-")
+    if metric not in columns(kind):
+        raise ApiError(400, f"sort: {metric!r} is not a metric of {_PLURAL[kind]}")
+    return metric, text.startswith("-")
+
+
+def _limit() -> int | None:
+    """`limit=N`: only the first N entities (after sort)."""
+    text = request.args.get("limit")
+    if text is None:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise ApiError(400, f"limit: {text!r} is not a whole number from 1 to {MAX_LIMIT}")
+    return int(text)
 
 
 def _find(kind: EntityKind, filters: dict, what: str) -> Entity:
@@ -164,11 +202,7 @@ def pod_containers(namespace: str, pod: str):
     """The containers of one pod (the newest of that name); without time parameters those
     in the pod's newest bucket."""
     found = _find(EntityKind.POD, {"namespace": namespace, "name": pod}, f"pod {namespace}/{pod}")
-    kind, query, names = _query()
-    since = found.last_bucket if query.span is None else None
-    filters = {"uid": found.identity["uid"]}
-    entities = state().storage.entities(kind, filters, since=since, span=query.span)
-    return _json({"items": _items(entities, query, names)})
+    return _list({"uid": found.identity["uid"]}, latest_since=found.last_bucket)
 
 
 @_get("/pods/<namespace>/<pod>/containers/<container>", EntityKind.CONTAINER, False)
