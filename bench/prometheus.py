@@ -8,11 +8,9 @@ Smaller or larger runs: --nodes, --pods, --hours.
 import argparse
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import orjson
@@ -27,10 +25,11 @@ from server import (  # noqa: E402
     bench_ingest,
     cpu_seconds,
     fill,
-    free_port,
     median_ms,
     node_body,
+    queries,
     refresh,
+    start_server,
 )
 
 from cloudmon import payload as wire  # noqa: E402
@@ -50,48 +49,13 @@ def fill_prometheus(url: str, nodes: int, pods: int, hours: float, namespaces: i
     return samples
 
 
-def start_server(storage: str, workers: int, threads: int):
-    port = free_port()
-    code = (
-        "from cloudmon.server.main import run_server; "
-        f"run_server(port={port}, storage={storage!r}, workers={workers}, "
-        f"threads={threads}, log_level='warning')"
-    )
-    process = subprocess.Popen([sys.executable, "-c", code])
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(base + "/readyz", timeout=1).read()
-            return process, base
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("the server did not start")
-
-
-def queries(base: str, hours: float, pods_per_namespace: int) -> dict[str, str]:
-    """bench/server.py's queries, by label."""
-    end = int(time.time())
-    span = f"start={end - 3600}&end={end}"
-    pods = orjson.loads(urllib.request.urlopen(base + "/api/pods?metrics=cpu_cores").read())
-    one = pods["items"][0]
-    return {
-        "one pod over 1 h": f"/api/pods/{one['namespace']}/{one['name']}?{span}",
-        f"a {pods_per_namespace}-pod namespace over 1 h": f"/api/namespaces/ns-0?{span}",
-        "/api/nodes latest": "/api/nodes",
-        f"/api/pods latest ({len(pods['items'])} pods)": "/api/pods",
-        "the cluster over 1 h": f"/api/cluster?{span}",
-        f"the cluster over {hours} h": f"/api/cluster?window={int(hours * 3600)}s",
-        "the cluster over 7 days": "/api/cluster?window=7d",
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=50)
     parser.add_argument("--pods", type=int, default=50)
     parser.add_argument("--hours", type=float, default=0.5)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=4)
     # Longer than bench/server.py's 10 s: Prometheus takes its first payload of a node (2,000
     # new series) several times slower than the next ones.
     parser.add_argument("--ingest-seconds", type=float, default=30.0)
@@ -99,7 +63,6 @@ def main() -> None:
     options = parser.parse_args()
     random.seed(1)
     namespaces = max(1, options.nodes * options.pods // 500)
-    size = options.nodes * options.pods // namespaces
     with tempfile.TemporaryDirectory() as tmp:
         engine = PrometheusProcess(Path(tmp)).start()
         stores = {
@@ -125,7 +88,7 @@ def main() -> None:
                 figures = {}
                 for name, (_, base) in servers.items():
                     refresh(base, options.nodes, options.pods, namespaces)
-                    for label, path in queries(base, options.hours, size).items():
+                    for label, path in queries(base, options.hours, namespaces).items():
                         # Latest lists show what reported in the last 30 s: report again.
                         refresh(base, options.nodes, options.pods, namespaces)
                         figures.setdefault(label, {})[name] = median_ms(base + path, 15)

@@ -4,7 +4,8 @@ SQLite file, load from separate processes. Prints each figure.
 Targets (issue 3): >= 500 node payloads/s of 110 pods; server CPU per payload <= 10x orjson's
 parse time; with 200 nodes x 50 pods x 6 h: one pod over 1 h <= 20 ms, a 500-pod namespace
 over 1 h <= 50 ms, /api/nodes <= 30 ms, /api/pods (all) <= 300 ms; <= 16 bytes per sample.
-Smaller runs: --hours, --nodes, --pods.
+Smaller runs: --hours, --nodes, --pods. Each pod has --containers containers (1 by default:
+every pod an agent reports has at least one).
 """
 
 import argparse
@@ -29,16 +30,19 @@ from pathlib import Path
 import orjson
 
 from cloudmon import payload as wire
+from cloudmon.metrics import Scope, metrics_for
 from cloudmon.storage.base import EntityKind, columns, merge_stats
 from cloudmon.storage.sqlite import SqliteStorage, pack_stats
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+CONTAINER_METRICS = [(m.name, m.integer) for m in metrics_for(Scope.CONTAINER)]
+CONTAINERS = 1  # per pod; set by --containers
 
 
 def pod_body(node: int, index: int, ts: float, namespaces: int) -> dict:
     r = random.random
     deployment = f"app-{index % 10}"
-    return {
+    pod = {
         "uid": f"{node:05d}-{index:04d}-0000-0000-000000000000",
         "name": f"{deployment}-{node}-{index}",
         "namespace": f"ns-{(node * 7 + index) % namespaces}",
@@ -47,7 +51,6 @@ def pod_body(node: int, index: int, ts: float, namespaces: int) -> dict:
         "workload": deployment,
         "node": f"node-{node}",
         "qos": "burstable",
-        "containers": [],
         "cpu_usage_seconds_total": ts * r() % 1e6,
         "cpu_cores": r(),
         "cpu_throttled_seconds_total": r() * 100,
@@ -66,6 +69,18 @@ def pod_body(node: int, index: int, ts: float, namespaces: int) -> dict:
         "network_rx_bps": r() * 1e6,
         "network_tx_bps": r() * 1e6,
     }
+    pod["containers"] = [
+        {
+            "id": f"{node:05d}{index:04d}{c:02d}" + "0" * 53,
+            "name": f"container-{c}",
+            **{
+                name: pod[name] // (c + 2) if integer else pod[name] / (c + 2)
+                for name, integer in CONTAINER_METRICS
+            },
+        }
+        for c in range(CONTAINERS)
+    ]
+    return pod
 
 
 def node_body(node: int, ts: float, pods: int, namespaces: int) -> dict:
@@ -92,12 +107,41 @@ def fill(path: Path, nodes: int, pods: int, hours: float, namespaces: int) -> in
     for b in range(buckets):
         batch = [node_body(n, first + 10 * b, pods, namespaces) for n in range(nodes)]
         samples += store.write(wire.decode(orjson.dumps(batch)))
-    raw_bytes = table_bytes(path, ("node_sample", "pod_sample", "grp_sample", "node", "pod", "grp"))
-    store.roll_up()  # as the server's upkeep would have, so that it starts in a steady state
-    rollup_bytes = table_bytes(path, ("node_rollup", "pod_rollup", "grp_rollup"))
+    raw_bytes = table_bytes(
+        path, ("node_sample", "pod_sample", "ctr_sample", "grp_sample", "node", "pod", "ctr", "grp")
+    )
+    # As the server's upkeep would have, so that it starts in a steady state; each of its
+    # transactions is as long as a write may have to wait for it.
+    longest = time_transactions(store, store.roll_up)
+    print(
+        f"upkeep: sums and rollups of {hours} h: longest transaction {1000 * longest:.0f} ms"
+        " (the longest an ingest waits for the upkeep)"
+    )
+    rollup_bytes = table_bytes(path, ("node_rollup", "pod_rollup", "ctr_rollup", "grp_rollup"))
     week_of_cluster_rollups(store, int(first) // 60 * 60)
     store.close()
     return samples, raw_bytes, rollup_bytes
+
+
+def time_transactions(store: SqliteStorage, work) -> float:
+    """Run work; the longest of the store's transactions it made, in seconds."""
+    longest = 0.0
+    transaction = store._transaction
+
+    def timed(step):
+        nonlocal longest
+        started = time.perf_counter()
+        try:
+            return transaction(step)
+        finally:
+            longest = max(longest, time.perf_counter() - started)
+
+    store._transaction = timed
+    try:
+        work()
+    finally:
+        del store._transaction
+    return longest
 
 
 def week_of_cluster_rollups(store: SqliteStorage, before: int) -> None:
@@ -143,11 +187,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(path: Path, workers: int, threads: int):
+def start_server(storage: str, workers: int, threads: int):
+    """`cloudmon server` on a free port of 127.0.0.1 with a storage URL: (process, base URL)."""
     port = free_port()
     code = (
         "from cloudmon.server.main import run_server; "
-        f"run_server(port={port}, storage='sqlite:///{path}', workers={workers}, "
+        f"run_server(port={port}, storage={storage!r}, workers={workers}, "
         f"threads={threads}, log_level='warning')"
     )
     process = subprocess.Popen([sys.executable, "-c", code])
@@ -214,6 +259,34 @@ def _post_loop(args) -> tuple[int, float]:
     return sent, time.monotonic() - started
 
 
+def queries(base: str, hours: float, namespaces: int) -> dict[str, str]:
+    """The queries measured, by label: those of issue 3 and the group lists the dashboard
+    asks for."""
+    end = int(time.time())
+    span = f"start={end - 3600}&end={end}"
+    pods = json.loads(urllib.request.urlopen(base + "/api/pods?metrics=cpu_cores").read())
+    one = pods["items"][0]
+    size = len(pods["items"]) // namespaces
+    groups = f"{span}&step=60s&metrics=cpu_cores,memory_working_set_bytes"
+    return {
+        "one pod over 1 h": f"/api/pods/{one['namespace']}/{one['name']}?{span}",
+        f"a {size}-pod namespace over 1 h": f"/api/namespaces/ns-0?{span}",
+        "/api/nodes latest": "/api/nodes",
+        f"/api/namespaces latest ({namespaces})": "/api/namespaces",
+        f"/api/namespaces over 1 h ({namespaces}, as the dashboard asks)": (
+            f"/api/namespaces?{groups}"
+        ),
+        f"/api/deployments over 1 h ({namespaces * 10}, as the dashboard asks)": (
+            f"/api/deployments?{groups}"
+        ),
+        f"/api/pods latest ({len(pods['items'])} pods)": "/api/pods",
+        "the 5 busiest pods": "/api/pods?metrics=cpu_cores&sort=-cpu_cores&limit=5",
+        "the cluster over 1 h": f"/api/cluster?{span}",
+        f"the cluster over {hours} h": f"/api/cluster?window={int(hours * 3600)}s",
+        "the cluster over 7 days (rollups)": "/api/cluster?window=7d",
+    }
+
+
 def refresh(base: str, nodes: int, pods: int, namespaces: int) -> None:
     """One fresh bucket of every node over HTTP, so the latest lists show them all."""
     headers = {"Content-Type": "application/json"}
@@ -248,19 +321,22 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=50)
     parser.add_argument("--hours", type=float, default=6.0)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--containers", type=int, default=1, help="per pod")
     parser.add_argument("--ingest-seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument(
         "--ingest-only", action="store_true", help="skip the fill and the queries (empty store)"
     )
     options = parser.parse_args()
+    global CONTAINERS  # the load generators, forked, see it too
+    CONTAINERS = options.containers
     random.seed(1)
     namespaces = max(1, options.nodes * options.pods // 500)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.db"
         if options.ingest_only:
-            process, base = start_server(path, options.workers, options.threads)
+            process, base = start_server(f"sqlite:///{path}", options.workers, options.threads)
             try:
                 bench_ingest(base, process.pid, options.clients, options.ingest_seconds, 110)
             finally:
@@ -277,27 +353,10 @@ def main() -> None:
         )
         print(f"disk: {raw_bytes / samples:.2f} bytes per stored raw sample (indexes included)")
         print(f"disk: their 1 min and 1 h rollups: {rollup_bytes / samples:.2f} bytes per sample")
-        process, base = start_server(path, options.workers, options.threads)
+        process, base = start_server(f"sqlite:///{path}", options.workers, options.threads)
         try:
             refresh(base, options.nodes, options.pods, namespaces)
-            end = int(time.time())
-            span = f"start={end - 3600}&end={end}"
-            pods = json.loads(urllib.request.urlopen(base + "/api/pods?metrics=cpu_cores").read())
-            one = pods["items"][0]
-            size = options.nodes * options.pods // namespaces
-            whole = int(options.hours * 3600)
-            figures = {
-                "one pod over 1 h": f"/api/pods/{one['namespace']}/{one['name']}?{span}",
-                f"a {size}-pod namespace over 1 h": f"/api/namespaces/ns-0?{span}",
-                "/api/nodes latest": "/api/nodes",
-                f"/api/pods latest ({len(pods['items'])} pods)": "/api/pods",
-                "the cluster over 1 h": f"/api/cluster?{span}",
-                f"the cluster over {options.hours} h": f"/api/cluster?window={whole}s",
-                "the cluster over 7 days (rollups, synthetic before the fill)": (
-                    "/api/cluster?window=7d"
-                ),
-            }
-            for label, url in figures.items():
+            for label, url in queries(base, options.hours, namespaces).items():
                 print(f"query: {label}: {median_ms(base + url, 15):.1f} ms median")
             bench_ingest(base, process.pid, options.clients, options.ingest_seconds, 110)
         finally:

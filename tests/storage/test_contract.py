@@ -122,3 +122,10 @@ def test_a_window_lists_what_has_a_sample_in_it(backend):
     assert names_in(backend, EntityKind.NAMESPACE, span, "namespace") == ["ns"]
     assert names_in(backend, EntityKind.POD, Span(T0 + 10, T0 + 40, 10)) == []
     assert names_in(backend, EntityKind.POD, Span(T0, T0 + 100, 10)) == ["gap", "inside", "late"]
+
+
+def test_a_one_bucket_window_lists_only_what_has_a_sample_in_that_bucket(backend):
+    backend.write(payloads(node_payload("n1", T0, [("gap", "ns", 1.0)])))
+    backend.write(payloads(node_payload("n1", T0 + 20, [("gap", "ns", 1.0)])))
+    backend.write(payloads(node_payload("n2", T0 + 10, [("inside", "ns", 1.0)])))
+    assert names_in(backend, EntityKind.POD, Span(T0 + 10, T0 + 10, 10)) == ["inside"]

@@ -6,6 +6,8 @@ import msgspec
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
+from cloudmon.storage.base import EngineError
+
 log = logging.getLogger(__name__)
 
 
@@ -42,6 +44,12 @@ def _http_error(error: HTTPException) -> Response:
     return response
 
 
+def engine_error(error: EngineError) -> "ApiError":
+    """A store's engine refusing a request, as the 502 that says so."""
+    log.warning("the store's engine refused a request: %s", error)
+    return ApiError(502, f"storage: the store's engine answered {error}")
+
+
 def _unexpected(error: Exception) -> Response:
     log.exception("unexpected error")
     return error_response(500, "internal error; see the server's log")
@@ -51,4 +59,5 @@ def register(app: Flask) -> None:
     """Install the JSON error handlers."""
     app.register_error_handler(ApiError, lambda e: error_response(e.status, e.message, e.headers))
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(EngineError, lambda e: error_response(502, engine_error(e).message))
     app.register_error_handler(Exception, _unexpected)

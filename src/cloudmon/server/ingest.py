@@ -8,15 +8,16 @@ import logging
 import threading
 import time
 import zlib
+from http import HTTPStatus
 
 import msgspec
 from flask import Blueprint, current_app, request
 
 from cloudmon import payload as wire
 from cloudmon.server import auth
-from cloudmon.server.errors import ApiError
+from cloudmon.server.errors import ApiError, engine_error
 from cloudmon.server.state import state
-from cloudmon.storage.base import BUCKET
+from cloudmon.storage.base import BUCKET, EngineError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__)
@@ -162,6 +163,8 @@ def store(environ: dict, config, server) -> dict:
     payloads = decode(body, now, now - config["CLOUDMON_RETENTION"][BUCKET])
     try:
         samples = server.storage.write(payloads)
+    except EngineError as error:
+        raise engine_error(error) from None
     except OSError as error:
         if error.errno not in RETRY_AFTER:
             raise
@@ -200,7 +203,7 @@ class IngestApp:
             self.server.rejected.labels(PATH, str(status)).inc()
         body = msgspec.json.encode(answer)
         start_response(
-            f"{status} {_REASONS[status]}",
+            f"{status} {HTTPStatus(status).phrase}",
             [
                 ("Content-Type", "application/json"),
                 ("Content-Length", str(len(body))),
@@ -208,17 +211,6 @@ class IngestApp:
             ],
         )
         return [body]
-
-
-_REASONS = {
-    200: "OK",
-    400: "BAD REQUEST",
-    401: "UNAUTHORIZED",
-    413: "REQUEST ENTITY TOO LARGE",
-    415: "UNSUPPORTED MEDIA TYPE",
-    500: "INTERNAL SERVER ERROR",
-    503: "SERVICE UNAVAILABLE",
-}
 
 
 @bp.post(PATH)

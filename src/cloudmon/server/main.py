@@ -201,13 +201,13 @@ def run_server(
         # writes leave the WAL to it.
         "when_ready": lambda _: maintenance.start(_open(config), upkeep_every, CHECKPOINT_EVERY),
     }
-    # Each thread reads through a connection of its own, each with its page cache: together
-    # they keep to about one connection's default.
-    cache_mb = max(8, CACHE_MB // (threads + 1))
-    workers_config = {
-        **config,
-        "CLOUDMON_STORAGE_OPTIONS": {"autocheckpoint": False, "cache_mb": cache_mb},
-    }
+    workers_config = dict(config)
+    if storage.startswith("sqlite:"):
+        # Each thread reads through a connection of its own, each with its page cache:
+        # together they keep to about one connection's default.
+        cache_mb = max(8, CACHE_MB // (threads + 1))
+        options_of_sqlite = {"autocheckpoint": False, "cache_mb": cache_mb}
+        workers_config["CLOUDMON_STORAGE_OPTIONS"] = options_of_sqlite
     master = os.getpid()
     figures = tempfile.mkdtemp(prefix="cloudmon-metrics-")
     try:

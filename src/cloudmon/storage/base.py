@@ -2,6 +2,7 @@
 and the registry of backends by URL scheme."""
 
 from abc import ABC, abstractmethod
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -105,6 +106,20 @@ def bucket_of(timestamp: float) -> int:
     return int(timestamp // BUCKET) * BUCKET
 
 
+def complete_bucket(last: int, reports: Iterable[tuple[int, Any]]) -> int:
+    """The bucket the cluster's latest values come from, given its newest and the (bucket,
+    node) reports of the minute up to it: the newest, unless a node that reported in the
+    minute before has not reported into it yet (it holds only the nodes reported so far);
+    then the one before."""
+    earlier: dict[int, set] = defaultdict(set)
+    newest: set = set()
+    for bucket, node in reports:
+        (newest if bucket == last else earlier[bucket]).add(node)
+    if not earlier or set().union(*earlier.values()) <= newest:
+        return last
+    return max(earlier)
+
+
 AGGREGATIONS = ("avg", "max", "min", "last", "sum")
 RESOLUTIONS = (BUCKET, 60, 3600)  # seconds: raw samples, then 1 min and 1 h rollups
 # How long each resolution is kept (issue 3's defaults).
@@ -200,6 +215,14 @@ _COMBINE: dict[str, Callable[[Sequence], float]] = {
     "last": _last,
     "sum": sum,
 }
+
+
+class EngineError(RuntimeError):
+    """The engine behind a store answered with an error of its own (the server answers 502)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
 
 
 class Storage(ABC):

@@ -43,12 +43,14 @@ from cloudmon.storage.base import (
     NODE_COLUMNS,
     POD_COLUMNS,
     STORED_COLUMNS,
+    EngineError,
     Entity,
     EntityKind,
     Storage,
     as_latest,
     bucket_of,
     columns,
+    complete_bucket,
     derive,
     fold,
     register,
@@ -269,14 +271,6 @@ _SEEN = {scope: seen_name(scope) for scope in ("node", "pod", "container")}
 
 
 # -- HTTP ------------------------------------------------------------------------------
-
-
-class EngineError(RuntimeError):
-    """The engine answered with an error."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
 
 
 class Endpoint:
@@ -669,20 +663,17 @@ class PrometheusStorage(Storage):
         return {key: derive(kind, total) for key, total in sums.items()}
 
     def _complete_bucket(self, last: int) -> int:
-        """The bucket the cluster's latest values come from: its newest, unless a node that
-        reported in the minute before has not reported into it yet; then the one before
-        (the rule of the embedded store)."""
+        """The bucket the cluster's latest values come from (`complete_bucket`)."""
         seen = selector(seen_name("node"), self._base)
-        earlier: dict[int, set[str]] = defaultdict(set)
-        newest: set[str] = set()
-        for item in self.instant(f"{seen}[{_duration(60 + BUCKET)}]", last + BUCKET):
-            node = item["metric"].get("node", "")
-            for timestamp, _ in item["values"]:
-                bucket = bucket_of(float(timestamp))
-                (newest if bucket == last else earlier[bucket]).add(node)
-        if not earlier or set().union(*earlier.values()) <= newest:
-            return last
-        return max(earlier)
+        items = self.instant(f"{seen}[{_duration(60 + BUCKET)}]", last + BUCKET)
+        return complete_bucket(
+            last,
+            (
+                (bucket_of(float(timestamp)), item["metric"].get("node", ""))
+                for item in items
+                for timestamp, _ in item["values"]
+            ),
+        )
 
     def _expression(self, kind: EntityKind, name: str, regex: dict, reach: int, agg: str) -> str:
         """The value of a metric over the `reach` seconds of buckets before the evaluation

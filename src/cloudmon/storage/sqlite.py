@@ -46,6 +46,7 @@ from cloudmon.storage.base import (
     as_latest,
     bucket_of,
     columns,
+    complete_bucket,
     derive,
     fold,
     merge_stats,
@@ -997,7 +998,9 @@ class SqliteStorage(Storage):
         # Those whose first and last buckets lie around the span may have none inside it.
         first, last = span.first_bucket(), span.last_bucket()
         around = [
-            e.id for (f, *_), e in zip(rows, found, strict=True) if f < first < last < e.last_bucket
+            e.id
+            for (f, *_), e in zip(rows, found, strict=True)
+            if f < first <= last < e.last_bucket
         ]
         if not around:
             return found
@@ -1079,23 +1082,15 @@ class SqliteStorage(Storage):
 
     def _latest_bucket(self, conn, entity: Entity) -> int | None:
         """The bucket an entity's latest values come from: its newest, but for the cluster
-        its newest complete one. A bucket is complete when every node that reported in the
-        minute before it reported into it too; else the cluster answers from the bucket
-        before, as the newest may hold only the nodes that have reported so far."""
+        its newest complete one (`complete_bucket`)."""
         last = entity.last_bucket
         if entity.kind is not EntityKind.CLUSTER or last is None:
             return last
-        earlier: dict[int, set[int]] = defaultdict(set)
-        newest: set[int] = set()
         rows = conn.execute(
             "SELECT bucket, id FROM node_sample WHERE bucket >= ? AND bucket <= ?",
             (last - 60, last),
         )
-        for bucket, node_id in rows:
-            (newest if bucket == last else earlier[bucket]).add(node_id)
-        if not earlier or set().union(*earlier.values()) <= newest:
-            return last
-        return max(earlier)
+        return complete_bucket(last, rows)
 
     def _latest_rolled_up(self, conn, expired: list[tuple[Entity, int]]) -> list:
         """The last values of entities whose newest bucket's raw samples have expired, from
