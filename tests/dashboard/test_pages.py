@@ -77,6 +77,13 @@ def test_overview_shows_the_cluster_as_the_api_does(page, cluster):
     nodes = api(cluster, "nodes")["items"]
     busiest = max(nodes, key=lambda n: n["metrics"]["cpu_cores"])["node"]
     assert page.locator('[data-busiest="nodes"] li a').first.inner_text() == busiest
+    pods = api(cluster, "pods?metrics=cpu_cores")["items"]
+    shown = page.locator('[data-busiest="pods"] li a').all_inner_texts()
+    assert len(shown) == min(5, len(pods))
+    by_name = {f"{p['namespace']}/{p['name']}": p["metrics"]["cpu_cores"] for p in pods}
+    shown_cpu = [by_name[name] for name in shown]
+    assert shown_cpu == sorted(shown_cpu, reverse=True)
+    assert min(shown_cpu) >= sorted(by_name.values(), reverse=True)[len(shown) - 1]
     screenshot(page, "overview")
 
 

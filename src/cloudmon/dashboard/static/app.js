@@ -400,7 +400,7 @@ function overview(range) {
       get("nodes", { metrics: "cpu_cores" }),
       get("namespaces", { metrics: "cpu_cores" }),
       get("deployments", { metrics: "pod_count" }),
-      get("pods", { metrics: "cpu_cores" }),
+      get("pods", { metrics: "cpu_cores", sort: "-cpu_cores", limit: 5 }),
     ]);
     namespaceCount.textContent = String(namespaces.items.length);
     deploymentCount.textContent = String(deployments.items.length);
