@@ -204,10 +204,11 @@ def agent(**options) -> None:
 )
 @click.option(
     "--threads",
-    default=4,
+    default=1,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Threads per worker: a slow client holds one thread, not a worker.",
+    help="Threads per worker: with more, a slow client holds one thread, not a worker (at "
+    "some cost to the ingest rate).",
 )
 @click.option(
     "--request-time-limit",

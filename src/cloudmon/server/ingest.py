@@ -7,11 +7,11 @@ import errno
 import logging
 import threading
 import time
-import zlib
 from http import HTTPStatus
 
 import msgspec
 from flask import Blueprint, current_app, request
+from isal import isal_zlib
 
 from cloudmon import payload as wire
 from cloudmon.server import auth
@@ -49,10 +49,10 @@ def read_body(stream, limit: int, length: int | None = None) -> bytes:
 
 def gunzip(body: bytes, limit: int) -> bytes:
     """A gzip body decompressed, refusing output past `limit` bytes (413) and bad gzip (400)."""
-    inflater = zlib.decompressobj(wbits=31)
+    inflater = isal_zlib.decompressobj(wbits=31)
     try:
         out = inflater.decompress(body, limit + 1)
-    except zlib.error as error:
+    except isal_zlib.error as error:
         raise ApiError(400, f"body: not valid gzip ({error})") from None
     if len(out) > limit or inflater.unconsumed_tail:
         raise ApiError(413, f"body: larger than the limit of {limit} bytes after decompression")

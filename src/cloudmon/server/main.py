@@ -146,7 +146,7 @@ def run_server(
     token_file: str | None = None,
     read_token_file: str | None = None,
     workers: int = 3,
-    threads: int = 4,
+    threads: int = 1,
     dev: bool = False,
     log_level: str = "info",
     retention: dict[int, float] | None = None,
