@@ -14,7 +14,7 @@ SPAN = Span(H0, H0 + 110, 60, "max")
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    monkeypatch.setattr(sqlite, "_ROLLUP_CHUNK", 4)  # three chunks of pods
+    monkeypatch.setattr(sqlite, "_ROLLUP_CHUNK", 24)  # of 6 rows a minute: three chunks of pods
     store = SqliteStorage(tmp_path / "s.db", clock=Clock(H0 + 300))
     for b in range(12):
         pods = [(f"p{i:02d}", "ns", float(i + b)) for i in range(PODS)]

@@ -56,7 +56,7 @@ from cloudmon.storage.base import (
 _MASK = struct.Struct("<I")
 _NO_SPAN = (float("inf"), float("-inf"))
 _EXPIRE_CHUNK = 6  # periods of a resolution deleted per transaction
-_ROLLUP_CHUNK = 250  # ids of entities summarised per transaction
+_ROLLUP_CHUNK = 1500  # rows summarised per transaction: about 100 ms on 2 cores
 _FEW_GROUPS = 3  # up to this many groups in one answer, their sums are taken one by one
 _KNOWN_PODS = 100_000  # pods whose ids a writer remembers before it starts afresh
 _GROUP_KIND = {EntityKind.CLUSTER: 0, EntityKind.NAMESPACE: 1, EntityKind.DEPLOYMENT: 2}
@@ -838,8 +838,9 @@ class SqliteStorage(Storage):
                 )
                 .fetchone()
             )
-            for first in range(low or 0, (high or -1) + 1, _ROLLUP_CHUNK):
-                ids = (first, first + _ROLLUP_CHUNK)
+            width = max(1, _ROLLUP_CHUNK * source // res)  # ids: rows of each, res // source
+            for first in range(low or 0, (high or -1) + 1, width):
+                ids = (first, first + width)
                 self._transaction(
                     lambda conn, t=table, i=ids: self._summarise(conn, res, source, period, t, i)
                 )
