@@ -53,7 +53,7 @@ CLUSTER_DERIVED = ("cpu_percent", "memory_percent")
 
 # What the columns outside the catalogue hold.
 EXTRA_HELP = {
-    "cpu_capacity_cores": "CPUs of the node (node_info.cpu_count); for the cluster their sum",
+    "cpu_capacity_cores": "CPU capacity (node_info.cpu_count); for the cluster, of all nodes",
     "pod_count": "pods reporting in the bucket",
     "node_count": "nodes reporting in the bucket",
     "cpu_percent": "100 x cpu_cores / cpu_capacity_cores",
