@@ -1,9 +1,10 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Debian packages the tests use: promtool (prometheus) checks /metrics, ip (iproute2) makes
-# the real-kernel test's network namespaces, chromium runs the dashboard's browser tests.
-DEBIAN_PACKAGES := prometheus iproute2 chromium
+# Debian packages the tests use: promtool (prometheus) checks /metrics, prometheus and
+# victoria-metrics are the engines of the Prometheus store's tests, ip (iproute2) makes the
+# real-kernel test's network namespaces, chromium runs the dashboard's browser tests.
+DEBIAN_PACKAGES := prometheus victoria-metrics iproute2 chromium
 # uPlot, pinned in web/package-lock.json, copied into the package by web/build.mjs.
 DASHBOARD_ASSETS := src/cloudmon/dashboard/static/uPlot.iife.min.js
 
@@ -21,8 +22,8 @@ $(DASHBOARD_ASSETS): web/package.json web/package-lock.json web/build.mjs
 	cd web && npm ci --no-audit --no-fund --silent && npm run --silent build
 
 system-packages:
-	@if command -v promtool >/dev/null && command -v ip >/dev/null \
-		&& command -v chromium >/dev/null; then :; \
+	@if command -v promtool >/dev/null && command -v victoria-metrics >/dev/null \
+		&& command -v ip >/dev/null && command -v chromium >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends $(DEBIAN_PACKAGES) >/dev/null; \

@@ -1,10 +1,12 @@
-"""Two `cloudmon server` replicas on one Prometheus hold no state of their own: what is
-ingested through one is answered alike by the other."""
+"""Two `cloudmon server` replicas on one engine (Prometheus, VictoriaMetrics) hold no state
+of their own: what is ingested through one is answered alike by the other."""
 
 import time
 
-from fixtures.prometheus import prometheus, store_url  # noqa: F401
+import pytest
+from fixtures.prometheus import running_prometheus, store_url
 from fixtures.servers import ServerProcess, get_json, node_payload, post_ingest
+from fixtures.victoriametrics import victoriametrics  # noqa: F401
 
 PATHS = (
     "/api/cluster",
@@ -17,8 +19,18 @@ PATHS = (
 )
 
 
-def test_ingest_through_one_replica_read_through_the_other(prometheus, tmp_path):  # noqa: F811
-    url = store_url(prometheus)
+@pytest.fixture(params=["prometheus", "victoriametrics"])
+def engine(request, tmp_path):
+    if request.param == "victoriametrics":
+        yield request.getfixturevalue(request.param)
+    else:  # samples of now: a Prometheus of its own (see shared_prometheus)
+        (tmp_path / "prometheus").mkdir()
+        with running_prometheus(tmp_path / "prometheus") as prometheus:
+            yield prometheus
+
+
+def test_ingest_through_one_replica_read_through_the_other(engine, tmp_path):
+    url = store_url(engine)
     replicas = []
     try:
         for name in ("a", "b"):
@@ -30,6 +42,7 @@ def test_ingest_through_one_replica_read_through_the_other(prometheus, tmp_path)
             first.url, node_payload("n1", now, pods=3, namespace="shop", value=7)
         )
         assert status == 200, answer
+        engine.flush()
         bucket = int(now // 10 * 10)
         node = get_json(second.url + "/api/nodes/n1")
         assert (node["timestamp"], node["metrics"]["memory_used_bytes"]) == (bucket, 7)
@@ -42,6 +55,7 @@ def test_ingest_through_one_replica_read_through_the_other(prometheus, tmp_path)
             second.url, node_payload("n2", now + 10, pods=1, namespace="shop", value=5)
         )
         assert status == 200, answer
+        engine.flush()
         nodes = get_json(first.url + "/api/nodes")["items"]
         assert sorted(item["node"] for item in nodes) == ["n1", "n2"]
         for path in PATHS:

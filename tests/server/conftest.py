@@ -1,12 +1,12 @@
 import pytest
-from fixtures.prometheus import mark_differences, prometheus, store_url  # noqa: F401
+from fixtures.prometheus import STORES, mark_differences, prometheus  # noqa: F401
+from fixtures.victoriametrics import victoriametrics  # noqa: F401
 from server_payloads import T0, Clock
 
 from cloudmon.server.app import create_app
-from cloudmon.storage import open_storage
 from cloudmon.storage.sqlite import SqliteStorage
 
-# Where the server on the Prometheus store must answer otherwise, and why.
+# Where the server on the Prometheus store must answer otherwise, on either engine, and why.
 REPORTED_AGAIN = (
     "a bucket reported again keeps the first report's pods and containers that the second "
     "one lacks: remote-write cannot delete samples (the second report's values do replace "
@@ -27,7 +27,8 @@ PROMETHEUS_DIFFERS = {
 
 
 def pytest_collection_modifyitems(items):
-    mark_differences(items, "prometheus", PROMETHEUS_DIFFERS)
+    for engine in ("prometheus", "victoriametrics"):
+        mark_differences(items, engine, PROMETHEUS_DIFFERS)
 
 
 @pytest.fixture
@@ -35,12 +36,12 @@ def clock():
     return Clock(T0 + 25)
 
 
-@pytest.fixture(params=["sqlite", "prometheus"])
+@pytest.fixture(params=sorted(STORES))
 def storage(request, tmp_path, clock):
     if request.param == "sqlite":
         store = SqliteStorage(tmp_path / "cloudmon.db", clock=clock)
     else:
-        store = open_storage(store_url(request.getfixturevalue("prometheus")), clock=clock)
+        store = request.getfixturevalue(request.param).open_store(clock=clock)
     yield store
     store.close()
 

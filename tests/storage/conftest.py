@@ -1,10 +1,11 @@
 import pytest
 from fixtures.prometheus import STORES, mark_differences, prometheus, store_url  # noqa: F401
+from fixtures.victoriametrics import victoriametrics  # noqa: F401
 from store_payloads import T0, Clock
 
 from cloudmon.storage import open_storage
 
-# Where the Prometheus store must answer otherwise, and why.
+# Where the Prometheus store must answer otherwise, on either engine, and why.
 PROMETHEUS_DIFFERS = {
     "test_replace_never_double_counts": (
         "a bucket reported again keeps the first report's pods that the second one lacks: "
@@ -23,7 +24,8 @@ SQLITE_ONLY = {
 
 
 def pytest_collection_modifyitems(items):
-    mark_differences(items, "prometheus", PROMETHEUS_DIFFERS, SQLITE_ONLY)
+    for engine in ("prometheus", "victoriametrics"):
+        mark_differences(items, engine, PROMETHEUS_DIFFERS, SQLITE_ONLY)
 
 
 @pytest.fixture
@@ -34,9 +36,8 @@ def clock():
 @pytest.fixture(params=sorted(STORES))
 def backend(request, tmp_path, clock):
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/store.db"
+        store = open_storage(f"sqlite:///{tmp_path}/store.db", clock=clock)
     else:
-        url = store_url(request.getfixturevalue("prometheus"))
-    store = open_storage(url, clock=clock)
+        store = request.getfixturevalue(request.param).open_store(clock=clock)
     yield store
     store.close()

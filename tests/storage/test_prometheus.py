@@ -1,25 +1,29 @@
-"""The Prometheus store: its wire format, its HTTP behaviour, and its answers against
-SQLite's on the same payloads."""
+"""The Prometheus store: its wire format, its HTTP behaviour, and its answers on each engine
+(Prometheus, VictoriaMetrics) against SQLite's on the same payloads."""
 
 import base64
+import contextlib
 import errno
 import http.server
 import itertools
 import threading
+import time
 from typing import ClassVar
 
 import pytest
-from fixtures.prometheus import STORES, store_url
+from fixtures.prometheus import STORES, running_prometheus
 from store_payloads import T0, Clock, payloads
 
 from cloudmon.storage import open_storage, remote_write
-from cloudmon.storage.base import _BACKENDS, EntityKind, Span, columns
+from cloudmon.storage.base import _BACKENDS, BUCKET, EntityKind, Span, bucket_of, columns
 from cloudmon.storage.prometheus import (
     EngineError,
     PrometheusStorage,
     SeriesEncoder,
     sample_time,
 )
+
+ENGINES = sorted(set(STORES) - {"sqlite"})
 
 
 def test_every_registered_scheme_is_tested():
@@ -91,8 +95,16 @@ def opened():
         store.close()
 
 
-def test_metric_and_label_names_follow_prometheus_conventions(prometheus, opened):
-    store = opened(store_url(prometheus), clock=Clock(T0 + 25))
+@pytest.fixture(params=ENGINES)
+def engine_store(request):
+    """A store of its own in each engine."""
+    store = request.getfixturevalue(request.param).open_store(clock=Clock(T0 + 25))
+    yield store
+    store.close()
+
+
+def test_metric_and_label_names_follow_prometheus_conventions(engine_store):
+    store = engine_store
     body = report(
         "n1",
         T0 + 3,
@@ -159,13 +171,14 @@ SPANS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def stores(prometheus, tmp_path_factory):
+@pytest.fixture(scope="module", params=ENGINES)
+def stores(request, tmp_path_factory):
+    """SQLite and the Prometheus store on one engine, holding the same HISTORY."""
     clock = Clock(T0 + 90)
     directory = tmp_path_factory.mktemp("sqlite")
     pair = {
         "sqlite": open_storage(f"sqlite:///{directory}/store.db", clock=clock),
-        "prometheus": open_storage(store_url(prometheus), clock=clock),
+        "engine": request.getfixturevalue(request.param).open_store(clock=clock),
     }
     for body in HISTORY:
         for store in pair.values():
@@ -183,11 +196,11 @@ def answers(store, kind, span=None):
 
 @pytest.mark.parametrize("kind", list(EntityKind))
 def test_same_entities_and_latest_values_as_sqlite(stores, kind):
-    sqlite, prom = (answers(stores[name], kind) for name in ("sqlite", "prometheus"))
-    assert prom[0] == sqlite[0]
+    sqlite, engine = (answers(stores[name], kind) for name in ("sqlite", "engine"))
+    assert engine[0] == sqlite[0]
     assert sqlite[0], "the history reports every kind"
     names = columns(kind)
-    latest = stores["prometheus"].latest(prom[1], names)
+    latest = stores["engine"].latest(engine[1], names)
     assert latest == stores["sqlite"].latest(sqlite[1], names)
 
 
@@ -196,12 +209,54 @@ def test_same_entities_and_latest_values_as_sqlite(stores, kind):
 @pytest.mark.parametrize("agg", ["avg", "max", "min", "last", "sum"])
 def test_same_series_as_sqlite(stores, kind, span, agg):
     span = Span(span.start, span.end, span.step, agg)
-    sqlite, prom = (answers(stores[name], kind, span) for name in ("sqlite", "prometheus"))
-    assert prom[0] == sqlite[0]
+    sqlite, engine = (answers(stores[name], kind, span) for name in ("sqlite", "engine"))
+    assert engine[0] == sqlite[0]
     names = columns(kind)
-    got = stores["prometheus"].series(prom[1], names, span)
+    got = stores["engine"].series(engine[1], names, span)
     expected = stores["sqlite"].series(sqlite[1], names, span)
     assert got == expected
+
+
+def test_same_answers_as_sqlite_up_to_the_engines_clock(request, tmp_path):
+    """Spans ending now, asked for within a second of a bucket's end, when VictoriaMetrics
+    shifts or replaces the points nearest its clock unless asked otherwise."""
+    now = time.time()
+    current = bucket_of(now)
+    history = [
+        report(node, current - age + 2, [pod(node, node, "shop", "web", cpu_cores=value)])
+        for age, value in ((30, 1.0), (20, 2.0), (10, 3.0), (0, 4.0))
+        for node in ("n1", "n2")
+    ]
+    with contextlib.ExitStack() as stack:
+        engines = {
+            "prometheus": stack.enter_context(running_prometheus(tmp_path)),  # samples of now
+            "victoriametrics": request.getfixturevalue("victoriametrics"),
+        }
+        sqlite = open_storage(f"sqlite:///{tmp_path}/store.db", clock=time.time)
+        stores = {"sqlite": stack.enter_context(contextlib.closing(sqlite))}
+        for name, engine in engines.items():
+            store = engine.open_store(clock=time.time)
+            stores[name] = stack.enter_context(contextlib.closing(store))
+        for store in stores.values():
+            store.write(payloads(*history))
+        while 0.8 <= time.time() % BUCKET <= BUCKET - 0.8:  # within 0.8 s of a bucket's end
+            time.sleep(0.05)
+        end = int(time.time())
+        spans = [Span(end - 40, end, 10, "max"), Span(end - 50, end, 20, "avg")]
+        for kind in EntityKind:
+            expected = None
+            for name, store in stores.items():
+                entities = store.entities(kind)
+                answers = zip(
+                    store.latest(entities, columns(kind)),
+                    *(store.series(entities, columns(kind), span) for span in spans),
+                    strict=True,
+                )
+                answer = {
+                    tuple(e.identity.values()): a for e, a in zip(entities, answers, strict=True)
+                }
+                expected = expected or answer
+                assert answer == expected, (kind, name)
 
 
 class FakeEngine(http.server.BaseHTTPRequestHandler):

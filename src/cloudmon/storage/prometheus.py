@@ -61,6 +61,16 @@ AHEAD = 3600 + BUCKET  # seconds past the clock a sample may lie: ingest refuses
 HISTORY = 15 * 86400  # seconds looked back for entities without a time bound (Prometheus's
 # default retention)
 MAX_STEPS = 10_000  # per query_range: Prometheus refuses more than 11,000 points a series
+# Per series, the points one query's 10 s subquery may compute, counted by VictoriaMetrics
+# from 5 minutes before the range's window to a bucket past its end: 1.79 refuses more than
+# 30,000 (-search.maxPointsPerTimeseries), 1.8x and later 100,000 (a flag of its own).
+SUBQUERY_POINTS = 25_000
+SUBQUERY_MARGIN = 300 + 2 * BUCKET
+# For steps under a minute, VictoriaMetrics gives a range query's points from its
+# -search.latencyOffset (at least 1 s in 1.79) before its clock to a step after it the value
+# of the point before: the steps ending in that time, give or take RECENT seconds (the
+# offset the overlay sets is 0 s, the clocks may differ), are asked for one by one.
+RECENT = 5
 CACHE_LIMIT = 500_000  # encoded series heads kept before the cache starts afresh
 
 _POD_LABELS = ("namespace", "pod", "uid", "node", "deployment", "workload_kind", "workload")
@@ -524,13 +534,18 @@ class PrometheusStorage(Storage):
 
     def instant(self, expression: str, at: float) -> list[dict]:
         """The result of an instant query at `at` (unix seconds)."""
-        return self._query("/api/v1/query", {"query": expression, "time": f"{at:.3f}"})
+        # nocache=1: VictoriaMetrics would otherwise evaluate a time within its latency
+        # offset (at least 1 s in 1.79) of its clock at that offset before its clock.
+        form = {"query": expression, "time": f"{at:.3f}", "nocache": "1"}
+        return self._query("/api/v1/query", form)
 
-    def range_query(self, expression: str, start: int, end: int, step: int) -> list[dict]:
-        """The result of a range query, its series merged over chunks of MAX_STEPS steps."""
+    def range_query(
+        self, expression: str, start: int, end: int, step: int, steps: int = MAX_STEPS
+    ) -> list[dict]:
+        """The result of a range query, its series merged over chunks of `steps` steps."""
         merged: dict[tuple, dict] = {}
-        for first in range(start, end + 1, step * MAX_STEPS):
-            last = min(end, first + step * (MAX_STEPS - 1))
+        for first in range(start, end + 1, step * steps):
+            last = min(end, first + step * (steps - 1))
             form = {"query": expression, "start": str(first), "end": str(last), "step": str(step)}
             for item in self._query("/api/v1/query_range", form):
                 key = tuple(sorted(item["metric"].items()))
@@ -738,15 +753,30 @@ class PrometheusStorage(Storage):
                     column[position[label_of(float(timestamp))]] = _number(value)
 
         whole = [s for s in steps if s >= first and s + step - BUCKET <= last]
+        # Whole steps come from range queries, but those ending near the clock (see RECENT)
+        # and the partial steps at either end from an instant query each.
+        now = self._clock()
+        near = [s for s in whole if now - RECENT < s + step <= now + step + RECENT]
+        runs = [
+            [s for s in whole if s + step <= now - RECENT],
+            [s for s in whole if s + step > now + step + RECENT],
+        ]
+        edges = [s for s in dict.fromkeys((steps[0], steps[-1])) if s not in whole]
+        singles = dict.fromkeys((*edges, *near))
         for kind in dict.fromkeys(entity.kind for entity in entities):
             regex = _restriction(kind, [e for e in entities if e.kind is kind])
-            if whole:
-                expression = self._union(kind, names, regex, step, span.agg)
-                items = self.range_query(expression, whole[0] + step, whole[-1] + step, step)
-                fill(kind, items, lambda t: int(t) - step)
-            for label in dict.fromkeys((steps[0], steps[-1])):
-                if label in whole:
-                    continue
+            expression = self._union(kind, names, regex, step, span.agg)
+            steps_per_query = MAX_STEPS
+            if kind in _GROUPS:  # a subquery over each chunk
+                room = SUBQUERY_POINTS * BUCKET - step - SUBQUERY_MARGIN
+                steps_per_query = max(1, min(MAX_STEPS, room // step + 1))
+            for run in runs:
+                if run:
+                    items = self.range_query(
+                        expression, run[0] + step, run[-1] + step, step, steps_per_query
+                    )
+                    fill(kind, items, lambda t: int(t) - step)
+            for label in singles:
                 start, end = max(label, first), min(label + step - BUCKET, last)
                 reach = end + BUCKET - start
                 items = self.instant(self._union(kind, names, regex, reach, span.agg), end + BUCKET)
