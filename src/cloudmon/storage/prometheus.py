@@ -844,6 +844,14 @@ def _restriction(kind: EntityKind, entities: Sequence[Entity]) -> dict[str, list
     return {label: [key[i] for key in keys] for i, label in enumerate(labels)}
 
 
+def _order(entity: Entity) -> list:
+    """Entities in the embedded store's order: by identity, containers by their key."""
+    values = entity.identity.values()
+    if entity.kind is EntityKind.CONTAINER:
+        values = (entity.identity["namespace"], entity.identity["pod"], *_entity_key(entity))
+    return [(v is not None, v or "") for v in values]
+
+
 def _make_entities(kind: EntityKind, found: dict) -> list[Entity]:
     entities = []
     for series in found.values():
@@ -862,7 +870,7 @@ def _make_entities(kind: EntityKind, found: dict) -> list[Entity]:
         elif kind is EntityKind.POD:
             info = {"qos": labels.get("qos")}
         entities.append(Entity(kind, 0, identity, series[0][1], info))
-    entities.sort(key=lambda e: [(v is not None, v or "") for v in e.identity.values()])
+    entities.sort(key=_order)
     for number, entity in enumerate(entities):
         entity.id = number
     return entities
