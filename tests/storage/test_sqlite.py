@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from store_payloads import T0, Clock, node_payload, payloads
 
 from cloudmon.storage import open_storage
-from cloudmon.storage.base import EntityKind
+from cloudmon.storage.base import EntityKind, Span
 from cloudmon.storage.sqlite import MIGRATIONS, SqliteStorage, pack, unpack
 
 values = st.lists(st.none() | st.floats(min_value=0, max_value=1.8e19), max_size=32)
@@ -150,3 +150,20 @@ def test_pods_with_nothing_left_in_any_resolution_are_forgotten(tmp_path):
         "cpu_cores": 2.0
     }
     store.close()
+
+
+CORES = {"node": 1.0, "cluster": 1.0, "pod": 0.5, "namespace": 0.5, "deployment": 0.5}
+
+
+@pytest.mark.parametrize("kind", list(EntityKind))
+def test_a_span_reaching_back_years_before_the_data(tmp_path, kind):
+    # From a start no resolution covers, the raw samples are read from their first bucket,
+    # not stepped through bucket by bucket from the start (which took minutes).
+    store = SqliteStorage(tmp_path / "s.db", clock=Clock(T0 + 25))
+    try:
+        store.write(payloads(node_payload("n1", T0, [("a", "ns", 0.5)])))
+        span = Span(T0 - 5 * 365 * 86400, T0 + 20, 86400, "max")
+        (series,) = store.series(store.entities(kind), ("cpu_cores",), span)
+    finally:
+        store.close()
+    assert [v for v in series["cpu_cores"] if v is not None] == [CORES.get(kind, 0.5 / 4)]

@@ -1027,11 +1027,12 @@ class SqliteStorage(Storage):
             source = table if res == BUCKET else _ROLLUP_TABLE[table]
             where = "" if res == BUCKET else f" WHERE res = {res}"
             (oldest,) = conn.execute(f"SELECT min(bucket) FROM {source}{where}").fetchone()
-            # Buckets from the first one, in chunks growing fourfold: most entities that
+            # Buckets from the first one held, in chunks growing fourfold: most entities that
             # report at all have a sample in the first few.
-            at, chunk = first // res * res, 1
-            while remaining and at <= end:
-                upto = min(end, at + (chunk - 1) * res)
+            at, upto_held = _held(conn, source, res, first // res * res, end)
+            chunk = 1
+            while remaining and at <= upto_held:
+                upto = min(upto_held, at + (chunk - 1) * res)
                 hits = _probe(conn, source, res, at, upto, remaining)
                 found.update(hits)
                 remaining.difference_update(hits)
@@ -1192,6 +1193,7 @@ class SqliteStorage(Storage):
 
     @staticmethod
     def _rows(conn, table: str, res: int, first: int, last: int, eid: int):
+        first, last = _held(conn, table, res, first, last)
         if first > last:
             return []
         res_match = "" if res == BUCKET else f" AND s.res = {res}"
@@ -1338,6 +1340,19 @@ def _group_sums(conn, entity: Entity, bucket: int) -> list | None:
     if not vectors:
         return None
     return list(vectors[0]) if len(vectors) == 1 else _column_sums(vectors)
+
+
+def _held(conn, table: str, res: int, first: int, last: int) -> tuple[int, int]:
+    """[first, last] narrowed to the buckets a table holds at a resolution, so that a query
+    stepping through them does not step through years of nothing."""
+    where = "" if res == BUCKET else f" WHERE res = {res}"
+    # Two subqueries: SQLite answers a lone min() or max() from the index, both at once by a scan.
+    oldest, newest = conn.execute(
+        f"SELECT (SELECT min(bucket) FROM {table}{where}), (SELECT max(bucket) FROM {table}{where})"
+    ).fetchone()
+    if oldest is None:
+        return 1, 0
+    return max(first, oldest), min(last, newest)
 
 
 def _lookup(conn, table: str, bucket: int, ids: list[int], res: int = BUCKET):
