@@ -217,6 +217,33 @@ def test_same_series_as_sqlite(stores, kind, span, agg):
     assert got == expected
 
 
+def test_many_entities_at_once_as_sqlite(engine_store, tmp_path):
+    """The matchers naming 400 pods (uids of 36 characters) are longer than VictoriaMetrics
+    takes in one query (16 KiB)."""
+    sqlite = open_storage(f"sqlite:///{tmp_path}/store.db", clock=engine_store._clock)
+    try:
+        for offset in (1, 11):
+            pods = [
+                pod(f"{i:08d}-0000-4000-8000-000000000000", f"p{i}", "shop", cpu_cores=i + offset)
+                for i in range(400)
+            ]
+            for store in (sqlite, engine_store):
+                store.write(payloads(report("n1", T0 + offset, pods)))
+        span = Span(T0, T0 + 20, 10)
+        for kind in (EntityKind.POD, EntityKind.CONTAINER):
+            entities = engine_store.entities(kind)
+            expected = sqlite.entities(kind)
+            assert [e.identity for e in entities] == [e.identity for e in expected]
+            assert len(entities) >= 400
+            names = columns(kind)
+            assert engine_store.latest(entities, names) == sqlite.latest(expected, names)
+            assert engine_store.series(entities, names, span) == sqlite.series(
+                expected, names, span
+            )
+    finally:
+        sqlite.close()
+
+
 @pytest.mark.parametrize("kind", [EntityKind.NAMESPACE, EntityKind.CLUSTER])
 def test_group_series_over_days_as_sqlite(stores, kind):
     """Series of groups are folded by a subquery at 10 s, whose points per query

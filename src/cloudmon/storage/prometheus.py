@@ -31,7 +31,7 @@ import threading
 import time
 import urllib.parse
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from cloudmon.storage import remote_write
@@ -71,6 +71,8 @@ SUBQUERY_MARGIN = 300 + 2 * BUCKET
 # of the point before: the steps ending in that time, give or take RECENT seconds (the
 # offset the overlay sets is 0 s, the clocks may differ), are asked for one by one.
 RECENT = 5
+# Characters of an expression: VictoriaMetrics refuses more than 16 KiB (-search.maxQueryLen).
+MAX_QUERY = 15_000
 CACHE_LIMIT = 500_000  # encoded series heads kept before the cache starts afresh
 
 _POD_LABELS = ("namespace", "pod", "uid", "node", "deployment", "workload_kind", "workload")
@@ -629,7 +631,7 @@ class PrometheusStorage(Storage):
 
     def _raw_samples(self, names: Sequence[str], matchers: dict, regex: dict, bucket: int):
         """(name, labels, value) of the newest sample in a bucket of each series named."""
-        chosen = selector(None, matchers, {**regex, "__name__": names})
+        chosen, _ = _short(lambda r: selector(None, matchers, {**r, "__name__": names}), regex)
         for item in self.instant(f"{chosen}[{_duration(BUCKET)}]", bucket + BUCKET):
             labels = item["metric"]
             _, value = max(item["values"], key=lambda pair: pair[0])
@@ -765,7 +767,9 @@ class PrometheusStorage(Storage):
         singles = dict.fromkeys((*edges, *near))
         for kind in dict.fromkeys(entity.kind for entity in entities):
             regex = _restriction(kind, [e for e in entities if e.kind is kind])
-            expression = self._union(kind, names, regex, step, span.agg)
+            expression, regex = _short(
+                lambda r, kind=kind: self._union(kind, names, r, step, span.agg), regex
+            )
             steps_per_query = MAX_STEPS
             if kind in _GROUPS:  # a subquery over each chunk
                 room = SUBQUERY_POINTS * BUCKET - step - SUBQUERY_MARGIN
@@ -833,6 +837,15 @@ def _entity_key(entity: Entity) -> tuple:
 
 def _missing_group_label(kind: EntityKind, key: tuple) -> bool:
     return kind is not EntityKind.CLUSTER and "" in key
+
+
+def _short(build: Callable[[dict], str], regex: dict) -> tuple[str, dict]:
+    """`build(regex)` and `regex`, or where that is longer than MAX_QUERY, `build({})` and {}:
+    every series of the kind, whose entities' answers are picked here."""
+    expression = build(regex)
+    if len(expression) > MAX_QUERY:
+        return build({}), {}
+    return expression, regex
 
 
 def _restriction(kind: EntityKind, entities: Sequence[Entity]) -> dict[str, list[str]]:
