@@ -1,8 +1,10 @@
 """Prometheus store benchmark, side by side with SQLite in one run: the same payloads stored
-in each, the same queries as bench/server.py over real HTTP to a real server (gunicorn) on
-each store, then the same ingest load into each. Prometheus is Debian's, on this machine.
+in each store, the same queries as bench/server.py over real HTTP to a real server (gunicorn)
+on each, then the same ingest load into each. The engines are Debian's Prometheus and
+VictoriaMetrics single-node (with the scale-out overlay's flags), on this machine, one store
+at a time.
 
-Smaller or larger runs: --nodes, --pods, --hours.
+Smaller or larger runs: --nodes, --pods, --hours; some stores only: --stores.
 """
 
 import argparse
@@ -11,6 +13,7 @@ import signal
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import orjson
@@ -21,6 +24,7 @@ sys.path[:0] = [
 ]
 
 from fixtures.prometheus import PrometheusProcess  # noqa: E402
+from fixtures.victoriametrics import VictoriaMetricsProcess  # noqa: E402
 from server import (  # noqa: E402
     bench_ingest,
     cpu_seconds,
@@ -35,8 +39,19 @@ from server import (  # noqa: E402
 from cloudmon import payload as wire  # noqa: E402
 from cloudmon.storage import open_storage  # noqa: E402
 
+STORES = ("sqlite", "prometheus", "victoriametrics")
+# Per engine: how it starts in a directory, and the line of its /metrics counting the
+# remote-write requests it answered (one per payload ingested through cloudmon).
+ENGINES = {
+    "prometheus": (
+        PrometheusProcess,
+        'prometheus_http_requests_total{code="204",handler="/api/v1/write"}',
+    ),
+    "victoriametrics": (VictoriaMetricsProcess, 'vm_http_requests_total{path="/api/v1/write"'),
+}
 
-def fill_prometheus(url: str, nodes: int, pods: int, hours: float, namespaces: int) -> int:
+
+def fill_engine(url: str, nodes: int, pods: int, hours: float, namespaces: int) -> int:
     """Store `hours` of data up to now through the store's remote-write, a bucket at a time."""
     store = open_storage(url)
     samples = 0
@@ -49,6 +64,62 @@ def fill_prometheus(url: str, nodes: int, pods: int, hours: float, namespaces: i
     return samples
 
 
+def write_requests(engine, line: str) -> float:
+    """The engine's count of remote-write requests answered, from its /metrics."""
+    with urllib.request.urlopen(engine.url + "/metrics", timeout=30) as answer:
+        text = answer.read().decode()
+    return sum(float(row.rsplit(" ", 1)[1]) for row in text.splitlines() if row.startswith(line))
+
+
+def bench_store(name: str, directory: Path, options, namespaces: int) -> dict[str, float]:
+    """Fill one store, then time the queries (median ms, by label) and the ingest load."""
+    random.seed(1)  # the same payloads in every store
+    engine = None
+    started = time.perf_counter()
+    if name == "sqlite":
+        url = f"sqlite:///{directory}/bench.db"
+        samples = fill(
+            directory / "bench.db", options.nodes, options.pods, options.hours, namespaces
+        )[0]
+    else:
+        make, writes_line = ENGINES[name]
+        engine = make(directory).start()
+        url = f"prometheus+http://127.0.0.1:{engine.port}"
+        samples = fill_engine(url, options.nodes, options.pods, options.hours, namespaces)
+        engine.flush()
+    print(f"fill {name}: {samples} samples in {time.perf_counter() - started:.0f} s")
+    try:
+        process, base = start_server(url, options.workers, options.threads)
+        try:
+            figures = {}
+            refresh(base, options.nodes, options.pods, namespaces)
+            for label, path in queries(base, options.hours, namespaces).items():
+                # Latest lists show what reported in the last 30 s: report again.
+                refresh(base, options.nodes, options.pods, namespaces)
+                if engine is not None:
+                    engine.flush()
+                figures[label] = median_ms(base + path, 15)
+            print(f"-- ingest into {name}")
+            if engine is not None:
+                cpu_before = cpu_seconds(engine.process.pid)
+                writes_before = write_requests(engine, writes_line)
+            bench_ingest(base, process.pid, options.clients, options.ingest_seconds, 110)
+            if engine is not None:
+                cpu = cpu_seconds(engine.process.pid) - cpu_before
+                writes = write_requests(engine, writes_line) - writes_before
+                print(
+                    f"ingest: {name} itself used {cpu:.1f} s of CPU meanwhile, "
+                    f"{cpu / writes * 1000:.2f} ms per payload ({writes:.0f} payloads)"
+                )
+            return figures
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    finally:
+        if engine is not None:
+            engine.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=50)
@@ -56,58 +127,27 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=0.5)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
-    # Longer than bench/server.py's 10 s: Prometheus takes its first payload of a node (2,000
+    # Longer than bench/server.py's 10 s: an engine takes its first payload of a node (2,000
     # new series) several times slower than the next ones.
     parser.add_argument("--ingest-seconds", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=3)
+    parser.add_argument("--stores", default=",".join(STORES), help="comma-separated")
     options = parser.parse_args()
-    random.seed(1)
+    names = options.stores.split(",")
+    unknown = set(names) - set(STORES)
+    if unknown:
+        parser.error(f"unknown store {sorted(unknown)[0]!r}: choose among {', '.join(STORES)}")
     namespaces = max(1, options.nodes * options.pods // 500)
+    figures: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        engine = PrometheusProcess(Path(tmp)).start()
-        stores = {
-            "sqlite": f"sqlite:///{tmp}/bench.db",
-            "prometheus": f"prometheus+http://127.0.0.1:{engine.port}",
-        }
-        try:
-            started = time.perf_counter()
-            samples = fill(
-                Path(tmp) / "bench.db", options.nodes, options.pods, options.hours, namespaces
-            )[0]
-            print(f"fill sqlite: {samples} samples in {time.perf_counter() - started:.0f} s")
-            started = time.perf_counter()
-            samples = fill_prometheus(
-                stores["prometheus"], options.nodes, options.pods, options.hours, namespaces
-            )
-            print(f"fill prometheus: {samples} samples in {time.perf_counter() - started:.0f} s")
-            servers = {
-                name: start_server(url, options.workers, options.threads)
-                for name, url in stores.items()
-            }
-            try:
-                figures = {}
-                for name, (_, base) in servers.items():
-                    refresh(base, options.nodes, options.pods, namespaces)
-                    for label, path in queries(base, options.hours, namespaces).items():
-                        # Latest lists show what reported in the last 30 s: report again.
-                        refresh(base, options.nodes, options.pods, namespaces)
-                        figures.setdefault(label, {})[name] = median_ms(base + path, 15)
-                print(f"{'query (median ms)':60} {'sqlite':>8} {'prometheus':>10}")
-                for label, times in figures.items():
-                    print(f"{label:60} {times['sqlite']:8.1f} {times['prometheus']:10.1f}")
-                for name, (process, base) in servers.items():
-                    print(f"-- ingest into {name}")
-                    engine_cpu = cpu_seconds(engine.process.pid)
-                    bench_ingest(base, process.pid, options.clients, options.ingest_seconds, 110)
-                    if name == "prometheus":
-                        used = cpu_seconds(engine.process.pid) - engine_cpu
-                        print(f"ingest: Prometheus itself used {used:.1f} s of CPU meanwhile")
-            finally:
-                for process, _ in servers.values():
-                    process.send_signal(signal.SIGTERM)
-                    process.wait(timeout=30)
-        finally:
-            engine.stop()
+        for name in names:
+            directory = Path(tmp) / name
+            directory.mkdir()
+            for label, ms in bench_store(name, directory, options, namespaces).items():
+                figures.setdefault(label, {})[name] = ms
+    print(f"{'query (median ms)':62}" + "".join(f"{name:>16}" for name in names))
+    for label, times in figures.items():
+        print(f"{label:62}" + "".join(f"{times.get(name, float('nan')):16.1f}" for name in names))
 
 
 if __name__ == "__main__":
