@@ -91,13 +91,17 @@ def bench_store(name: str, directory: Path, options, namespaces: int) -> dict[st
     try:
         process, base = start_server(url, options.workers, options.threads)
         try:
-            figures = {}
-            refresh(base, options.nodes, options.pods, namespaces)
-            for label, path in queries(base, options.hours, namespaces).items():
-                # Latest lists show what reported in the last 30 s: report again.
+
+            def report_again() -> None:
+                """Latest lists show what reported in the last 30 s: report again."""
                 refresh(base, options.nodes, options.pods, namespaces)
                 if engine is not None:
                     engine.flush()
+
+            figures = {}
+            report_again()
+            for label, path in queries(base, options.hours, namespaces).items():
+                report_again()
                 figures[label] = median_ms(base + path, 15)
             print(f"-- ingest into {name}")
             if engine is not None:
