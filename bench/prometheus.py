@@ -16,8 +16,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import orjson
-
 sys.path[:0] = [
     str(Path(__file__).resolve().parent),
     str(Path(__file__).resolve().parents[1] / "tests"),
@@ -30,13 +28,12 @@ from server import (  # noqa: E402
     cpu_seconds,
     fill,
     median_ms,
-    node_body,
     queries,
     refresh,
     start_server,
+    write_hours,
 )
 
-from cloudmon import payload as wire  # noqa: E402
 from cloudmon.storage import open_storage  # noqa: E402
 
 STORES = ("sqlite", "prometheus", "victoriametrics")
@@ -54,12 +51,7 @@ ENGINES = {
 def fill_engine(url: str, nodes: int, pods: int, hours: float, namespaces: int) -> int:
     """Store `hours` of data up to now through the store's remote-write, a bucket at a time."""
     store = open_storage(url)
-    samples = 0
-    buckets = int(hours * 360)
-    first = time.time() - 10 * buckets
-    for b in range(buckets):
-        batch = [node_body(n, first + 10 * b, pods, namespaces) for n in range(nodes)]
-        samples += store.write(wire.decode(orjson.dumps(batch)))
+    samples = write_hours(store, nodes, pods, hours, namespaces)
     store.close()
     return samples
 

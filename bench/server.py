@@ -98,15 +98,21 @@ def node_body(node: int, ts: float, pods: int, namespaces: int) -> dict:
     }
 
 
-def fill(path: Path, nodes: int, pods: int, hours: float, namespaces: int) -> int:
-    """Store `hours` of data up to now, written directly to the file."""
-    store = SqliteStorage(path)
+def write_hours(store, nodes: int, pods: int, hours: float, namespaces: int) -> int:
+    """Write `hours` of data up to now into a store, a bucket at a time; samples stored."""
     samples = 0
     buckets = int(hours * 360)
     first = time.time() - 10 * buckets
     for b in range(buckets):
         batch = [node_body(n, first + 10 * b, pods, namespaces) for n in range(nodes)]
         samples += store.write(wire.decode(orjson.dumps(batch)))
+    return samples
+
+
+def fill(path: Path, nodes: int, pods: int, hours: float, namespaces: int) -> int:
+    """Store `hours` of data up to now, written directly to the file."""
+    store = SqliteStorage(path)
+    samples = write_hours(store, nodes, pods, hours, namespaces)
     raw_bytes = table_bytes(
         path, ("node_sample", "pod_sample", "ctr_sample", "grp_sample", "node", "pod", "ctr", "grp")
     )
@@ -118,7 +124,8 @@ def fill(path: Path, nodes: int, pods: int, hours: float, namespaces: int) -> in
         " (the longest an ingest waits for the upkeep)"
     )
     rollup_bytes = table_bytes(path, ("node_rollup", "pod_rollup", "ctr_rollup", "grp_rollup"))
-    week_of_cluster_rollups(store, int(first) // 60 * 60)
+    (first,) = store._writer.execute("SELECT min(bucket) FROM node_sample").fetchone()
+    week_of_cluster_rollups(store, first // 60 * 60)
     store.close()
     return samples, raw_bytes, rollup_bytes
 
