@@ -6,6 +6,7 @@ import contextlib
 import errno
 import http.server
 import itertools
+import math
 import threading
 import time
 from typing import ClassVar
@@ -17,6 +18,7 @@ from store_payloads import T0, Clock, payloads
 from cloudmon.storage import open_storage, remote_write
 from cloudmon.storage.base import _BACKENDS, BUCKET, EntityKind, Span, bucket_of, columns
 from cloudmon.storage.prometheus import (
+    SUBQUERY_POINTS,
     EngineError,
     PrometheusStorage,
     SeriesEncoder,
@@ -168,6 +170,9 @@ SPANS = [
     Span(T0 + 3, T0 + 41, 60),
     Span(T0 + 20, T0 + 35, 10),
     Span(T0 + 100, T0 + 200, 50),
+    # Spans reaching years before the samples: groups are summed from the first bucket held.
+    Span(T0 - 5 * 365 * 86400, T0 + 95, 86400),
+    Span(T0 - 365 * 86400, T0 + 200, 7 * 86400),
 ]
 
 
@@ -202,19 +207,42 @@ def test_same_entities_and_latest_values_as_sqlite(stores, kind):
     names = columns(kind)
     latest = stores["engine"].latest(engine[1], names)
     assert latest == stores["sqlite"].latest(sqlite[1], names)
+    # The engine is asked for the series that the names asked for need, and no more.
+    for some in (*((name,) for name in names), names[-2:]):
+        assert stores["engine"].latest(engine[1], some) == stores["sqlite"].latest(sqlite[1], some)
 
 
 @pytest.mark.parametrize("kind", list(EntityKind))
 @pytest.mark.parametrize("span", SPANS, ids=lambda s: f"{s.start - T0}-{s.end - T0}-by-{s.step}")
 @pytest.mark.parametrize("agg", ["avg", "max", "min", "last", "sum"])
-def test_same_series_as_sqlite(stores, kind, span, agg):
+def test_same_series_as_sqlite(request, stores, kind, span, agg):
     span = Span(span.start, span.end, span.step, agg)
     sqlite, engine = (answers(stores[name], kind, span) for name in ("sqlite", "engine"))
     assert engine[0] == sqlite[0]
     names = columns(kind)
+    if (
+        request.node.callspec.params["stores"] == "victoriametrics"
+        and kind in (EntityKind.NAMESPACE, EntityKind.DEPLOYMENT, EntityKind.CLUSTER)
+        and span.step > SUBQUERY_POINTS * BUCKET
+    ):
+        # A group's step is folded by one 10 s subquery, of more points than 1.79 computes.
+        with pytest.raises(EngineError, match="maxPointsPerTimeseries"):
+            stores["engine"].series(engine[1], names, span)
+        return
     got = stores["engine"].series(engine[1], names, span)
     expected = stores["sqlite"].series(sqlite[1], names, span)
-    assert got == expected
+    if agg != "avg":
+        assert got == expected
+        return
+    # Prometheus's avg_over_time is a running mean (Kahan-compensated), SQLite's the sum over
+    # the count: they may differ in the last bit.
+    assert len(got) == len(expected)
+    for series, wanted in zip(got, expected, strict=True):
+        assert series.keys() == wanted.keys()
+        for name, values in wanted.items():
+            assert len(series[name]) == len(values)
+            for value, want in zip(series[name], values, strict=True):
+                assert (value, want) == (None, None) or math.isclose(value, want, rel_tol=1e-15)
 
 
 def test_many_entities_at_once_as_sqlite(engine_store, tmp_path):
@@ -406,3 +434,39 @@ def test_bearer_token(engine, opened, tmp_path):
 def test_bad_urls(url, message):
     with pytest.raises(ValueError, match=message):
         PrometheusStorage.from_url(url)
+
+
+
+
+def test_an_entity_whose_labels_change_as_sqlite(engine_store, tmp_path):
+    """A pod whose Deployment the agent learns later, and a container restarted (a new ID
+    under its name), each have two sets of labels: over a step holding both, they count as
+    one entity, as in SQLite."""
+    sqlite = open_storage(f"sqlite:///{tmp_path}/store.db", clock=engine_store._clock)
+    try:
+        for offset, deployment, container_id, cpu in (
+            (21, None, "first", 0.5),
+            (31, None, "first", 3.0),
+            (41, "web", "second", 1.0),
+        ):
+            learnt = pod("u", "web-1", "shop", deployment, cpu_cores=cpu)
+            restarted = pod("v", "db-1", "shop", "db", cpu_cores=cpu)
+            restarted["containers"][0]["id"] = container_id
+            for store in (sqlite, engine_store):
+                store.write(payloads(report("n1", T0 + offset, [learnt, restarted])))
+        for kind, uid in ((EntityKind.POD, "u"), (EntityKind.CONTAINER, "v")):
+            entities = [e for e in engine_store.entities(kind) if e.identity["uid"] == uid]
+            expected = [e for e in sqlite.entities(kind) if e.identity["uid"] == uid]
+            assert [e.identity for e in entities] == [e.identity for e in expected]
+            names = columns(kind)
+            assert engine_store.latest(entities, names) == sqlite.latest(expected, names)
+            for agg in ("avg", "max", "min", "last", "sum"):
+                for span in (Span(T0 + 20, T0 + 49, 30, agg), Span(T0 + 20, T0 + 49, 10, agg)):
+                    got = engine_store.series(entities, names, span)
+                    assert got == sqlite.series(expected, names, span), (kind, span)
+                    if span.step == 30 and kind is EntityKind.POD:
+                        assert got[0]["cpu_cores"] == [
+                            {"avg": 1.5, "max": 3.0, "min": 0.5, "last": 1.0, "sum": 4.5}[agg]
+                        ]
+    finally:
+        sqlite.close()

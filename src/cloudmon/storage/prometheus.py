@@ -34,6 +34,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import msgspec
+
 from cloudmon.storage import remote_write
 from cloudmon.storage.base import (
     BUCKET,
@@ -485,11 +487,13 @@ class PrometheusStorage(Storage):
                     for container in {c.name or c.id: c for c in pod.containers}.values():
                         named = (("container", container.name), ("container_id", container.id))
                         named = tuple(label for label in named if label[1] is not None)
-                        labels_of = tuple(sorted((*labels, *named)))
                         values = _CONTAINER_VALUES(container)
                         named_values = zip(_CONTAINER_SERIES, values, strict=True)
-                        samples += add(parts, labels_of, tail, named_values)
-                        add(parts, labels_of, tail, ((_SEEN["container"], bucket),))
+                        samples += add(
+                            parts, tuple(sorted((*labels, named[0]))), tail, named_values
+                        )
+                        seen_labels = tuple(sorted((*labels, *named)))
+                        add(parts, seen_labels, tail, ((_SEEN["container"], bucket),))
         return b"".join(parts), samples
 
     def write(self, payloads: Sequence) -> int:
@@ -527,8 +531,8 @@ class PrometheusStorage(Storage):
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         status, answer = self.read.request("POST", path, body, headers)
         try:
-            decoded = json.loads(answer)
-        except ValueError:
+            decoded = msgspec.json.decode(answer)
+        except msgspec.DecodeError:
             raise EngineError(status, answer[:200].decode(errors="replace")) from None
         if status >= 300 or decoded.get("status") != "success":
             raise EngineError(status, decoded.get("error", "no error given"))
@@ -620,7 +624,7 @@ class PrometheusStorage(Storage):
             else:
                 wanted[entity.kind, bucket].append(i)
         for (kind, bucket), indexes in wanted.items():
-            rows = self._bucket_rows(kind, bucket, [entities[i] for i in indexes])
+            rows = self._bucket_rows(kind, bucket, [entities[i] for i in indexes], names)
             known = columns(kind)
             nothing = [None] * len(known)
             for i in indexes:
@@ -630,15 +634,22 @@ class PrometheusStorage(Storage):
         return answers
 
     def _raw_samples(self, names: Sequence[str], matchers: dict, regex: dict, bucket: int):
-        """(name, labels, value) of the newest sample in a bucket of each series named."""
+        """(time, name, labels, value) of the newest sample in a bucket of each series named,
+        oldest first."""
         chosen, _ = _short(lambda r: selector(None, matchers, {**r, "__name__": names}), regex)
+        samples = []
         for item in self.instant(f"{chosen}[{_duration(BUCKET)}]", bucket + BUCKET):
             labels = item["metric"]
-            _, value = max(item["values"], key=lambda pair: pair[0])
-            yield labels.pop("__name__"), labels, _number(value)
+            at, value = item["values"][-1]  # the engine gives a series' samples oldest first
+            samples.append((at, labels.pop("__name__"), labels, _number(value)))
+        samples.sort(key=operator.itemgetter(0))
+        return samples
 
-    def _bucket_rows(self, kind: EntityKind, bucket: int, entities: Sequence[Entity]) -> dict:
-        """Per entity key, its values of columns(kind) in one bucket."""
+    def _bucket_rows(
+        self, kind: EntityKind, bucket: int, entities: Sequence[Entity], names: Sequence[str]
+    ) -> dict:
+        """Per entity key, its values of columns(kind) in one bucket: those that `names`
+        need, the others None."""
         scope = _SCOPE[kind]
         stored = STORED_COLUMNS[kind]
         measured = {
@@ -646,7 +657,8 @@ class PrometheusStorage(Storage):
             EntityKind.DEPLOYMENT: GROUP_COLUMNS[:-1],
             EntityKind.CLUSTER: CLUSTER_SUMS,
         }.get(kind, stored)
-        wanted = {metric_name(scope, name): name for name in measured}
+        needed = set(names).union(*(_PERCENTS[name] for name in names if name in _PERCENTS))
+        wanted = {metric_name(scope, name): name for name in measured if name in needed}
         if kind in _GROUPS:
             wanted[seen_name(scope)] = None
         # Per member (an entity itself, or a pod or node of a group): its values and group.
@@ -656,7 +668,10 @@ class PrometheusStorage(Storage):
         if kind in _GROUPS:
             member_kind = EntityKind.POD if scope == "pod" else EntityKind.NODE
         regex = _restriction(kind, entities)
-        for name, labels, value in self._raw_samples(list(wanted), self._base, regex, bucket):
+        # An entity whose labels changed within the bucket has several series: the newest
+        # sample goes last.
+        samples = self._raw_samples(list(wanted), self._base, regex, bucket)
+        for _, name, labels, value in samples:
             member = _key(member_kind, labels)
             groups[member] = _key(kind, labels)
             values = members[member]  # a group counts its members, with values or not
@@ -697,10 +712,15 @@ class PrometheusStorage(Storage):
         time, combined by agg; for groups, over the sums of each bucket."""
         scope = _SCOPE[kind]
         if kind not in _GROUPS:
-            chosen = selector(metric_name(scope, name), self._base, regex)
-            if reach == BUCKET:
-                return f"last_over_time({chosen}[{_duration(BUCKET)}])"
-            return f"{_OVER_TIME[agg]}({chosen}[{_duration(reach)}])"
+            window = f"{selector(metric_name(scope, name), self._base, regex)}[{_duration(reach)}]"
+            # An entity whose labels changed (a pod's metadata known later) has several
+            # series: combined here, but for `last`, which `series` picks from them.
+            by = f"by ({','.join(_SERIES_KEY[kind])})"
+            if reach == BUCKET or agg == "last":
+                return f"last_over_time({window})"
+            if agg == "avg":
+                return f"sum {by} (sum_over_time({window})) / sum {by} (count_over_time({window}))"
+            return f"{agg} {by} ({_OVER_TIME[agg]}({window}))"
         inner = self._bucket_expression(kind, name, regex)
         if reach == BUCKET:
             return inner
@@ -745,11 +765,17 @@ class PrometheusStorage(Storage):
         first, last, step = span.first_bucket(), span.last_bucket(), span.step
 
         def fill(kind: EntityKind, items: list[dict], label_of) -> None:
+            found = []
             for item in items:
                 labels = item["metric"]
                 i = where.get((kind, _key(kind, labels)))
-                if i is None:
-                    continue
+                if i is not None:
+                    found.append((_agreement(entities[i], labels), i, item))
+            # Of an entity's several series, the one labelled as it is now is the newest: its
+            # values go last.
+            found.sort(key=operator.itemgetter(0))
+            for _, i, item in found:
+                labels = item["metric"]
                 column = answers[i][labels[_METRIC_LABEL]]
                 for timestamp, value in item.get("values") or [item["value"]]:
                     column[position[label_of(float(timestamp))]] = _number(value)
@@ -766,7 +792,15 @@ class PrometheusStorage(Storage):
         edges = [s for s in dict.fromkeys((steps[0], steps[-1])) if s not in whole]
         singles = dict.fromkeys((*edges, *near))
         for kind in dict.fromkeys(entity.kind for entity in entities):
-            regex = _restriction(kind, [e for e in entities if e.kind is kind])
+            of_kind = [e for e in entities if e.kind is kind]
+            regex = _restriction(kind, of_kind)
+            held = self._held(kind, of_kind, regex, first, last)
+            if held is None:
+                continue
+
+            def inside(label: int, held: tuple[int, int] = held) -> bool:
+                return label <= held[1] and label + step - BUCKET >= held[0]
+
             expression, regex = _short(
                 lambda r, kind=kind: self._union(kind, names, r, step, span.agg), regex
             )
@@ -775,17 +809,39 @@ class PrometheusStorage(Storage):
                 room = SUBQUERY_POINTS * BUCKET - step - SUBQUERY_MARGIN
                 steps_per_query = max(1, min(MAX_STEPS, room // step + 1))
             for run in runs:
+                run = [label for label in run if inside(label)]
                 if run:
                     items = self.range_query(
                         expression, run[0] + step, run[-1] + step, step, steps_per_query
                     )
                     fill(kind, items, lambda t: int(t) - step)
-            for label in singles:
+            for label in filter(inside, singles):
                 start, end = max(label, first), min(label + step - BUCKET, last)
                 reach = end + BUCKET - start
                 items = self.instant(self._union(kind, names, regex, reach, span.agg), end + BUCKET)
                 fill(kind, items, lambda _, label=label: label)
         return answers
+
+    def _held(
+        self, kind: EntityKind, entities: Sequence[Entity], regex: dict, first: int, last: int
+    ):
+        """The buckets of [first, last] that may hold samples of these entities: up to their
+        newest report, and for groups, whose subqueries cost by the span whether it holds
+        samples or not, from their first report in it; None if there are none."""
+        newest = [entity.last_bucket for entity in entities if entity.last_bucket is not None]
+        last = min(last, max(newest, default=first - BUCKET))
+        if kind in _GROUPS and first <= last:
+            reach = _duration(last + BUCKET - first)
+            seen = seen_name(_SCOPE[kind])
+            expression, _ = _short(
+                lambda r: (
+                    f"min(min_over_time({self._selector(seen, kind, self._base, r)}[{reach}]))"
+                ),
+                regex,
+            )
+            items = self.instant(expression, last + BUCKET)
+            first = max(first, int(float(items[0]["value"][1]))) if items else last + BUCKET
+        return (first, last) if first <= last else None
 
     def roll_up(self) -> int:
         """Nothing: the engine answers every span from its own samples."""
@@ -811,6 +867,12 @@ class PrometheusStorage(Storage):
 
 
 _METRIC_LABEL = "cloudmon_metric"
+# The labels telling apart the entities of a kind in its metric series (see `_key`).
+_SERIES_KEY = {
+    EntityKind.NODE: ("node",),
+    EntityKind.POD: ("uid",),
+    EntityKind.CONTAINER: ("uid", "container", "container_id"),
+}
 _PERCENTS = {
     "cpu_percent": ("cpu_cores", "cpu_capacity_cores"),
     "memory_percent": ("memory_used_bytes", "memory_total_bytes"),
@@ -833,6 +895,13 @@ def _entity_key(entity: Entity) -> tuple:
         identity = entity.identity
         return (identity["uid"] or "", identity["name"] or identity["container_id"] or "")
     return tuple(entity.identity[field] or "" for field in _KEY_FIELDS[entity.kind])
+
+
+def _agreement(entity: Entity, labels: dict[str, str]) -> int:
+    """How many of an entity's identity fields a series' labels give as they are now."""
+    return sum(
+        labels.get(label) == entity.identity[field] for field, label in _FIELDS[entity.kind].items()
+    )
 
 
 def _missing_group_label(kind: EntityKind, key: tuple) -> bool:
