@@ -14,9 +14,9 @@ engine includes the range's start (Prometheus 2) or not (Prometheus 3, VictoriaM
 second report of a bucket is a second sample in it and `last_over_time` picks the newer;
 two reports at the same millisecond would be a duplicate, which Prometheus refuses.
 
-Latest values are read as raw samples and summed here; series are folded by the engine:
-`<agg>_over_time` over the step, of the per-bucket sums (a subquery at 10 s) for namespaces,
-deployments and the cluster.
+Latest values are read as raw samples, a group's as its sums; series are folded by the
+engine: `<agg>_over_time` over the step, of the per-bucket sums (a subquery at 10 s) for
+namespaces, deployments and the cluster.
 """
 
 import base64
@@ -39,9 +39,7 @@ import msgspec
 from cloudmon.storage import remote_write
 from cloudmon.storage.base import (
     BUCKET,
-    CLUSTER_SUMS,
     CONTAINER_COLUMNS,
-    GROUP_COLUMNS,
     NODE_COLUMNS,
     POD_COLUMNS,
     STORED_COLUMNS,
@@ -650,49 +648,26 @@ class PrometheusStorage(Storage):
     ) -> dict:
         """Per entity key, its values of columns(kind) in one bucket: those that `names`
         need, the others None."""
-        scope = _SCOPE[kind]
         stored = STORED_COLUMNS[kind]
-        measured = {
-            EntityKind.NAMESPACE: GROUP_COLUMNS[:-1],
-            EntityKind.DEPLOYMENT: GROUP_COLUMNS[:-1],
-            EntityKind.CLUSTER: CLUSTER_SUMS,
-        }.get(kind, stored)
         needed = set(names).union(*(_PERCENTS[name] for name in names if name in _PERCENTS))
-        wanted = {metric_name(scope, name): name for name in measured if name in needed}
-        if kind in _GROUPS:
-            wanted[seen_name(scope)] = None
-        # Per member (an entity itself, or a pod or node of a group): its values and group.
-        members: dict[tuple, dict] = defaultdict(dict)
-        groups: dict[tuple, tuple] = {}
-        member_kind = kind
-        if kind in _GROUPS:
-            member_kind = EntityKind.POD if scope == "pod" else EntityKind.NODE
+        chosen = [name for name in stored if name in needed]
         regex = _restriction(kind, entities)
+        rows: dict[tuple, list] = {}
+        if kind in _GROUPS:  # summed by the engine, as a series' steps are
+            expression, _ = _short(lambda r: self._union(kind, chosen, r, BUCKET, "last"), regex)
+            for item in self.instant(expression, bucket + BUCKET) if chosen else ():
+                labels = item["metric"]
+                row = rows.setdefault(_key(kind, labels), [None] * len(stored))
+                row[stored.index(labels[_METRIC_LABEL])] = _number(item["value"][1])
+            return {key: derive(kind, row) for key, row in rows.items()}
+        series = {metric_name(_SCOPE[kind], name): stored.index(name) for name in chosen}
         # An entity whose labels changed within the bucket has several series: the newest
         # sample goes last.
-        samples = self._raw_samples(list(wanted), self._base, regex, bucket)
-        for _, name, labels, value in samples:
-            member = _key(member_kind, labels)
-            groups[member] = _key(kind, labels)
-            values = members[member]  # a group counts its members, with values or not
-            if wanted[name] is not None and value is not None:
-                values[wanted[name]] = value
-        if kind not in _GROUPS:
-            return {
-                member: derive(kind, [values.get(name) for name in stored])
-                for member, values in members.items()
-            }
-        sums: dict[tuple, list] = {}
-        for member, values in members.items():
-            if _missing_group_label(kind, groups[member]):
-                continue
-            total = sums.setdefault(groups[member], [None] * len(stored))
-            for index, name in enumerate(measured):
-                value = values.get(name)
-                if value is not None:
-                    total[index] = value if total[index] is None else total[index] + value
-            total[-1] = (total[-1] or 0) + 1
-        return {key: derive(kind, total) for key, total in sums.items()}
+        for _, name, labels, value in self._raw_samples(list(series), self._base, regex, bucket):
+            row = rows.setdefault(_key(kind, labels), [None] * len(stored))
+            if value is not None:
+                row[series[name]] = value
+        return rows
 
     def _complete_bucket(self, last: int) -> int:
         """The bucket the cluster's latest values come from (`complete_bucket`)."""
@@ -902,10 +877,6 @@ def _agreement(entity: Entity, labels: dict[str, str]) -> int:
     return sum(
         labels.get(label) == entity.identity[field] for field, label in _FIELDS[entity.kind].items()
     )
-
-
-def _missing_group_label(kind: EntityKind, key: tuple) -> bool:
-    return kind is not EntityKind.CLUSTER and "" in key
 
 
 def _short(build: Callable[[dict], str], regex: dict) -> tuple[str, dict]:
