@@ -35,11 +35,20 @@ def test_every_registered_scheme_is_tested():
 def test_cached_series_encode_as_protobuf_does():
     labels = (("namespace", "shop"), ("uid", "u-1"))
     encoder = SeriesEncoder()
-    samples = [("a", 0.5, 1_764_100_000_001), ("b", 2.0, 1_764_100_010_002), ("a", 3.5, 1)]
+    # A value missing (a series at a time), then all there (packed at once), cached or not.
+    calls = [
+        (("a", "c"), (0.5, None), 1_764_100_000_001),
+        (("b", "a"), (2.0, 7), 1_764_100_010_002),
+        (("b", "a"), (4.0, 3.5), 1_764_100_020_003),
+        (("a",), (3.5,), 1),
+    ]
     parts = []
-    for name, value, ms in samples:
+    samples = []
+    for names, values, ms in calls:
         tail = SeriesEncoder.timestamp_field(ms)
-        assert encoder.add(parts, labels, tail, [(name, value), ("c", None)]) == 1
+        present = [(name, value) for name, value in zip(names, values) if value is not None]
+        assert encoder.add(parts, labels, tail, names, values) == len(present)
+        samples += [(name, value, ms) for name, value in present]
     encoded = b"".join(parts)
     expected = remote_write.write_request(
         ((("__name__", name), *labels), [(value, ms)]) for name, value, ms in samples

@@ -21,6 +21,7 @@ namespaces, deployments and the cluster.
 
 import base64
 import http.client
+import itertools
 import json
 import math
 import operator
@@ -206,8 +207,8 @@ class SeriesEncoder:
         self._labels: dict[tuple[str, str], bytes] = {}
         self._entities: dict[tuple, dict[str, bytes]] = {}
 
-    def add(self, parts: list, labels: tuple, tail: bytes, named_values: Iterable) -> int:
-        """Append to `parts` one TimeSeries field per (series name, value) present, each with
+    def add(self, parts: list, labels: tuple, tail: bytes, names: tuple, values: tuple) -> int:
+        """Append to `parts` one TimeSeries field per name whose value is not None, each with
         the entity's labels (sorted by name, __name__ aside) and one sample of the timestamp
         field `tail`; returns how many."""
         key = (labels, len(tail))
@@ -216,15 +217,35 @@ class SeriesEncoder:
             if len(self._entities) >= CACHE_LIMIT:
                 self._entities.clear()
                 self._labels.clear()
-            # Under "": the entity's labels, which every series of it shares.
+            # Under "": the entity's labels, which every series of it shares; under a series
+            # name: its head; under a tuple of names: their heads and a Struct packing them
+            # with their values at once (a tenth of the time of a series at a time).
             heads = self._entities[key] = {"": b"".join(self._label(*label) for label in labels)}
+        if None not in values:
+            packer = heads.get(names)
+            if packer is None:
+                packer = heads[names] = self._packer(heads, names, len(tail))
+            struct_of_all, heads_of_all = packer
+            parts.append(
+                struct_of_all.pack(
+                    *itertools.chain.from_iterable(
+                        zip(heads_of_all, values, itertools.repeat(tail))
+                    )
+                )
+            )
+            return len(values)
         count = 0
-        for name, value in named_values:
+        for name, value in zip(names, values, strict=True):
             if value is not None:
                 head = heads.get(name) or self._head(heads, name, len(tail))
                 parts += (head, _DOUBLE.pack(value), tail)
                 count += 1
         return count
+
+    def _packer(self, heads: dict, names: tuple, tail_size: int) -> tuple[struct.Struct, tuple]:
+        of_all = tuple(heads.get(name) or self._head(heads, name, tail_size) for name in names)
+        layout = "".join(f"{len(head)}sd{tail_size}s" for head in of_all)
+        return struct.Struct("<" + layout), of_all
 
     def _head(self, heads: dict, name: str, tail_size: int) -> bytes:
         serialized = self._label("__name__", name) + heads[""]
@@ -467,31 +488,29 @@ class PrometheusStorage(Storage):
                 info = payload.node_info
                 labels = tuple(sorted((*extra, ("node", payload.node))))
                 values = (*_NODE_VALUES(payload.node_metrics), info.cpu_count)
-                samples += add(parts, labels, tail, zip(_NODE_SERIES, values, strict=True))
+                samples += add(parts, labels, tail, _NODE_SERIES, values)
                 described = [
                     (name, str(getattr(info, name)))
                     for name in _NODE_INFO
                     if getattr(info, name, None) is not None
                 ]
                 labels = tuple(sorted((*labels, *described)))
-                add(parts, labels, tail, ((_SEEN["node"], bucket),))
+                add(parts, labels, tail, (_SEEN["node"],), (bucket,))
                 for pod in {pod.uid: pod for pod in payload.pods}.values():
                     labels = _pod_labels(pod, payload.node, extra)
                     values = _POD_VALUES(pod)
-                    samples += add(parts, labels, tail, zip(_POD_SERIES, values, strict=True))
+                    samples += add(parts, labels, tail, _POD_SERIES, values)
                     described = (("qos", pod.qos),) if pod.qos is not None else ()
                     seen = tuple(sorted((*labels, *described)))
-                    add(parts, seen, tail, ((_SEEN["pod"], bucket),))
+                    add(parts, seen, tail, (_SEEN["pod"],), (bucket,))
                     for container in {c.name or c.id: c for c in pod.containers}.values():
                         named = (("container", container.name), ("container_id", container.id))
                         named = tuple(label for label in named if label[1] is not None)
+                        labels_of = tuple(sorted((*labels, named[0])))
                         values = _CONTAINER_VALUES(container)
-                        named_values = zip(_CONTAINER_SERIES, values, strict=True)
-                        samples += add(
-                            parts, tuple(sorted((*labels, named[0]))), tail, named_values
-                        )
+                        samples += add(parts, labels_of, tail, _CONTAINER_SERIES, values)
                         seen_labels = tuple(sorted((*labels, *named)))
-                        add(parts, seen_labels, tail, ((_SEEN["container"], bucket),))
+                        add(parts, seen_labels, tail, (_SEEN["container"],), (bucket,))
         return b"".join(parts), samples
 
     def write(self, payloads: Sequence) -> int:
