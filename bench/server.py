@@ -289,6 +289,9 @@ def queries(base: str, hours: float, namespaces: int) -> dict[str, str]:
             f"/api/deployments?{groups}"
         ),
         f"/api/pods latest ({len(pods['items'])} pods)": "/api/pods",
+        f"/api/pods latest ({len(pods['items'])}, cpu and memory as the dashboard asks)": (
+            "/api/pods?metrics=cpu_cores,memory_working_set_bytes"
+        ),
         "the 5 busiest pods": "/api/pods?metrics=cpu_cores&sort=-cpu_cores&limit=5",
         "the cluster over 1 h": f"/api/cluster?{span}",
         f"the cluster over {hours} h": f"/api/cluster?window={int(hours * 3600)}s",
