@@ -74,6 +74,8 @@ SUBQUERY_MARGIN = 300 + 2 * BUCKET
 RECENT = 5
 # Characters of an expression: VictoriaMetrics refuses more than 16 KiB (-search.maxQueryLen).
 MAX_QUERY = 15_000
+# Seconds: a group's series over a longer span is asked for from the first bucket held.
+LONG_SPAN = 31 * 86400
 CACHE_LIMIT = 500_000  # encoded series heads kept before the cache starts afresh
 
 _POD_LABELS = ("namespace", "pod", "uid", "node", "deployment", "workload_kind", "workload")
@@ -619,11 +621,15 @@ class PrometheusStorage(Storage):
             found = self._last_seen(kind, matchers, first, horizon) if first <= horizon else {}
         else:
             first, last = span.first_bucket(), span.last_bucket()
-            inside = self._last_seen(kind, matchers, first, last) if first <= last else {}
             found = {}
-            if inside:
-                everything = self._last_seen(kind, matchers, first, max(horizon, last))
-                found = {key: everything.get(key, inside[key]) for key in inside}
+            if first <= last:
+                # Their reports from the span's start on: those whose newest lies in the span
+                # reported in it; the others (a span ending before now) are asked again.
+                found = self._last_seen(kind, matchers, first, max(horizon, last))
+                later = {key for key, series in found.items() if _newest(series) > last}
+                if later:
+                    inside = self._last_seen(kind, matchers, first, last)
+                    found = {key: series for key, series in found.items() if key in inside}
         if key is not None:
             found = {k: series for k, series in found.items() if k[1] == key}
         return _make_entities(kind, found)
@@ -708,11 +714,12 @@ class PrometheusStorage(Storage):
         if kind not in _GROUPS:
             window = f"{selector(metric_name(scope, name), self._base, regex)}[{_duration(reach)}]"
             # An entity whose labels changed (a pod's metadata known later) has several
-            # series: combined here, but for `last`, which `series` picks from them.
+            # series: combined here for max, min and sum; for last `series` picks one, and
+            # for avg asks again for their mean (_MEAN), which costs two scans.
             by = f"by ({','.join(_SERIES_KEY[kind])})"
-            if reach == BUCKET or agg == "last":
-                return f"last_over_time({window})"
-            if agg == "avg":
+            if reach == BUCKET or agg in ("last", "avg"):
+                return f"{_OVER_TIME[agg if reach > BUCKET else 'last']}({window})"
+            if agg == _MEAN:
                 return f"sum {by} (sum_over_time({window})) / sum {by} (count_over_time({window}))"
             return f"{agg} {by} ({_OVER_TIME[agg]}({window}))"
         inner = self._bucket_expression(kind, name, regex)
@@ -751,32 +758,56 @@ class PrometheusStorage(Storage):
     def series(self, entities, names, span):
         names = tuple(names)
         answers = [fold([], names, span) for _ in entities]
-        steps = span.steps()
-        if not entities or not len(steps):
+        if not entities or not len(span.steps()):
             return answers
-        where = {(e.kind, _entity_key(e)): i for i, e in enumerate(entities)}
-        position = {label: k for k, label in enumerate(steps)}
-        first, last, step = span.first_bucket(), span.last_bucket(), span.step
+        for kind in dict.fromkeys(entity.kind for entity in entities):
+            of_kind = [(i, e) for i, e in enumerate(entities) if e.kind is kind]
+            several = self._fold(kind, of_kind, names, span, span.agg, answers)
+            if several and span.agg == "avg" and kind not in _GROUPS:
+                # Their series' means, each of its own samples, are asked again as one mean.
+                again = [(i, e) for i, e in of_kind if i in several]
+                self._fold(kind, again, names, span, _MEAN, answers)
+        return answers
 
-        def fill(kind: EntityKind, items: list[dict], label_of) -> None:
+    def _fold(self, kind: EntityKind, entities: list, names: tuple, span, agg: str, answers):
+        """Fill in the `answers` of (index, entity) pairs of one kind over the span; returns
+        the indexes of the entities that had several series (their labels changed)."""
+        steps = span.steps()
+        first, last, step = span.first_bucket(), span.last_bucket(), span.step
+        where = {_entity_key(e): i for i, e in entities}
+        position = {label: k for k, label in enumerate(steps)}
+        filled: set[tuple[int, str, float]] = set()
+        several: set[int] = set()
+
+        def fill(items: list[dict], label_of) -> None:
             found = []
             for item in items:
                 labels = item["metric"]
-                i = where.get((kind, _key(kind, labels)))
+                i = where.get(_key(kind, labels))
                 if i is not None:
-                    found.append((_agreement(entities[i], labels), i, item))
+                    found.append((_agreement(entity_at[i], labels), i, item))
             # Of an entity's several series, the one labelled as it is now is the newest: its
             # values go last.
             found.sort(key=operator.itemgetter(0))
             for _, i, item in found:
-                labels = item["metric"]
-                column = answers[i][labels[_METRIC_LABEL]]
+                name = item["metric"][_METRIC_LABEL]
+                column = answers[i][name]
                 for timestamp, value in item.get("values") or [item["value"]]:
-                    column[position[label_of(float(timestamp))]] = _number(value)
+                    label = label_of(float(timestamp))
+                    if (i, name, label) in filled:
+                        several.add(i)
+                    filled.add((i, name, label))
+                    column[position[label]] = _number(value)
 
+        entity_at = dict(entities)
+        regex = _restriction(kind, [e for _, e in entities])
+        held = self._held(kind, [e for _, e in entities], first, last)
+        if held is None:
+            return several
         whole = [s for s in steps if s >= first and s + step - BUCKET <= last]
         # Whole steps come from range queries, but those ending near the clock (see RECENT)
-        # and the partial steps at either end from an instant query each.
+        # and the partial steps at either end from an instant query each; only the steps
+        # with buckets held.
         now = self._clock()
         near = [s for s in whole if now - RECENT < s + step <= now + step + RECENT]
         runs = [
@@ -785,55 +816,40 @@ class PrometheusStorage(Storage):
         ]
         edges = [s for s in dict.fromkeys((steps[0], steps[-1])) if s not in whole]
         singles = dict.fromkeys((*edges, *near))
-        for kind in dict.fromkeys(entity.kind for entity in entities):
-            of_kind = [e for e in entities if e.kind is kind]
-            regex = _restriction(kind, of_kind)
-            held = self._held(kind, of_kind, regex, first, last)
-            if held is None:
-                continue
 
-            def inside(label: int, held: tuple[int, int] = held) -> bool:
-                return label <= held[1] and label + step - BUCKET >= held[0]
+        def inside(label: int) -> bool:
+            return label <= held[1] and label + step - BUCKET >= held[0]
 
-            expression, regex = _short(
-                lambda r, kind=kind: self._union(kind, names, r, step, span.agg), regex
-            )
-            steps_per_query = MAX_STEPS
-            if kind in _GROUPS:  # a subquery over each chunk
-                room = SUBQUERY_POINTS * BUCKET - step - SUBQUERY_MARGIN
-                steps_per_query = max(1, min(MAX_STEPS, room // step + 1))
-            for run in runs:
-                run = [label for label in run if inside(label)]
-                if run:
-                    items = self.range_query(
-                        expression, run[0] + step, run[-1] + step, step, steps_per_query
-                    )
-                    fill(kind, items, lambda t: int(t) - step)
-            for label in filter(inside, singles):
-                start, end = max(label, first), min(label + step - BUCKET, last)
-                reach = end + BUCKET - start
-                items = self.instant(self._union(kind, names, regex, reach, span.agg), end + BUCKET)
-                fill(kind, items, lambda _, label=label: label)
-        return answers
+        expression, regex = _short(lambda r: self._union(kind, names, r, step, agg), regex)
+        steps_per_query = MAX_STEPS
+        if kind in _GROUPS:  # a subquery over each chunk
+            room = SUBQUERY_POINTS * BUCKET - step - SUBQUERY_MARGIN
+            steps_per_query = max(1, min(MAX_STEPS, room // step + 1))
+        for run in runs:
+            run = [label for label in run if inside(label)]
+            if run:
+                items = self.range_query(
+                    expression, run[0] + step, run[-1] + step, step, steps_per_query
+                )
+                fill(items, lambda t: int(t) - step)
+        for label in filter(inside, singles):
+            start, end = max(label, first), min(label + step - BUCKET, last)
+            reach = end + BUCKET - start
+            items = self.instant(self._union(kind, names, regex, reach, agg), end + BUCKET)
+            fill(items, lambda _, label=label: label)
+        return several
 
-    def _held(
-        self, kind: EntityKind, entities: Sequence[Entity], regex: dict, first: int, last: int
-    ):
+    def _held(self, kind: EntityKind, entities: Sequence[Entity], first: int, last: int):
         """The buckets of [first, last] that may hold samples of these entities: up to their
-        newest report, and for groups, whose subqueries cost by the span whether it holds
-        samples or not, from their first report in it; None if there are none."""
+        newest report, and for groups over a span longer than LONG_SPAN (their subqueries
+        cost by the span, samples or none), from the first report of a node in it, which
+        every pod's report comes with; None if there are none."""
         newest = [entity.last_bucket for entity in entities if entity.last_bucket is not None]
         last = min(last, max(newest, default=first - BUCKET))
-        if kind in _GROUPS and first <= last:
+        if kind in _GROUPS and last - first > LONG_SPAN:
+            seen = selector(seen_name("node"), self._base)
             reach = _duration(last + BUCKET - first)
-            seen = seen_name(_SCOPE[kind])
-            expression, _ = _short(
-                lambda r: (
-                    f"min(min_over_time({self._selector(seen, kind, self._base, r)}[{reach}]))"
-                ),
-                regex,
-            )
-            items = self.instant(expression, last + BUCKET)
+            items = self.instant(f"min(min_over_time({seen}[{reach}]))", last + BUCKET)
             first = max(first, int(float(items[0]["value"][1]))) if items else last + BUCKET
         return (first, last) if first <= last else None
 
@@ -861,6 +877,7 @@ class PrometheusStorage(Storage):
 
 
 _METRIC_LABEL = "cloudmon_metric"
+_MEAN = "mean"  # avg over the samples of all an entity's series
 # The labels telling apart the entities of a kind in its metric series (see `_key`).
 _SERIES_KEY = {
     EntityKind.NODE: ("node",),
@@ -889,6 +906,10 @@ def _entity_key(entity: Entity) -> tuple:
         identity = entity.identity
         return (identity["uid"] or "", identity["name"] or identity["container_id"] or "")
     return tuple(entity.identity[field] or "" for field in _KEY_FIELDS[entity.kind])
+
+
+def _newest(series: list[tuple[dict, int]]) -> int:
+    return max(bucket for _, bucket in series)
 
 
 def _agreement(entity: Entity, labels: dict[str, str]) -> int:
