@@ -46,7 +46,9 @@ def test_cached_series_encode_as_protobuf_does():
     samples = []
     for names, values, ms in calls:
         tail = SeriesEncoder.timestamp_field(ms)
-        present = [(name, value) for name, value in zip(names, values) if value is not None]
+        present = [
+            (name, value) for name, value in zip(names, values, strict=True) if value is not None
+        ]
         assert encoder.add(parts, labels, tail, names, values) == len(present)
         samples += [(name, value, ms) for name, value in present]
     encoded = b"".join(parts)
@@ -443,8 +445,6 @@ def test_bearer_token(engine, opened, tmp_path):
 def test_bad_urls(url, message):
     with pytest.raises(ValueError, match=message):
         PrometheusStorage.from_url(url)
-
-
 
 
 def test_an_entity_whose_labels_change_as_sqlite(engine_store, tmp_path):
