@@ -776,20 +776,20 @@ class PrometheusStorage(Storage):
         first, last, step = span.first_bucket(), span.last_bucket(), span.step
         where = {_entity_key(e): i for i, e in entities}
         position = {label: k for k, label in enumerate(steps)}
-        filled: set[tuple[int, str, float]] = set()
+        filled: set[tuple[int, str, int]] = set()
         several: set[int] = set()
 
         def fill(items: list[dict], label_of) -> None:
             found = []
             for item in items:
-                labels = item["metric"]
-                i = where.get(_key(kind, labels))
+                i = where.get(_key(kind, item["metric"]))
                 if i is not None:
-                    found.append((_agreement(entity_at[i], labels), i, item))
-            # Of an entity's several series, the one labelled as it is now is the newest: its
-            # values go last.
-            found.sort(key=operator.itemgetter(0))
-            for _, i, item in found:
+                    found.append((i, item))
+            if len({(i, item["metric"][_METRIC_LABEL]) for i, item in found}) < len(found):
+                # Of an entity's several series, the one labelled as it is now is the newest:
+                # its values go last.
+                found.sort(key=lambda pair: _agreement(entity_at[pair[0]], pair[1]["metric"]))
+            for i, item in found:
                 name = item["metric"][_METRIC_LABEL]
                 column = answers[i][name]
                 for timestamp, value in item.get("values") or [item["value"]]:
