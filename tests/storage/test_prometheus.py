@@ -479,3 +479,34 @@ def test_an_entity_whose_labels_change_as_sqlite(engine_store, tmp_path):
                         ]
     finally:
         sqlite.close()
+
+
+def test_lists_over_hours_as_sqlite(engine_store, tmp_path):
+    """Entities that reported only before the last hour are found through the engine's index
+    and read for themselves; those of the last hour are read whole."""
+    clock = engine_store._clock
+    sqlite = open_storage(f"sqlite:///{tmp_path}/store.db", clock=clock)
+    try:
+        later = T0 + 2 * 3600
+        bodies = [
+            report("n1", T0 + 1, [pod("a", "a", "shop", "web", cpu_cores=0.5)], cpu_cores=1.0),
+            report("n2", T0 + 2, [pod("b", "b", "db", "pg", cpu_cores=0.25)], cpu_cores=2.0),
+            report("n1", later + 1, [pod("a", "a", "shop", "web", cpu_cores=1.5)], cpu_cores=3.0),
+        ]
+        for store in (sqlite, engine_store):
+            store.write(payloads(*bodies))
+        clock.now = later + 30
+        spans = [None, Span(T0 - 600, later + 20, 600), Span(T0 - 600, T0 + 3600, 600)]
+        for kind in EntityKind:
+            for span in spans:
+                entities = engine_store.entities(kind, span=span)
+                expected = sqlite.entities(kind, span=span)
+                found = [(e.identity, e.last_bucket) for e in entities]
+                assert found == [(e.identity, e.last_bucket) for e in expected], (kind, span)
+                assert found, (kind, span)
+                if span is not None:
+                    names = columns(kind)
+                    got = engine_store.series(entities, names, span)
+                    assert got == sqlite.series(expected, names, span), (kind, span)
+    finally:
+        sqlite.close()

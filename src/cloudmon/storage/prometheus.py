@@ -76,6 +76,7 @@ RECENT = 5
 MAX_QUERY = 15_000
 # Seconds: a group's series over a longer span is asked for from the first bucket held.
 LONG_SPAN = 31 * 86400
+SCAN_SPAN = 3600  # seconds of reports a list reads whole (see `_last_seen`)
 CACHE_LIMIT = 500_000  # encoded series heads kept before the cache starts afresh
 
 _POD_LABELS = ("namespace", "pod", "uid", "node", "deployment", "workload_kind", "workload")
@@ -545,7 +546,7 @@ class PrometheusStorage(Storage):
 
     # -- reading ---------------------------------------------------------------------
 
-    def _query(self, path: str, form: dict[str, str]) -> list[dict]:
+    def _query(self, path: str, form: dict[str, str]):
         body = urllib.parse.urlencode(form).encode()
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         status, answer = self.read.request("POST", path, body, headers)
@@ -555,14 +556,14 @@ class PrometheusStorage(Storage):
             raise EngineError(status, answer[:200].decode(errors="replace")) from None
         if status >= 300 or decoded.get("status") != "success":
             raise EngineError(status, decoded.get("error", "no error given"))
-        return decoded["data"]["result"]
+        return decoded["data"]
 
     def instant(self, expression: str, at: float) -> list[dict]:
         """The result of an instant query at `at` (unix seconds)."""
         # nocache=1: VictoriaMetrics would otherwise evaluate a time within its latency
         # offset (at least 1 s in 1.79) of its clock at that offset before its clock.
         form = {"query": expression, "time": f"{at:.3f}", "nocache": "1"}
-        return self._query("/api/v1/query", form)
+        return self._query("/api/v1/query", form)["result"]
 
     def range_query(
         self, expression: str, start: int, end: int, step: int, steps: int = MAX_STEPS
@@ -572,7 +573,7 @@ class PrometheusStorage(Storage):
         for first in range(start, end + 1, step * steps):
             last = min(end, first + step * (steps - 1))
             form = {"query": expression, "start": str(first), "end": str(last), "step": str(step)}
-            for item in self._query("/api/v1/query_range", form):
+            for item in self._query("/api/v1/query_range", form)["result"]:
                 key = tuple(sorted(item["metric"].items()))
                 if key in merged:
                     merged[key]["values"] += item["values"]
@@ -599,13 +600,42 @@ class PrometheusStorage(Storage):
 
     def _last_seen(self, kind: EntityKind, matchers: dict, first: int, last: int) -> dict:
         """Per entity key, (labels, newest bucket) of each of its `seen` series with a sample
-        in buckets [first, last]."""
-        seen = self._selector(seen_name(_SCOPE[kind]), kind, matchers)
-        expression = f"max_over_time({seen}[{_duration(last + BUCKET - first)}])"
-        if kind in _GROUPS:
-            expression = f"max by ({','.join(_KEY[kind])}) ({expression})"
+        in buckets [first, last]. Only the last SCAN_SPAN seconds of reports are read whole
+        (reading a week's costs about a second per 250 pods): the entities that reported
+        only before are found in the engine's index, and their reports alone are read."""
+        recent = max(first, min(last, bucket_of(self._clock())) - SCAN_SPAN)
+        found = self._newest(kind, matchers, {}, recent, last)
+        if recent == first:
+            return found
+        form = {
+            "match[]": self._selector(seen_name(_SCOPE[kind]), kind, matchers),
+            "start": str(first),
+            "end": str(recent),
+        }
+        # The index may name series whose samples lie just outside: reading them tells.
+        older = {_key(kind, labels) for labels in self._query("/api/v1/series", form)}
+        older -= found.keys()
+        if older:
+            regex = {label: [key[i] for key in older] for i, label in enumerate(_KEY[kind])}
+            if kind is EntityKind.CONTAINER:  # keyed by name or ID: narrowed by pod
+                regex = {"uid": [key[0] for key in older]}
+            for key, series in self._newest(kind, matchers, regex, first, recent - BUCKET).items():
+                if key in older:
+                    found[key] = series
+        return found
+
+    def _newest(self, kind: EntityKind, matchers: dict, regex: dict, first: int, last: int):
+        seen = seen_name(_SCOPE[kind])
+        reach = _duration(last + BUCKET - first)
+
+        def build(narrowed: dict) -> str:
+            expression = f"max_over_time({self._selector(seen, kind, matchers, narrowed)}[{reach}])"
+            if kind in _GROUPS:
+                return f"max by ({','.join(_KEY[kind])}) ({expression})"
+            return expression
+
         found = defaultdict(list)
-        for item in self.instant(expression, last + BUCKET):
+        for item in self.instant(_short(build, regex)[0], last + BUCKET):
             bucket = int(float(item["value"][1]))
             found[_key(kind, item["metric"])].append((item["metric"], bucket))
         return found
