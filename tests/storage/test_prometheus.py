@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import pytest
 from fixtures.prometheus import STORES, running_prometheus
+from fixtures.victoriametrics import VictoriaMetricsProcess
 from store_payloads import T0, Clock, payloads
 
 from cloudmon.storage import open_storage, remote_write
@@ -484,6 +485,23 @@ def test_an_entity_whose_labels_change_as_sqlite(engine_store, tmp_path):
 def test_lists_over_hours_as_sqlite(engine_store, tmp_path):
     """Entities that reported only before the last hour are found through the engine's index
     and read for themselves; those of the last hour are read whole."""
+    same_lists_over_hours(engine_store, tmp_path)
+
+
+def test_lists_over_hours_when_the_index_names_too_many(tmp_path):
+    """VictoriaMetrics names at most -search.maxSeries series: past that, every report is
+    read."""
+    engine = VictoriaMetricsProcess(tmp_path, "-search.maxSeries=1").start()
+    store = engine.open_store(clock=Clock(T0))
+    try:
+        same_lists_over_hours(store, tmp_path)
+        assert "/api/v1/series" in engine.log_path.read_text()  # it did refuse
+    finally:
+        store.close()
+        engine.stop()
+
+
+def same_lists_over_hours(engine_store, tmp_path) -> None:
     clock = engine_store._clock
     sqlite = open_storage(f"sqlite:///{tmp_path}/store.db", clock=clock)
     try:

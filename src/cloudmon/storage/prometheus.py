@@ -612,8 +612,12 @@ class PrometheusStorage(Storage):
             "start": str(first),
             "end": str(recent),
         }
+        try:
+            indexed = self._query("/api/v1/series", form)
+        except EngineError:  # more series than it names at once (VictoriaMetrics: 30,000)
+            return self._newest(kind, matchers, {}, first, last)
         # The index may name series whose samples lie just outside: reading them tells.
-        older = {_key(kind, labels) for labels in self._query("/api/v1/series", form)}
+        older = {_key(kind, labels) for labels in indexed}
         older -= found.keys()
         if older:
             regex = {label: [key[i] for key in older] for i, label in enumerate(_KEY[kind])}
