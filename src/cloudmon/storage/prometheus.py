@@ -620,9 +620,7 @@ class PrometheusStorage(Storage):
         older = {_key(kind, labels) for labels in indexed}
         older -= found.keys()
         if older:
-            regex = {label: [key[i] for key in older] for i, label in enumerate(_KEY[kind])}
-            if kind is EntityKind.CONTAINER:  # keyed by name or ID: narrowed by pod
-                regex = {"uid": [key[0] for key in older]}
+            regex = _restriction(kind, older)
             for key, series in self._newest(kind, matchers, regex, first, recent - BUCKET).items():
                 if key in older:
                     found[key] = series
@@ -710,7 +708,7 @@ class PrometheusStorage(Storage):
         stored = STORED_COLUMNS[kind]
         needed = set(names).union(*(_PERCENTS[name] for name in names if name in _PERCENTS))
         chosen = [name for name in stored if name in needed]
-        regex = _restriction(kind, entities)
+        regex = _restriction(kind, map(_entity_key, entities))
         rows: dict[tuple, list] = {}
         if kind in _GROUPS:  # summed by the engine, as a series' steps are
             expression, _ = _short(lambda r: self._union(kind, chosen, r, BUCKET, "last"), regex)
@@ -834,7 +832,7 @@ class PrometheusStorage(Storage):
                     column[position[label]] = _number(value)
 
         entity_at = dict(entities)
-        regex = _restriction(kind, [e for _, e in entities])
+        regex = _restriction(kind, where)
         held = self._held(kind, [e for _, e in entities], first, last)
         if held is None:
             return several
@@ -962,11 +960,10 @@ def _short(build: Callable[[dict], str], regex: dict) -> tuple[str, dict]:
     return expression, regex
 
 
-def _restriction(kind: EntityKind, entities: Sequence[Entity]) -> dict[str, list[str]]:
-    """Regular-expression matchers narrowing a kind's series to those of these entities."""
-    if kind is EntityKind.CLUSTER:
-        return {}
-    keys = [_entity_key(entity) for entity in entities]
+def _restriction(kind: EntityKind, keys: Iterable[tuple]) -> dict[str, list[str]]:
+    """Regular-expression matchers narrowing a kind's series to those of the entities with
+    these keys (containers, keyed by name or ID, to their pods')."""
+    keys = list(keys)
     labels = _KEY[kind][:1] if kind is EntityKind.CONTAINER else _KEY[kind]
     return {label: [key[i] for key in keys] for i, label in enumerate(labels)}
 
