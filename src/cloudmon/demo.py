@@ -64,6 +64,24 @@ class WorkloadSpec:
         """What the agent reports as its pods' deployment (the contract's rule)."""
         return self.name if self.kind == "Deployment" or self.app_label else None
 
+    @property
+    def qos(self) -> str:
+        """Its pods' QoS class, as Kubernetes derives it from the requests and limits."""
+        resources = [
+            (c.cpu_request, c.cpu_limit, c.memory_request, c.memory_limit) for c in self.containers
+        ]
+        if all(
+            cpu_limit
+            and memory_limit
+            and cpu_request in (None, cpu_limit)
+            and memory_request in (None, memory_limit)
+            for cpu_request, cpu_limit, memory_request, memory_limit in resources
+        ):
+            return "guaranteed"
+        if any(value is not None for figures in resources for value in figures):
+            return "burstable"
+        return "besteffort"
+
 
 # Requests and limits as the projects' own manifests set them where there is one
 # (kubeadm's CoreDNS, Calico, manifests/monitor.yaml), typical figures elsewhere.
@@ -180,8 +198,9 @@ SYSTEM_CPU = 0.15  # cores
 SYSTEM_MEMORY = 900 * MiB
 SYSTEM_NETWORK = 20e3  # bytes/s each way
 SYSTEM_DISK_WRITE = 30e3  # bytes/s
-# The sandbox (pause) container each pod cgroup holds besides those listed.
-PAUSE_MEMORY = 256 * PAGE
+# The sandbox (pause) container a pod's cgroup holds besides those listed: a static binary
+# that sleeps, under 1 MiB.
+PAUSE_MEMORY = 1 * MiB
 FS_TOTAL = 100 * GiB  # the root volume; GKE's default boot disk is 100 GB
 KERNEL = "6.1.0-28-amd64"  # Debian 12's
 
@@ -230,7 +249,7 @@ class _Container:
     spec: ContainerSpec
     id: str
     age: float  # seconds since it started
-    wander: _Wander = field(default_factory=_Wander)
+    wander: _Wander = field(default_factory=_Wander, init=False)
 
     def __post_init__(self) -> None:
         # Cumulative counters since the container started, as if it had run at its average.
@@ -301,22 +320,6 @@ _SUMMED = (
 )
 
 
-def _qos(containers: tuple[ContainerSpec, ...]) -> str:
-    """The pod's QoS class from its containers' requests and limits, as Kubernetes sets it."""
-    resources = [(c.cpu_request, c.cpu_limit, c.memory_request, c.memory_limit) for c in containers]
-    if all(
-        cpu_limit
-        and memory_limit
-        and cpu_request in (None, cpu_limit)
-        and memory_request in (None, memory_limit)
-        for cpu_request, cpu_limit, memory_request, memory_limit in resources
-    ):
-        return "guaranteed"
-    if any(value is not None for figures in resources for value in figures):
-        return "burstable"
-    return "besteffort"
-
-
 _NETWORK = ("network_rx_bytes_total", "network_tx_bytes_total", "network_rx_bps", "network_tx_bps")
 
 
@@ -359,7 +362,7 @@ class _Pod:
             "workload_kind": workload.kind,
             "workload": workload.name,
             "node": self.node,
-            "qos": _qos(workload.containers),
+            "qos": workload.qos,
             "host_network": self.traffic is None,
             "containers": containers,
         }
@@ -403,10 +406,11 @@ class SimNode:
         typical_cpu = SYSTEM_CPU + sum(c.cpu for c in specs)
         typical_memory = SYSTEM_MEMORY + sum(c.memory * (1 + c.cache) for c in specs)
         requested = sum(c.cpu_request or 0 for c in specs)
-        # Room for the pods' requests and their peaks, in a machine of 4n cores with 4 GiB a
-        # core (the clouds' general-purpose machines: AWS m7i, GCP n2-standard) or more memory.
+        # A machine with room for the pods' requests and peaks: 4n cores with 4 GiB a core (the
+        # clouds' general-purpose machines: AWS m7i, GCP n2-standard), more memory if the pods
+        # need over half of that.
         self.cpu_count = 4 * math.ceil(max(requested, _PEAK * typical_cpu) / 4)
-        self.memory_total = 4 * GiB * max(self.cpu_count, math.ceil(2 * typical_memory / GiB / 4))
+        self.memory_total = 4 * GiB * max(self.cpu_count, math.ceil(2 * typical_memory / (4 * GiB)))
         self.fs_used = _pages(rng.uniform(0.25, 0.45) * FS_TOTAL)
         system = ContainerSpec("system", SYSTEM_CPU, SYSTEM_MEMORY, disk_write=SYSTEM_DISK_WRITE)
         self.system = _Container(system, "system", uptime)
