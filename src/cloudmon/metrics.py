@@ -35,6 +35,7 @@ class Metric:
     source: str
     rate_of: str | None = None  # for a RATE: the counter it is derived from
     integer: bool = False
+    by_server: bool = False  # measured by the server on receipt, not sent by the agent
 
 
 def _rate(name, unit, counter, help, scopes, source=None):
@@ -240,6 +241,16 @@ CATALOGUE: tuple[Metric, ...] = (
         NODE,
         "pod cgroups under kubepods",
         integer=True,
+    ),
+    Metric(
+        "clock_skew_seconds",
+        "seconds",
+        Kind.GAUGE,
+        "how far the node's clock runs ahead of the server's (negative: behind)",
+        NODE,
+        "the server: the payload's `sent_at` minus the server's clock when it arrived; "
+        "null for agents that do not send `sent_at`",
+        by_server=True,
     ),
 )
 

@@ -38,64 +38,98 @@ Qos = Literal["guaranteed", "burstable", "besteffort"]
 
 NonNegative = Annotated[float, Meta(ge=0, le=1.8e19)]
 NonNegativeInt = Annotated[int, Meta(ge=0)]
+UnixTime = Annotated[float, Meta(ge=0, le=1e11)]
+# A measurement the server makes on receipt (it replaces whatever an agent sends there).
+Measured = Annotated[float, Meta(ge=-1e11, le=1e11)]
+
+
+def _metric_type(metric):
+    if metric.by_server:
+        return Measured
+    return NonNegativeInt if metric.integer else NonNegative
 
 
 def _metric_fields(scope: Scope) -> list[tuple]:
-    return [
-        (m.name, (NonNegativeInt if m.integer else NonNegative) | None, None)
-        for m in metrics_for(scope)
-    ]
+    return [(m.name, _metric_type(m) | None, None) for m in metrics_for(scope)]
 
 
-_STRUCT_OPTIONS = {"forbid_unknown_fields": False, "omit_defaults": False}
+def _wire_types(forbid_unknown_fields: bool) -> dict[str, type]:
+    """The payload's structs, refusing or ignoring fields they do not declare."""
+    options = {"forbid_unknown_fields": forbid_unknown_fields, "omit_defaults": False}
+    node_metrics = msgspec.defstruct("NodeMetrics", _metric_fields(Scope.NODE), **options)
+    container = msgspec.defstruct(
+        "Container",
+        [("id", ContainerId), ("name", Name | None, None), *_metric_fields(Scope.CONTAINER)],
+        **options,
+    )
+    pod = msgspec.defstruct(
+        "Pod",
+        [
+            ("uid", Uid),
+            ("name", Name | None, None),
+            ("namespace", Name | None, None),
+            ("deployment", Name | None, None),
+            ("workload_kind", WorkloadKind | None, None),
+            ("workload", Name | None, None),
+            ("node", Name | None, None),
+            ("qos", Qos | None, None),
+            ("host_network", bool | None, None),
+            ("containers", Annotated[list[container], Meta(max_length=1000)], []),
+            *_metric_fields(Scope.POD),
+        ],
+        **options,
+    )
+    node_info = msgspec.defstruct(
+        "NodeInfo",
+        [
+            ("cpu_count", Annotated[int, Meta(ge=1, le=1_000_000)] | None, None),
+            ("memory_total_bytes", NonNegativeInt | None, None),
+            ("kernel", Annotated[str, Meta(max_length=256)] | None, None),
+            ("cgroup_version", Literal[1, 2] | None, None),
+            ("boot_time", NonNegative | None, None),
+        ],
+        **options,
+    )
+    payload = msgspec.defstruct(
+        "Payload",
+        [
+            ("schema", Literal[1]),
+            ("node", Name),
+            ("timestamp", UnixTime),
+            ("interval", Annotated[float, Meta(gt=0, le=1e9)] | None),
+            ("node_info", node_info),
+            ("node_metrics", node_metrics),
+            ("pods", Annotated[list[pod], Meta(max_length=10000)]),
+            # When the agent sent the payload (not when it was sampled: a spooled payload is
+            # sent late); the server measures the node's clock skew from it.
+            ("sent_at", UnixTime | None, None),
+        ],
+        forbid_unknown_fields=forbid_unknown_fields,
+        omit_defaults=True,  # no `sent_at` until the sender adds it
+    )
+    return {
+        "NodeMetrics": node_metrics,
+        "Container": container,
+        "Pod": pod,
+        "NodeInfo": node_info,
+        "Payload": payload,
+    }
 
-NodeMetrics = msgspec.defstruct("NodeMetrics", _metric_fields(Scope.NODE), **_STRUCT_OPTIONS)
 
-Container = msgspec.defstruct(
-    "Container",
-    [("id", ContainerId), ("name", Name | None, None), *_metric_fields(Scope.CONTAINER)],
-    **_STRUCT_OPTIONS,
-)
-
-Pod = msgspec.defstruct(
-    "Pod",
-    [
-        ("uid", Uid),
-        ("name", Name | None, None),
-        ("namespace", Name | None, None),
-        ("deployment", Name | None, None),
-        ("workload_kind", WorkloadKind | None, None),
-        ("workload", Name | None, None),
-        ("node", Name | None, None),
-        ("qos", Qos | None, None),
-        ("host_network", bool | None, None),
-        ("containers", Annotated[list[Container], Meta(max_length=1000)], []),
-        *_metric_fields(Scope.POD),
-    ],
-    **_STRUCT_OPTIONS,
-)
-
-
-class NodeInfo(msgspec.Struct, **_STRUCT_OPTIONS):
-    cpu_count: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
-    memory_total_bytes: NonNegativeInt | None = None
-    kernel: Annotated[str, Meta(max_length=256)] | None = None
-    cgroup_version: Literal[1, 2] | None = None
-    boot_time: NonNegative | None = None
-
-
-class Payload(msgspec.Struct, **_STRUCT_OPTIONS):
-    schema: Literal[1]
-    node: Name
-    timestamp: Annotated[float, Meta(ge=0, le=1e11)]
-    interval: Annotated[float, Meta(gt=0, le=1e9)] | None
-    node_info: NodeInfo
-    node_metrics: NodeMetrics
-    pods: Annotated[list[Pod], Meta(max_length=10000)]
-
+# Payloads are decoded by the strict types; only a payload with fields this version does
+# not know (from a newer agent) is decoded again by the lenient ones, and its unknown
+# fields listed. The agent builds payloads of the strict types.
+_STRICT = _wire_types(forbid_unknown_fields=True)
+_LENIENT = _wire_types(forbid_unknown_fields=False)
+NodeMetrics = _STRICT["NodeMetrics"]
+Container = _STRICT["Container"]
+Pod = _STRICT["Pod"]
+NodeInfo = _STRICT["NodeInfo"]
+Payload = _STRICT["Payload"]
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(Payload | list[Payload])
+_strict_decoder = msgspec.json.Decoder(Payload | list[Payload])
+_lenient_decoder = msgspec.json.Decoder(_LENIENT["Payload"] | list[_LENIENT["Payload"]])
 
 
 def encode(payload) -> bytes:
@@ -105,14 +139,50 @@ def encode(payload) -> bytes:
 
 def decode(body: bytes) -> list:
     """Payloads from JSON bytes (one object or an array); raises msgspec.ValidationError."""
-    decoded = _decoder.decode(body)
+    return decode_reporting(body)[0]
+
+
+def decode_reporting(body: bytes) -> tuple[list, list[str]]:
+    """Payloads from JSON bytes, and the fields they hold that this version ignores (as
+    `node_metrics.NAME`, `pods[].NAME`, ...); raises msgspec.ValidationError."""
+    ignored: list[str] = []
+    try:
+        decoded = _strict_decoder.decode(body)
+    except msgspec.ValidationError as error:
+        if not str(error).startswith("Object contains unknown field"):
+            raise
+        decoded = _lenient_decoder.decode(body)
+        ignored = _unknown_fields(msgspec.json.decode(body))
     payloads = decoded if isinstance(decoded, list) else [decoded]
     for index, item in enumerate(payloads):
         for pattern, strings in _strings(item):
             if not pattern.admits(strings):
                 where = f"$[{index}]" if isinstance(decoded, list) else "$"
                 raise msgspec.ValidationError(_refusal(item, where))
-    return payloads
+    return payloads, ignored
+
+
+_NESTED = {"node_info": "NodeInfo", "node_metrics": "NodeMetrics"}
+
+
+def _unknown_fields(document) -> list[str]:
+    """The fields of a decoded JSON body (a payload or a list of them, already valid for the
+    lenient types) that the payload's structs do not declare, sorted."""
+    found: set[str] = set()
+
+    def check(obj: dict, kind: str, path: str) -> None:
+        known = _STRICT[kind].__struct_fields__
+        found.update(f"{path}{name}" for name in obj if name not in known)
+
+    for item in document if isinstance(document, list) else [document]:
+        check(item, "Payload", "")
+        for field, kind in _NESTED.items():
+            check(item[field], kind, f"{field}.")
+        for pod in item["pods"]:
+            check(pod, "Pod", "pods[].")
+            for container in pod.get("containers") or ():
+                check(container, "Container", "pods[].containers[].")
+    return sorted(found)
 
 
 class _Pattern:

@@ -38,7 +38,7 @@ def with_changes(change):
 def test_stores_one_payload(client, storage):
     response = send(client, json.dumps(GOOD).encode())
     assert response.status_code == 200
-    assert response.json == {"payloads": 1, "samples": 4}
+    assert response.json == {"payloads": 1, "samples": 4, "ignored_fields": []}
     assert [e.identity["node"] for e in storage.entities(EntityKind.NODE)] == ["n1"]
 
 
@@ -164,7 +164,7 @@ def test_duplicate_pod(client, nothing_stored):
 
 def test_timestamp_in_the_future(client, nothing_stored):
     body = with_changes(lambda b: b.update(timestamp=T0 + 86_400))
-    refused(send(client, body), 400, "$.timestamp", "future")
+    refused(send(client, body), 400, "$.timestamp", "ahead of the server's clock", "n1")
 
 
 def test_timestamp_older_than_the_raw_retention(client, nothing_stored):
@@ -179,3 +179,33 @@ def test_one_bad_payload_stores_none_of_the_array(client, nothing_stored):
 
 def test_get_on_ingest_is_405(client):
     refused(client.get("/api/ingest"), 405)
+
+
+def test_unknown_fields_are_stored_around_and_named(client, storage, caplog):
+    def misspell(body):
+        body["node_metrics"]["cpu_kores"] = 1.0
+        body["pods"][0]["gpu_cores"] = 2.0
+        body["added_by_a_newer_agent"] = {"x": 1}
+
+    for _ in range(2):
+        response = send(client, with_changes(misspell))
+        assert response.status_code == 200, response.json
+        assert response.json["ignored_fields"] == [
+            "added_by_a_newer_agent",
+            "node_metrics.cpu_kores",
+            "pods[].gpu_cores",
+        ]
+    assert client.get("/api/nodes/n1").json["metrics"]["cpu_cores"] == 1.0
+    exposition = client.get("/metrics").text
+    assert 'cloudmon_ingest_ignored_fields_total{field="node_metrics.cpu_kores"} 2.0' in exposition
+    assert 'cloudmon_ingest_ignored_fields_total{field="pods[].gpu_cores"} 2.0' in exposition
+    logged = [r.getMessage() for r in caplog.records if "cpu_kores" in r.getMessage()]
+    assert len(logged) == 1
+
+
+def test_an_unknown_field_does_not_hide_a_bad_one(client, nothing_stored):
+    def change(body):
+        body["node_metrics"]["cpu_kores"] = 1.0
+        body["pods"][0]["cpu_cores"] = "fast"
+
+    refused(send(client, with_changes(change)), 400, "$.pods[0].cpu_cores")

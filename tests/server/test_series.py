@@ -136,9 +136,36 @@ def test_default_step_is_a_multiple_of_a_resolution(client, history, window, ste
         ("window=1h&agg=median", "agg"),
         ("window=1h&metrics=", "metrics"),
         ("windw=1h", "windw"),
+        ("window=5m&window=1h", "window"),
+        ("window=1h&metrics=cpu_cores&metrics=load1", "metrics"),
     ],
 )
 def test_bad_time_parameters(client, history, query, names):
     response = client.get(f"/api/nodes/n1?{query}")
     assert response.status_code == 400, response.json
     assert response.json["error"].startswith(names)
+
+
+@pytest.mark.parametrize(
+    ("query", "name", "words"),
+    [
+        ("window=99999999999999d", "window", "too long"),
+        ("window=4000000d", "window", "too long"),
+        ("start=99999999999999", "start", "too large"),
+        ("start=1764100000&end=99999999999999.5", "end", "too large"),
+        ("start=1000-01-01T00:00:00Z", "start", "before 1970"),
+        ("window=5m&window=1h", "window", "2 times"),
+    ],
+)
+def test_time_parameters_out_of_reach_say_why(client, history, query, name, words):
+    response = client.get(f"/api/nodes/n1?{query}")
+    assert response.status_code == 400, response.json
+    assert response.json["error"].startswith(f"{name}: ")
+    assert words in response.json["error"]
+
+
+def test_a_window_reaching_before_1970_starts_there(client, history):
+    got = series(client, "/api/nodes/n1?window=100000d&metrics=cpu_cores")
+    assert got["timestamps"][0] == 0
+    assert len(got["timestamps"]) <= MAX_POINTS + 1
+    assert max(filter(None, got["cpu_cores"])) > 0

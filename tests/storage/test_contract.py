@@ -98,12 +98,14 @@ def test_cluster_latest_is_the_newest_complete_bucket(backend):
     assert cluster_latest(backend) == (T0 + 20, {"cpu_cores": 8.0, "node_count": 2})
 
 
-def test_cluster_latest_forgets_nodes_silent_for_a_minute(backend):
+def test_cluster_latest_forgets_nodes_silent_for_a_minute(backend, clock):
     backend.write(payloads(node_payload("n1", T0), node_payload("n2", T0)))
     for offset in range(10, 70, 10):
         backend.write(payloads(node_payload("n1", T0 + offset)))
+    clock.now = T0 + 65
     assert cluster_latest(backend)[0] == T0 + 50
     backend.write(payloads(node_payload("n1", T0 + 70)))
+    clock.now = T0 + 75
     assert cluster_latest(backend) == (T0 + 70, {"cpu_cores": 1.0, "node_count": 1})
 
 

@@ -17,7 +17,7 @@ def awkward(i: int) -> float:
 
 @pytest.fixture
 def store(tmp_path):
-    store = SqliteStorage(tmp_path / "s.db", clock=Clock(T0 + 25))
+    store = SqliteStorage(tmp_path / "s.db", clock=Clock(T0 + 55))  # after what `fill` writes
     yield store
     store.close()
 

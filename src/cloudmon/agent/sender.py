@@ -40,6 +40,7 @@ class Answer:
     status: int | None
     detail: str
     retry_after: float | None = None
+    clock_skew: float | None = None  # seconds this node's clock is ahead, when refused for it
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -114,6 +115,7 @@ class Sender:
         self._streak = 0
         self._retry_at = float("-inf")
         self._problem: str | None = None
+        self._clock_refused = False  # the server refused a payload for this node's clock
 
     @property
     def dropped(self) -> int:
@@ -147,10 +149,11 @@ class Sender:
             if remaining <= 0:
                 break
             wanted = 1 if singles else cap or len(self.spool)
-            batch = self.spool.oldest(wanted, self.max_batch_bytes)
+            stamp = b'{"sent_at":%.3f,' % self._wall_clock()
+            batch = self.spool.oldest(wanted, self.max_batch_bytes, len(stamp) - 1)
             if not batch:
                 break
-            answer = self._post(b"[" + b",".join(batch) + b"]", min(self.timeout, remaining))
+            answer = self._post(_stamped(batch, stamp), min(self.timeout, remaining))
             status = answer.status
             if status is not None and 200 <= status < 300:
                 self.spool.remove_oldest(len(batch))
@@ -161,17 +164,32 @@ class Sender:
                     recovered_after = self._streak
                     self._problem = None
                 self._streak = 0
+                if self._clock_refused:
+                    self._clock_refused = False
+                    log.warning("the server takes this node's payloads again: its clock is right")
             elif status == 413 and len(batch) > 1:
                 cap = len(batch) // 2
             elif _refuses_content(status) and len(batch) > 1:
                 singles = len(batch)
             elif _refuses_content(status):
-                log.warning(
-                    "the server refused a payload of %d bytes on its own (HTTP %d: %s); dropped it",
-                    len(batch[0]),
-                    status,
-                    answer.detail,
-                )
+                if answer.clock_skew is None:
+                    log.warning(
+                        "the server refused a payload of %d bytes on its own (HTTP %d: %s); "
+                        "dropped it",
+                        len(batch[0]),
+                        status,
+                        answer.detail,
+                    )
+                elif not self._clock_refused:
+                    self._clock_refused = True
+                    log.error(
+                        "the server refuses this node's payloads: its clock is %.0f s ahead of "
+                        "the server's; fix the node's time sync (NTP). Payloads are dropped "
+                        "until then (HTTP %d: %s)",
+                        answer.clock_skew,
+                        status,
+                        answer.detail,
+                    )
                 self.spool.remove_oldest(1)
                 self.rejected += 1
                 singles = max(singles - 1, 0)
@@ -263,7 +281,14 @@ class Sender:
         finally:
             connection.close()
         retry_after = parse_retry_after(response.getheader("Retry-After"), self._wall_clock())
-        return Answer(response.status, _error_text(text), retry_after)
+        detail, clock_skew = _error_of(text)
+        return Answer(response.status, detail, retry_after, clock_skew)
+
+
+def _stamped(batch: list[bytes], stamp: bytes) -> bytes:
+    """A JSON array of encoded payloads, each opened by `stamp` ('{"sent_at":T,')."""
+    # Each starts with '{' and has no `sent_at` (payload.encode omits it while unset).
+    return b"[" + b",".join(stamp + item[1:] for item in batch) + b"]"
 
 
 def _refuses_content(status: int | None) -> bool:
@@ -286,11 +311,16 @@ def _problem(answer: Answer) -> tuple[str, str]:
     return f"HTTP {status}", f"answers HTTP {status} ({answer.detail})"
 
 
-def _error_text(body: bytes) -> str:
-    """The server's {"error": ...} message, else the start of its answer."""
+def _error_of(body: bytes) -> tuple[str, float | None]:
+    """The server's {"error": ...} message (else the start of its answer), and the clock skew
+    it names when it refused a payload for the node's clock."""
     try:
-        error = json.loads(body).get("error")
-    except (ValueError, AttributeError):
-        error = None
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        answer = {}
+    error, skew = answer.get("error"), answer.get("clock_skew_seconds")
     text = error if isinstance(error, str) else body.decode("utf-8", "replace")
-    return text.strip()[:200] or "no detail"
+    skew = float(skew) if isinstance(skew, int | float) and not isinstance(skew, bool) else None
+    return text.strip()[:200] or "no detail", skew

@@ -30,7 +30,7 @@ class Spool(Protocol):
     dropped: int
 
     def append(self, item: bytes) -> None: ...
-    def oldest(self, n: int, max_bytes: int) -> list[bytes]: ...
+    def oldest(self, n: int, max_bytes: int, added: int = 0) -> list[bytes]: ...
     def remove_oldest(self, n: int) -> None: ...
     def __len__(self) -> int: ...
 
@@ -98,9 +98,10 @@ class MemorySpool(_Bounded):
             self._count_dropped(excess)
         self._items.append(item)
 
-    def oldest(self, n: int, max_bytes: int) -> list[bytes]:
-        """Up to n of the oldest items whose JSON array fits max_bytes (always one, if any)."""
-        taken = _take((len(item) for item in self._items), n, max_bytes)
+    def oldest(self, n: int, max_bytes: int, added: int = 0) -> list[bytes]:
+        """Up to n of the oldest items whose JSON array, with `added` bytes more in each item,
+        fits max_bytes (always one, if any)."""
+        taken = _take((len(item) + added for item in self._items), n, max_bytes)
         return list(itertools.islice(self._items, taken))
 
     def remove_oldest(self, n: int) -> None:
@@ -208,12 +209,12 @@ class DiskSpool(_Bounded):
             self._drop_oldest(excess)
         self._index.append((seq, len(item)))
 
-    def oldest(self, n: int, max_bytes: int) -> list[bytes]:
+    def oldest(self, n: int, max_bytes: int, added: int = 0) -> list[bytes]:
         """Up to n of the oldest items whose JSON array fits max_bytes (always one, if any)."""
         # A file that is not one whole JSON object (a disk fault, or a file system that lost
         # data despite the fsync) is removed with a log line and never returned.
         while True:
-            taken = _take((size for _seq, size in self._index), n, max_bytes)
+            taken = _take((size + added for _seq, size in self._index), n, max_bytes)
             items = []
             for seq, _size in itertools.islice(self._index, taken):
                 item = self._read(seq)

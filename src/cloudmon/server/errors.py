@@ -14,21 +14,36 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An answer other than 2xx, with a message for the client."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        details: dict | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.details = details or {}  # more fields of the JSON answer, for programs
+
+    def answer(self) -> dict:
+        """The JSON answer: {"error": message} and the details."""
+        return {"error": self.message, **self.details}
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     """The JSON answer of an error, counted in the server's figures."""
+    return _response(ApiError(status, message, headers))
+
+
+def _response(error: ApiError) -> Response:
     server = current_app.extensions.get("cloudmon")
     if server is not None:
         endpoint = request.url_rule.rule if request.url_rule is not None else "unknown"
-        server.rejected.labels(endpoint, str(status)).inc()
-    body = msgspec.json.encode({"error": message})
-    return Response(body, status=status, mimetype="application/json", headers=headers)
+        server.rejected.labels(endpoint, str(error.status)).inc()
+    body = msgspec.json.encode(error.answer())
+    return Response(body, status=error.status, mimetype="application/json", headers=error.headers)
 
 
 def _http_error(error: HTTPException) -> Response:
@@ -57,7 +72,7 @@ def _unexpected(error: Exception) -> Response:
 
 def register(app: Flask) -> None:
     """Install the JSON error handlers."""
-    app.register_error_handler(ApiError, lambda e: error_response(e.status, e.message, e.headers))
+    app.register_error_handler(ApiError, _response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(EngineError, lambda e: error_response(502, engine_error(e).message))
     app.register_error_handler(Exception, _unexpected)

@@ -24,7 +24,10 @@ bp = Blueprint("ingest", __name__)
 
 PATH = "/api/ingest"
 _CHUNK = 64 * 1024
-FUTURE_LIMIT = 3600  # seconds a payload's timestamp may lie ahead of the server's clock
+# Seconds a payload's timestamp may lie ahead of the server's clock. An agent stamps a
+# sample when it reads it and sends it at once, so a working clock never comes near this;
+# more would let one node's future buckets stand for the cluster's "now".
+SKEW_TOLERANCE = 30
 # Seconds an agent is asked to wait when the store's disk is full or too many writes wait.
 RETRY_AFTER = {errno.ENOSPC: "30", errno.EAGAIN: "5"}
 ARRIVED = "cloudmon.arrived"  # environ: time.monotonic() when the request became readable
@@ -63,10 +66,11 @@ def gunzip(body: bytes, limit: int) -> bytes:
     return out
 
 
-def decode(body: bytes, now: float, oldest: float = 0.0) -> list:
-    """Payloads from a JSON body, checked beyond the schema; raises ApiError (400)."""
+def decode(body: bytes, now: float, oldest: float = 0.0) -> tuple[list, list[str]]:
+    """Payloads from a JSON body, checked beyond the schema, each with the node's clock skew
+    measured, and the fields this version ignores; raises ApiError (400)."""
     try:
-        payloads = wire.decode(body)
+        payloads, ignored = wire.decode_reporting(body)
     except msgspec.ValidationError as error:
         raise ApiError(400, f"payload: {error}") from None
     except msgspec.DecodeError as error:
@@ -80,8 +84,17 @@ def decode(body: bytes, now: float, oldest: float = 0.0) -> list:
     is_array = body.lstrip()[:1] == b"["
     for index, item in enumerate(payloads):
         where = f"$[{index}]" if is_array else "$"
-        if item.timestamp > now + FUTURE_LIMIT:
-            raise ApiError(400, f"payload: timestamp lies in the future - at `{where}.timestamp`")
+        skew = None if item.sent_at is None else round(item.sent_at - now, 3)
+        item.node_metrics.clock_skew_seconds = skew
+        ahead = item.timestamp - now
+        if ahead > SKEW_TOLERANCE:
+            raise ApiError(
+                400,
+                f"payload: timestamp lies {ahead:.0f} s ahead of the server's clock (at most "
+                f"{SKEW_TOLERANCE} s): the clock of node {item.node} is off - at "
+                f"`{where}.timestamp`",
+                details={"clock_skew_seconds": ahead if skew is None else skew},
+            )
         # Older samples could no longer be rolled up with the rest of their period.
         if item.timestamp < oldest:
             raise ApiError(
@@ -95,7 +108,7 @@ def decode(body: bytes, now: float, oldest: float = 0.0) -> list:
                         400, f"payload: duplicate pod uid - at `{where}.pods[{number}].uid`"
                     )
                 seen.add(pod.uid)
-    return payloads
+    return payloads, ignored
 
 
 class _DiskFull:
@@ -160,7 +173,7 @@ def store(environ: dict, config, server) -> dict:
     if encoding == "gzip":
         body = gunzip(body, limit)
     now = config["CLOUDMON_NOW"]()
-    payloads = decode(body, now, now - config["CLOUDMON_RETENTION"][BUCKET])
+    payloads, ignored = decode(body, now, now - config["CLOUDMON_RETENTION"][BUCKET])
     try:
         samples = server.storage.write(payloads)
     except EngineError as error:
@@ -176,8 +189,8 @@ def store(environ: dict, config, server) -> dict:
             {"Retry-After": RETRY_AFTER[error.errno]},
         ) from None
     _disk_full.ended()
-    server.ingested(len(payloads), samples, time.perf_counter() - started)
-    return {"payloads": len(payloads), "samples": samples}
+    server.ingested(len(payloads), samples, time.perf_counter() - started, ignored)
+    return {"payloads": len(payloads), "samples": samples, "ignored_fields": ignored}
 
 
 class IngestApp:
@@ -195,7 +208,7 @@ class IngestApp:
         try:
             status, answer = 200, store(environ, self.config, self.server)
         except ApiError as error:
-            status, answer, headers = error.status, {"error": error.message}, error.headers
+            status, answer, headers = error.status, error.answer(), error.headers
         except Exception:
             log.exception("unexpected error")
             status, answer = 500, {"error": "internal error; see the server's log"}

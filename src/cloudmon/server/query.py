@@ -71,6 +71,9 @@ def _query():
     unknown = set(request.args) - allowed
     if unknown:
         raise ApiError(400, f"{sorted(unknown)[0]}: unknown parameter")
+    for name, values in request.args.lists():
+        if len(values) > 1:
+            raise ApiError(400, f"{name}: given {len(values)} times; give it once")
     query = timeparams.parse(request.args, current_app.config["CLOUDMON_NOW"]())
     known = columns(kind)
     names = query.metrics or known

@@ -14,10 +14,10 @@ MAX_POINTS = 1000  # the default step keeps a series at most at this many points
 MIN_POINTS = MAX_POINTS // 10  # and, from the coarsest resolution that allows it, this many
 POINT_LIMIT = 20_000  # a chosen step may give at most this many
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-DURATION_PATTERN = r"^([0-9]{1,9})([smhdw]?)$"
+DURATION_PATTERN = r"^([0-9]+)([smhdw]?)$"
 _DURATION = re.compile(DURATION_PATTERN)
-_UNIX = re.compile(r"^[0-9]{1,11}(\.[0-9]{1,9})?$")
-_LATEST_TIME = 1e11
+_UNIX = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+_LATEST_TIME = 1e11  # unix seconds: in the year 5138
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,13 @@ def parse_duration(name: str, text: str) -> int:
     match = _DURATION.match(text.strip())
     if not match:
         raise _bad(name, f"{text!r} is not a duration such as 30s, 5m, 1h or 7d")
+    if len(match[1]) > 12:  # more than any time's span; and int() refuses long strings
+        raise _bad(name, f"{text!r} is too long to be a time span")
     seconds = int(match[1]) * _UNITS[match[2] or "s"]
     if seconds <= 0:
         raise _bad(name, "must be positive")
+    if seconds > _LATEST_TIME:
+        raise _bad(name, f"{text!r} is too long to be a time span")
     return seconds
 
 
@@ -47,6 +51,8 @@ def parse_time(name: str, text: str) -> float:
     """Unix seconds from unix seconds or an RFC 3339 time with an offset."""
     text = text.strip()
     if _UNIX.match(text):
+        if len(text.partition(".")[0]) > 12:
+            raise _bad(name, f"{text!r} is too large to be a time")
         value = float(text)
     else:
         try:
@@ -56,8 +62,10 @@ def parse_time(name: str, text: str) -> float:
         if moment.tzinfo is None:
             raise _bad(name, f"{text!r} has no time zone offset (add Z or +00:00)")
         value = moment.timestamp()
-    if not (math.isfinite(value) and 0 <= value <= _LATEST_TIME):
-        raise _bad(name, f"{text!r} is out of range")
+    if value < 0:
+        raise _bad(name, f"{text!r} lies before 1970, the start of unix time")
+    if value > _LATEST_TIME:
+        raise _bad(name, f"{text!r} is too large to be a time")
     return value
 
 
@@ -83,7 +91,8 @@ def parse(args: Mapping[str, str], now: float) -> TimeQuery:
         if "start" in args or "end" in args:
             raise _bad("window", "give either window or start/end, not both")
         end = now
-        start = now - parse_duration("window", args["window"])
+        # A span reaching before 1970 starts there: there is nothing earlier.
+        start = max(0.0, now - parse_duration("window", args["window"]))
     elif "start" in args:
         start = parse_time("start", args["start"])
         end = parse_time("end", args["end"]) if "end" in args else now

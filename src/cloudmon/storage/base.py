@@ -1,6 +1,7 @@
 """The storage interface the server's endpoints use, the columns each kind of entity keeps,
 and the registry of backends by URL scheme."""
 
+import operator
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -32,7 +33,10 @@ IDENTITY = {
     EntityKind.CONTAINER: ("namespace", "pod", "uid", "node", "name", "container_id"),
 }
 
-NODE_COLUMNS = (*(m.name for m in metrics_for(Scope.NODE)), "cpu_capacity_cores")
+# A kind's stored columns are its rows' layout on disk: a new column goes last.
+_NODE_MEASURED = tuple(m.name for m in metrics_for(Scope.NODE) if m.by_server)
+_NODE_SENT = tuple(m.name for m in metrics_for(Scope.NODE) if not m.by_server)
+NODE_COLUMNS = (*_NODE_SENT, "cpu_capacity_cores", *_NODE_MEASURED)
 POD_COLUMNS = tuple(m.name for m in metrics_for(Scope.POD))
 CONTAINER_COLUMNS = tuple(m.name for m in metrics_for(Scope.CONTAINER))
 # Namespaces and deployments sum their pods' rates and gauges, never cumulative counters.
@@ -99,6 +103,16 @@ def as_latest(names: Sequence[str], values: Sequence) -> dict:
         name: int(value) if name in INTEGER_COLUMNS and value is not None else value
         for name, value in zip(names, values, strict=True)
     }
+
+
+_node_sent = operator.attrgetter(*_NODE_SENT)
+
+
+def node_row(payload) -> list:
+    """A payload's node figures in NODE_COLUMNS order."""
+    metrics = payload.node_metrics
+    measured = (getattr(metrics, name) for name in _NODE_MEASURED)
+    return [*_node_sent(metrics), payload.node_info.cpu_count, *measured]
 
 
 def bucket_of(timestamp: float) -> int:

@@ -54,6 +54,7 @@ from cloudmon.storage.base import (
     complete_bucket,
     derive,
     fold,
+    node_row,
     register,
 )
 
@@ -297,7 +298,6 @@ def _pod_labels(pod, node: str, extra: tuple) -> tuple[tuple[str, str], ...]:
     return extra + tuple((name, value) for name, value in values if value is not None)
 
 
-_NODE_VALUES = operator.attrgetter(*NODE_COLUMNS[:-1])  # the last: node_info.cpu_count
 _POD_VALUES = operator.attrgetter(*POD_COLUMNS)
 _CONTAINER_VALUES = operator.attrgetter(*CONTAINER_COLUMNS)
 _NODE_SERIES = tuple(metric_name("node", name) for name in NODE_COLUMNS)
@@ -490,7 +490,7 @@ class PrometheusStorage(Storage):
                 tail = SeriesEncoder.timestamp_field(sample_time(payload.timestamp))
                 info = payload.node_info
                 labels = tuple(sorted((*extra, ("node", payload.node))))
-                values = (*_NODE_VALUES(payload.node_metrics), info.cpu_count)
+                values = node_row(payload)
                 samples += add(parts, labels, tail, _NODE_SERIES, values)
                 described = [
                     (name, str(getattr(info, name)))
@@ -670,8 +670,9 @@ class PrometheusStorage(Storage):
         names = tuple(names)
         answers: list = [None] * len(entities)
         wanted: dict[tuple[EntityKind, int], list[int]] = defaultdict(list)
+        until = self._newest_until(entities, bucket_of(self._clock()))
         for i, entity in enumerate(entities):
-            bucket = entity.last_bucket
+            bucket = until.get(i, entity.last_bucket)
             if entity.kind is EntityKind.CLUSTER and bucket is not None:
                 bucket = self._complete_bucket(bucket)
             if bucket is None:
@@ -687,6 +688,22 @@ class PrometheusStorage(Storage):
                 picked = [values[known.index(name)] for name in names]
                 answers[i] = {"timestamp": bucket, "metrics": as_latest(names, picked)}
         return answers
+
+    def _newest_until(self, entities: Sequence[Entity], last: int) -> dict[int, int | None]:
+        """By position, the newest bucket up to `last` of the entities with later ones (a
+        node whose clock runs ahead writes them); None for those with none."""
+        ahead: dict[EntityKind, list[int]] = defaultdict(list)
+        for i, entity in enumerate(entities):
+            if entity.last_bucket is not None and entity.last_bucket > last:
+                ahead[entity.kind].append(i)
+        until: dict[int, int | None] = {}
+        for kind, indexes in ahead.items():
+            keys = [_entity_key(entities[i]) for i in indexes]
+            matchers = self._matchers(kind, {})
+            found = self._newest(kind, matchers, _restriction(kind, keys), last - SCAN_SPAN, last)
+            for i, key in zip(indexes, keys, strict=True):
+                until[i] = _newest(found[key]) if key in found else None
+        return until
 
     def _raw_samples(self, names: Sequence[str], matchers: dict, regex: dict, bucket: int):
         """(time, name, labels, value) of the newest sample in a bucket of each series named,

@@ -50,6 +50,7 @@ from cloudmon.storage.base import (
     derive,
     fold,
     merge_stats,
+    node_row,
     register,
 )
 
@@ -238,7 +239,6 @@ _POD_SUMMED = operator.itemgetter(*(POD_COLUMNS.index(name) for name in GROUP_CO
 _NODE_SUMMED = operator.itemgetter(*(NODE_COLUMNS.index(name) for name in CLUSTER_SUMS))
 _POD_VALUES = operator.attrgetter(*POD_COLUMNS)
 _CONTAINER_VALUES = operator.attrgetter(*CONTAINER_COLUMNS)
-_NODE_VALUES = operator.attrgetter(*NODE_COLUMNS[:-1])
 _POD_IDENTITY = operator.attrgetter(
     "name", "namespace", "deployment", "workload_kind", "workload", "qos"
 )
@@ -312,7 +312,7 @@ class _Prepared:
         self.bucket = bucket_of(payload.timestamp)
         self.pods = list({pod.uid: pod for pod in payload.pods}.values())
         self.pod_rows = [_POD_VALUES(pod) for pod in self.pods]
-        self.node_row = [*_NODE_VALUES(payload.node_metrics), payload.node_info.cpu_count]
+        self.node_row = node_row(payload)
         full = _struct(len(POD_COLUMNS)).pack
         self.pod_blobs = [
             full(_FULL_MASK, *row) if None not in row else pack(row) for row in self.pod_rows
@@ -1045,8 +1045,9 @@ class SqliteStorage(Storage):
 
     def latest(self, entities, names):
         conn = self._reader()
-        buckets = [self._latest_bucket(conn, entity) for entity in entities]
         unsummed = _Unsummed(conn, sum(entity.kind in _GROUP_KIND for entity in entities))
+        now = bucket_of(self._clock())
+        buckets = [self._latest_bucket(conn, entity, now, unsummed) for entity in entities]
         summed: dict[int, list | None] = {}  # by position: a group's sums taken here
         wanted: dict[tuple[str, int], list[int]] = defaultdict(list)
         for i, (entity, bucket) in enumerate(zip(entities, buckets, strict=True)):
@@ -1082,10 +1083,13 @@ class SqliteStorage(Storage):
             answers.append({"timestamp": bucket, "metrics": as_latest(names, values)})
         return answers
 
-    def _latest_bucket(self, conn, entity: Entity) -> int | None:
-        """The bucket an entity's latest values come from: its newest, but for the cluster
-        its newest complete one (`complete_bucket`)."""
+    def _latest_bucket(self, conn, entity: Entity, now: int, unsummed) -> int | None:
+        """The bucket an entity's latest values come from: its newest up to the bucket of
+        `now` (a node whose clock runs ahead writes later ones), but for the cluster its
+        newest complete one (`complete_bucket`)."""
         last = entity.last_bucket
+        if last is not None and last > now:
+            last = self._newest_until(conn, entity, now, unsummed)
         if entity.kind is not EntityKind.CLUSTER or last is None:
             return last
         rows = conn.execute(
@@ -1093,6 +1097,19 @@ class SqliteStorage(Storage):
             (last - 60, last),
         )
         return complete_bucket(last, rows)
+
+    @staticmethod
+    def _newest_until(conn, entity: Entity, last: int, unsummed) -> int | None:
+        """An entity's newest bucket up to `last`; None when it has none."""
+        table = _SAMPLE_TABLE[entity.kind]
+        query = f"SELECT max(bucket) FROM {table} WHERE id = ? AND bucket <= ?"
+        (found,) = conn.execute(query, (entity.id, last)).fetchone()
+        if entity.kind in _GROUP_KIND:  # its newest buckets may have no sums taken yet
+            later = unsummed.buckets(conn, (found or 0) + BUCKET, last)
+            for bucket in sorted(later, reverse=True):
+                if unsummed.sums(conn, entity, bucket) is not None:
+                    return bucket
+        return found
 
     def _latest_rolled_up(self, conn, expired: list[tuple[Entity, int]]) -> list:
         """The last values of entities whose newest bucket's raw samples have expired, from

@@ -41,8 +41,8 @@ class Request:
         self.status = status
 
 
-# (items, headers) -> (status, extra headers); the default accepts everything.
-Responder = Callable[[list[dict], dict], tuple[int, dict]]
+# (items, headers) -> (status, extra headers[, JSON answer]); the default accepts everything.
+Responder = Callable[[list[dict], dict], tuple]
 
 
 class IngestServer:
@@ -74,7 +74,7 @@ class IngestServer:
                     raw = gzip.decompress(raw)
                 parsed = json.loads(raw)
                 items = parsed if isinstance(parsed, list) else [parsed]
-                status, extra = server.answer(items, dict(self.headers))
+                status, extra, *answer = server.answer(items, dict(self.headers))
                 with server._lock:
                     server.requests.append(
                         Request(self.path, dict(self.headers), raw, items, status)
@@ -83,7 +83,9 @@ class IngestServer:
                         server.accepted.extend(items)
                 if server.on_request is not None:
                     server.on_request()
-                body = b"{}" if status < 300 else json.dumps({"error": f"status {status}"}).encode()
+                if not answer:
+                    answer = [{} if status < 300 else {"error": f"status {status}"}]
+                body = json.dumps(answer[0]).encode()
                 self.send_response(status)
                 for name, value in extra.items():
                     self.send_header(name, value)
@@ -104,7 +106,7 @@ class IngestServer:
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         ).start()
 
-    def answer(self, items: list[dict], headers: dict) -> tuple[int, dict]:
+    def answer(self, items: list[dict], headers: dict) -> tuple:
         """The scripted answer if one is queued, else the responder's."""
         if self.script:
             step = self.script.pop(0)

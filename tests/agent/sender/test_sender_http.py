@@ -28,15 +28,43 @@ def warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-def test_one_payload_is_sent_gzipped_as_an_array(server, clock):
-    sender = make_sender(server, clock)
+def test_one_payload_is_sent_gzipped_as_an_array_stamped_when_sent(server, clock):
+    sender = make_sender(server, clock, wall_clock=lambda: 1764100012.25)
     sender.submit(payload(1.0))
     [request] = server.requests
     assert request.headers["Content-Type"] == "application/json"
     assert request.headers["Content-Encoding"] == "gzip"
     assert "Authorization" not in request.headers
-    assert request.raw.startswith(b"[") and json.loads(request.raw) == [json.loads(payload(1.0))]
+    sent = {**json.loads(payload(1.0)), "sent_at": 1764100012.25}
+    assert request.raw.startswith(b"[") and json.loads(request.raw) == [sent]
     assert (sender.sent, sender.failures, sender.dropped, len(sender.spool)) == (1, 0, 0, 0)
+
+
+def test_a_spooled_payload_is_stamped_when_it_is_finally_sent(server, clock):
+    wall = FakeClock(1764100000.0)
+    sender = make_sender(server, clock, wall_clock=wall)
+    server.stop()
+    cycle(sender, clock, 1.0)
+    server.start()
+    wall.advance(600)
+    clock.advance(600)
+    sender.submit(payload(2.0))
+    assert [item["sent_at"] for item in server.accepted] == [1764100600.0] * 2
+
+
+def test_a_clock_refused_by_the_server_is_logged_once(server, clock, caplog):
+    refusal = {"error": "payload: timestamp lies 3600 s ahead", "clock_skew_seconds": 3600.4}
+    server.responder = lambda items, headers: (400, {}, refusal)
+    sender = make_sender(server, clock)
+    for timestamp in range(1, 6):
+        cycle(sender, clock, timestamp)
+    assert sender.rejected == 5 and len(sender.spool) == 0
+    [line] = [line for line in warnings(caplog) if "clock" in line]
+    assert "3600 s ahead" in line and "NTP" in line
+    assert not any("refused a payload" in line for line in warnings(caplog))
+    server.responder = lambda items, headers: (200, {})
+    cycle(sender, clock, 6)
+    assert sum("clock is right" in line for line in warnings(caplog)) == 1
 
 
 def test_outage_loses_nothing_keeps_order_and_catches_up_in_batches(server, clock, caplog):
