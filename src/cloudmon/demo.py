@@ -9,6 +9,7 @@ import collections
 import logging
 import math
 import random
+import signal
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -523,6 +524,10 @@ def build_cluster(nodes: int, pods_per_node: int, seed: int, start: float) -> li
     return cluster
 
 
+class Refused(Exception):
+    """The server refused samples of the demo (it logs why); the ones after would meet the same."""
+
+
 class Demo:
     """The synthetic cluster sending its samples to a server, every INTERVAL from `start`."""
 
@@ -555,6 +560,8 @@ class Demo:
                     sender.flush()
                     if len(sender.spool):
                         sleep(max(0.0, sender.retry_at - time.monotonic()))
+                if sender.rejected:
+                    raise Refused(f"the server refused samples of {node.name}")
             self.next_sample = times[-1] + INTERVAL
 
     def run(self, clock=time.time, sleep=time.sleep) -> None:
@@ -572,9 +579,12 @@ def run_demo(
     history: float = 3600.0,
     seed: int = 1,
     token_file: str | None = None,
-) -> None:
+) -> int:
     """Send `history` seconds of a synthetic cluster to the server, then live samples until
-    Ctrl-C."""
+    Ctrl-C or SIGTERM; the process's exit status."""
+    # Also where a shell started it in the background (SIGINT ignored) and stops it with SIGTERM.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     try:
         demo = Demo(
             server_url,
@@ -602,5 +612,9 @@ def run_demo(
             server_url,
         )
         demo.run()
+    except Refused as error:
+        log.error("%s; stopping", error)
+        return 1
     except KeyboardInterrupt:
         log.info("stopped")
+    return 0

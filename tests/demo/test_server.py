@@ -118,20 +118,41 @@ def test_live_samples_every_interval_with_a_token(tmp_path):
         assert latest == (demo.next_sample - INTERVAL) // 10 * 10
 
 
-def test_ctrl_c_stops_it_quietly(tmp_path):
-    with running_server(tmp_path) as url:
-        code = (
-            "import logging; from cloudmon.demo import run_demo; logging.basicConfig(level='INFO');"
-            f" run_demo({url!r}, nodes=1, pods_per_node=4, history=60)"
-        )
-        process = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
-        lines = []
-        while not any("history sent" in line for line in lines):
-            line = process.stderr.readline()
-            assert line, "".join(lines)
-            lines.append(line)
-        process.send_signal(signal.SIGINT)
-        rest = process.communicate(timeout=10)[1]
-        assert process.returncode == 0
-        assert "Traceback" not in rest
-        assert get_json(url + "/api/nodes")["items"][0]["node"] == "worker-1"
+def start_demo(url: str, history: float) -> subprocess.Popen:
+    """`run_demo` of a cluster of 1 node in a process of its own, its log on stderr."""
+    code = (
+        "import logging, sys; from cloudmon.demo import run_demo; logging.basicConfig();"
+        "logging.getLogger('cloudmon').setLevel('INFO');"
+        f" sys.exit(run_demo({url!r}, nodes=1, pods_per_node=4, history={history}))"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def other_server(tmp_path_factory):
+    with running_server(tmp_path_factory.mktemp("other")) as url:
+        yield url
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_stops_it_quietly(other_server, signum):
+    process = start_demo(other_server, history=60)
+    lines = []
+    while not any("history sent" in line for line in lines):
+        line = process.stderr.readline()
+        assert line, "".join(lines)
+        lines.append(line)
+    process.send_signal(signum)
+    rest = process.communicate(timeout=10)[1]
+    assert process.returncode == 0
+    assert rest.strip().endswith("stopped")
+    assert get_json(other_server + "/api/nodes")["items"][0]["node"] == "worker-1"
+
+
+def test_it_stops_when_the_server_refuses_its_samples(tmp_path):
+    with running_server(tmp_path, "--retention-raw", "5m") as url:
+        process = start_demo(url, history=600)
+        log = process.communicate(timeout=60)[1]
+    assert process.returncode == 1
+    assert "older than the raw retention" in log
+    assert log.strip().endswith("the server refused samples of worker-1; stopping")
