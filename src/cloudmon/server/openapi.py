@@ -162,7 +162,7 @@ def describe(app: Flask) -> dict:
                     "content": {"application/json": {"schema": payload_schema}},
                 },
                 "responses": {
-                    "200": _answer("stored", {"type": "object"}),
+                    "200": _answer("stored", _INGEST_ANSWER),
                     **_errors(400, 401, 413, 415),
                 },
             }
@@ -193,6 +193,22 @@ def describe(app: Flask) -> dict:
         "paths": paths,
         "components": {"schemas": components},
     }
+
+
+_INGEST_ANSWER = {
+    "type": "object",
+    "required": ["payloads", "samples", "ignored_fields"],
+    "properties": {
+        "payloads": {"type": "integer", "description": "payloads stored"},
+        "samples": {"type": "integer", "description": "metric values stored"},
+        "ignored_fields": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "fields of the payloads this server does not know and did not "
+            "store (`node_metrics.NAME`, `pods[].NAME`, `pods[].containers[].NAME`, ...)",
+        },
+    },
+}
 
 
 @bp.get("/openapi.json")
