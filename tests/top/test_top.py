@@ -1,53 +1,151 @@
-"""`cloudmon top` against the real server holding an ingested cluster."""
+"""`cloudmon top` against the real server holding an ingested cluster: piped, in a real
+terminal (a pty) of a given size, and through CliRunner."""
 
+import fcntl
 import json
+import os
+import pty
 import re
+import select
+import struct
 import subprocess
 import sys
+import termios
+import time
 import urllib.parse
 
 import pytest
 from click.testing import CliRunner
-from dashboard.livecluster import ingest_cluster
+from dashboard.livecluster import ingest_cluster, node_payload, pod_sample, post
 from fixtures.servers import get_json, running_server
 from rich.console import Console
 
-from cloudmon.top import cpu, memory, percent, run_top, sparkline, throughput, top
+from cloudmon.top import cpu, memory, percent, run_top, shrink, skew, sparkline, throughput, top
 
-ENV = {"COLUMNS": "200"}
+COMMAND = [sys.executable, "-m", "cloudmon", "top"]
+UNNAMED_UID = "f3a9c1d2-77b4-4e0c-9d1a-5b6c7d8e9f00"  # a pod the agent has no metadata for
+ANSI = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|\][^\x07]*\x07|[()][0-9A-B])")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     with running_server(tmp_path_factory.mktemp("top")) as base:
-        ingest_cluster(base, 3, 6, 300)
+        end = ingest_cluster(base, 3, 6, 300)
+        # The latest samples again, now with the time the agent sent them: node-000's clock
+        # runs 63 s ahead of the server's, node-001's 2.5 s behind, node-002's 0.3 s ahead.
+        latest = [node_payload(node, end, 6) for node in range(3)]
+        unnamed = pod_sample(2, 6, end) | {"uid": UNNAMED_UID, "node": "node-002"}
+        unnamed.update(dict.fromkeys(("name", "namespace", "deployment", "workload"), None))
+        latest[2]["pods"].append(unnamed)
+        for body, ahead in zip(latest, (63.0, -2.5, 0.3), strict=True):
+            post(base, [body | {"sent_at": time.time() + ahead}])
         yield base
 
 
 def run(server, *args):
-    result = CliRunner().invoke(top, [*args, "--server", server], env=ENV)
-    return result
+    return CliRunner().invoke(top, [*args, "--server", server])
+
+
+def piped(server, *args) -> str:
+    """`cloudmon top` with its output to a pipe, as in `cloudmon top pods | head`."""
+    done = subprocess.run(
+        [*COMMAND, *args, "--server", server],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _env() -> dict:
+    # COLUMNS and LINES would override the terminal's size.
+    return {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")} | {
+        "TERM": "xterm-256color"
+    }
+
+
+def in_terminal(args: list[str], columns: int, rows: int = 50) -> tuple[int, int]:
+    """Start `cloudmon top` on a new pty of `columns` x `rows`; its pid and the pty's fd."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: size its terminal, then become cloudmon
+        try:
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+            os.execve(sys.executable, [*COMMAND, *args], _env())
+        finally:
+            os._exit(127)
+    return pid, fd
+
+
+def read_until(fd: int, done, seconds: float = 30) -> str:
+    """What the terminal shows until `done(text)` holds or the program ends (ANSI removed)."""
+    raw, deadline = b"", time.monotonic() + seconds
+    while not done(ANSI.sub("", raw.decode(errors="replace"))):
+        assert time.monotonic() < deadline, raw.decode(errors="replace")
+        if select.select([fd], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO: the program has ended
+                break
+            if not chunk:
+                break
+            raw += chunk
+    return ANSI.sub("", raw.decode(errors="replace"))
+
+
+def terminal_output(server, columns: int, *args) -> str:
+    """The screen `cloudmon top ARGS` leaves in a terminal `columns` wide."""
+    pid, fd = in_terminal([*args, "--server", server], columns)
+    try:
+        text = read_until(fd, lambda _: False)
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    return text.replace("\r\n", "\n")
 
 
 def rows(output: str) -> list[list[str]]:
     return [line.split() for line in output.splitlines()[1:] if line.strip()]
 
 
-def test_requests_style_units():
+def test_one_unit_per_column_as_kubectl_top():
     assert [cpu(0.25), cpu(1.5), cpu(0.0004), cpu(None)] == ["250m", "1500m", "0m", "-"]
-    assert [memory(128 * 2**20), memory(1536), memory(12 * 2**30)] == ["128Mi", "2Ki", "12.0Gi"]
-    assert [throughput(950), throughput(12_500), throughput(3.2e6)] == [
-        "950B/s",
-        "12.5KB/s",
-        "3.2MB/s",
+    assert [memory(128 * 2**20), memory(9810 * 2**20), memory(11.1 * 2**30), memory(None)] == [
+        "128Mi",
+        "9810Mi",
+        "11366Mi",
+        "-",
     ]
+    assert throughput([960, 12_500, None]) == ["1.0KB/s", "12.5KB/s", "-"]
+    assert throughput([950, 3.2e6]) == ["0.0MB/s", "3.2MB/s"]
+    assert throughput([950, 12, None]) == ["950B/s", "12B/s", "-"]
     assert percent(12.4) == "12%"
 
 
-def test_sparkline_scales_to_the_largest_and_keeps_gaps():
-    assert sparkline([0, 1, 2, None, 4]) == "▁▃▅ █"
+def test_sparkline_spans_its_own_range_and_keeps_gaps():
+    assert sparkline([10, 11, 12, None, 14]) == "▁▃▅ █"
+    assert sparkline([1.50, 1.52, 1.49, 1.51]) == "▃█▁▆"  # busy, yet not a flat ████
+    assert sparkline([5, 5, 5]) == "▁▁▁"  # flat looks flat
     assert sparkline([None, 0]) == " ▁"
     assert sparkline([]) == ""
+
+
+def test_shrink_averages_neighbours():
+    assert shrink([1, 3, 5, 7], 2) == [2, 6]
+    assert shrink([1, None, None, None, 5, 7], 3) == [1, None, 6]
+    assert shrink([1, 2], 5) == [1, 2]
+
+
+def test_clock_skew_in_seconds():
+    assert [skew(63.2), skew(-2.5), skew(0.31), skew(0.0), skew(None)] == [
+        "+63s",
+        "-2.5s",
+        "+0.3s",
+        "+0.0s",
+        "-",
+    ]
 
 
 def test_nodes_table_matches_the_api(server):
@@ -62,6 +160,7 @@ def test_nodes_table_matches_the_api(server):
         assert cores == cpu(api[name]["cpu_cores"])
         assert mem == memory(api[name]["memory_used_bytes"])
         assert len(trend.strip()) >= 10 and set(trend) <= set("▁▂▃▄▅▆▇█ ")
+        assert "▁" in trend and "█" in trend  # from the row's lowest to its highest
 
 
 def test_pods_of_a_namespace_wide_sorted_by_memory(server):
@@ -103,12 +202,119 @@ def test_one_namespace_and_an_unknown_one(server):
     assert "No namespaces reported in the last 1h." in result.output
 
 
+def test_piped_output_has_every_figure_whole(server):
+    """`cloudmon top pods -o wide | head` in an 80-column terminal: figures are not cut."""
+    output = piped(server, "pods", "-o", "wide", "--window", "5m")
+    assert "…" not in output
+    header, *lines = output.splitlines()
+    names = ["NAMESPACE", "NAME", "NODE", "DEPLOYMENT"]
+    figures = ["CPU", "CPU-REQ", "MEMORY", "MEM-REQ", "NET-IN", "NET-OUT"]
+    assert header.split() == [*names, *figures, "CPU", "TREND"]
+    api = {p["uid"]: p for p in get_json(server + "/api/pods")["items"]}
+    assert len(lines) == len(api)
+    shown = {line.split()[1]: line.split() for line in lines}
+    for pod in api.values():
+        row = shown[pod["name"] or pod["uid"][:8]]
+        assert row[4] == cpu(pod["metrics"]["cpu_cores"])
+        assert row[6] == memory(pod["metrics"]["memory_working_set_bytes"])
+        assert re.fullmatch(r"[0-9.]+KB/s", row[8]), row
+        if pod["name"]:  # the pod without metadata has one sample
+            assert len(row[10]) >= 10  # the sparkline: there is no width to fit when piped
+
+
+def _figures(kind: str, wide: bool, metrics: dict) -> str:
+    """A pattern of the figures `top` shows for one item, up to its network columns (whose
+    unit depends on the column)."""
+    if kind == "nodes":
+        shown = [cpu(metrics["cpu_cores"]), percent(metrics["cpu_percent"])]
+        shown += [memory(metrics["memory_used_bytes"]), percent(metrics["memory_percent"])]
+        shown += [str(metrics["pod_count"])] if wide else []
+    else:
+        shown = [cpu(metrics["cpu_cores"])] + ([cpu(metrics["cpu_request_cores"])] if wide else [])
+        shown += [memory(metrics["memory_working_set_bytes"])]
+        shown += [memory(metrics["memory_request_bytes"])] if wide else []
+    rate = r"\s+[0-9.]+[KMG]?B/s"
+    return r"\s" + r"\s+".join(map(re.escape, shown)) + (2 * rate if wide else "")
+
+
+@pytest.mark.parametrize(
+    ("kind", "output", "columns"),
+    [("pods", "wide", 80), ("nodes", "wide", 80), ("pods", "table", 50)],
+)
+def test_a_narrow_terminal_keeps_the_figures_and_gives_up_the_sparkline(
+    server, kind, output, columns
+):
+    text = terminal_output(server, columns, kind, "-o", output, "--window", "5m")
+    assert "TREND" not in text.splitlines()[0]
+    assert "…" not in text  # a table still too wide is left whole, for the terminal to wrap
+    for item in get_json(f"{server}/api/{kind}")["items"]:
+        assert re.search(_figures(kind, output == "wide", item["metrics"]), text), text
+
+
+def test_a_terminal_with_room_shows_names_figures_and_sparkline_whole(server):
+    text = terminal_output(server, 80, "pods", "--window", "5m")
+    header, *lines = text.strip("\n").splitlines()
+    assert header.split() == ["NAMESPACE", "NAME", "CPU", "MEMORY", "CPU", "TREND"]
+    assert "…" not in text
+    assert all(len(line) <= 80 for line in lines)
+    for line in lines:
+        if UNNAMED_UID[:8] not in line:  # it has one sample
+            assert len(line.split()[-1]) >= 10, line
+
+
+def test_pods_without_metadata_show_their_uid(server):
+    output = piped(server, "pods", "--sort", "name")
+    assert re.search(r"^-\s+" + UNNAMED_UID[:8] + r"\s+\d+m\s+\d+Mi", output, re.M), output
+
+
+def test_wide_nodes_show_clock_skew_and_warn_of_clocks_that_are_off(server):
+    output = piped(server, "nodes", "-o", "wide", "--sort", "name")
+    header, *lines = output.splitlines()
+    assert "SKEW" in header.split()
+    column = header.split().index("SKEW")
+    rows = {line.split()[0]: line.split()[column] for line in lines[:3]}
+    assert rows == {"node-000": "+63s!", "node-001": "-2.5s!", "node-002": "+0.3s"}
+    assert re.search(r"node-000 \(\+63s\).*node-001 \(-2\.5s\)", lines[-1]), output
+    assert "clock" in lines[-1] and "node-002" not in lines[-1]
+
+
 def test_watch_redraws_every_interval(server):
     console = Console(record=True, width=200, force_terminal=False)
     slept = []
     run_top("nodes", server, None, "cpu", "15m", "table", None, 10.0, console, 3, slept.append)
     assert slept == [10.0, 10.0]
-    assert "node-000" in console.export_text()
+    assert console.export_text().count("node-000") == 3  # every frame, not on a terminal
+
+
+def test_watch_prints_every_frame_as_it_comes_when_piped(server, tmp_path):
+    """`timeout 7 cloudmon top nodes --watch --interval 2 > f` leaves frames in f."""
+    with open(tmp_path / "f", "w") as out:
+        process = subprocess.Popen(
+            [*COMMAND, "nodes", "--watch", "--interval", "1", "--server", server], stdout=out
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while (tmp_path / "f").read_text().count("NODE") < 2:
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert (tmp_path / "f").read_text().count("node-000") >= 2
+
+
+def test_ctrl_c_ends_watch_quietly(server):
+    pid, fd = in_terminal(["nodes", "--watch", "--interval", "1", "--server", server], 120)
+    try:
+        read_until(fd, lambda text: "node-002" in text)
+        os.write(fd, b"\x03")
+        rest = read_until(fd, lambda _: False)
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    # 130 (128 + SIGINT), as a shell reports a program Ctrl-C ended: a script can tell.
+    assert os.waitstatus_to_exitcode(status) == 130, rest
+    assert "Aborted" not in rest and "Traceback" not in rest, rest
 
 
 @pytest.mark.parametrize(
@@ -127,7 +333,7 @@ def test_usage_errors(server, args, message):
 
 
 def test_unreachable_server():
-    result = CliRunner().invoke(top, ["nodes", "--server", "http://127.0.0.1:9"], env=ENV)
+    result = CliRunner().invoke(top, ["nodes", "--server", "http://127.0.0.1:9"])
     assert result.exit_code == 1
     assert re.search(r"cannot reach the cloudmon server at http://127.0.0.1:9", result.output)
 
