@@ -572,7 +572,7 @@ class Demo:
 
 
 def run_demo(
-    server_url: str,
+    server: str,
     *,
     nodes: int = 4,
     pods_per_node: int = 12,
@@ -582,34 +582,38 @@ def run_demo(
 ) -> int:
     """Send `history` seconds of a synthetic cluster to the server, then live samples until
     Ctrl-C or SIGTERM; the process's exit status."""
-    # Also where a shell started it in the background (SIGINT ignored) and stops it with SIGTERM.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.default_int_handler)
     try:
         demo = Demo(
-            server_url,
+            server,
             start=time.time() - history,
             nodes=nodes,
             pods_per_node=pods_per_node,
             seed=seed,
             token_file=token_file,
         )
-        namespaces = sorted({w.namespace for w in WORKLOADS})
-        log.info(
-            "a demo cluster of %d nodes and %d pods (namespaces %s); sending %g s of history to %s",
-            nodes,
-            nodes * pods_per_node,
-            ", ".join(namespaces),
-            history,
-            server_url,
-        )
+    except ValueError as error:  # too few nodes or pods, a server URL that is not http(s)
+        log.error("cannot start: %s", error)
+        return 2
+    # Also where a shell started it in the background (SIGINT ignored) and stops it with SIGTERM.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
+    namespaces = ", ".join(sorted({w.namespace for w in WORKLOADS}))
+    log.info(
+        "a demo cluster of %d nodes and %d pods (namespaces %s); sending %g s of history to %s",
+        nodes,
+        nodes * pods_per_node,
+        namespaces,
+        history,
+        server,
+    )
+    try:
         demo.catch_up(time.time())
         log.info(
             "history sent; a sample per node every %g s until Ctrl-C. See %s/ or run"
             " `cloudmon top pods -n shop --server %s`",
             INTERVAL,
-            server_url,
-            server_url,
+            server,
+            server,
         )
         demo.run()
     except Refused as error:

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from cloudmon import payload
-from cloudmon.demo import DAEMONSETS, MIN_PODS_PER_NODE, PAGE, build_cluster
+from cloudmon.demo import DAEMONSETS, MIN_PODS_PER_NODE, PAGE, build_cluster, run_demo
 
 START = 1_764_100_000.0
 COUNTERS = (
@@ -149,3 +149,15 @@ def test_a_node_of_110_pods_is_sized_for_them():
     assert second.node_metrics.pod_count == 110
     assert second.node_metrics.cpu_cores <= second.node_info.cpu_count
     assert second.node_metrics.memory_used_bytes <= second.node_info.memory_total_bytes
+
+
+@pytest.mark.parametrize(
+    ("server", "pods_per_node", "message"),
+    [
+        ("http://127.0.0.1:1", MIN_PODS_PER_NODE - 1, "pods per node"),
+        ("ftp://127.0.0.1", MIN_PODS_PER_NODE, "http:// or https://"),
+    ],
+)
+def test_run_demo_refuses_to_start_with_bad_arguments(caplog, server, pods_per_node, message):
+    assert run_demo(server, pods_per_node=pods_per_node) == 2
+    assert message in caplog.text
