@@ -1,5 +1,5 @@
 """The demo against a real server: its history is taken whole and answers the README's
-queries; then a sample a node every 10 s until Ctrl-C."""
+queries; then a sample per node every 10 s until a signal."""
 
 import itertools
 import signal
@@ -32,7 +32,7 @@ def test_the_history_is_taken_whole(demo):
     assert now < demo.next_sample <= now + INTERVAL
 
 
-def test_namespaces_include_the_readmes_shop(demo):
+def test_namespaces_are_the_four_with_the_readmes_shop(demo):
     url, _, _ = demo
     namespaces = {item["namespace"] for item in get_json(url + "/api/namespaces")["items"]}
     assert namespaces == {"kube-system", "monitoring", "payments", "shop"}
