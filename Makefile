@@ -29,16 +29,33 @@ system-packages:
 			--no-install-recommends $(DEBIAN_PACKAGES) >/dev/null; \
 	else echo "note: install $(DEBIAN_PACKAGES) for the tests that need them"; fi
 
-# The server on ./data/cloudmon.db and an agent monitoring this machine; Ctrl-C stops both.
+PORT ?= 8080
+
+# The server on ./data/cloudmon.db at port $(PORT) and an agent monitoring this machine;
+# Ctrl-C stops both. It fails at once when the port is taken (checked before starting), and
+# whenever the server exits.
 run: $(STAMP) $(DASHBOARD_ASSETS)
-	@mkdir -p data
-	@bash -c 'trap "kill 0 2>/dev/null" EXIT; \
-		$(VENV)/bin/cloudmon server --storage sqlite:///data/cloudmon.db & \
-		until (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null; do sleep 0.2; done; \
-		echo; echo "cloudmon is at http://127.0.0.1:8080 -- try:"; \
-		echo "  curl -s http://127.0.0.1:8080/api/nodes"; \
-		echo "  curl -s \"http://127.0.0.1:8080/api/cluster?window=5m\""; echo; \
-		$(VENV)/bin/cloudmon agent --interval 10; wait'
+	@bash -c 'url=http://127.0.0.1:$(PORT); \
+		if (exec 3<>/dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null; then \
+			echo "make run: port $(PORT) is taken: something already answers at $$url." \
+				"Stop it, or choose another port: make run PORT=$$(($(PORT) + 1))" >&2; \
+			exit 1; \
+		fi; \
+		mkdir -p data; \
+		trap "kill \$$(jobs -p) 2>/dev/null" EXIT; \
+		$(VENV)/bin/cloudmon server --port $(PORT) --storage sqlite:///data/cloudmon.db & \
+		server=$$!; \
+		until (exec 3<>/dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null; do \
+			kill -0 $$server 2>/dev/null || break; sleep 0.2; \
+		done; \
+		if kill -0 $$server 2>/dev/null; then \
+			echo; echo "cloudmon is at $$url -- try:"; \
+			echo "  curl -s $$url/api/nodes"; \
+			echo "  curl -s \"$$url/api/cluster?window=5m\""; echo; \
+			$(VENV)/bin/cloudmon agent --server $$url --interval 10 & \
+			wait $$server; \
+		fi; \
+		echo "make run: the server on port $(PORT) exited (its log is above)" >&2; exit 1'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
