@@ -19,6 +19,7 @@ def _configure_logging(level: str) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cloudmon", prog_name="cloudmon")
 @click.option(
     "--log-level",
     default="info",

@@ -61,12 +61,12 @@ def run_agent(
         metadata=MetadataCache(source),
     )
     log.info(
-        "monitoring node %s (cgroup v%d at %s, /proc at %s) every %g s",
+        "monitoring node %s (cgroup v%d at %s, /proc at %s) %s",
         node_name,
         collector.cgroups.version,
         cgroup_root,
         proc_root,
-        interval,
+        f"once, from two samples {gap:g} s apart" if once else f"every {interval:g} s",
     )
     spool = None
     if output == "-":
