@@ -378,7 +378,8 @@ def run_top(
     "--watch",
     "watch",
     is_flag=True,
-    help="Redraw every --interval seconds until interrupted.",
+    help="Redraw every --interval seconds until Ctrl-C (status 130); not on a terminal, print "
+    "each table after the last.",
 )
 @click.option(
     "--interval",
@@ -393,7 +394,8 @@ def run_top(
     type=click.Choice(["table", "wide", "json"]),
     default="table",
     show_default=True,
-    help="wide adds columns (requests, network, the pod's node); json prints the API's items.",
+    help="wide adds columns (requests, network, the pod's node, the node's clock skew); json "
+    "prints the API's items.",
 )
 @click.option(
     "--server",
