@@ -8,7 +8,7 @@ DEBIAN_PACKAGES := prometheus victoria-metrics iproute2 chromium
 # uPlot, pinned in web/package-lock.json, copied into the package by web/build.mjs.
 DASHBOARD_ASSETS := src/cloudmon/dashboard/static/uPlot.iife.min.js
 
-.PHONY: run test soak lint bench system-packages dashboard clean
+.PHONY: run demo test soak lint bench system-packages dashboard clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,31 +31,45 @@ system-packages:
 
 PORT ?= 8080
 
-# The server on ./data/cloudmon.db at port $(PORT) and an agent monitoring this machine;
-# Ctrl-C stops both. It fails at once when the port is taken (checked before starting), and
-# whenever the server exits.
-run: $(STAMP) $(DASHBOARD_ASSETS)
+# $(call serve,STORE,COMMAND,HINT): the server on port $(PORT) with STORE and, once it answers,
+# COMMAND beside it (run with $$url set) until Ctrl-C or either exits. It fails at once when
+# the port is taken (checked before starting), and whenever the server exits.
+define serve
 	@bash -c 'url=http://127.0.0.1:$(PORT); \
 		if (exec 3<>/dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null; then \
-			echo "make run: port $(PORT) is taken: something already answers at $$url." \
-				"Stop it, or choose another port: make run PORT=$$(($(PORT) + 1))" >&2; \
+			echo "make $@: port $(PORT) is taken: something already answers at $$url." \
+				"Stop it, or choose another port: make $@ PORT=$$(($(PORT) + 1))" >&2; \
 			exit 1; \
 		fi; \
-		mkdir -p data; \
 		trap "kill \$$(jobs -p) 2>/dev/null" EXIT; \
-		$(VENV)/bin/cloudmon server --port $(PORT) --storage sqlite:///data/cloudmon.db & \
+		$(VENV)/bin/cloudmon server --port $(PORT) --storage $(1) & \
 		server=$$!; \
 		until (exec 3<>/dev/tcp/127.0.0.1/$(PORT)) 2>/dev/null; do \
 			kill -0 $$server 2>/dev/null || break; sleep 0.2; \
 		done; \
 		if kill -0 $$server 2>/dev/null; then \
-			echo; echo "cloudmon is at $$url -- try:"; \
-			echo "  curl -s $$url/api/nodes"; \
-			echo "  curl -s \"$$url/api/cluster?window=5m\""; echo; \
-			$(VENV)/bin/cloudmon agent --server $$url --interval 10 & \
-			wait $$server; \
+			echo; echo "cloudmon is at $$url -- try:"; $(3) echo; \
+			$(2) & \
+			wait -n $$server $$!; \
+			kill -0 $$server 2>/dev/null && { echo "make $@: cloudmon $(word 2,$(2)) exited" >&2; exit 1; }; \
 		fi; \
-		echo "make run: the server on port $(PORT) exited (its log is above)" >&2; exit 1'
+		echo "make $@: the server on port $(PORT) exited (its log is above)" >&2; exit 1'
+endef
+
+# The server on ./data/cloudmon.db and an agent monitoring this machine; Ctrl-C stops both.
+run: $(STAMP) $(DASHBOARD_ASSETS)
+	@mkdir -p data
+	$(call serve,sqlite:///data/cloudmon.db,$(VENV)/bin/cloudmon agent --server $$url --interval 10,\
+		echo "  curl -s $$url/api/nodes"; echo "  curl -s \"$$url/api/cluster?window=5m\"";)
+
+# A synthetic cluster (namespaces shop, payments, monitoring, kube-system) fed to a server with
+# a store of its own, new each time (data/demo/): an hour of history, then live samples every
+# 10 s, until Ctrl-C.
+demo: $(STAMP) $(DASHBOARD_ASSETS)
+	@rm -rf data/demo && mkdir -p data/demo
+	$(call serve,sqlite:///data/demo/cloudmon.db,$(VENV)/bin/cloudmon demo --server $$url,\
+		echo "  .venv/bin/cloudmon top pods -n shop --server $$url"; \
+		echo "  curl -s \"$$url/api/namespaces/shop?window=1h&metrics=cpu_cores\"";)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -293,4 +293,57 @@ def health(health_file: str, max_age: float) -> None:
         sys.exit(1)
 
 
+@main.command()
+@click.option(
+    "--server",
+    envvar="CLOUDMON_SERVER",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="Base URL of the cloudmon server to feed.",
+)
+@click.option(
+    "--nodes", default=4, show_default=True, type=int, help="Nodes of the synthetic cluster."
+)
+@click.option(
+    "--pods-per-node",
+    default=12,
+    show_default=True,
+    type=int,
+    help="Pods on each node (at least 4: three DaemonSets and a pod of the shop).",
+)
+@click.option(
+    "--history",
+    default="1h",
+    show_default=True,
+    help="History sent first, as agents catching up would; less than the server's "
+    "--retention-raw (24h by default).",
+)
+@click.option(
+    "--seed",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Seed of the cluster's names and figures: the same seed, the same cluster.",
+)
+@click.option(
+    "--token-file",
+    envvar="CLOUDMON_TOKEN_FILE",
+    default=None,
+    type=click.Path(dir_okay=False, exists=True),
+    help="File holding the bearer token the server requires.",
+)
+def demo(history: str, **options) -> None:
+    """Feed a synthetic cluster (namespaces shop, payments, monitoring, kube-system) to a
+    server: its history first, then a sample per node every 10 s until Ctrl-C."""
+    from cloudmon.demo import run_demo
+    from cloudmon.server.errors import ApiError
+    from cloudmon.server.timeparams import parse_duration
+
+    try:
+        seconds = parse_duration("--history", history)
+    except ApiError as error:
+        raise click.BadParameter(error.message) from None
+    sys.exit(run_demo(history=seconds, **options))
+
+
 main.add_command(top)
