@@ -30,12 +30,45 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
+# What legends and column headers call a metric: a few words, with the unit where a figure
+# alone does not name it ("250m" does not say cores). Help texts explain; these name.
+LABELS = {
+    "cpu_cores": "CPU used (cores)",
+    "cpu_percent": "CPU %",
+    "cpu_capacity_cores": "CPU capacity (cores)",
+    "cpu_request_cores": "CPU request (cores)",
+    "cpu_limit_cores": "CPU limit (cores)",
+    "memory_used_bytes": "Memory used",
+    "memory_total_bytes": "Memory total",
+    "memory_available_bytes": "Memory available",
+    "memory_percent": "Memory %",
+    "memory_usage_bytes": "Memory usage",
+    "memory_working_set_bytes": "Working set",
+    "memory_request_bytes": "Memory request",
+    "memory_limit_bytes": "Memory limit",
+    "disk_read_bps": "Disk read",
+    "disk_write_bps": "Disk write",
+    "network_rx_bps": "Network in",
+    "network_tx_bps": "Network out",
+    "load1": "Load, 1 min",
+    "load5": "Load, 5 min",
+    "load15": "Load, 15 min",
+    "fs_total_bytes": "Disk size",
+    "fs_used_bytes": "Disk used",
+    "pod_count": "Pods",
+    "node_count": "Nodes",
+    "clock_skew_seconds": "Clock skew (s)",
+}
+
+
 def catalogue() -> dict[str, dict[str, str]]:
-    """Unit, kind and help text of every metric the API answers with, by name."""
+    """Unit, kind, label and help text of every metric the API answers with, by name."""
     known = {m.name: {"unit": m.unit, "kind": str(m.kind), "help": m.help} for m in CATALOGUE}
     for name, help_text in EXTRA_HELP.items():
         unit = BY_NAME["cpu_cores"].unit if name == "cpu_capacity_cores" else ""
         known.setdefault(name, {"unit": unit, "kind": "gauge", "help": help_text})
+    for name, entry in known.items():
+        entry["label"] = LABELS.get(name) or entry["help"][:1].upper() + entry["help"][1:]
     return known
 
 

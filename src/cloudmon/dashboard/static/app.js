@@ -3,11 +3,12 @@
 
 import { ApiError, Unreachable, get, setToken, timeParams } from "./api.js";
 import { rangeChart } from "./charts.js";
-import { formatter, time } from "./format.js";
+import { columnFormatter, duration, formatter, time } from "./format.js";
 import { dataTable } from "./table.js";
 
 const REFRESH_MS = 10_000;
 const SPARK_POINTS = 30;
+const SKEW_WARNING_S = 2; // a node's clock this far from the server's is shown on its page
 const PRESETS = ["15m", "1h", "6h", "24h", "7d"];
 const enc = encodeURIComponent;
 
@@ -229,7 +230,7 @@ function charts(parent, groups) {
   };
 }
 
-function metricColumn(id, title, { spark = false, wide = false, wideTrend = wide } = {}) {
+function metricColumn(id, title, { spark = false, wide = false, notPhone = false, wideTrend = wide } = {}) {
   const unit = catalogue[id].unit;
   const column = {
     id,
@@ -237,8 +238,9 @@ function metricColumn(id, title, { spark = false, wide = false, wideTrend = wide
     help: `${catalogue[id].help} (${unit || "count"})`,
     numeric: true,
     wide,
+    notPhone,
     value: (row) => row.metrics[id],
-    format: formatter(unit),
+    unit,
   };
   if (!spark) return column;
   return [
@@ -247,7 +249,7 @@ function metricColumn(id, title, { spark = false, wide = false, wideTrend = wide
   ];
 }
 
-function table(parent, name, columns, loadSeries, key) {
+function table(parent, name, columns) {
   const { params } = parseHash();
   return dataTable(parent, {
     name,
@@ -255,30 +257,35 @@ function table(parent, name, columns, loadSeries, key) {
     sort: params.get("sort"),
     filter: params.get("q"),
     onState: remember,
-    loadSeries,
-    key,
   });
 }
 
-function nameColumn(id, title, href, { wide = false } = {}) {
-  return { id, title, value: (row) => row[id], href, filterable: true, wide };
+// A column of names linking to their pages; a row without that name ("—") has no link.
+function nameColumn(id, title, href, { wide = false, notPhone = false } = {}) {
+  const value = (row) => row[id];
+  return { id, title, value, href: (row) => value(row) !== null && href(row), filterable: true, wide, notPhone };
 }
 
-const podHref = (p) => link(`/pods/${enc(p.namespace)}/${enc(p.name)}`);
+// A pod the agent had no metadata for has only its UID: the dashboard shows its start and
+// reaches it through its node, as the API names pods by namespace and name.
+const podLabel = (p) => p.name ?? `uid ${p.uid.slice(0, 8)}`;
+const podHref = (p) =>
+  p.name === null ? link(`/nodes/${enc(p.node)}/pods/${enc(p.uid)}`) : link(`/pods/${enc(p.namespace)}/${enc(p.name)}`);
 const nodeHref = (n) => link(`/nodes/${enc(n.node)}`);
 const namespaceHref = (n) => link(`/namespaces/${enc(n.namespace)}`);
 const deploymentHref = (d) => d.name && link(`/deployments/${enc(d.namespace)}/${enc(d.name)}`);
 const podDeploymentHref = (p) => p.deployment && link(`/deployments/${enc(p.namespace)}/${enc(p.deployment)}`);
 
-function podColumns() {
+// The pods' columns but those the page already fixes (a node's pods all have that node).
+function podColumns(fixed = []) {
   return [
-    nameColumn("name", "Pod", podHref),
-    nameColumn("namespace", "Namespace", namespaceHref, { wide: true }),
+    { id: "name", title: "Pod", value: (p) => p.name ?? p.uid, label: podLabel, href: podHref, filterable: true },
+    nameColumn("namespace", "Namespace", namespaceHref, { notPhone: true }),
     nameColumn("node", "Node", nodeHref, { wide: true }),
     nameColumn("deployment", "Deployment", podDeploymentHref, { wide: true }),
     metricColumn("cpu_cores", "CPU", { spark: true }),
-    metricColumn("memory_working_set_bytes", "Memory", { spark: true, wide: true }),
-  ];
+    metricColumn("memory_working_set_bytes", "Memory", { spark: true, notPhone: true, wideTrend: true }),
+  ].filter((column) => !fixed.includes(column.id));
 }
 
 const POD_METRICS = "cpu_cores,memory_working_set_bytes";
@@ -289,7 +296,7 @@ function groupColumns() {
     metricColumn("pod_count", "Pods"),
     metricColumn("cpu_cores", "CPU", { spark: true }),
     metricColumn("cpu_request_cores", "CPU requests", { wide: true }),
-    metricColumn("memory_working_set_bytes", "Memory", { spark: true, wide: true }),
+    metricColumn("memory_working_set_bytes", "Memory", { spark: true, notPhone: true, wideTrend: true }),
     metricColumn("memory_request_bytes", "Memory requests", { wide: true }),
     metricColumn("network_rx_bps", "Net in", { wide: true }),
     metricColumn("network_tx_bps", "Net out", { wide: true }),
@@ -306,20 +313,9 @@ function listTable(parent, name, path, columns, range, metrics, extra = {}) {
   return async () => grid.setRows((await get(path, listParams(range, metrics, extra))).items);
 }
 
-// A table of pods: a cluster may hold tens of thousands, and series of that many take the
-// server seconds, so for a range up to now the list asks for current values only and each
-// row in view fetches its own series.
-function podTable(parent, path, range, extra = {}) {
-  if (!range.preset) return listTable(parent, "pods", path, podColumns(), range, POD_METRICS, extra);
-  const series = { ...timeParams(range, SPARK_POINTS), metrics: POD_METRICS };
-  const grid = table(parent, "pods", podColumns(), async (rows) => {
-    await Promise.all(
-      rows.map(async (row) => {
-        row.series = (await get(`pods/${enc(row.namespace)}/${enc(row.name)}`, series)).series;
-      }),
-    );
-  }, (p) => p.uid);
-  return async () => grid.setRows((await get(path, { metrics: POD_METRICS, ...extra })).items);
+// A table of the pods that reported in the range, but for the columns in `fixed`.
+function podTable(parent, path, range, fixed, extra = {}) {
+  return listTable(parent, "pods", path, podColumns(fixed), range, POD_METRICS, extra);
 }
 
 const WORKLOAD_CHARTS = [
@@ -329,10 +325,15 @@ const WORKLOAD_CHARTS = [
   ["Network", ["network_rx_bps", "network_tx_bps"]],
 ];
 const WORKLOAD_CARDS = [
-  ["CPU", "cpu_cores"],
+  ["CPU used", "cpu_cores"],
   ["CPU requests", "cpu_request_cores"],
-  ["Memory", "memory_working_set_bytes"],
+  ["Working set", "memory_working_set_bytes"],
   ["Memory requests", "memory_request_bytes"],
+];
+const POD_CHARTS = [
+  ...WORKLOAD_CHARTS.slice(0, 1),
+  ["Memory", ["memory_working_set_bytes", "memory_usage_bytes", "memory_request_bytes", "memory_limit_bytes"]],
+  ...WORKLOAD_CHARTS.slice(2),
 ];
 
 // ---- views ----
@@ -345,10 +346,10 @@ function overview(range) {
     ["Pods", "pod_count"],
     ["CPU used", "cpu_cores"],
     ["CPU capacity", "cpu_capacity_cores"],
-    ["CPU", "cpu_percent"],
+    ["CPU %", "cpu_percent"],
     ["Memory used", "memory_used_bytes"],
-    ["Memory", "memory_total_bytes"],
-    ["Memory used %", "memory_percent"],
+    ["Memory total", "memory_total_bytes"],
+    ["Memory %", "memory_percent"],
   ]);
   const counts = el("div", { class: "cards" });
   now.append(counts);
@@ -377,11 +378,12 @@ function overview(range) {
   const busyNodes = top("Nodes");
   const busyNamespaces = top("Namespaces");
   const busyPods = top("Pods");
-  const cpu = formatter("cores");
   const fill = (ol, items, name, href) => {
     const sorted = items.filter((i) => i.metrics.cpu_cores !== null).sort((a, b) => b.metrics.cpu_cores - a.metrics.cpu_cores);
+    const top5 = sorted.slice(0, 5);
+    const cpu = columnFormatter("cores", top5.map((item) => item.metrics.cpu_cores));
     ol.replaceChildren(
-      ...sorted.slice(0, 5).map((item) =>
+      ...top5.map((item) =>
         el("li", {}, el("a", { href: href(item), text: name(item) }), " ", el("span", { class: "num", "data-value": item.metrics.cpu_cores, text: cpu(item.metrics.cpu_cores) })),
       ),
     );
@@ -406,7 +408,7 @@ function overview(range) {
     deploymentCount.textContent = String(deployments.items.length);
     fill(busyNodes, nodes.items, (n) => n.node, nodeHref);
     fill(busyNamespaces, namespaces.items, (n) => n.namespace, namespaceHref);
-    fill(busyPods, pods.items, (p) => `${p.namespace}/${p.name}`, podHref);
+    fill(busyPods, pods.items, (p) => (p.name === null ? podLabel(p) : `${p.namespace}/${p.name}`), podHref);
   };
 }
 
@@ -416,7 +418,7 @@ function nodeList(range) {
     nameColumn("node", "Node", nodeHref),
     metricColumn("cpu_cores", "CPU", { spark: true }),
     metricColumn("cpu_percent", "CPU %"),
-    metricColumn("memory_used_bytes", "Memory", { spark: true, wide: true }),
+    metricColumn("memory_used_bytes", "Memory", { spark: true, notPhone: true, wideTrend: true }),
     metricColumn("memory_percent", "Memory %"),
     metricColumn("pod_count", "Pods"),
     metricColumn("network_rx_bps", "Net in", { wide: true }),
@@ -429,11 +431,12 @@ function nodeList(range) {
 function nodePage(range, node) {
   heading(node, [["Cluster", link("/")], ["Nodes", link("/nodes")]]);
   const info = el("p", { class: "info" });
-  view.append(info);
+  const warning = el("p", { class: "warning", hidden: "" });
+  view.append(info, warning);
   const fillCards = cards(view, [
-    ["CPU", "cpu_cores"],
+    ["CPU used", "cpu_cores"],
     ["CPU %", "cpu_percent"],
-    ["Memory", "memory_used_bytes"],
+    ["Memory used", "memory_used_bytes"],
     ["Memory %", "memory_percent"],
     ["Pods", "pod_count"],
   ]);
@@ -444,9 +447,13 @@ function nodePage(range, node) {
     ["Network throughput", ["network_rx_bps", "network_tx_bps"]],
     ["Load", ["load1", "load5", "load15"]],
   ]);
-  const pods = podTable(section("Pods"), `nodes/${enc(node)}/pods`, range);
+  const pods = podTable(section("Pods"), `nodes/${enc(node)}/pods`, range, ["node"]);
   return async () => {
     const answer = await get(`nodes/${enc(node)}`, timeParams(range));
+    // Null from agents that do not send the time they send a payload.
+    const skew = answer.metrics.clock_skew_seconds ?? 0;
+    warning.hidden = Math.abs(skew) < SKEW_WARNING_S;
+    warning.textContent = `Clock ${duration(Math.abs(skew))} ${skew > 0 ? "ahead of" : "behind"} the server`;
     const i = answer.info || {};
     const bytes = formatter("bytes");
     info.textContent = [
@@ -477,7 +484,7 @@ function namespacePage(range, namespace) {
   const base = `namespaces/${enc(namespace)}`;
   const deploymentColumns = [nameColumn("name", "Deployment", deploymentHref), ...groupColumns()];
   const deployments = listTable(section("Deployments"), "deployments", `${base}/deployments`, deploymentColumns, range, GROUP_METRICS);
-  const pods = podTable(section("Pods"), `${base}/pods`, range);
+  const pods = podTable(section("Pods"), `${base}/pods`, range, ["namespace"]);
   return async () => {
     const answer = await get(base, timeParams(range));
     fillCards(answer.metrics);
@@ -505,7 +512,7 @@ function deploymentPage(range, namespace, name) {
   const fillCards = cards(view, [["Pods", "pod_count"], ...WORKLOAD_CARDS]);
   const fillCharts = charts(view, [...WORKLOAD_CHARTS, ["Pods", ["pod_count"]]]);
   const base = `deployments/${enc(namespace)}/${enc(name)}`;
-  const pods = podTable(section("Pods"), `${base}/pods`, range);
+  const pods = podTable(section("Pods"), `${base}/pods`, range, ["namespace", "deployment"]);
   return async () => {
     const answer = await get(base, timeParams(range));
     fillCards(answer.metrics);
@@ -518,7 +525,7 @@ function podList(range, params) {
   heading("Pods", [["Cluster", link("/")]]);
   const extra = {};
   for (const key of ["namespace", "node", "deployment"]) if (params.get(key)) extra[key] = params.get(key);
-  return podTable(view, "pods", range, extra);
+  return podTable(view, "pods", range, Object.keys(extra), extra);
 }
 
 function podPage(range, namespace, name) {
@@ -530,11 +537,7 @@ function podPage(range, namespace, name) {
   const info = el("p", { class: "info" });
   view.append(info);
   const fillCards = cards(view, WORKLOAD_CARDS);
-  const fillCharts = charts(view, [
-    ...WORKLOAD_CHARTS.slice(0, 1),
-    ["Memory", ["memory_working_set_bytes", "memory_usage_bytes", "memory_request_bytes", "memory_limit_bytes"]],
-    ...WORKLOAD_CHARTS.slice(2),
-  ]);
+  const fillCharts = charts(view, POD_CHARTS);
   const containers = podContainers(section("Containers"), range, namespace, name);
   let linked = false;
   return async () => {
@@ -552,6 +555,29 @@ function podPage(range, namespace, name) {
     }
     fillCards(answer.metrics);
     fillCharts(answer.series);
+  };
+}
+
+// A pod without metadata, found by its UID among its node's pods; the API reaches containers
+// only through a pod's name, so they are not shown.
+function unnamedPodPage(range, node, uid) {
+  heading(podLabel({ name: null, uid }), [
+    ["Cluster", link("/")],
+    ["Nodes", link("/nodes")],
+    [node, nodeHref({ node })],
+  ]);
+  view.append(
+    el("p", { class: "info" }, `uid ${uid} on node `, el("a", { href: nodeHref({ node }), text: node }), " · the agent had no name, namespace or containers for it"),
+  );
+  const fillCards = cards(view, WORKLOAD_CARDS);
+  const fillCharts = charts(view, POD_CHARTS);
+  const metrics = [...new Set([...WORKLOAD_CARDS.map(([, name]) => name), ...POD_CHARTS.flatMap(([, names]) => names)])];
+  return async () => {
+    const { items } = await get(`nodes/${enc(node)}/pods`, { ...timeParams(range), metrics: metrics.join(",") });
+    const pod = items.find((p) => p.uid === uid);
+    if (!pod) throw new ApiError(404, `no pod of uid ${uid} on node ${node} in this range`);
+    fillCards(pod.metrics);
+    fillCharts(pod.series);
   };
 }
 
@@ -648,6 +674,7 @@ const ROUTES = [
   [[], overview],
   [["nodes"], nodeList],
   [["nodes", "*"], nodePage],
+  [["nodes", "*", "pods", "*"], unnamedPodPage],
   [["namespaces"], namespaceList],
   [["namespaces", "*"], namespacePage],
   [["deployments"], deploymentList],

@@ -1,8 +1,35 @@
 // Range charts (uPlot) and the small per-row charts of tables (SVG polylines).
 
-import { formatter, label } from "./format.js";
+import { columnFormatter, formatter } from "./format.js";
 
-const COLOURS = ["#3b82f6", "#ef4444", "#10b981", "#f59e0b"];
+// One colour per meaning on every chart; what bounds usage (requests, limits, capacity) is
+// also dashed, for readers who do not tell the colours apart.
+const USED = { stroke: "#3b82f6" };
+const REQUEST = { stroke: "#10b981", dash: [6, 3] };
+const LIMIT = { stroke: "#ef4444", dash: [2, 3] };
+const CAPACITY = { stroke: "#6b7280", dash: [8, 4] };
+const SECOND = { stroke: "#a855f7" };
+const IN = { stroke: "#0ea5e9" };
+const OUT = { stroke: "#f59e0b" };
+const LINES = {
+  cpu_cores: USED,
+  memory_used_bytes: USED,
+  memory_working_set_bytes: USED,
+  memory_usage_bytes: SECOND,
+  cpu_request_cores: REQUEST,
+  memory_request_bytes: REQUEST,
+  cpu_limit_cores: LIMIT,
+  memory_limit_bytes: LIMIT,
+  cpu_capacity_cores: CAPACITY,
+  memory_total_bytes: CAPACITY,
+  disk_read_bps: IN,
+  network_rx_bps: IN,
+  disk_write_bps: OUT,
+  network_tx_bps: OUT,
+  load1: USED,
+  load5: SECOND,
+  load15: CAPACITY,
+};
 
 // Axis steps that read as round numbers in each unit: bytes by powers of two (512 MiB, 1 GiB),
 // rates by 1, 2 and 5 times a power of ten, neither below 1 (no "0.5 B").
@@ -41,12 +68,15 @@ export function rangeChart(parent, title, names, catalogue) {
       cursor: { drag: { x: false, y: false } },
       legend: { live: true },
       scales: { y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
-      axes: [{ ...axis, space: 90 }, { ...axis, size: 70, incrs: INCREMENTS[unit], values: (u, ticks) => ticks.map(format) }],
+      axes: [
+        { ...axis, space: 90 },
+        { ...axis, size: 70, incrs: INCREMENTS[unit], values: (u, ticks) => ticks.map(columnFormatter(unit, ticks)) },
+      ],
       series: [
         {},
-        ...names.map((name, i) => ({
-          label: label(catalogue[name].help),
-          stroke: COLOURS[i % COLOURS.length],
+        ...names.map((name) => ({
+          label: catalogue[name].label,
+          ...(LINES[name] || USED),
           width: 1.5,
           value: (u, v) => format(v),
           spanGaps: false,

@@ -2,14 +2,17 @@
 // as smoothly as ten.
 
 import { sparkline } from "./charts.js";
+import { columnFormatter } from "./format.js";
 
 const ROW = 36; // px, as `.grid tbody tr` in style.css
 const OVERSCAN = 10;
 
-// columns: [{id, title, help?, value(row), format?(value), href?(row), spark?(row), numeric?, wide?}]
-// loadSeries(rows), when given, fills row.series of the rows in view once they settle; until
-// then a row shows the series of the row of the same key(row) before setRows.
-export function dataTable(parent, { name, columns, sort, filter, onState, loadSeries, key }) {
+// columns: [{id, title, help?, value(row), label?(row), unit?, href?(row), spark?(row), numeric?,
+// wide?, notPhone?}]. The first column names the rows and takes the room the others leave. A
+// column with a unit shows all its figures in one unit, chosen from them; label(row) is the
+// text shown instead of the value, which the cell's tooltip gives whole. wide and notPhone
+// columns are hidden on narrow screens (style.css).
+export function dataTable(parent, { name, columns, sort, filter, onState }) {
   const tools = document.createElement("div");
   tools.className = "table-tools";
   const search = document.createElement("input");
@@ -36,6 +39,7 @@ export function dataTable(parent, { name, columns, sort, filter, onState, loadSe
 
   let state = parseSort(sort, columns);
   let all = [];
+  let formats = new Map(); // column id -> the formatter of its figures
   let shown = [];
   let range = [-1, -1];
 
@@ -46,6 +50,8 @@ export function dataTable(parent, { name, columns, sort, filter, onState, loadSe
     if (column.numeric) th.className = "num";
     if (column.spark) th.className = "trend";
     if (column.wide) th.classList.add("wide");
+    if (column.notPhone) th.classList.add("not-phone");
+    if (column === columns[0]) th.classList.add("main");
     if (column.value) {
       const button = document.createElement("button");
       button.type = "button";
@@ -122,10 +128,6 @@ export function dataTable(parent, { name, columns, sort, filter, onState, loadSe
     range = [first, last];
     above.firstChild.style.height = `${first * ROW}px`;
     below.firstChild.style.height = `${(shown.length - last) * ROW}px`;
-    if (loadSeries) {
-      clearTimeout(seriesTimer);
-      seriesTimer = setTimeout(fillSeries, 150);
-    }
   }
 
   function rows(from, to) {
@@ -136,27 +138,6 @@ export function dataTable(parent, { name, columns, sort, filter, onState, loadSe
       fragment.append(tr);
     }
     return fragment;
-  }
-
-  let seriesTimer = null;
-  const asked = new WeakSet();
-  async function fillSeries() {
-    const missing = shown.slice(range[0], range[1]).filter((row) => !asked.has(row));
-    if (!missing.length) return;
-    for (const row of missing) asked.add(row);
-    try {
-      await loadSeries(missing);
-    } catch {
-      // The rows keep empty sparklines; the view's own refresh reports the error.
-    }
-    // Only the charts change, so the focus stays where it is.
-    for (const [index, tr] of rendered) {
-      const row = shown[index];
-      if (!missing.includes(row)) continue;
-      columns.forEach((column, i) => {
-        if (column.spark) tr.children[i].replaceChildren(sparkline(column.spark(row)));
-      });
-    }
   }
 
   function spacer() {
@@ -176,13 +157,16 @@ export function dataTable(parent, { name, columns, sort, filter, onState, loadSe
       td.dataset.column = column.id;
       if (column.numeric) td.className = "num";
       if (column.wide) td.classList.add("wide");
+      if (column.notPhone) td.classList.add("not-phone");
+      if (column === columns[0]) td.classList.add("main");
       if (column.spark) {
         td.append(sparkline(column.spark(row)));
       } else {
         const value = column.value(row);
-        const shownText = column.format ? column.format(value) : (value ?? "—");
+        const format = formats.get(column.id);
+        const shownText = column.label ? column.label(row) : format ? format(value) : (value ?? "—");
         if (column.numeric && value !== null && value !== undefined) td.dataset.value = String(value);
-        if (!column.numeric) td.title = shownText;
+        if (!column.numeric) td.title = value ?? shownText;
         const href = column.href && column.href(row);
         if (href) {
           const a = document.createElement("a");
@@ -232,11 +216,10 @@ export function dataTable(parent, { name, columns, sort, filter, onState, loadSe
   return {
     table,
     setRows(rows) {
-      if (loadSeries) {
-        const before = new Map(all.map((row) => [key(row), row.series]));
-        for (const row of rows) row.series = before.get(key(row));
-      }
       all = rows;
+      formats = new Map(
+        columns.filter((c) => c.unit !== undefined).map((c) => [c.id, columnFormatter(c.unit, rows.map(c.value))]),
+      );
       apply();
     },
   };
