@@ -31,7 +31,8 @@ import orjson
 
 from cloudmon import payload as wire
 from cloudmon.metrics import Scope, metrics_for
-from cloudmon.storage.base import EntityKind, columns, merge_stats
+from cloudmon.storage.base import merge_stats
+from cloudmon.storage.model import EntityKind, columns
 from cloudmon.storage.sqlite import SqliteStorage, pack_stats
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")

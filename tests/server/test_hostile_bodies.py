@@ -6,7 +6,7 @@ import pytest
 from server_payloads import T0, payload, pod
 from test_auth import INGEST_TOKEN, READ_TOKEN, bearer, guarded  # noqa: F401 (fixture)
 
-from cloudmon.storage.base import EntityKind
+from cloudmon.storage.model import EntityKind
 
 GOOD = payload("n1", T0 + 1, [pod("uid-a", "a", "shop", "web", cpu_cores=0.5)], cpu_cores=1.0)
 

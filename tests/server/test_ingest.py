@@ -4,7 +4,7 @@ import json
 import pytest
 from server_payloads import T0, payload, pod
 
-from cloudmon.storage.base import EntityKind
+from cloudmon.storage.model import EntityKind
 
 GOOD = payload("n1", T0 + 1, [pod("uid-a", "a", "shop", "web", cpu_cores=0.5)], cpu_cores=1.0)
 

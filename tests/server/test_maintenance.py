@@ -3,7 +3,8 @@ import threading
 from server_payloads import T0, payload
 
 from cloudmon.server import maintenance
-from cloudmon.storage.base import EntityKind, Span
+from cloudmon.storage.base import Span
+from cloudmon.storage.model import EntityKind
 
 
 def test_upkeep_rolls_up_then_expires(post, storage, clock):

@@ -3,7 +3,7 @@ from server_payloads import T0, container, payload, pod
 
 from cloudmon.server.query import LIST_PARAMETERS, ROUTES
 from cloudmon.server.timeparams import TIME_PARAMETERS
-from cloudmon.storage.base import columns
+from cloudmon.storage.model import columns
 
 VALUES = {
     "node": "n1",

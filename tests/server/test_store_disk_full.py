@@ -9,7 +9,7 @@ from fixtures.tmpfs import small_tmpfs
 from server_payloads import T0, Clock, payload, pod
 
 from cloudmon import payload as wire
-from cloudmon.storage.base import EntityKind
+from cloudmon.storage.model import EntityKind
 from cloudmon.storage.sqlite import SqliteStorage
 
 

@@ -3,7 +3,8 @@
 import pytest
 from store_payloads import T0, node_payload, payloads
 
-from cloudmon.storage.base import IDENTITY, EntityKind, Span
+from cloudmon.storage.base import Span
+from cloudmon.storage.model import IDENTITY, EntityKind
 
 
 def latest(store, kind, names=("cpu_cores",), **filters):

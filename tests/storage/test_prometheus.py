@@ -17,7 +17,8 @@ from fixtures.victoriametrics import VictoriaMetricsProcess
 from store_payloads import T0, Clock, payloads
 
 from cloudmon.storage import open_storage, remote_write
-from cloudmon.storage.base import _BACKENDS, BUCKET, EntityKind, Span, bucket_of, columns
+from cloudmon.storage.base import _BACKENDS, BUCKET, Span, bucket_of
+from cloudmon.storage.model import EntityKind, columns
 from cloudmon.storage.prometheus import (
     SUBQUERY_POINTS,
     EngineError,

@@ -7,7 +7,7 @@ from fixtures.prometheus import PrometheusProcess
 from store_payloads import T0, Clock, node_payload, payloads
 
 from cloudmon.storage import open_storage
-from cloudmon.storage.base import EntityKind
+from cloudmon.storage.model import EntityKind
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ import pytest
 from store_payloads import H0, Clock, node_payload, payloads
 
 from cloudmon.storage import sqlite
-from cloudmon.storage.base import EntityKind, Span
+from cloudmon.storage.base import Span
+from cloudmon.storage.model import EntityKind
 from cloudmon.storage.sqlite import SqliteStorage
 
 PODS = 12

@@ -4,7 +4,8 @@ import pytest
 from store_payloads import H0, node_payload, payloads
 
 from cloudmon.server.timeparams import default_step
-from cloudmon.storage.base import AGGREGATIONS, EntityKind, Span
+from cloudmon.storage.base import AGGREGATIONS, Span
+from cloudmon.storage.model import EntityKind
 
 
 def cores(i: int) -> float:

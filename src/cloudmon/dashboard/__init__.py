@@ -6,7 +6,7 @@ from pathlib import Path
 from flask import Blueprint, Response, send_from_directory
 
 from cloudmon.metrics import BY_NAME, CATALOGUE
-from cloudmon.storage.base import EXTRA_HELP
+from cloudmon.storage.model import EXTRA_HELP
 
 STATIC = Path(__file__).parent / "static"
 

@@ -9,25 +9,19 @@ from prometheus_client.registry import Collector
 from cloudmon.metrics import BY_NAME, Kind
 from cloudmon.server import auth
 from cloudmon.server.state import state
-from cloudmon.storage.base import EXTRA_HELP, EntityKind, Storage, bucket_of, columns
+from cloudmon.storage.base import Storage, bucket_of
+from cloudmon.storage.model import EXTRA_HELP, KINDS, EntityKind, columns
 
 bp = Blueprint("exposition", __name__)
 
 ACTIVE_SECONDS = 30
 # promtool reserves the _count suffix for histograms and summaries.
 _EXPOSED = {"pod_count": "pods", "node_count": "nodes"}
+# Label -> identity field of each kind in the exposition (containers are not in it).
 _LABELS = {
-    EntityKind.NODE: {"node": "node"},
-    EntityKind.POD: {
-        "namespace": "namespace",
-        "pod": "name",
-        "uid": "uid",
-        "node": "node",
-        "deployment": "deployment",
-    },
-    EntityKind.NAMESPACE: {"namespace": "namespace"},
-    EntityKind.DEPLOYMENT: {"namespace": "namespace", "deployment": "name"},
-    EntityKind.CLUSTER: {},
+    kind: {spec.identity[field]: field for field in spec.exposed}
+    for kind, spec in KINDS.items()
+    if spec.exposed is not None
 }
 
 

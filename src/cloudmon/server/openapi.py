@@ -8,7 +8,8 @@ from cloudmon import payload as wire
 from cloudmon.metrics import BY_NAME
 from cloudmon.server.query import MAX_LIMIT, ROUTES
 from cloudmon.server.timeparams import DURATION_PATTERN, TIME_PARAMETERS
-from cloudmon.storage.base import AGGREGATIONS, EXTRA_HELP, IDENTITY, EntityKind, columns
+from cloudmon.storage.base import AGGREGATIONS
+from cloudmon.storage.model import EXTRA_HELP, IDENTITY, EntityKind, columns
 
 bp = Blueprint("openapi", __name__)
 

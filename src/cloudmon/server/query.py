@@ -9,21 +9,14 @@ from flask import Blueprint, Response, current_app, request
 from cloudmon.server import auth, timeparams
 from cloudmon.server.errors import ApiError
 from cloudmon.server.state import state
-from cloudmon.storage.base import Entity, EntityKind, bucket_of, columns
+from cloudmon.storage.base import Entity, bucket_of
+from cloudmon.storage.model import KINDS, EntityKind, columns
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 ACTIVE_SECONDS = 30  # a list without time parameters shows what reported this recently
 LIST_PARAMETERS = ("sort", "limit")  # what a list endpoint takes besides the time parameters
 MAX_LIMIT = 100_000
-_PLURAL = {
-    EntityKind.NODE: "nodes",
-    EntityKind.POD: "pods",
-    EntityKind.NAMESPACE: "namespaces",
-    EntityKind.DEPLOYMENT: "deployments",
-    EntityKind.CLUSTER: "cluster",
-    EntityKind.CONTAINER: "containers",
-}
 
 
 @dataclass(frozen=True)
@@ -79,7 +72,7 @@ def _query():
     names = query.metrics or known
     for name in names:
         if name not in known:
-            raise ApiError(400, f"metrics: {name!r} is not a metric of {_PLURAL[kind]}")
+            raise ApiError(400, f"metrics: {name!r} is not a metric of {KINDS[kind].plural}")
     return kind, query, names
 
 
@@ -132,7 +125,7 @@ def _order(kind: EntityKind) -> tuple[str, bool] | None:
         return None
     metric = text.removeprefix("-")
     if metric not in columns(kind):
-        raise ApiError(400, f"sort: {metric!r} is not a metric of {_PLURAL[kind]}")
+        raise ApiError(400, f"sort: {metric!r} is not a metric of {KINDS[kind].plural}")
     return metric, text.startswith("-")
 
 

@@ -1,100 +1,15 @@
-"""The storage interface the server's endpoints use, the columns each kind of entity keeps,
-and the registry of backends by URL scheme."""
+"""The storage interface the server's endpoints use, the time model (buckets, spans,
+resolutions, aggregations), and the registry of backends by URL scheme."""
 
-import operator
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-from cloudmon.metrics import CATALOGUE, Kind, Scope, metrics_for, rates_for
+from cloudmon.storage.model import INTEGER_COLUMNS, EntityKind
 
 BUCKET = 10  # seconds: contract section 4, bucket = floor(timestamp / 10) * 10
-
-
-class EntityKind(StrEnum):
-    NODE = "node"
-    POD = "pod"
-    NAMESPACE = "namespace"
-    DEPLOYMENT = "deployment"
-    CLUSTER = "cluster"
-    CONTAINER = "container"
-
-
-# The identity fields of each kind of entity in the API (contract section 4).
-IDENTITY = {
-    EntityKind.NODE: ("node",),
-    EntityKind.POD: ("namespace", "name", "uid", "node", "deployment", "workload_kind", "workload"),
-    EntityKind.NAMESPACE: ("namespace",),
-    EntityKind.DEPLOYMENT: ("namespace", "name"),
-    EntityKind.CLUSTER: (),
-    EntityKind.CONTAINER: ("namespace", "pod", "uid", "node", "name", "container_id"),
-}
-
-# A kind's stored columns are its rows' layout on disk: a new column goes last.
-_NODE_MEASURED = tuple(m.name for m in metrics_for(Scope.NODE) if m.by_server)
-_NODE_SENT = tuple(m.name for m in metrics_for(Scope.NODE) if not m.by_server)
-NODE_COLUMNS = (*_NODE_SENT, "cpu_capacity_cores", *_NODE_MEASURED)
-POD_COLUMNS = tuple(m.name for m in metrics_for(Scope.POD))
-CONTAINER_COLUMNS = tuple(m.name for m in metrics_for(Scope.CONTAINER))
-# Namespaces and deployments sum their pods' rates and gauges, never cumulative counters.
-GROUP_COLUMNS = (
-    *(m.name for m in metrics_for(Scope.POD) if m.kind is not Kind.COUNTER),
-    "pod_count",
-)
-# The cluster's sums over nodes, as contract section 4 lists them.
-CLUSTER_SUMS = (
-    *(m.name for m in rates_for(Scope.NODE)),
-    "memory_used_bytes",
-    "memory_total_bytes",
-    "pod_count",
-    "cpu_capacity_cores",
-)
-CLUSTER_COLUMNS = (*CLUSTER_SUMS, "node_count")
-CLUSTER_DERIVED = ("cpu_percent", "memory_percent")
-
-# What the columns outside the catalogue hold.
-EXTRA_HELP = {
-    "cpu_capacity_cores": "CPU capacity (node_info.cpu_count); for the cluster, of all nodes",
-    "pod_count": "pods reporting in the bucket",
-    "node_count": "nodes reporting in the bucket",
-    "cpu_percent": "100 x cpu_cores / cpu_capacity_cores",
-    "memory_percent": "100 x memory_used_bytes / memory_total_bytes",
-}
-COUNTS = frozenset({"pod_count", "node_count"})
-INTEGER_COLUMNS = frozenset(m.name for m in CATALOGUE if m.integer) | COUNTS
-
-STORED_COLUMNS = {
-    EntityKind.NODE: NODE_COLUMNS,
-    EntityKind.POD: POD_COLUMNS,
-    EntityKind.NAMESPACE: GROUP_COLUMNS,
-    EntityKind.DEPLOYMENT: GROUP_COLUMNS,
-    EntityKind.CLUSTER: CLUSTER_COLUMNS,
-    EntityKind.CONTAINER: CONTAINER_COLUMNS,
-}
-
-
-def columns(kind: EntityKind) -> tuple[str, ...]:
-    """The metric names an entity of this kind answers with, stored then derived."""
-    return STORED_COLUMNS[kind] + (CLUSTER_DERIVED if kind is EntityKind.CLUSTER else ())
-
-
-def derive(kind: EntityKind, values: list) -> list:
-    """A stored row extended with the metrics computed from it (the cluster's percentages)."""
-    if kind is not EntityKind.CLUSTER:
-        return values
-    row = dict(zip(CLUSTER_COLUMNS, values, strict=True))
-    return [
-        *values,
-        _percent(row["cpu_cores"], row["cpu_capacity_cores"]),
-        _percent(row["memory_used_bytes"], row["memory_total_bytes"]),
-    ]
-
-
-def _percent(part, whole):
-    return None if part is None or not whole else 100.0 * part / whole
 
 
 def as_latest(names: Sequence[str], values: Sequence) -> dict:
@@ -103,16 +18,6 @@ def as_latest(names: Sequence[str], values: Sequence) -> dict:
         name: int(value) if name in INTEGER_COLUMNS and value is not None else value
         for name, value in zip(names, values, strict=True)
     }
-
-
-_node_sent = operator.attrgetter(*_NODE_SENT)
-
-
-def node_row(payload) -> list:
-    """A payload's node figures in NODE_COLUMNS order."""
-    metrics = payload.node_metrics
-    measured = (getattr(metrics, name) for name in _NODE_MEASURED)
-    return [*_node_sent(metrics), payload.node_info.cpu_count, *measured]
 
 
 def bucket_of(timestamp: float) -> int:

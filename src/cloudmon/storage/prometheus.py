@@ -40,22 +40,25 @@ import msgspec
 from cloudmon.storage import remote_write
 from cloudmon.storage.base import (
     BUCKET,
-    CONTAINER_COLUMNS,
-    NODE_COLUMNS,
-    POD_COLUMNS,
-    STORED_COLUMNS,
     EngineError,
     Entity,
-    EntityKind,
     Storage,
     as_latest,
     bucket_of,
-    columns,
     complete_bucket,
-    derive,
     fold,
-    node_row,
     register,
+)
+from cloudmon.storage.model import (
+    CONTAINER_COLUMNS,
+    KINDS,
+    NODE_COLUMNS,
+    POD_COLUMNS,
+    STORED_COLUMNS,
+    EntityKind,
+    columns,
+    derive,
+    node_row,
 )
 
 PREFIX = "cloudmon_"
@@ -86,64 +89,17 @@ _NODE_INFO = ("cpu_count", "memory_total_bytes", "kernel", "cgroup_version", "bo
 _INFO_TYPES = {"cpu_count": int, "memory_total_bytes": int, "cgroup_version": int}
 _INFO_TYPES["boot_time"] = float
 
-# Per kind: the scope of its series, the labels keying one entity, and the identity fields
-# (in IDENTITY's order) with the label each is read from.
-_SCOPE = {
-    EntityKind.NODE: "node",
-    EntityKind.POD: "pod",
-    EntityKind.CONTAINER: "container",
-    EntityKind.NAMESPACE: "pod",
-    EntityKind.DEPLOYMENT: "pod",
-    EntityKind.CLUSTER: "node",
-}
-_KEY = {
-    EntityKind.NODE: ("node",),
-    EntityKind.POD: ("uid",),
-    EntityKind.CONTAINER: ("uid", "container"),
-    EntityKind.NAMESPACE: ("namespace",),
-    EntityKind.DEPLOYMENT: ("namespace", "deployment"),
-    EntityKind.CLUSTER: (),
-}
-_FIELDS = {
-    EntityKind.NODE: {"node": "node"},
-    EntityKind.POD: {
-        "namespace": "namespace",
-        "name": "pod",
-        "uid": "uid",
-        "node": "node",
-        "deployment": "deployment",
-        "workload_kind": "workload_kind",
-        "workload": "workload",
-    },
-    EntityKind.CONTAINER: {
-        "namespace": "namespace",
-        "pod": "pod",
-        "uid": "uid",
-        "node": "node",
-        "name": "container",
-        "container_id": "container_id",
-    },
-    EntityKind.NAMESPACE: {"namespace": "namespace"},
-    EntityKind.DEPLOYMENT: {"namespace": "namespace", "name": "deployment"},
-    EntityKind.CLUSTER: {},
-}
-# The filters each kind takes, as labels.
+# Per kind (from the model): the scope of its series, the labels keying one entity, the
+# identity fields (in IDENTITY's order) with the label each is read from, and the filters it
+# takes as labels (a container's "key", its name or its ID, is handled by `entities`).
+_SCOPE = {kind: str(spec.member) for kind, spec in KINDS.items()}
+_KEY = {kind: tuple(spec.identity[f] for f in spec.key) for kind, spec in KINDS.items()}
+_FIELDS = {kind: spec.identity for kind, spec in KINDS.items()}
 _FILTERS = {
-    EntityKind.NODE: {"name": "node"},
-    EntityKind.POD: {
-        "namespace": "namespace",
-        "name": "pod",
-        "node": "node",
-        "deployment": "deployment",
-        "uid": "uid",
-    },
-    # and by "key": the container's name, or its ID when it has none (see `entities`).
-    EntityKind.CONTAINER: {"namespace": "namespace", "pod": "pod", "uid": "uid"},
-    EntityKind.NAMESPACE: {"namespace": "namespace"},
-    EntityKind.DEPLOYMENT: {"namespace": "namespace", "name": "deployment"},
-    EntityKind.CLUSTER: {},
+    kind: {name: spec.identity[field] for name, field in spec.filters.items()}
+    for kind, spec in KINDS.items()
 }
-_GROUPS = (EntityKind.NAMESPACE, EntityKind.DEPLOYMENT, EntityKind.CLUSTER)
+_GROUPS = tuple(kind for kind, spec in KINDS.items() if spec.group)
 _OVER_TIME = {agg: f"{agg}_over_time" for agg in ("avg", "max", "min", "last", "sum")}
 
 
@@ -937,11 +893,6 @@ _PERCENTS = {
     "cpu_percent": ("cpu_cores", "cpu_capacity_cores"),
     "memory_percent": ("memory_used_bytes", "memory_total_bytes"),
 }
-# The identity fields holding each kind's key labels.
-_KEY_FIELDS = {
-    kind: tuple(next(f for f, label in _FIELDS[kind].items() if label == k) for k in keys)
-    for kind, keys in _KEY.items()
-}
 
 
 def _key(kind: EntityKind, labels: dict[str, str]) -> tuple:
@@ -954,7 +905,7 @@ def _entity_key(entity: Entity) -> tuple:
     if entity.kind is EntityKind.CONTAINER:
         identity = entity.identity
         return (identity["uid"] or "", identity["name"] or identity["container_id"] or "")
-    return tuple(entity.identity[field] or "" for field in _KEY_FIELDS[entity.kind])
+    return tuple(entity.identity[field] or "" for field in KINDS[entity.kind].key)
 
 
 def _newest(series: list[tuple[dict, int]]) -> int:

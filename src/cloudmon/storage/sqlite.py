@@ -29,29 +29,33 @@ from pathlib import Path
 
 from cloudmon.storage.base import (
     BUCKET,
-    CLUSTER_SUMS,
-    CONTAINER_COLUMNS,
-    GROUP_COLUMNS,
-    IDENTITY,
-    NODE_COLUMNS,
-    POD_COLUMNS,
     RESOLUTIONS,
     RETENTION,
     STATS,
-    STORED_COLUMNS,
     Entity,
-    EntityKind,
     Span,
     Storage,
     as_latest,
     bucket_of,
-    columns,
     complete_bucket,
-    derive,
     fold,
     merge_stats,
-    node_row,
     register,
+)
+from cloudmon.storage.model import (
+    CLUSTER_SUMS,
+    CONTAINER_COLUMNS,
+    GROUP_COLUMNS,
+    IDENTITY,
+    KINDS,
+    NODE_COLUMNS,
+    POD_COLUMNS,
+    STORED_COLUMNS,
+    EntityKind,
+    columns,
+    derive,
+    node_row,
+    sum_columns,
 )
 
 _MASK = struct.Struct("<I")
@@ -244,17 +248,6 @@ _POD_IDENTITY = operator.attrgetter(
 )
 
 
-def _column_sums(rows: list[tuple]) -> list:
-    sums = []
-    for column in zip(*rows, strict=True):
-        try:
-            sums.append(sum(column))
-        except TypeError:  # some are None: the sum of the others, None when none has a value
-            present = [value for value in column if value is not None]
-            sums.append(sum(present) if present else None)
-    return sums
-
-
 class _Job:
     """One caller's payloads waiting to be written, and the outcome once they are."""
 
@@ -284,10 +277,7 @@ class _Partials:
 
     def sums(self) -> dict[int, list]:
         """Per group: its vectors' column sums (None where none has a value)."""
-        return {
-            gid: list(rows[0]) if len(rows) == 1 else _column_sums(rows)
-            for gid, rows in self.rows.items()
-        }
+        return {gid: sum_columns(rows) for gid, rows in self.rows.items()}
 
 
 class _Prepared:
@@ -978,7 +968,7 @@ class SqliteStorage(Storage):
             params.append(_GROUP_KIND[kind])
             make = _group_entity(kind)
         for name, value in filters.items():
-            if name not in _FILTERS[kind]:
+            if name not in KINDS[kind].filters:
                 raise ValueError(f"{kind} cannot be filtered by {name}")
             where.append(f"{name} = ?")
             params.append(value)
@@ -990,7 +980,7 @@ class SqliteStorage(Storage):
             params += [span.first_bucket(), span.last_bucket()]
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY " + _ORDER[kind]
+        sql += " ORDER BY " + (", ".join(KINDS[kind].order) or "id")
         conn = self._reader()
         rows = conn.execute(sql, params).fetchall()
         found = [make(row[1:]) for row in rows]
@@ -1260,25 +1250,6 @@ class SqliteStorage(Storage):
             self._checkpointer = None
 
 
-_FILTERS = {
-    EntityKind.NODE: {"name"},
-    EntityKind.POD: {"namespace", "name", "node", "deployment", "uid"},
-    EntityKind.NAMESPACE: {"namespace"},
-    EntityKind.DEPLOYMENT: {"namespace", "name"},
-    EntityKind.CLUSTER: set(),
-    EntityKind.CONTAINER: {"namespace", "pod", "uid", "key"},
-}
-
-_ORDER = {
-    EntityKind.NODE: "name",
-    EntityKind.POD: "namespace, name, uid",
-    EntityKind.NAMESPACE: "namespace",
-    EntityKind.DEPLOYMENT: "namespace, name",
-    EntityKind.CLUSTER: "id",
-    EntityKind.CONTAINER: "namespace, pod, uid, key",
-}
-
-
 def _bucket_sums(conn, bucket: int, cluster_id: int, groups_of) -> dict[int, list]:
     """Every group's sums in one bucket from its node and pod rows, each pod's added to the
     groups `groups_of(namespace, deployment)` names, in the order of the pods' ids."""
@@ -1356,7 +1327,7 @@ def _group_sums(conn, entity: Entity, bucket: int) -> list | None:
         vectors = [(*_POD_SUMMED(unpack(blob, len(POD_COLUMNS))), 1) for (blob,) in rows]
     if not vectors:
         return None
-    return list(vectors[0]) if len(vectors) == 1 else _column_sums(vectors)
+    return sum_columns(vectors)
 
 
 def _held(conn, table: str, res: int, first: int, last: int) -> tuple[int, int]:

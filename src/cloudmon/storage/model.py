@@ -1,0 +1,212 @@
+"""The one model of what cloudmon keeps: each kind of entity (its identity, filters, order,
+labels and stored columns) and the one definition of a group's sum.
+
+Both stores, the routes, `/metrics`, the OpenAPI description and the dashboard's catalogue
+read the kinds from here; a store that adds up groups itself does it with `sum_columns`.
+"""
+
+import operator
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from cloudmon.metrics import CATALOGUE, Kind, Scope, metrics_for, rates_for
+
+
+class EntityKind(StrEnum):
+    NODE = "node"
+    POD = "pod"
+    NAMESPACE = "namespace"
+    DEPLOYMENT = "deployment"
+    CLUSTER = "cluster"
+    CONTAINER = "container"
+
+
+# The stored columns of each kind are its rows' layout on disk: bit i of a stored row's mask
+# is its i-th column. A new column therefore goes last, whatever the catalogue's order;
+# tests/storage/test_layout.py pins the layouts.
+_NODE_SENT = tuple(m.name for m in metrics_for(Scope.NODE) if not m.by_server)
+_NODE_MEASURED = tuple(m.name for m in metrics_for(Scope.NODE) if m.by_server)
+NODE_COLUMNS = (*_NODE_SENT, "cpu_capacity_cores", *_NODE_MEASURED)
+POD_COLUMNS = tuple(m.name for m in metrics_for(Scope.POD))
+CONTAINER_COLUMNS = tuple(m.name for m in metrics_for(Scope.CONTAINER))
+
+# A group's sum: in each bucket, the sum over its members of these columns (only rates and
+# gauges, never cumulative counters: contract section 4), and how many members reported.
+# Namespaces and deployments are made of pods, the cluster of nodes.
+GROUP_SUMS = tuple(m.name for m in metrics_for(Scope.POD) if m.kind is not Kind.COUNTER)
+GROUP_COLUMNS = (*GROUP_SUMS, "pod_count")
+CLUSTER_SUMS = (
+    *(m.name for m in rates_for(Scope.NODE)),
+    "memory_used_bytes",
+    "memory_total_bytes",
+    "pod_count",
+    "cpu_capacity_cores",
+)
+CLUSTER_COLUMNS = (*CLUSTER_SUMS, "node_count")
+CLUSTER_DERIVED = ("cpu_percent", "memory_percent")  # computed from a stored row when read
+
+
+def sum_columns(rows: Iterable[Sequence]) -> list:
+    """The column sums of members' rows, as every group's sum is defined: a column's sum is
+    of the members that have a value there, None when none has; the rows are added in the
+    order given (the stores give them in the order of their members' ids), so the same rows
+    give the same sums to the last bit wherever they are taken."""
+    rows = list(rows)
+    if len(rows) == 1:
+        return list(rows[0])
+    sums = []
+    for column in zip(*rows, strict=True):
+        try:
+            sums.append(sum(column))
+        except TypeError:  # some are None: the sum of the others, None when none has a value
+            present = [value for value in column if value is not None]
+            sums.append(sum(present) if present else None)
+    return sums
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """What one kind of entity is, in the API and in the stores."""
+
+    plural: str  # its name in the API's paths and messages
+    identity: dict[str, str]  # the API's identity fields, in order -> the label each is kept as
+    key: tuple[str, ...]  # the identity fields that tell one entity of the kind from another
+    filters: dict[str, str]  # what a list is filtered by -> the identity field it matches
+    order: tuple[str, ...]  # the filters a list is ordered by
+    exposed: tuple[str, ...] | None  # the identity fields /metrics labels its values with
+    columns: tuple[str, ...]  # its stored columns (see above)
+    member: Scope  # whose reports it is made of: its own, or (a group) its members'
+    group: bool = False  # a sum over its members (`GROUP_SUMS`, `CLUSTER_SUMS`)
+
+
+_POD_IDENTITY = {
+    "namespace": "namespace",
+    "name": "pod",
+    "uid": "uid",
+    "node": "node",
+    "deployment": "deployment",
+    "workload_kind": "workload_kind",
+    "workload": "workload",
+}
+
+KINDS: dict[EntityKind, KindSpec] = {
+    EntityKind.NODE: KindSpec(
+        plural="nodes",
+        identity={"node": "node"},
+        key=("node",),
+        filters={"name": "node"},
+        order=("name",),
+        exposed=("node",),
+        columns=NODE_COLUMNS,
+        member=Scope.NODE,
+    ),
+    EntityKind.POD: KindSpec(
+        plural="pods",
+        identity=_POD_IDENTITY,
+        key=("uid",),
+        filters={f: f for f in ("namespace", "name", "node", "deployment", "uid")},
+        order=("namespace", "name", "uid"),
+        exposed=("namespace", "name", "uid", "node", "deployment"),
+        columns=POD_COLUMNS,
+        member=Scope.POD,
+    ),
+    EntityKind.NAMESPACE: KindSpec(
+        plural="namespaces",
+        identity={"namespace": "namespace"},
+        key=("namespace",),
+        filters={"namespace": "namespace"},
+        order=("namespace",),
+        exposed=("namespace",),
+        columns=GROUP_COLUMNS,
+        member=Scope.POD,
+        group=True,
+    ),
+    EntityKind.DEPLOYMENT: KindSpec(
+        plural="deployments",
+        identity={"namespace": "namespace", "name": "deployment"},
+        key=("namespace", "name"),
+        filters={"namespace": "namespace", "name": "name"},
+        order=("namespace", "name"),
+        exposed=("namespace", "name"),
+        columns=GROUP_COLUMNS,
+        member=Scope.POD,
+        group=True,
+    ),
+    EntityKind.CLUSTER: KindSpec(
+        plural="cluster",
+        identity={},
+        key=(),
+        filters={},
+        order=(),
+        exposed=(),
+        columns=CLUSTER_COLUMNS,
+        member=Scope.NODE,
+        group=True,
+    ),
+    # A container is keyed by its name in its pod, or by its ID where the agent had no name:
+    # the filter "key" is that name or ID.
+    EntityKind.CONTAINER: KindSpec(
+        plural="containers",
+        identity={
+            "namespace": "namespace",
+            "pod": "pod",
+            "uid": "uid",
+            "node": "node",
+            "name": "container",
+            "container_id": "container_id",
+        },
+        key=("uid", "name"),
+        filters={"namespace": "namespace", "pod": "pod", "uid": "uid", "key": "name"},
+        order=("namespace", "pod", "uid", "key"),
+        exposed=None,  # not in /metrics
+        columns=CONTAINER_COLUMNS,
+        member=Scope.CONTAINER,
+    ),
+}
+
+# The identity fields of each kind in the API (contract section 4).
+IDENTITY = {kind: tuple(spec.identity) for kind, spec in KINDS.items()}
+STORED_COLUMNS = {kind: spec.columns for kind, spec in KINDS.items()}
+
+# What the columns outside the catalogue hold.
+EXTRA_HELP = {
+    "cpu_capacity_cores": "CPU capacity (node_info.cpu_count); for the cluster, of all nodes",
+    "pod_count": "pods reporting in the bucket",
+    "node_count": "nodes reporting in the bucket",
+    "cpu_percent": "100 x cpu_cores / cpu_capacity_cores",
+    "memory_percent": "100 x memory_used_bytes / memory_total_bytes",
+}
+COUNTS = frozenset({"pod_count", "node_count"})
+INTEGER_COLUMNS = frozenset(m.name for m in CATALOGUE if m.integer) | COUNTS
+
+
+def columns(kind: EntityKind) -> tuple[str, ...]:
+    """The metric names an entity of this kind answers with, stored then derived."""
+    return STORED_COLUMNS[kind] + (CLUSTER_DERIVED if kind is EntityKind.CLUSTER else ())
+
+
+def derive(kind: EntityKind, values: list) -> list:
+    """A stored row extended with the metrics computed from it (the cluster's percentages)."""
+    if kind is not EntityKind.CLUSTER:
+        return values
+    row = dict(zip(CLUSTER_COLUMNS, values, strict=True))
+    return [
+        *values,
+        _percent(row["cpu_cores"], row["cpu_capacity_cores"]),
+        _percent(row["memory_used_bytes"], row["memory_total_bytes"]),
+    ]
+
+
+def _percent(part, whole):
+    return None if part is None or not whole else 100.0 * part / whole
+
+
+_node_sent = operator.attrgetter(*_NODE_SENT)
+
+
+def node_row(payload) -> list:
+    """A payload's node figures in NODE_COLUMNS order."""
+    metrics = payload.node_metrics
+    measured = (getattr(metrics, name) for name in _NODE_MEASURED)
+    return [*_node_sent(metrics), payload.node_info.cpu_count, *measured]
