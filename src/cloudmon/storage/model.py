@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cloudmon.metrics import CATALOGUE, Kind, Scope, metrics_for, rates_for
+from cloudmon.metrics import BY_NAME, CATALOGUE, Kind, Scope
 
 
 class EntityKind(StrEnum):
@@ -22,22 +22,70 @@ class EntityKind(StrEnum):
     CONTAINER = "container"
 
 
-# The stored columns of each kind are its rows' layout on disk: bit i of a stored row's mask
-# is its i-th column. A new column therefore goes last, whatever the catalogue's order;
-# tests/storage/test_layout.py pins the layouts.
-_NODE_SENT = tuple(m.name for m in metrics_for(Scope.NODE) if not m.by_server)
-_NODE_MEASURED = tuple(m.name for m in metrics_for(Scope.NODE) if m.by_server)
-NODE_COLUMNS = (*_NODE_SENT, "cpu_capacity_cores", *_NODE_MEASURED)
-POD_COLUMNS = tuple(m.name for m in metrics_for(Scope.POD))
-CONTAINER_COLUMNS = tuple(m.name for m in metrics_for(Scope.CONTAINER))
+# The stored columns of each kind are its rows' layout on disk, version 1: bit i of a stored
+# row's mask is its i-th column (a mask of 32 bits). The layouts are written out here, not
+# derived from the catalogue, so that a metric added anywhere in the catalogue changes no
+# stored row's meaning: a new column goes last. tests/storage/test_layout.py pins them and
+# checks that every metric of the catalogue has its column.
+NODE_COLUMNS = (
+    "cpu_usage_seconds_total",
+    "cpu_cores",
+    "cpu_percent",
+    "memory_total_bytes",
+    "memory_available_bytes",
+    "memory_used_bytes",
+    "memory_percent",
+    "disk_read_bytes_total",
+    "disk_write_bytes_total",
+    "disk_read_bps",
+    "disk_write_bps",
+    "network_rx_bytes_total",
+    "network_tx_bytes_total",
+    "network_rx_bps",
+    "network_tx_bps",
+    "load1",
+    "load5",
+    "load15",
+    "fs_total_bytes",
+    "fs_used_bytes",
+    "pod_count",
+    "cpu_capacity_cores",  # node_info.cpu_count
+    "clock_skew_seconds",
+)
+CONTAINER_COLUMNS = (
+    "cpu_usage_seconds_total",
+    "cpu_cores",
+    "cpu_throttled_seconds_total",
+    "cpu_limit_cores",
+    "cpu_request_cores",
+    "memory_usage_bytes",
+    "memory_working_set_bytes",
+    "memory_limit_bytes",
+    "memory_request_bytes",
+    "disk_read_bytes_total",
+    "disk_write_bytes_total",
+    "disk_read_bps",
+    "disk_write_bps",
+)
+POD_COLUMNS = (
+    *CONTAINER_COLUMNS,
+    "network_rx_bytes_total",
+    "network_tx_bytes_total",
+    "network_rx_bps",
+    "network_tx_bps",
+)
 
 # A group's sum: in each bucket, the sum over its members of these columns (only rates and
 # gauges, never cumulative counters: contract section 4), and how many members reported.
 # Namespaces and deployments are made of pods, the cluster of nodes.
-GROUP_SUMS = tuple(m.name for m in metrics_for(Scope.POD) if m.kind is not Kind.COUNTER)
+GROUP_SUMS = tuple(name for name in POD_COLUMNS if BY_NAME[name].kind is not Kind.COUNTER)
 GROUP_COLUMNS = (*GROUP_SUMS, "pod_count")
 CLUSTER_SUMS = (
-    *(m.name for m in rates_for(Scope.NODE)),
+    "cpu_cores",
+    "disk_read_bps",
+    "disk_write_bps",
+    "network_rx_bps",
+    "network_tx_bps",
     "memory_used_bytes",
     "memory_total_bytes",
     "pod_count",
@@ -202,11 +250,12 @@ def _percent(part, whole):
     return None if part is None or not whole else 100.0 * part / whole
 
 
-_node_sent = operator.attrgetter(*_NODE_SENT)
+_CAPACITY = NODE_COLUMNS.index("cpu_capacity_cores")
+_node_metrics = operator.attrgetter(*(n for n in NODE_COLUMNS if n != "cpu_capacity_cores"))
 
 
 def node_row(payload) -> list:
     """A payload's node figures in NODE_COLUMNS order."""
-    metrics = payload.node_metrics
-    measured = (getattr(metrics, name) for name in _NODE_MEASURED)
-    return [*_node_sent(metrics), payload.node_info.cpu_count, *measured]
+    values = list(_node_metrics(payload.node_metrics))
+    values.insert(_CAPACITY, payload.node_info.cpu_count)
+    return values
