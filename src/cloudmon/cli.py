@@ -7,6 +7,7 @@ import sys
 import click
 
 from cloudmon.agent import paths
+from cloudmon.durations import DURATION
 from cloudmon.top import top
 
 
@@ -236,30 +237,30 @@ def agent(**options) -> None:
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
 @click.option(
     "--retention-raw",
+    type=DURATION,
     default="24h",
     show_default=True,
     help="How long 10 s samples are kept.",
 )
 @click.option(
-    "--retention-1m", default="7d", show_default=True, help="How long 1 min rollups are kept."
+    "--retention-1m",
+    type=DURATION,
+    default="7d",
+    show_default=True,
+    help="How long 1 min rollups are kept.",
 )
 @click.option(
-    "--retention-1h", default="90d", show_default=True, help="How long 1 h rollups are kept."
+    "--retention-1h",
+    type=DURATION,
+    default="90d",
+    show_default=True,
+    help="How long 1 h rollups are kept.",
 )
 def server(storage, retention_raw, retention_1m, retention_1h, **options) -> None:
     """Store the agents' samples and serve them over HTTP (REST API, /metrics, dashboard)."""
-    from cloudmon.server.errors import ApiError
     from cloudmon.server.main import run_server
-    from cloudmon.server.timeparams import parse_duration
 
-    try:
-        retention = {
-            10: parse_duration("--retention-raw", retention_raw),
-            60: parse_duration("--retention-1m", retention_1m),
-            3600: parse_duration("--retention-1h", retention_1h),
-        }
-    except ApiError as error:
-        raise click.BadParameter(error.message) from None
+    retention = {10: retention_raw, 60: retention_1m, 3600: retention_1h}
     if (options["tls_cert"] is None) != (options["tls_key"] is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     if storage is not None:
@@ -313,6 +314,7 @@ def health(health_file: str, max_age: float) -> None:
 )
 @click.option(
     "--history",
+    type=DURATION,
     default="1h",
     show_default=True,
     help="History sent first, as agents catching up would; less than the server's "
@@ -332,18 +334,12 @@ def health(health_file: str, max_age: float) -> None:
     type=click.Path(dir_okay=False, exists=True),
     help="File holding the bearer token the server requires.",
 )
-def demo(history: str, **options) -> None:
+def demo(**options) -> None:
     """Feed a synthetic cluster (namespaces shop, payments, monitoring, kube-system) to a
     server: its history first, then a sample per node every 10 s until Ctrl-C."""
     from cloudmon.demo import run_demo
-    from cloudmon.server.errors import ApiError
-    from cloudmon.server.timeparams import parse_duration
 
-    try:
-        seconds = parse_duration("--history", history)
-    except ApiError as error:
-        raise click.BadParameter(error.message) from None
-    sys.exit(run_demo(history=seconds, **options))
+    sys.exit(run_demo(**options))
 
 
 main.add_command(top)

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from cloudmon.durations import DURATION
+from cloudmon.tokens import read_token
+
 if TYPE_CHECKING:  # rich is loaded when `top` runs, so the agent's command line never loads it
     from rich.console import Console, RenderableType
     from rich.table import Table
@@ -322,13 +325,7 @@ def run_top(
 ) -> None:
     """Print one table, or one every `watch` seconds (for `cycles` rounds, or forever): on a
     clear screen on a terminal, one after another otherwise."""
-    from cloudmon.server.errors import ApiError
-    from cloudmon.server.timeparams import parse_duration
-
-    try:
-        seconds = parse_duration("--window", window)
-    except ApiError as error:
-        raise click.BadParameter(error.message) from None
+    seconds = DURATION.convert(window, None, None)
     from rich.console import Console
 
     console = console or Console()
@@ -417,8 +414,6 @@ def top(kind, namespace, all_namespaces, sort, window, watch, interval, output, 
         raise click.UsageError("give either -n/--namespace or -A/--all-namespaces")
     if namespace is not None and kind == "nodes":
         raise click.UsageError("nodes have no namespace")
-    from cloudmon.server.auth import read_token
-
     token = read_token(token_file)
     try:
         run_top(kind, server, namespace, sort, window, output, token, interval if watch else None)

@@ -338,9 +338,17 @@ def test_unreachable_server():
     assert re.search(r"cannot reach the cloudmon server at http://127.0.0.1:9", result.output)
 
 
-def test_importing_top_loads_no_server_code():
+def test_running_top_loads_no_server_code(tmp_path):
+    token = tmp_path / "token"
+    token.write_text("secret\n")
     code = (
-        "import sys, cloudmon.top; "
+        "import sys\n"
+        "from cloudmon.top import top\n"
+        "try:\n"
+        f"    top.main(['nodes', '--server', 'http://127.0.0.1:9', '--window', '5m',"
+        f" '--token-file', '{token}'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
         "print([m for m in sys.modules if m.startswith(('flask', 'cloudmon.server'))])"
     )
     loaded = subprocess.run(

@@ -1,21 +1,11 @@
 """Bearer tokens: read from files, compared in constant time, never logged."""
 
 import hmac
-from pathlib import Path
 
 from flask import request
 
 from cloudmon.server.errors import ApiError
-
-
-def read_token(path: str | Path | None) -> str | None:
-    """The token in a file, surrounding white space removed; None without a file."""
-    if path is None:
-        return None
-    token = Path(path).read_text().strip()
-    if not token:
-        raise ValueError(f"{path}: the token file is empty")
-    return token
+from cloudmon.tokens import read_token  # noqa: F401  (re-exported for the server)
 
 
 def require(token: str | None) -> None:

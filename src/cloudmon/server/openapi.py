@@ -5,9 +5,10 @@ import msgspec
 from flask import Blueprint, Flask, current_app
 
 from cloudmon import payload as wire
+from cloudmon.durations import PATTERN as DURATION_PATTERN
 from cloudmon.metrics import BY_NAME
 from cloudmon.server.query import MAX_LIMIT, ROUTES
-from cloudmon.server.timeparams import DURATION_PATTERN, TIME_PARAMETERS
+from cloudmon.server.timeparams import TIME_PARAMETERS
 from cloudmon.storage.base import AGGREGATIONS
 from cloudmon.storage.model import EXTRA_HELP, IDENTITY, EntityKind, columns
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from cloudmon import durations
 from cloudmon.server.errors import ApiError
 from cloudmon.storage.base import AGGREGATIONS, BUCKET, RESOLUTIONS, Span
 
@@ -13,11 +14,8 @@ TIME_PARAMETERS = ("window", "start", "end", "step", "agg", "metrics")
 MAX_POINTS = 1000  # the default step keeps a series at most at this many points
 MIN_POINTS = MAX_POINTS // 10  # and, from the coarsest resolution that allows it, this many
 POINT_LIMIT = 20_000  # a chosen step may give at most this many
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-DURATION_PATTERN = r"^([0-9]+)([smhdw]?)$"
-_DURATION = re.compile(DURATION_PATTERN)
 _UNIX = re.compile(r"^[0-9]+(\.[0-9]+)?$")
-_LATEST_TIME = 1e11  # unix seconds: in the year 5138
+_LATEST_TIME = durations.LONGEST  # unix seconds: in the year 5138
 
 
 @dataclass(frozen=True)
@@ -34,17 +32,10 @@ def _bad(name: str, problem: str) -> ApiError:
 
 def parse_duration(name: str, text: str) -> int:
     """Seconds of a duration such as 30s, 5m, 1h, 7d (a bare number is seconds)."""
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise _bad(name, f"{text!r} is not a duration such as 30s, 5m, 1h or 7d")
-    if len(match[1]) > 12:  # more than any time's span; and int() refuses long strings
-        raise _bad(name, f"{text!r} is too long to be a time span")
-    seconds = int(match[1]) * _UNITS[match[2] or "s"]
-    if seconds <= 0:
-        raise _bad(name, "must be positive")
-    if seconds > _LATEST_TIME:
-        raise _bad(name, f"{text!r} is too long to be a time span")
-    return seconds
+    try:
+        return durations.parse_duration(text)
+    except ValueError as error:
+        raise _bad(name, str(error)) from None
 
 
 def parse_time(name: str, text: str) -> float:

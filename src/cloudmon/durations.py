@@ -1,0 +1,43 @@
+"""Durations as people write them (30s, 5m, 1h, 7d, a bare number of seconds): one parser
+for the API's time parameters and the command line's options, free of the server."""
+
+import re
+
+import click
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+PATTERN = r"^([0-9]+)([smhdw]?)$"
+LONGEST = 1e11  # seconds: past the year 5138 from 1970, more than any time's span
+_DURATION = re.compile(PATTERN)
+
+
+def parse_duration(text: str) -> int:
+    """Seconds of a duration; raises ValueError saying what is wrong with it."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration such as 30s, 5m, 1h or 7d")
+    if len(match[1]) > 12:  # more than LONGEST in any unit; and int() refuses long strings
+        raise ValueError(f"{text!r} is too long to be a time span")
+    seconds = int(match[1]) * UNITS[match[2] or "s"]
+    if seconds <= 0:
+        raise ValueError("must be positive")
+    if seconds > LONGEST:
+        raise ValueError(f"{text!r} is too long to be a time span")
+    return seconds
+
+
+class Duration(click.ParamType):
+    """A command-line option holding a duration, as seconds."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+DURATION = Duration()
