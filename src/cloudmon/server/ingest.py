@@ -50,6 +50,15 @@ def read_body(stream, limit: int, length: int | None = None) -> bytes:
     return b"".join(chunks)
 
 
+def drain(stream, limit: int) -> None:
+    """Read and drop what is left of a refused request's body, up to `limit` bytes: a client
+    still sending when the answer comes is answered, not cut off (BrokenPipe) when the
+    connection closes behind it."""
+    left = limit
+    while left > 0 and (chunk := stream.read(min(_CHUNK, left))):
+        left -= len(chunk)
+
+
 def gunzip(body: bytes, limit: int) -> bytes:
     """A gzip body decompressed, refusing output past `limit` bytes (413) and bad gzip (400)."""
     inflater = isal_zlib.decompressobj(wbits=31)
@@ -214,6 +223,7 @@ class IngestApp:
             status, answer = 500, {"error": "internal error; see the server's log"}
         if status != 200:
             self.server.rejected.labels(PATH, str(status)).inc()
+            drain(environ["wsgi.input"], self.config["CLOUDMON_MAX_BODY"])
         body = msgspec.json.encode(answer)
         start_response(
             f"{status} {HTTPStatus(status).phrase}",
