@@ -195,13 +195,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(storage: str, workers: int, threads: int):
-    """`cloudmon server` on a free port of 127.0.0.1 with a storage URL: (process, base URL)."""
+def start_server(storage: str, workers: int | None = None, threads: int | None = None):
+    """`cloudmon server` on a free port of 127.0.0.1 with a storage URL, with its own default
+    workers and threads unless given: (process, base URL)."""
     port = free_port()
+    given = {"workers": workers, "threads": threads}
+    options = "".join(f", {name}={value}" for name, value in given.items() if value is not None)
     code = (
         "from cloudmon.server.main import run_server; "
-        f"run_server(port={port}, storage={storage!r}, workers={workers}, "
-        f"threads={threads}, log_level='warning')"
+        f"run_server(port={port}, storage={storage!r}{options}, log_level='warning')"
     )
     process = subprocess.Popen([sys.executable, "-c", code])
     base = f"http://127.0.0.1:{port}"
@@ -226,6 +228,23 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def connect(base: str, timeout: float = 60) -> http.client.HTTPConnection:
+    """A connection to the server at base (http://host:port), kept alive between requests."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    return http.client.HTTPConnection(host, int(port), timeout=timeout)
+
+
+INGEST_HEADERS = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+
+
+def post_ingest(conn: http.client.HTTPConnection, body: bytes) -> http.client.HTTPResponse:
+    """POST a gzipped body to /api/ingest; the answer, read."""
+    conn.request("POST", "/api/ingest", body, INGEST_HEADERS)
+    answer = conn.getresponse()
+    answer.read()
+    return answer
+
+
 def median_ms(url: str, repeats: int, before=lambda: None) -> float:
     """Median time of `repeats` GETs of url, `before()` run untimed before each."""
     times = []
@@ -244,7 +263,6 @@ _ROUNDS = 90  # samples per node: each goes to a new bucket, as a real agent's d
 
 def _post_loop(args) -> tuple[int, float]:
     base, client, pods, seconds, start = args
-    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
     templates = [
         orjson.dumps(node_body(10_000 + client * 100 + i, 0.0, pods, 20))
         for i in range(_NODES_PER_CLIENT)
@@ -254,14 +272,11 @@ def _post_loop(args) -> tuple[int, float]:
         for r in range(_ROUNDS)
         for t in templates
     ]
-    host, port = base.removeprefix("http://").rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=60)  # kept alive
+    conn = connect(base)
     sent = 0
     started = time.monotonic()
     while time.monotonic() < started + seconds and sent < len(bodies):
-        conn.request("POST", "/api/ingest", bodies[sent], headers)
-        answer = conn.getresponse()
-        answer.read()
+        answer = post_ingest(conn, bodies[sent])
         if answer.status != 200:
             raise SystemExit(f"ingest answered {answer.status}")
         sent += 1
