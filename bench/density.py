@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from server import connect, post_ingest, start_server
+from server import add_cluster_options, connect, post_ingest, start_server
 
 from cloudmon import payload
 from cloudmon.demo import INTERVAL, build_cluster
@@ -140,9 +140,7 @@ def pages(path: Path) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--nodes", type=int, default=50)
-    parser.add_argument("--pods", type=int, default=30, help="per node")
-    parser.add_argument("--containers", type=int, default=1, help="per pod")
+    add_cluster_options(parser, nodes=50, pods=30)
     parser.add_argument("--minutes", type=int, default=30, help="of 10 s samples")
     parser.add_argument("--seed", type=int, default=1)
     # manifests/monitor-api.yaml claims a volume of 10 GiB for the store.

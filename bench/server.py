@@ -344,14 +344,21 @@ def bench_ingest(base: str, server_pid: int, clients: int, seconds: float, pods:
     )
 
 
+def add_cluster_options(
+    parser: argparse.ArgumentParser, nodes: int, pods: int, containers: int = 1
+) -> None:
+    """--nodes, --pods (per node) and --containers (per pod), with these defaults."""
+    parser.add_argument("--nodes", type=int, default=nodes)
+    parser.add_argument("--pods", type=int, default=pods, help="per node")
+    parser.add_argument("--containers", type=int, default=containers, help="per pod")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--nodes", type=int, default=200)
-    parser.add_argument("--pods", type=int, default=50)
+    add_cluster_options(parser, nodes=200, pods=50)
     parser.add_argument("--hours", type=float, default=6.0)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--containers", type=int, default=1, help="per pod")
     parser.add_argument("--ingest-seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument(
