@@ -89,6 +89,8 @@ bench: $(STAMP)
 	$(PY) bench/agent.py
 	$(PY) bench/server.py
 	$(PY) bench/prometheus.py
+	$(PY) bench/density.py
+	$(PY) bench/catchup.py
 
 clean:
 	rm -rf $(VENV)

@@ -195,13 +195,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(storage: str, workers: int, threads: int):
-    """`cloudmon server` on a free port of 127.0.0.1 with a storage URL: (process, base URL)."""
+def start_server(storage: str, workers: int | None = None, threads: int | None = None):
+    """`cloudmon server` on a free port of 127.0.0.1 with a storage URL, with its own default
+    workers and threads unless given: (process, base URL)."""
     port = free_port()
+    given = {"workers": workers, "threads": threads}
+    options = "".join(f", {name}={value}" for name, value in given.items() if value is not None)
     code = (
         "from cloudmon.server.main import run_server; "
-        f"run_server(port={port}, storage={storage!r}, workers={workers}, "
-        f"threads={threads}, log_level='warning')"
+        f"run_server(port={port}, storage={storage!r}{options}, log_level='warning')"
     )
     process = subprocess.Popen([sys.executable, "-c", code])
     base = f"http://127.0.0.1:{port}"
@@ -226,6 +228,23 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def connect(base: str, timeout: float = 60) -> http.client.HTTPConnection:
+    """A connection to the server at base (http://host:port), kept alive between requests."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    return http.client.HTTPConnection(host, int(port), timeout=timeout)
+
+
+INGEST_HEADERS = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+
+
+def post_ingest(conn: http.client.HTTPConnection, body: bytes) -> http.client.HTTPResponse:
+    """POST a gzipped body to /api/ingest; the answer, read."""
+    conn.request("POST", "/api/ingest", body, INGEST_HEADERS)
+    answer = conn.getresponse()
+    answer.read()
+    return answer
+
+
 def median_ms(url: str, repeats: int, before=lambda: None) -> float:
     """Median time of `repeats` GETs of url, `before()` run untimed before each."""
     times = []
@@ -239,29 +258,31 @@ def median_ms(url: str, repeats: int, before=lambda: None) -> float:
 
 
 _NODES_PER_CLIENT = 20
-_ROUNDS = 90  # samples per node: each goes to a new bucket, as a real agent's do
+_ROUNDS = 90  # samples per node
+# The buckets the rounds go to in turn: the server takes no sample stamped more than 30 s
+# ahead of its clock, so a node's later rounds replace its earlier ones, as a second sample
+# in a bucket does.
+_BUCKETS = 3
 
 
 def _post_loop(args) -> tuple[int, float]:
     base, client, pods, seconds, start = args
-    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
     templates = [
         orjson.dumps(node_body(10_000 + client * 100 + i, 0.0, pods, 20))
         for i in range(_NODES_PER_CLIENT)
     ]
     bodies = [
-        gzip.compress(t.replace(b'"timestamp":0.0', b'"timestamp":%d' % (start + 10 * r)), 6)
+        gzip.compress(
+            t.replace(b'"timestamp":0.0', b'"timestamp":%d' % (start + 10 * (r % _BUCKETS))), 6
+        )
         for r in range(_ROUNDS)
         for t in templates
     ]
-    host, port = base.removeprefix("http://").rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=60)  # kept alive
+    conn = connect(base)
     sent = 0
     started = time.monotonic()
     while time.monotonic() < started + seconds and sent < len(bodies):
-        conn.request("POST", "/api/ingest", bodies[sent], headers)
-        answer = conn.getresponse()
-        answer.read()
+        answer = post_ingest(conn, bodies[sent])
         if answer.status != 200:
             raise SystemExit(f"ingest answered {answer.status}")
         sent += 1
@@ -313,7 +334,7 @@ def refresh(base: str, nodes: int, pods: int, namespaces: int) -> None:
 def bench_ingest(base: str, server_pid: int, clients: int, seconds: float, pods: int) -> None:
     sample = orjson.dumps(node_body(10_000, time.time(), pods, 20))
     orjson_ms = min(timeit.repeat(lambda: orjson.loads(sample), number=100, repeat=7)) * 10
-    start = int(time.time()) // 10 * 10 + 10
+    start = int(time.time()) // 10 * 10
     jobs = [(base, c, pods, seconds, start) for c in range(clients)]
     cpu_before = cpu_seconds(server_pid)
     with multiprocessing.Pool(clients) as pool:
@@ -329,14 +350,21 @@ def bench_ingest(base: str, server_pid: int, clients: int, seconds: float, pods:
     )
 
 
+def add_cluster_options(
+    parser: argparse.ArgumentParser, nodes: int, pods: int, containers: int = 1
+) -> None:
+    """--nodes, --pods (per node) and --containers (per pod), with these defaults."""
+    parser.add_argument("--nodes", type=int, default=nodes)
+    parser.add_argument("--pods", type=int, default=pods, help="per node")
+    parser.add_argument("--containers", type=int, default=containers, help="per pod")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--nodes", type=int, default=200)
-    parser.add_argument("--pods", type=int, default=50)
+    add_cluster_options(parser, nodes=200, pods=50)
     parser.add_argument("--hours", type=float, default=6.0)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--containers", type=int, default=1, help="per pod")
     parser.add_argument("--ingest-seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument(

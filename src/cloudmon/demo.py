@@ -6,6 +6,7 @@ then a sample per node every 10 s. The same seed and start give the same payload
 """
 
 import collections
+import dataclasses
 import logging
 import math
 import random
@@ -84,6 +85,9 @@ class WorkloadSpec:
         return "besteffort"
 
 
+# A log shipper beside a workload's own container(s).
+SIDECAR = ContainerSpec("log-shipper", 0.01, 25 * MiB, 0.02, None, 32 * MiB, None, 0.5)
+
 # Requests and limits as the projects' own manifests set them where there is one
 # (kubeadm's CoreDNS, Calico, manifests/monitor.yaml), typical figures elsewhere.
 WORKLOADS: tuple[WorkloadSpec, ...] = (
@@ -116,7 +120,7 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
         "web",
         (
             ContainerSpec("nginx", 0.06, 30 * MiB, 0.1, 0.5, 64 * MiB, 128 * MiB, disk_read=2e3),
-            ContainerSpec("log-shipper", 0.01, 25 * MiB, 0.02, None, 32 * MiB, None, 0.5),
+            SIDECAR,
         ),
         (150e3, 600e3),
         weight=3,
@@ -191,6 +195,17 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
     ),
 )
 DAEMONSETS = tuple(w for w in WORKLOADS if w.kind == "DaemonSet")
+
+
+def with_containers(workload: WorkloadSpec, count: int) -> WorkloadSpec:
+    """The workload with exactly `count` containers a pod: its first ones, then sidecars."""
+    specs = workload.containers[:count]
+    sidecars = [
+        dataclasses.replace(SIDECAR, name=f"{SIDECAR.name}-{i}") for i in range(len(specs), count)
+    ]
+    return dataclasses.replace(workload, containers=(*specs, *sidecars))
+
+
 # Each node runs every DaemonSet and at least one other pod, so that there is a shop.
 MIN_PODS_PER_NODE = len(DAEMONSETS) + 1
 
@@ -469,27 +484,33 @@ class SimNode:
         }
 
 
-def build_cluster(nodes: int, pods_per_node: int, seed: int, start: float) -> list[SimNode]:
+def build_cluster(
+    nodes: int, pods_per_node: int, seed: int, start: float, containers: int | None = None
+) -> list[SimNode]:
     """The synthetic cluster's nodes, first sampled at `start`; the same for the same arguments.
 
     Every node runs the DaemonSets; the other pods go to the other workloads in turn, as
-    many to each as its weight, spread over the nodes.
+    many to each as its weight, spread over the nodes. With `containers`, every pod has
+    that many (see with_containers).
     """
     if nodes < 1 or pods_per_node < MIN_PODS_PER_NODE:
         raise ValueError(
             f"a demo cluster has at least 1 node and {MIN_PODS_PER_NODE} pods per node"
         )
+    workloads = WORKLOADS
+    if containers is not None:
+        workloads = tuple(with_containers(w, containers) for w in WORKLOADS)
     rng = random.Random(seed)
     names = [f"worker-{i}" for i in range(1, nodes + 1)]
-    placed = {name: list(DAEMONSETS) for name in names}
-    others = [w for w in WORKLOADS if w.kind != "DaemonSet"]
+    placed = {name: [w for w in workloads if w.kind == "DaemonSet"] for name in names}
+    others = [w for w in workloads if w.kind != "DaemonSet"]
     turns = [w for r in range(max(w.weight for w in others)) for w in others if w.weight > r]
     for k in range(nodes * (pods_per_node - len(DAEMONSETS))):
         placed[names[k % nodes]].append(turns[k % len(turns)])
 
-    cycles = {w.name: (rng.uniform(900, 2700), rng.uniform(0, 2 * math.pi)) for w in WORKLOADS}
+    cycles = {w.name: (rng.uniform(900, 2700), rng.uniform(0, 2 * math.pi)) for w in workloads}
     # A Deployment's pods share its ReplicaSet's pod-template hash.
-    hashes = {w.name: _name(rng, 10) for w in WORKLOADS}
+    hashes = {w.name: _name(rng, 10) for w in workloads}
     ordinals = collections.Counter()
 
     def pod_name(workload: WorkloadSpec) -> str:

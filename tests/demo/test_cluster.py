@@ -151,6 +151,19 @@ def test_a_node_of_110_pods_is_sized_for_them():
     assert second.node_metrics.memory_used_bytes <= second.node_info.memory_total_bytes
 
 
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_every_pod_can_have_the_same_number_of_containers(count):
+    (node,) = build_cluster(1, 20, 1, START, containers=count)
+    node.sample(START)
+    (second,) = payload.decode(payload.encode(node.sample(START + 10)))
+    for pod in second.pods:
+        names = [c.name for c in pod.containers]
+        assert len(set(names)) == len(names) == count
+    qos = {p.workload.name: p.workload.qos for p in node.pods}
+    # payments/api's own container is guaranteed; its envoy sidecar, or another, is not.
+    assert qos["api"] == ("guaranteed" if count == 1 else "burstable")
+
+
 @pytest.mark.parametrize(
     ("server", "pods_per_node", "message"),
     [
