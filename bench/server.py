@@ -298,22 +298,24 @@ def queries(base: str, hours: float, namespaces: int) -> dict[str, str]:
     pods = json.loads(urllib.request.urlopen(base + "/api/pods?metrics=cpu_cores").read())
     one = pods["items"][0]
     size = len(pods["items"]) // namespaces
-    groups = f"{span}&step=60s&metrics=cpu_cores,memory_working_set_bytes"
+    # The dashboard's tables: CPU and memory over its range, 30 points for the sparklines.
+    table = f"{span}&step=120s&metrics=cpu_cores,memory_working_set_bytes"
     return {
         "one pod over 1 h": f"/api/pods/{one['namespace']}/{one['name']}?{span}",
         f"a {size}-pod namespace over 1 h": f"/api/namespaces/ns-0?{span}",
         "/api/nodes latest": "/api/nodes",
         f"/api/namespaces latest ({namespaces})": "/api/namespaces",
         f"/api/namespaces over 1 h ({namespaces}, as the dashboard asks)": (
-            f"/api/namespaces?{groups}"
+            f"/api/namespaces?{table}"
         ),
         f"/api/deployments over 1 h ({namespaces * 10}, as the dashboard asks)": (
-            f"/api/deployments?{groups}"
+            f"/api/deployments?{table}"
         ),
         f"/api/pods latest ({len(pods['items'])} pods)": "/api/pods",
-        f"/api/pods latest ({len(pods['items'])}, cpu and memory as the dashboard asks)": (
+        f"/api/pods latest ({len(pods['items'])}, cpu and memory)": (
             "/api/pods?metrics=cpu_cores,memory_working_set_bytes"
         ),
+        f"/api/pods over 1 h ({len(pods['items'])}, as the dashboard asks)": f"/api/pods?{table}",
         "the 5 busiest pods": "/api/pods?metrics=cpu_cores&sort=-cpu_cores&limit=5",
         "the cluster over 1 h": f"/api/cluster?{span}",
         f"the cluster over {hours} h": f"/api/cluster?window={int(hours * 3600)}s",

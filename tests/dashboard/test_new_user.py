@@ -69,6 +69,28 @@ def test_one_unit_per_column(page, odd_cluster):
     page.goto("about:blank")
 
 
+def test_a_column_unit_is_chosen_from_its_values(page, cluster):
+    page.goto(cluster + "/")
+    cases = [
+        ["cores", [1.51, 0.684, 0.004], ["1510m", "684m", "4m"]],
+        ["cores", [12.5, 1.5], ["12.5 cores", "1.5 cores"]],
+        ["bytes", [11.1 * GIB, 40 * MIB, None], ["11366 MiB", "40 MiB", "—"]],
+        ["bytes", [64 * GIB, 900 * MIB], ["65536 MiB", "900 MiB"]],
+        ["bytes", [3 * GIB, 1.5 * GIB], ["3 GiB", "1.5 GiB"]],
+        ["bytes/s", [321_000, 23, 0], ["321 KB/s", "0.02 KB/s", "0"]],
+        ["bytes/s", [30_000, 500], ["30000 B/s", "500 B/s"]],
+        ["percent", [12.345, 3], ["12.3 %", "3 %"]],
+    ]
+    shown = page.evaluate(
+        """async (cases) => {
+            const { columnFormatter } = await import("./assets/format.js");
+            return cases.map(([unit, values]) => values.map(columnFormatter(unit, values)));
+        }""",
+        cases,
+    )
+    assert shown == [texts for _, _, texts in cases]
+
+
 def test_pods_without_metadata_show_their_uid(page, odd_cluster):
     page.goto(odd_cluster + "/#/nodes/node-000")
     page.wait_for_selector("text=4 of 4")
