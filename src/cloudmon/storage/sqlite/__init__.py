@@ -1,6 +1,9 @@
 """The embedded store: one SQLite file in WAL mode, one writer, concurrent readers.
 
-`SqliteStorage` is a façade over the store's parts, each in its own module:
+A row holds one entity's 10 s bucket (or, in a rollup, its 1 min or 1 h period); the
+namespace, deployment and cluster rows are sums of their members' rows, kept once a bucket
+is closed and added up at query time until then. `SqliteStorage` is a façade over the
+store's parts, each in its own module:
 
 - `connections`: opening the file, each thread's reader, the writer lock, the write queue
   and the group commit of waiting writes;

@@ -7,7 +7,8 @@ the writer lock of `connections`) and refuses a file newer than this cloudmon. T
 tables hold are packed by `codec`; node, pod, ctr and grp hold the entities (`writer` adds
 them, `reader` lists them); the *_sample tables the 10 s buckets, the *_rollup tables the
 1 min and 1 h periods (`upkeep`); rollup_state and rollup_dirty how far the sums (`sums`) and
-the rollups are done and what late samples changed.
+the rollups are done and what late samples changed. Sample tables are WITHOUT ROWID and keyed
+(bucket, id), so a bucket's rows are written at the end of the B-tree and the pages stay full.
 """
 
 from cloudmon.storage.model import EntityKind
