@@ -33,7 +33,8 @@ from cloudmon import payload as wire
 from cloudmon.metrics import Scope, metrics_for
 from cloudmon.storage.base import merge_stats
 from cloudmon.storage.model import EntityKind, columns
-from cloudmon.storage.sqlite import SqliteStorage, pack_stats
+from cloudmon.storage.sqlite import SqliteStorage
+from cloudmon.storage.sqlite.codec import pack_stats
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CONTAINER_METRICS = [(m.name, m.integer) for m in metrics_for(Scope.CONTAINER)]
@@ -125,7 +126,8 @@ def fill(path: Path, nodes: int, pods: int, hours: float, namespaces: int) -> in
         " (the longest an ingest waits for the upkeep)"
     )
     rollup_bytes = table_bytes(path, ("node_rollup", "pod_rollup", "ctr_rollup", "grp_rollup"))
-    (first,) = store._writer.execute("SELECT min(bucket) FROM node_sample").fetchone()
+    with store.db.writing() as conn:
+        (first,) = conn.execute("SELECT min(bucket) FROM node_sample").fetchone()
     week_of_cluster_rollups(store, first // 60 * 60)
     store.close()
     return samples, raw_bytes, rollup_bytes
@@ -134,7 +136,7 @@ def fill(path: Path, nodes: int, pods: int, hours: float, namespaces: int) -> in
 def time_transactions(store: SqliteStorage, work) -> float:
     """Run work; the longest of the store's transactions it made, in seconds."""
     longest = 0.0
-    transaction = store._transaction
+    transaction = store.db.transaction
 
     def timed(step):
         nonlocal longest
@@ -144,11 +146,11 @@ def time_transactions(store: SqliteStorage, work) -> float:
         finally:
             longest = max(longest, time.perf_counter() - started)
 
-    store._transaction = timed
+    store.db.transaction = timed
     try:
         work()
     finally:
-        del store._transaction
+        del store.db.transaction
     return longest
 
 
@@ -156,8 +158,8 @@ def week_of_cluster_rollups(store: SqliteStorage, before: int) -> None:
     """Synthetic 1 min rollups of the cluster for the 7 days before `before` and the 1 h
     rollups made of them, so that the cluster over 7 days is read from rollups as after a
     week of running."""
-    conn = store._writer
-    (cluster,) = conn.execute("SELECT id FROM grp WHERE kind = 0").fetchone()
+    with store.db.writing() as conn:
+        (cluster,) = conn.execute("SELECT id FROM grp WHERE kind = 0").fetchone()
     width = len(columns(EntityKind.CLUSTER))
     rows, hours = [], {}
     for period in range(before - 7 * 86400, before, 60):
@@ -167,12 +169,14 @@ def week_of_cluster_rollups(store: SqliteStorage, before: int) -> None:
         earlier = hours.get(hour)
         hours[hour] = stats if earlier is None else list(map(merge_stats, earlier, stats))
     rows += [(3600, hour, cluster, pack_stats(stats)) for hour, stats in hours.items()]
-    conn.execute("BEGIN IMMEDIATE")
-    conn.executemany(
-        "INSERT OR REPLACE INTO grp_rollup (res, bucket, id, v) VALUES (?, ?, ?, ?)", rows
-    )
-    conn.execute("UPDATE grp SET first_bucket = ? WHERE id = ?", (before - 7 * 86400, cluster))
-    conn.execute("COMMIT")
+
+    def insert(conn) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO grp_rollup (res, bucket, id, v) VALUES (?, ?, ?, ?)", rows
+        )
+        conn.execute("UPDATE grp SET first_bucket = ? WHERE id = ?", (before - 7 * 86400, cluster))
+
+    store.db.transaction(insert)
 
 
 def table_bytes(path: Path, tables: tuple[str, ...]) -> int:

@@ -23,7 +23,7 @@ import orjson
 import pytest
 from fixtures.servers import ServerProcess, get_json
 
-from cloudmon.storage.sqlite import ROLLUP_GRACE
+from cloudmon.storage.sqlite.upkeep import ROLLUP_GRACE
 
 _BENCH = Path(__file__).resolve().parents[2] / "bench" / "server.py"
 _spec = importlib.util.spec_from_file_location("bench_server", _BENCH)

@@ -58,7 +58,7 @@ def test_writes_past_the_bound_are_shed_while_the_writer_is_busy(store, client, 
         for thread in waiting:
             thread.start()
         deadline = time.monotonic() + 10
-        while not all(slot.locked() for slot in store._slots):
+        while not all(slot.locked() for slot in store.db.slots):
             assert time.monotonic() < deadline, "the two writes never queued"
             time.sleep(0.01)
         started = time.monotonic()

@@ -4,10 +4,10 @@ for a whole period: nothing is lost to a sample arriving meanwhile or to a stop 
 import pytest
 from store_payloads import H0, Clock, node_payload, payloads
 
-from cloudmon.storage import sqlite
 from cloudmon.storage.base import Span
 from cloudmon.storage.model import EntityKind
-from cloudmon.storage.sqlite import SqliteStorage
+from cloudmon.storage.sqlite import SqliteStorage, upkeep
+from cloudmon.storage.sqlite.upkeep import Upkeep
 
 PODS = 12
 SPAN = Span(H0, H0 + 110, 60, "max")
@@ -15,7 +15,7 @@ SPAN = Span(H0, H0 + 110, 60, "max")
 
 @pytest.fixture
 def store(tmp_path, monkeypatch):
-    monkeypatch.setattr(sqlite, "_ROLLUP_CHUNK", 24)  # of 6 rows a minute: three chunks of pods
+    monkeypatch.setattr(upkeep, "_ROLLUP_CHUNK", 24)  # of 6 rows a minute: three chunks of pods
     store = SqliteStorage(tmp_path / "s.db", clock=Clock(H0 + 300))
     for b in range(12):
         pods = [(f"p{i:02d}", "ns", float(i + b)) for i in range(PODS)]
@@ -41,7 +41,7 @@ def test_chunks_roll_up_every_entity(store):
 
 
 def test_a_sample_arriving_between_chunks_is_rolled_up(store, monkeypatch):
-    summarise, transaction = SqliteStorage._summarise, store._transaction
+    summarise, transaction = Upkeep._summarise, store.db.transaction
     chunks, late = [], payloads(node_payload("n2", H0 + 1, [("p00", "ns", 100.0)]))
 
     def counting(self, conn, res, source, period, table, ids=(0, 1 << 63)):
@@ -56,8 +56,8 @@ def test_a_sample_arriving_between_chunks_is_rolled_up(store, monkeypatch):
             late.clear()
         return result
 
-    monkeypatch.setattr(SqliteStorage, "_summarise", counting)
-    monkeypatch.setattr(store, "_transaction", then_a_write)
+    monkeypatch.setattr(Upkeep, "_summarise", counting)
+    monkeypatch.setattr(store.db, "transaction", then_a_write)
     store.roll_up()
     assert not late and len(chunks) > 1
     monkeypatch.undo()
@@ -66,14 +66,14 @@ def test_a_sample_arriving_between_chunks_is_rolled_up(store, monkeypatch):
 
 
 def test_a_period_left_half_done_is_done_again(store, monkeypatch):
-    summarise = SqliteStorage._summarise
+    summarise = Upkeep._summarise
 
     def stopping(self, conn, res, source, period, table, ids=(0, 1 << 63)):
         summarise(self, conn, res, source, period, table, ids)
         if table == "pod_sample" and ids[0] > 0:
             raise KeyboardInterrupt  # the process stops after the first chunks
 
-    monkeypatch.setattr(SqliteStorage, "_summarise", stopping)
+    monkeypatch.setattr(Upkeep, "_summarise", stopping)
     with pytest.raises(KeyboardInterrupt):
         store.roll_up()
     monkeypatch.undo()

@@ -9,7 +9,9 @@ from store_payloads import T0, Clock, node_payload, payloads
 from cloudmon.storage import open_storage
 from cloudmon.storage.base import Span
 from cloudmon.storage.model import EntityKind
-from cloudmon.storage.sqlite import MIGRATIONS, SqliteStorage, pack, unpack
+from cloudmon.storage.sqlite import SqliteStorage
+from cloudmon.storage.sqlite.codec import pack, unpack
+from cloudmon.storage.sqlite.schema import MIGRATIONS
 
 values = st.lists(st.none() | st.floats(min_value=0, max_value=1.8e19), max_size=32)
 

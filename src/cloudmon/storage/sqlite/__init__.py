@@ -1,0 +1,106 @@
+"""The embedded store: one SQLite file in WAL mode, one writer, concurrent readers.
+
+A row holds one entity's 10 s bucket (or, in a rollup, its 1 min or 1 h period); the
+namespace, deployment and cluster rows are sums of their members' rows, kept once a bucket
+is closed and added up at query time until then. `SqliteStorage` is a façade over the
+store's parts, each in its own module:
+
+- `connections`: opening the file, each thread's reader, the writer lock, the write queue
+  and the group commit of waiting writes;
+- `schema`: the tables, which holds each kind's rows, and the migration of older files;
+- `codec`: a row's BLOB (a mask of the columns present, then their values or STATS);
+- `writer`: where a write becomes rows (entities' ids and spans, rows replaced per bucket);
+- `sums`: namespace, deployment and cluster rows, added up from their members' rows;
+- `upkeep`: the sums of closed buckets, rollups, expiry, pruning and the WAL's checkpoint;
+- `reader`: where rows become entities, latest values and series.
+"""
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from cloudmon.storage.base import RETENTION, Storage, register
+from cloudmon.storage.sqlite import schema
+from cloudmon.storage.sqlite.connections import MAX_WAITING, Connections
+from cloudmon.storage.sqlite.reader import Reader
+from cloudmon.storage.sqlite.sums import Sums
+from cloudmon.storage.sqlite.upkeep import Upkeep
+from cloudmon.storage.sqlite.writer import Prepared, Writer
+
+__all__ = ["SqliteStorage"]
+
+
+@register("sqlite")
+class SqliteStorage(Storage):
+    """Samples in one SQLite file; safe to share between threads and processes."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        cache_mb: int = 64,
+        retention: dict[int, float] | None = None,
+        clock=time.time,
+        autocheckpoint: bool = True,
+        max_waiting: int = MAX_WAITING,
+    ) -> None:
+        """With autocheckpoint off, writes leave the WAL to `checkpoint` (run elsewhere);
+        past `max_waiting` writes waiting or writing, in all processes, write refuses more."""
+        self.path = Path(path)
+        self.retention = {**RETENTION, **(retention or {})}
+        self.writer = Writer()
+        self.db = Connections(self.path, cache_mb, autocheckpoint, max_waiting, self.writer.forget)
+        try:
+            schema.migrate(self.db)
+        except BaseException:
+            self.db.close()
+            raise
+        self.upkeep = Upkeep(self.db, Sums(self.db, self.writer, clock), clock, self.retention)
+        self.reader = Reader(self.db, clock, self.retention)
+
+    @classmethod
+    def from_url(cls, url: str, **options) -> "SqliteStorage":
+        """sqlite:///relative/path or sqlite:////absolute/path."""
+        path = url.removeprefix("sqlite:///")
+        if not path or path == url:
+            raise ValueError(f"storage URL {url!r}: expected sqlite:///PATH")
+        return cls(path, **options)
+
+    def schema_version(self) -> int:
+        """The schema version of the file."""
+        return schema.version(self.db.reader())
+
+    def write(self, payloads: Sequence) -> int:
+        """Store payloads; OSError(EAGAIN) when too many writes wait already."""
+        return self.db.commit([Prepared(payload) for payload in payloads], self.writer.store)
+
+    def entities(self, kind, filters=None, since=None, span=None):
+        return self.reader.entities(kind, filters, since, span)
+
+    def latest(self, entities, names):
+        return self.reader.latest(entities, names)
+
+    def series(self, entities, names, span):
+        return self.reader.series(entities, names, span)
+
+    def resolution(self, span) -> int:
+        """The resolution a span is answered from (raw samples or a rollup)."""
+        return self.reader.resolution(span)
+
+    def roll_up(self) -> int:
+        return self.upkeep.roll_up()
+
+    def expire(self) -> int:
+        return self.upkeep.expire()
+
+    def checkpoint(self) -> None:
+        self.upkeep.checkpoint()
+
+    def ping(self) -> None:
+        self.db.ping()
+
+    def stats(self) -> dict[str, float]:
+        return {"bytes": float(self.db.bytes_used())}
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,105 @@
+"""The row codec: how one entity's bucket or period is packed into a row's BLOB and read back.
+
+A 10 s row (`pack`, `unpack`) is a 32-bit mask of the columns present (bit i: the i-th of the
+kind's stored columns, `model.STORED_COLUMNS`) followed by those values as little-endian
+doubles; a rollup row (`pack_stats`, `unpack_stats`, `unpack_figures`) holds the `STATS` of
+each present column instead. A node's row also lists its pods' ids (`pack_ids`). Pure functions
+of bytes and values: `writer` and `sums` pack, `reader`, `sums` and `upkeep` unpack.
+"""
+
+import struct
+from collections.abc import Sequence
+
+from cloudmon.storage.base import STATS
+from cloudmon.storage.model import STORED_COLUMNS, EntityKind, derive
+
+_MASK = struct.Struct("<I")
+_STRUCTS: dict[int, struct.Struct] = {}
+
+
+def row_struct(count: int) -> struct.Struct:
+    """The layout of a row of `count` present values."""
+    packer = _STRUCTS.get(count)
+    if packer is None:
+        packer = _STRUCTS[count] = struct.Struct(f"<I{count}d")
+    return packer
+
+
+def pack(values: Sequence) -> bytes:
+    """A row's values (None for missing) as mask + present doubles."""
+    if None not in values:
+        return row_struct(len(values)).pack((1 << len(values)) - 1, *values)
+    mask = 0
+    present = []
+    for i, value in enumerate(values):
+        if value is not None:
+            mask |= 1 << i
+            present.append(value)
+    return row_struct(len(present)).pack(mask, *present)
+
+
+def stored_values(blob: bytes) -> int:
+    """How many values a packed row holds."""
+    return (len(blob) - 4) // 8
+
+
+def unpack(blob: bytes, width: int) -> list:
+    """The values of a packed row, None where missing."""
+    (mask,) = _MASK.unpack_from(blob)
+    present = iter(struct.unpack_from(f"<{(len(blob) - 4) // 8}d", blob, 4))
+    return [next(present) if mask >> i & 1 else None for i in range(width)]
+
+
+def row_values(kind: EntityKind, blob: bytes) -> list:
+    """The values an entity of this kind answers with, from its packed 10 s row."""
+    return derive(kind, unpack(blob, len(STORED_COLUMNS[kind])))
+
+
+def pack_stats(values: Sequence) -> bytes:
+    """A rollup row: mask + the STATS of each present column."""
+    mask = 0
+    present = []
+    for i, stats in enumerate(values):
+        if stats is not None:
+            mask |= 1 << i
+            present += stats
+    return struct.pack(f"<I{len(present)}d", mask, *present)
+
+
+def unpack_stats(blob: bytes, width: int) -> list:
+    """The STATS tuples of a rollup row, None where missing."""
+    (mask,) = _MASK.unpack_from(blob)
+    flat = struct.unpack_from(f"<{(len(blob) - 4) // 8}d", blob, 4)
+    out: list = [None] * width
+    at = 0
+    for i in range(width):
+        if mask >> i & 1:
+            out[i] = flat[at : at + len(STATS)]
+            at += len(STATS)
+    return out
+
+
+def unpack_figures(blob: bytes, width: int, figures: Sequence[int]) -> list:
+    """Per figure (a position in STATS), its values in a rollup row; None where missing."""
+    (mask, *flat) = row_struct((len(blob) - 4) // 8).unpack(blob)
+    if len(flat) == width * len(STATS):
+        return [flat[figure :: len(STATS)] for figure in figures]
+    found = []
+    for figure in figures:
+        present = flat[figure :: len(STATS)]
+        if len(present) == width:
+            found.append(present)
+        else:
+            values = iter(present)
+            found.append([next(values) if mask >> i & 1 else None for i in range(width)])
+    return found
+
+
+def pack_ids(ids: Sequence[int]) -> bytes:
+    """Entity ids (a node's pods) as a BLOB."""
+    return struct.pack(f"<{len(ids)}I", *ids)
+
+
+def unpack_ids(blob: bytes) -> tuple[int, ...]:
+    """The ids `pack_ids` packed."""
+    return struct.unpack(f"<{len(blob) // 4}I", blob)

@@ -1,0 +1,218 @@
+"""The SQLite file's connections and locks: every other part of the store reaches the file
+through here.
+
+A `Connections` opens connections in WAL mode with the store's pragmas, gives each thread a
+read-only connection of its own (`reader`) and keeps the one writing connection behind the
+writer lock (`writing`: a thread lock for this process, a file lock for the others).
+`transaction` runs one unit of work under that lock (the upkeep's steps); `commit` is the
+ingest path's group commit: a write takes a queue slot (at most `MAX_WAITING` in all
+processes, else OSError(EAGAIN)), waits for the writer, and whoever gets it stores every
+write waiting meanwhile in one transaction, with the function the writer part
+(`writer.Writer.store`) provides. A full disk is raised as OSError(ENOSPC) either way.
+"""
+
+import contextlib
+import errno
+import fcntl
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+MAX_WAITING = 32  # writes waiting or writing, in all processes, before more are refused
+
+
+class _Job:
+    """One caller's payloads waiting to be written, and the outcome once they are."""
+
+    def __init__(self, payloads: Sequence) -> None:
+        self.payloads = payloads
+        self.finished = False
+        self.stored = 0
+        self.error: Exception | None = None
+
+    def finish(self, stored: int = 0, error: Exception | None = None) -> None:
+        self.stored, self.error, self.finished = stored, error, True
+
+
+class Connections:
+    """The connections to one SQLite file and the locks its writers queue on."""
+
+    def __init__(
+        self,
+        path: Path,
+        cache_mb: int,
+        autocheckpoint: bool,
+        max_waiting: int,
+        forget: Callable[[], None],
+    ) -> None:
+        """`forget` is called after a rolled back transaction: what the writer remembers of
+        the file (its ids) may have been rolled back with it."""
+        self.path = path
+        self._forget = forget
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._cache_kib = cache_mb * 1024
+        self._write_lock = threading.Lock()
+        # Writers in other processes (gunicorn's workers, the upkeep) queue on this file
+        # lock rather than in SQLite's busy handler, which polls with sleeps of 1 ms and more.
+        self._lock_file = open(self.path.with_name(self.path.name + "-writer"), "a+b")  # noqa: SIM115
+        self._pending_lock = threading.Lock()
+        self._pending: list[_Job] = []
+        # Slot i: byte i of this file (a POSIX lock, for other processes) and a Lock (for
+        # the threads of this one).
+        self._queue_file = open(self.path.with_name(self.path.name + "-queue"), "a+b")  # noqa: SIM115
+        self.slots = [threading.Lock() for _ in range(max_waiting)]
+        self._local = threading.local()
+        self._writer = self.connect()
+        if not autocheckpoint:
+            self._writer.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer: sqlite3.Connection | None = None
+
+    def connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA cache_size=-{self._cache_kib}")
+        return conn
+
+    @contextlib.contextmanager
+    def writing(self):
+        """The writing connection, held alone among all processes."""
+        with self._write_lock:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+            try:
+                yield self._writer
+            finally:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read-only connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.connect()
+            conn.execute("PRAGMA query_only=ON")
+        return conn
+
+    def commit(self, items: Sequence, store: Callable[[sqlite3.Connection, list], list]) -> int:
+        """Store items with `store(conn, items)` (their counts stored); OSError(EAGAIN) when
+        too many writes wait already."""
+        # Group commit: the writes that wait while one is committed go together in the next
+        # transaction; each caller returns once its own items are committed.
+        job = _Job(items)
+        with self._queue_slot():
+            with self._pending_lock:
+                self._pending.append(job)
+            with self.writing():
+                if not job.finished:
+                    with self._pending_lock:
+                        batch, self._pending = self._pending, []
+                    self._write_batch(batch, store)
+        if job.error is not None:
+            raise job.error
+        return job.stored
+
+    @contextlib.contextmanager
+    def _queue_slot(self):
+        for number, slot in enumerate(self.slots):
+            if not slot.acquire(blocking=False):
+                continue
+            try:
+                fcntl.lockf(self._queue_file, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, number)
+            except OSError:
+                slot.release()
+                continue
+            try:
+                yield
+            finally:
+                fcntl.lockf(self._queue_file, fcntl.LOCK_UN, 1, number)
+                slot.release()
+            return
+        raise OSError(errno.EAGAIN, f"{len(self.slots)} writes are waiting already")
+
+    def _write_batch(self, batch: list[_Job], store) -> None:
+        conn = self._writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            counts = store(conn, [payload for job in batch for payload in job.payloads])
+            conn.execute("COMMIT")
+        except Exception as error:
+            self._rollback(conn)
+            error = self._disk_full(error)
+            if isinstance(error, OSError):
+                for job in batch:
+                    job.finish(error=error)
+                return
+            if len(batch) > 1:  # each on its own, so that one bad write fails alone
+                for job in batch:
+                    self._write_batch([job], store)
+                return
+            batch[0].finish(error=error)
+            return
+        at = 0
+        for job in batch:
+            job.finish(stored=sum(counts[at : at + len(job.payloads)]))
+            at += len(job.payloads)
+
+    def transaction(self, work):
+        """work(conn) in one transaction of the writer; its result."""
+        with self.writing() as conn:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException as error:
+                self._rollback(conn)
+                raise self._disk_full(error) from None
+        return result
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        # SQLite may have rolled back already, as it does on SQLITE_FULL.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        self._forget()
+
+    def _disk_full(self, error: BaseException) -> BaseException:
+        """SQLITE_FULL as OSError(ENOSPC), which the server answers with 503."""
+        if getattr(error, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+            return error
+        full = OSError(errno.ENOSPC, "the disk is full", str(self.path.parent))
+        full.__cause__ = error
+        return full
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file, so that the next writer starts it afresh."""
+        if self._checkpointer is None:
+            self._checkpointer = self.connect()
+        # Passive: copies what no reader needs into the file, first while writers go on,
+        # then the little they added meanwhile while they wait, so that the WAL is wholly
+        # copied and the next writer starts it afresh rather than letting it grow.
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        with self.writing():
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+
+    def ping(self) -> None:
+        """Raise unless the file can be read."""
+        self.reader().execute("SELECT count(*) FROM node").fetchone()
+
+    def bytes_used(self) -> int:
+        """The bytes of the file's pages in use (free pages left out)."""
+        conn = self.reader()
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+        (pages,) = conn.execute("PRAGMA page_count").fetchone()
+        (free,) = conn.execute("PRAGMA freelist_count").fetchone()
+        return page_size * (pages - free)
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._writer.close()
+            self._lock_file.close()
+            self._queue_file.close()
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None

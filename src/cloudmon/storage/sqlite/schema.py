@@ -1,0 +1,119 @@
+"""The file's schema: its tables (`MIGRATIONS`, one step per version), which table holds each
+kind's rows and each group's kind as stored, and the migration of an older file.
+
+A file's version is SQLite's user_version: the number of `MIGRATIONS` applied to it.
+`migrate` brings a file up to this version when a store opens it (in one transaction, under
+the writer lock of `connections`) and refuses a file newer than this cloudmon. The rows these
+tables hold are packed by `codec`; node, pod, ctr and grp hold the entities (`writer` adds
+them, `reader` lists them); the *_sample tables the 10 s buckets, the *_rollup tables the
+1 min and 1 h periods (`upkeep`); rollup_state and rollup_dirty how far the sums (`sums`) and
+the rollups are done and what late samples changed. Sample tables are WITHOUT ROWID and keyed
+(bucket, id), so a bucket's rows are written at the end of the B-tree and the pages stay full.
+"""
+
+from cloudmon.storage.model import EntityKind
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE node (
+        id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+        cpu_count INTEGER, memory_total_bytes INTEGER, kernel TEXT, cgroup_version INTEGER,
+        boot_time REAL, first_bucket INTEGER NOT NULL, last_bucket INTEGER NOT NULL);
+    CREATE TABLE pod (
+        id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE, name TEXT, namespace TEXT,
+        deployment TEXT, workload_kind TEXT, workload TEXT, node TEXT, qos TEXT,
+        first_bucket INTEGER NOT NULL, last_bucket INTEGER NOT NULL);
+    CREATE INDEX pod_by_name ON pod (namespace, name);
+    CREATE TABLE grp (
+        id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, namespace TEXT NOT NULL,
+        name TEXT NOT NULL, first_bucket INTEGER NOT NULL, last_bucket INTEGER NOT NULL,
+        UNIQUE (kind, namespace, name));
+    CREATE TABLE node_sample (
+        bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL, pods BLOB NOT NULL,
+        PRIMARY KEY (bucket, id)) WITHOUT ROWID;
+    CREATE TABLE pod_sample (
+        bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
+        PRIMARY KEY (bucket, id)) WITHOUT ROWID;
+    CREATE TABLE grp_sample (
+        bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
+        PRIMARY KEY (bucket, id)) WITHOUT ROWID;
+    """,
+    """
+    CREATE TABLE node_rollup (
+        res INTEGER NOT NULL, bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
+        PRIMARY KEY (res, bucket, id)) WITHOUT ROWID;
+    CREATE TABLE pod_rollup (
+        res INTEGER NOT NULL, bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
+        PRIMARY KEY (res, bucket, id)) WITHOUT ROWID;
+    CREATE TABLE grp_rollup (
+        res INTEGER NOT NULL, bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
+        PRIMARY KEY (res, bucket, id)) WITHOUT ROWID;
+    CREATE TABLE rollup_state (res INTEGER PRIMARY KEY, done INTEGER NOT NULL);
+    CREATE TABLE rollup_dirty (
+        res INTEGER NOT NULL, bucket INTEGER NOT NULL, PRIMARY KEY (res, bucket)) WITHOUT ROWID;
+    """,
+    """
+    CREATE TABLE ctr (
+        id INTEGER PRIMARY KEY, pod INTEGER NOT NULL, key TEXT NOT NULL, name TEXT,
+        container_id TEXT, first_bucket INTEGER NOT NULL, last_bucket INTEGER NOT NULL,
+        UNIQUE (pod, key));
+    CREATE TABLE ctr_sample (
+        bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
+        PRIMARY KEY (bucket, id)) WITHOUT ROWID;
+    CREATE TABLE ctr_rollup (
+        res INTEGER NOT NULL, bucket INTEGER NOT NULL, id INTEGER NOT NULL, v BLOB NOT NULL,
+        PRIMARY KEY (res, bucket, id)) WITHOUT ROWID;
+    """,
+    # Sums were kept at ingest up to here: the buckets they cover are closed.
+    """
+    INSERT INTO rollup_state (res, done)
+        SELECT 10, max(bucket) + 10 FROM grp_sample HAVING max(bucket) IS NOT NULL;
+    CREATE TABLE rollup_doing (
+        res INTEGER NOT NULL, bucket INTEGER NOT NULL, PRIMARY KEY (res, bucket)) WITHOUT ROWID;
+    """,
+)
+
+# The table of each kind's 10 s rows, and of its rollups.
+SAMPLE_TABLE = {
+    EntityKind.NODE: "node_sample",
+    EntityKind.POD: "pod_sample",
+    EntityKind.NAMESPACE: "grp_sample",
+    EntityKind.DEPLOYMENT: "grp_sample",
+    EntityKind.CLUSTER: "grp_sample",
+    EntityKind.CONTAINER: "ctr_sample",
+}
+ROLLUP_TABLE = {
+    "node_sample": "node_rollup",
+    "pod_sample": "pod_rollup",
+    "grp_sample": "grp_rollup",
+    "ctr_sample": "ctr_rollup",
+}
+# grp.kind of each kind of group.
+GROUP_KIND = {EntityKind.CLUSTER: 0, EntityKind.NAMESPACE: 1, EntityKind.DEPLOYMENT: 2}
+
+
+def migrate(db) -> None:
+    """Bring the file of `db` (a `connections.Connections`) up to this schema version."""
+    with db.writing() as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"{db.path}: schema version {version} is newer than this cloudmon "
+                    f"({len(MIGRATIONS)})"
+                )
+            for number in range(version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={number + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def version(conn) -> int:
+    """The schema version of the file."""
+    return conn.execute("PRAGMA user_version").fetchone()[0]

@@ -1,0 +1,227 @@
+"""Upkeep: what the server's master process runs in the background so that the file keeps
+its shape: the sums of closed buckets (through `sums`), the roll-up of finished periods into
+the coarser resolutions, the expiry of what each resolution's retention no longer covers,
+the pruning of pods with nothing left, and the WAL's checkpoint.
+
+Each step is its own short transaction (`connections.Connections.transaction`): a period is
+rolled up a chunk of entities at a time and expired a few periods at a time, so that ingest
+waits for one chunk at most. rollup_state says up to where each resolution is done,
+rollup_dirty which periods late samples changed (marked by `writer`) and rollup_doing which
+a stop left half done; each period's rollup row holds the `STATS` of each column, packed by
+`codec`, which `reader` answers long spans from.
+"""
+
+from cloudmon.storage.base import BUCKET, RESOLUTIONS, bucket_of, merge_stats
+from cloudmon.storage.model import EntityKind, columns
+from cloudmon.storage.sqlite.codec import pack_stats, row_values, unpack_stats
+from cloudmon.storage.sqlite.schema import ROLLUP_TABLE
+
+ROLLUP_GRACE = 60  # seconds after a minute ends before it is rolled up: agents send late
+_EXPIRE_CHUNK = 6  # periods of a resolution deleted per transaction
+_ROLLUP_CHUNK = 1500  # rows summarised per transaction: about 100 ms on 2 cores
+
+
+class Upkeep:
+    """Sums, rollups, expiry and checkpoints of one store."""
+
+    def __init__(self, db, sums, clock, retention: dict[int, float]) -> None:
+        """`db`: the store's `Connections`; `sums`: its `Sums`; `retention`: seconds kept
+        per resolution (the store's own dict: a change to it counts at once)."""
+        self._db = db
+        self._sums = sums
+        self._clock = clock
+        self._retention = retention
+
+    def checkpoint(self) -> None:
+        """The sums of closed buckets taken, then the WAL copied into the file."""
+        self._sums.take()
+        self._db.checkpoint()
+
+    def roll_up(self) -> int:
+        """Summarise finished periods into the coarser resolutions; returns periods done."""
+        self._sums.take()
+        periods = 0
+        # Periods a stop left half rolled up are done again.
+        self._db.transaction(
+            lambda conn: conn.execute(
+                "INSERT OR IGNORE INTO rollup_dirty SELECT res, bucket FROM rollup_doing"
+            )
+        )
+        for res, source in zip(RESOLUTIONS[1:], RESOLUTIONS, strict=False):
+            while (
+                period := self._db.transaction(lambda conn, r=res: self._begin(conn, r))
+            ) is not None:
+                self._roll_up_period(res, source, period)
+                periods += 1
+        return periods
+
+    def _begin(self, conn, res: int) -> int | None:
+        """The next period of a resolution to roll up: one late samples changed, else the
+        next finished one, marked done so that samples arriving from now on mark it
+        changed again; None when there is none."""
+        row = conn.execute("SELECT bucket FROM rollup_dirty WHERE res = ?", (res,)).fetchone()
+        if row is not None:
+            conn.execute("DELETE FROM rollup_dirty WHERE res = ? AND bucket = ?", (res, row[0]))
+            period = row[0]
+        else:
+            period = self._due(conn, res)
+            if period is None:
+                return None
+            conn.execute(
+                "INSERT OR REPLACE INTO rollup_state (res, done) VALUES (?, ?)",
+                (res, period + res),
+            )
+        conn.execute("INSERT OR IGNORE INTO rollup_doing VALUES (?, ?)", (res, period))
+        return period
+
+    def _due(self, conn, res: int) -> int | None:
+        """The next finished period of a resolution not rolled up yet."""
+        source = RESOLUTIONS[RESOLUTIONS.index(res) - 1]
+        state = dict(conn.execute("SELECT res, done FROM rollup_state"))
+        if source not in state:  # for raw buckets: their sums not taken yet
+            return None
+        horizon = state[source] // res * res
+        if source == BUCKET:
+            horizon = min(horizon, int(self._clock() - ROLLUP_GRACE) // res * res)
+        done = state.get(res)
+        if done is None:
+            oldest = self._oldest(conn, source)
+            if oldest is None:
+                return None
+            done = oldest // res * res
+        return done if done < horizon else None
+
+    def _roll_up_period(self, res: int, source: int, period: int) -> None:
+        """Summarise a period a chunk of entities per transaction, so that ingest waits for
+        one chunk at most."""
+        for table in ROLLUP_TABLE:
+            source_table = table if source == BUCKET else ROLLUP_TABLE[table]
+            where = "" if source == BUCKET else f"res = {source} AND "
+            (low, high) = (
+                self._db.reader()
+                .execute(
+                    f"SELECT min(id), max(id) FROM {source_table}"
+                    f" WHERE {where}bucket >= ? AND bucket < ?",
+                    (period, period + res),
+                )
+                .fetchone()
+            )
+            width = max(1, _ROLLUP_CHUNK * source // res)  # ids: rows of each, res // source
+            for first in range(low or 0, (high or -1) + 1, width):
+                ids = (first, first + width)
+                self._db.transaction(
+                    lambda conn, t=table, i=ids: self._summarise(conn, res, source, period, t, i)
+                )
+        self._db.transaction(
+            lambda conn: conn.execute(
+                "DELETE FROM rollup_doing WHERE res = ? AND bucket = ?", (res, period)
+            )
+        )
+
+    def _oldest(self, conn, res: int) -> int | None:
+        found = []
+        for table in ROLLUP_TABLE:
+            if res == BUCKET:
+                (oldest,) = conn.execute(f"SELECT min(bucket) FROM {table}").fetchone()
+            else:
+                (oldest,) = conn.execute(
+                    f"SELECT min(bucket) FROM {ROLLUP_TABLE[table]} WHERE res = ?", (res,)
+                ).fetchone()
+            if oldest is not None:
+                found.append(oldest)
+        return min(found, default=None)
+
+    def _summarise(
+        self, conn, res: int, source: int, period: int, table: str, ids=(0, 1 << 63)
+    ) -> None:
+        """The rollups of one period of one table's entities with ids in [ids[0], ids[1])."""
+        clusters = {gid for (gid,) in conn.execute("SELECT id FROM grp WHERE kind = 0")}
+        rollup = ROLLUP_TABLE[table]
+        in_period = "bucket >= ? AND bucket < ? AND id >= ? AND id < ?"
+        if source == BUCKET:
+            rows = conn.execute(
+                f"SELECT id, v FROM {table} WHERE {in_period}", (period, period + res, *ids)
+            )
+        else:
+            rows = conn.execute(
+                f"SELECT id, v FROM {rollup} WHERE res = ? AND {in_period}",
+                (source, period, period + res, *ids),
+            )
+        summaries: dict[int, list] = {}
+        for eid, blob in rows:
+            kind = _kind_of(table, eid, clusters)
+            if source == BUCKET:
+                values = row_values(kind, blob)
+                stats = [None if v is None else (v, 1.0, v, v, v) for v in values]
+            else:
+                stats = unpack_stats(blob, len(columns(kind)))
+            earlier = summaries.get(eid)
+            if earlier is not None:
+                stats = [
+                    e if s is None else merge_stats(e, s)
+                    for e, s in zip(earlier, stats, strict=True)
+                ]
+            summaries[eid] = stats
+        conn.execute(
+            f"DELETE FROM {rollup} WHERE res = ? AND bucket = ? AND id >= ? AND id < ?",
+            (res, period, *ids),
+        )
+        conn.executemany(
+            f"INSERT INTO {rollup} (res, bucket, id, v) VALUES (?, ?, ?, ?)",
+            [(res, period, eid, pack_stats(stats)) for eid, stats in summaries.items()],
+        )
+
+    def expire(self) -> int:
+        """Delete what each resolution's retention no longer covers; returns rows deleted."""
+        now = self._clock()
+        state = dict(self._db.reader().execute("SELECT res, done FROM rollup_state"))
+        deleted = 0
+        for res, coarser in zip(RESOLUTIONS, (*RESOLUTIONS[1:], None), strict=True):
+            before = bucket_of(now - self._retention[res])
+            if coarser is not None:
+                # Nothing is deleted before the coarser resolution holds its summary.
+                if coarser not in state:
+                    continue
+                before = min(before, state[coarser])
+            for table, rollup in ROLLUP_TABLE.items():
+                deleted += self._delete_before(table if res == BUCKET else rollup, res, before)
+        return deleted + self._prune(bucket_of(now - max(self._retention.values())))
+
+    def _prune(self, before: int) -> int:
+        """Forget pods, and their containers, with no sample left in any resolution. A pod
+        never comes back (a new one has a new UID); nodes, namespaces and deployments are
+        few and kept."""
+
+        def prune(conn) -> int:
+            pods = "SELECT id FROM pod WHERE last_bucket < ?"
+            gone = conn.execute(f"DELETE FROM ctr WHERE pod IN ({pods})", (before,)).rowcount
+            return gone + conn.execute("DELETE FROM pod WHERE last_bucket < ?", (before,)).rowcount
+
+        return self._db.transaction(prune)
+
+    def _delete_before(self, table: str, res: int, before: int) -> int:
+        where = "" if res == BUCKET else f"res = {res} AND "
+        (oldest,) = (
+            self._db.reader().execute(f"SELECT min(bucket) FROM {table} WHERE {where}1").fetchone()
+        )
+        deleted = 0
+        chunk = res * _EXPIRE_CHUNK
+        # Short transactions, so that ingest waits at most for one chunk.
+        for start in range(oldest or before, before, chunk):
+            with self._db.writing() as conn:
+                cursor = conn.execute(
+                    f"DELETE FROM {table} WHERE {where}bucket >= ? AND bucket < ?",
+                    (start, min(start + chunk, before)),
+                )
+                deleted += cursor.rowcount
+        return deleted
+
+
+def _kind_of(table: str, eid: int, clusters: set[int]) -> EntityKind:
+    if table == "node_sample":
+        return EntityKind.NODE
+    if table == "pod_sample":
+        return EntityKind.POD
+    if table == "ctr_sample":
+        return EntityKind.CONTAINER
+    return EntityKind.CLUSTER if eid in clusters else EntityKind.NAMESPACE

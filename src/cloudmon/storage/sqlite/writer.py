@@ -1,0 +1,288 @@
+"""Where a write becomes rows: a payload's node, pod and container rows, packed (`codec`),
+stored in their bucket with the ids of the entities they belong to.
+
+`Prepared` is the work a payload needs before it waits for the writer (packing its rows,
+finding its groups); `Writer.store` is what `connections.Connections.commit` runs under the
+writer lock: it upserts the node, pods, containers and groups (remembering their ids, so
+that the next payload of the same node mostly finds them known), replaces the bucket's rows,
+drops those of the node's pods that have gone since its previous report in that bucket,
+widens the entities' spans (first and last bucket) and marks the periods a late sample
+changes (rollup_dirty), so that `sums` and `upkeep` take them again. A group's own rows are
+not written here: `sums` adds them up once their bucket closes, with the group ids and spans
+kept here.
+"""
+
+import json
+import operator
+import sqlite3
+from collections import defaultdict
+from collections.abc import Sequence
+
+from cloudmon.storage.base import bucket_of
+from cloudmon.storage.model import CONTAINER_COLUMNS, POD_COLUMNS, EntityKind, node_row
+from cloudmon.storage.sqlite.codec import pack, pack_ids, row_struct, stored_values, unpack_ids
+from cloudmon.storage.sqlite.schema import GROUP_KIND
+
+_NO_SPAN = (float("inf"), float("-inf"))
+_KNOWN_PODS = 100_000  # pods whose ids a writer remembers before it starts afresh
+_FULL_MASK = (1 << len(POD_COLUMNS)) - 1
+_POD_VALUES = operator.attrgetter(*POD_COLUMNS)
+_CONTAINER_VALUES = operator.attrgetter(*CONTAINER_COLUMNS)
+_POD_IDENTITY = operator.attrgetter(
+    "name", "namespace", "deployment", "workload_kind", "workload", "qos"
+)
+
+
+class Prepared:
+    """A payload's rows packed and its groups found: the work that needs no lock, done
+    before a write waits for the writer."""
+
+    __slots__ = (
+        "bucket",
+        "containers",
+        "groups",
+        "node_blob",
+        "node_row",
+        "payload",
+        "pod_blobs",
+        "pod_rows",
+        "pods",
+        "samples",
+    )
+
+    def __init__(self, payload) -> None:
+        self.payload = payload
+        self.bucket = bucket_of(payload.timestamp)
+        self.pods = list({pod.uid: pod for pod in payload.pods}.values())
+        self.pod_rows = [_POD_VALUES(pod) for pod in self.pods]
+        self.node_row = node_row(payload)
+        full = row_struct(len(POD_COLUMNS)).pack
+        self.pod_blobs = [
+            full(_FULL_MASK, *row) if None not in row else pack(row) for row in self.pod_rows
+        ]
+        self.node_blob = pack(self.node_row)
+        # (index of the pod, key, name, container ID, packed row) of each container; its key
+        # is its name, else (with no metadata) its ID
+        self.containers = [
+            (index, key, container.name, container.id, pack(_CONTAINER_VALUES(container)))
+            for index, pod in enumerate(self.pods)
+            for key, container in {c.name or c.id: c for c in pod.containers}.items()
+        ]
+        self.samples = (
+            stored_values(self.node_blob)
+            + sum(map(stored_values, self.pod_blobs))
+            + sum(stored_values(blob) for *_, blob in self.containers)
+        )
+        # The namespaces and deployments reporting in this bucket.
+        self.groups = {(EntityKind.NAMESPACE, pod.namespace, "") for pod in self.pods}
+        self.groups |= {(EntityKind.DEPLOYMENT, pod.namespace, pod.deployment) for pod in self.pods}
+        self.groups = {key for key in self.groups if None not in key}
+
+
+class Writer:
+    """Stores prepared payloads as rows; remembers the ids and spans it has seen."""
+
+    def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop every id and span remembered (after a rollback, or when too many)."""
+        self._node_ids: dict[str, int] = {}
+        self._pod_ids: dict[str, int] = {}
+        self._group_ids: dict[tuple[int, str, str], int] = {}
+        self._pod_identity: dict[str, tuple] = {}
+        self._containers: dict[tuple[int, str], tuple[int, str]] = {}  # (pod, key): id, ID
+        self._group_spans: dict[int, tuple[int, int]] = {}  # (first, last bucket) stored
+
+    def store(self, conn: sqlite3.Connection, payloads: Sequence[Prepared]) -> list[int]:
+        """Write prepared payloads in the open transaction; the samples each stored."""
+        done = dict(conn.execute("SELECT res, done FROM rollup_state"))
+        if len(self._pod_ids) > _KNOWN_PODS:  # pods come and go: forget those of long ago
+            self.forget()
+        # Per (table, bucket): the pods and containers known already, whose spans to widen.
+        seen: dict[tuple[str, int], list[int]] = defaultdict(list)
+        counts = [self._write_one(conn, payload, done, seen) for payload in payloads]
+        for (table, bucket), ids in seen.items():
+            conn.execute(
+                f"UPDATE {table} SET last_bucket = max(last_bucket, ?1),"
+                " first_bucket = min(first_bucket, ?1)"
+                " WHERE id IN (SELECT value FROM json_each(?2))",
+                (bucket, json.dumps(ids)),
+            )
+        return counts
+
+    def _write_one(
+        self, conn: sqlite3.Connection, prepared: Prepared, done: dict[int, int], seen
+    ) -> int:
+        bucket, payload = prepared.bucket, prepared.payload
+        for res, upto in done.items():
+            if bucket < upto:
+                conn.execute(
+                    "INSERT OR IGNORE INTO rollup_dirty (res, bucket) VALUES (?, ?)",
+                    (res, bucket // res * res),
+                )
+        node_id = self._node_id(conn, payload, bucket)
+        pod_ids = self._upsert_pods(conn, payload.node, prepared.pods, bucket, seen["pod", bucket])
+        container_ids = self._upsert_containers(
+            conn, pod_ids, prepared.containers, bucket, seen["ctr", bucket]
+        )
+        previous = conn.execute(
+            "SELECT pods FROM node_sample WHERE bucket = ? AND id = ?", (bucket, node_id)
+        ).fetchone()
+        conn.executemany(
+            "INSERT OR REPLACE INTO pod_sample (bucket, id, v) VALUES (?, ?, ?)",
+            [(bucket, pid, blob) for pid, blob in zip(pod_ids, prepared.pod_blobs, strict=True)],
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO ctr_sample (bucket, id, v) VALUES (?, ?, ?)",
+            [
+                (bucket, cid, container[-1])
+                for cid, container in zip(container_ids, prepared.containers, strict=True)
+            ],
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO node_sample (bucket, id, v, pods) VALUES (?, ?, ?, ?)",
+            (bucket, node_id, prepared.node_blob, pack_ids(pod_ids)),
+        )
+        groups = [self.group_id(conn, *key, bucket) for key in prepared.groups]
+        self.widen(conn, bucket, [self.group_id(conn, EntityKind.CLUSTER, "", "", bucket), *groups])
+        if previous is not None:
+            gone = set(unpack_ids(previous[0])).difference(pod_ids)
+            conn.executemany(
+                "DELETE FROM pod_sample WHERE bucket = ? AND id = ?",
+                [(bucket, pid) for pid in gone],
+            )
+            conn.execute(
+                "DELETE FROM ctr_sample WHERE bucket = ?1 AND id IN (SELECT id FROM ctr WHERE pod"
+                " IN (SELECT value FROM json_each(?2))) AND id NOT IN"
+                " (SELECT value FROM json_each(?3))",
+                (bucket, json.dumps(unpack_ids(previous[0])), json.dumps(container_ids)),
+            )
+        return prepared.samples
+
+    def _node_id(self, conn: sqlite3.Connection, payload, bucket: int) -> int:
+        info = payload.node_info
+        conn.execute(
+            "INSERT INTO node (name, cpu_count, memory_total_bytes, kernel, cgroup_version,"
+            " boot_time, first_bucket, last_bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET"
+            " cpu_count = coalesce(excluded.cpu_count, cpu_count),"
+            " memory_total_bytes = coalesce(excluded.memory_total_bytes, memory_total_bytes),"
+            " kernel = coalesce(excluded.kernel, kernel),"
+            " cgroup_version = coalesce(excluded.cgroup_version, cgroup_version),"
+            " boot_time = coalesce(excluded.boot_time, boot_time),"
+            " first_bucket = min(first_bucket, excluded.first_bucket),"
+            " last_bucket = max(last_bucket, excluded.last_bucket)",
+            (
+                payload.node,
+                info.cpu_count,
+                info.memory_total_bytes,
+                info.kernel,
+                info.cgroup_version,
+                info.boot_time,
+                bucket,
+                bucket,
+            ),
+        )
+        node_id = self._node_ids.get(payload.node)
+        if node_id is None:
+            (node_id,) = conn.execute(
+                "SELECT id FROM node WHERE name = ?", (payload.node,)
+            ).fetchone()
+            self._node_ids[payload.node] = node_id
+        return node_id
+
+    def _upsert_pods(self, conn, node: str, pods: list, bucket: int, seen: list[int]):
+        changed = []
+        for pod in pods:
+            identity = (*_POD_IDENTITY(pod), node)
+            if self._pod_identity.get(pod.uid) != identity:
+                changed.append((pod, identity))
+        if changed:
+            conn.executemany(
+                "INSERT INTO pod (name, namespace, deployment, workload_kind, workload, qos,"
+                " node, uid, first_bucket, last_bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (uid) DO UPDATE SET"
+                " name = coalesce(excluded.name, name),"
+                " namespace = coalesce(excluded.namespace, namespace),"
+                " deployment = coalesce(excluded.deployment, deployment),"
+                " workload_kind = coalesce(excluded.workload_kind, workload_kind),"
+                " workload = coalesce(excluded.workload, workload),"
+                " qos = coalesce(excluded.qos, qos), node = excluded.node,"
+                " first_bucket = min(first_bucket, excluded.first_bucket),"
+                " last_bucket = max(last_bucket, excluded.last_bucket)",
+                [(*identity, pod.uid, bucket, bucket) for pod, identity in changed],
+            )
+            self._pod_ids.update(
+                conn.execute(
+                    "SELECT uid, id FROM pod WHERE uid IN (SELECT value FROM json_each(?))",
+                    (json.dumps([pod.uid for pod, _ in changed]),),
+                )
+            )
+            for pod, identity in changed:
+                self._pod_identity[pod.uid] = identity
+        ids = [self._pod_ids[pod.uid] for pod in pods]
+        if len(changed) < len(pods):
+            seen += ids
+        return ids
+
+    def _upsert_containers(self, conn, pod_ids, containers, bucket: int, seen: list[int]):
+        ids = []
+        for index, key, name, container_id, _ in containers:
+            known = self._containers.get((pod_ids[index], key))
+            if known is not None and known[1] == container_id:
+                ids.append(known[0])
+                seen.append(known[0])
+                continue
+            (cid,) = conn.execute(
+                "INSERT INTO ctr (pod, key, name, container_id, first_bucket, last_bucket)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pod, key) DO UPDATE SET"
+                " name = excluded.name, container_id = excluded.container_id,"
+                " first_bucket = min(first_bucket, excluded.first_bucket),"
+                " last_bucket = max(last_bucket, excluded.last_bucket) RETURNING id",
+                (pod_ids[index], key, name, container_id, bucket, bucket),
+            ).fetchone()
+            self._containers[pod_ids[index], key] = (cid, container_id)
+            ids.append(cid)
+        return ids
+
+    def groups_of(self, conn, namespace, deployment, bucket) -> tuple[int, ...]:
+        """The ids of a pod's namespace and deployment (none without a namespace)."""
+        if namespace is None:
+            return ()
+        groups = [self.group_id(conn, EntityKind.NAMESPACE, namespace, "", bucket)]
+        if deployment is not None:
+            kind = EntityKind.DEPLOYMENT
+            groups.append(self.group_id(conn, kind, namespace, deployment, bucket))
+        return tuple(groups)
+
+    def group_id(self, conn, kind: EntityKind, namespace: str, name: str, bucket: int) -> int:
+        """A group's id, the group added (its span: this bucket) if it is new."""
+        key = (GROUP_KIND[kind], namespace, name)
+        gid = self._group_ids.get(key)
+        if gid is None:
+            conn.execute(
+                "INSERT OR IGNORE INTO grp (kind, namespace, name, first_bucket, last_bucket)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (*key, bucket, bucket),
+            )
+            (gid,) = conn.execute(
+                "SELECT id FROM grp WHERE kind = ? AND namespace = ? AND name = ?", key
+            ).fetchone()
+            self._group_ids[key] = gid
+        return gid
+
+    def widen(self, conn, bucket: int, gids: list[int]) -> None:
+        """Groups' spans widened to hold a bucket."""
+        # Other writers only widen a group's span, so one known to hold the bucket does.
+        spans = self._group_spans
+        widen = [gid for gid in gids if not spans.get(gid, _NO_SPAN)[0] <= bucket <= spans[gid][1]]
+        if not widen:
+            return
+        rows = conn.execute(
+            "UPDATE grp SET first_bucket = min(first_bucket, ?1), last_bucket ="
+            " max(last_bucket, ?1) WHERE id IN (SELECT value FROM json_each(?2))"
+            " RETURNING id, first_bucket, last_bucket",
+            (bucket, json.dumps(widen)),
+        )
+        spans.update((gid, (first, last)) for gid, first, last in rows)
