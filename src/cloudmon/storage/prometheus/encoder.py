@@ -20,7 +20,14 @@ import threading
 from collections.abc import Sequence
 
 from cloudmon.storage.base import BUCKET, bucket_of
-from cloudmon.storage.model import CONTAINER_COLUMNS, NODE_COLUMNS, POD_COLUMNS, node_row
+from cloudmon.storage.model import (
+    CONTAINER_COLUMNS,
+    KINDS,
+    NODE_COLUMNS,
+    POD_COLUMNS,
+    EntityKind,
+    node_row,
+)
 from cloudmon.storage.prometheus import remote_write
 
 PREFIX = "cloudmon_"
@@ -134,17 +141,22 @@ class SeriesEncoder:
         return b"\x10" + _varint(milliseconds)
 
 
+# A pod's identity fields as labels (model.KINDS), sorted by label as remote-write wants them;
+# its node is the payload's.
+_POD_FIELDS = sorted(KINDS[EntityKind.POD].identity.items(), key=operator.itemgetter(1))
+_POD_LABELS = tuple(label for _, label in _POD_FIELDS)
+_POD_NODE = _POD_LABELS.index(KINDS[EntityKind.POD].identity["node"])
+_pod_identity = operator.attrgetter(*(field for field, _ in _POD_FIELDS if field != "node"))
+
+
 def _pod_labels(pod, node: str, extra: tuple) -> tuple[tuple[str, str], ...]:
-    values = (
-        ("deployment", pod.deployment),
-        ("namespace", pod.namespace),
-        ("node", node),
-        ("pod", pod.name),
-        ("uid", pod.uid),
-        ("workload", pod.workload),
-        ("workload_kind", pod.workload_kind),
+    values = list(_pod_identity(pod))
+    values.insert(_POD_NODE, node)
+    return extra + tuple(
+        (label, value)
+        for label, value in zip(_POD_LABELS, values, strict=True)
+        if value is not None
     )
-    return extra + tuple((name, value) for name, value in values if value is not None)
 
 
 _POD_VALUES = operator.attrgetter(*POD_COLUMNS)
