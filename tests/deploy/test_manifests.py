@@ -518,8 +518,8 @@ def test_scale_out_storage_url_points_at_vmselect_and_vminsert():
     store = open_storage(storage)
     try:
         for endpoint, service, path in (
-            (store.read, "vmselect", "/select/0/prometheus"),
-            (store.write_endpoint, "vminsert", "/insert/0/prometheus/api/v1/write"),
+            (store.client.read_endpoint, "vmselect", "/select/0/prometheus"),
+            (store.client.write_endpoint, "vminsert", "/insert/0/prometheus/api/v1/write"),
         ):
             assert (endpoint.host, endpoint.port) == service_url(service)
             assert endpoint.path == path

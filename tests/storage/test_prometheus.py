@@ -16,16 +16,12 @@ from fixtures.prometheus import STORES, running_prometheus
 from fixtures.victoriametrics import VictoriaMetricsProcess
 from store_payloads import T0, Clock, payloads
 
-from cloudmon.storage import open_storage, remote_write
-from cloudmon.storage.base import _BACKENDS, BUCKET, Span, bucket_of
+from cloudmon.storage import open_storage
+from cloudmon.storage.base import _BACKENDS, BUCKET, EngineError, Span, bucket_of
 from cloudmon.storage.model import EntityKind, columns
-from cloudmon.storage.prometheus import (
-    SUBQUERY_POINTS,
-    EngineError,
-    PrometheusStorage,
-    SeriesEncoder,
-    sample_time,
-)
+from cloudmon.storage.prometheus import PrometheusStorage, remote_write
+from cloudmon.storage.prometheus.encoder import SeriesEncoder, sample_time
+from cloudmon.storage.prometheus.reader import SUBQUERY_POINTS
 
 ENGINES = sorted(set(STORES) - {"sqlite"})
 
@@ -129,7 +125,8 @@ def test_metric_and_label_names_follow_prometheus_conventions(engine_store):
     # The pod's and its two containers' CPU counters and memory, the node's memory and CPUs.
     assert store.write(payloads(body)) == 5
     cluster = {"cluster": store.cluster}
-    (counter,) = store.instant(
+    instant = store.client.instant
+    (counter,) = instant(
         f'cloudmon_pod_cpu_usage_seconds_total{{cluster="{store.cluster}"}}', T0 + 5
     )
     assert counter["metric"] == {
@@ -144,7 +141,7 @@ def test_metric_and_label_names_follow_prometheus_conventions(engine_store):
         "workload": "web",
     }
     assert counter["value"] == [T0 + 5, "12.5"]
-    seen = store.instant(f'{{__name__=~".*_seen_.*",cluster="{store.cluster}"}}', T0 + 5)
+    seen = instant(f'{{__name__=~".*_seen_.*",cluster="{store.cluster}"}}', T0 + 5)
     assert {item["metric"]["__name__"]: item["value"][1] for item in seen} == {
         "cloudmon_node_seen_timestamp_seconds": str(T0),
         "cloudmon_pod_seen_timestamp_seconds": str(T0),
@@ -153,7 +150,7 @@ def test_metric_and_label_names_follow_prometheus_conventions(engine_store):
     (node,) = (item["metric"] for item in seen if "kernel" in item["metric"])
     assert (node["kernel"], node["cpu_count"], node["cgroup_version"]) == ("6.1.0", "4", "2")
     # Written 3 s into its bucket: an evaluation at the bucket's start does not see it yet.
-    assert store.instant(f"cloudmon_node_memory_used_bytes{{cluster='{store.cluster}'}}", T0) == []
+    assert instant(f"cloudmon_node_memory_used_bytes{{cluster='{store.cluster}'}}", T0) == []
 
 
 # Three nodes over a minute and a half: pods come, go and move; a node misses buckets.
@@ -373,9 +370,11 @@ BODY = report("n1", T0, [pod("a", "a", "shop", cpu_cores=0.5)], cpu_cores=1.0)
 def test_write_retries_5xx_and_429(engine, opened):
     address, fake = engine
     fake.statuses += [503, 429, 204]
-    store = opened(f"prometheus+http://{address}/prefix?retries=2")
+    waits = []
+    store = opened(f"prometheus+http://{address}/prefix?retries=2", sleep=waits.append)
     assert store.write(payloads(BODY)) == 6  # node: 3; pod and container CPU, a memory
     assert [path for path, _ in fake.seen] == ["/prefix/api/v1/write"] * 3
+    assert waits == [0.1, 0.2]  # seconds, doubling
     headers = fake.seen[0][1]
     assert headers["Content-Encoding"] == "snappy"
     assert headers["Content-Type"] == "application/x-protobuf"
@@ -385,11 +384,13 @@ def test_write_retries_5xx_and_429(engine, opened):
 def test_write_the_engine_keeps_refusing_is_eagain(engine, opened):
     address, fake = engine
     fake.statuses += [500, 500]
-    store = opened(f"prometheus+http://{address}?retries=1")
+    waits = []
+    store = opened(f"prometheus+http://{address}?retries=1", sleep=waits.append)
     with pytest.raises(OSError) as raised:
         store.write(payloads(BODY))
     assert raised.value.errno == errno.EAGAIN
     assert len(fake.seen) == 2
+    assert waits == [0.1]  # none after the last attempt
 
 
 def test_write_refused_as_bad_is_not_retried(engine, opened):
@@ -418,7 +419,7 @@ def test_split_write_url_and_basic_auth(engine, opened, tmp_path):
         f"&password_file={secret}&write_url=http://{address}/insert/0/prometheus/api/v1/write"
     )
     store = opened(url)
-    assert store.read.url == "http://vmselect:8481/select/0/prometheus"
+    assert store.client.read_endpoint.url == "http://vmselect:8481/select/0/prometheus"
     store.write(payloads(BODY))
     path, headers = fake.seen[0]
     assert path == "/insert/0/prometheus/api/v1/write"

@@ -1,7 +1,8 @@
-"""Prometheus remote-write 1.0: a WriteRequest in protobuf, compressed with snappy.
-
-The three messages used are declared here after prometheus/prompb (types.proto, remote.proto)
-and built at import through the protobuf library; field numbers follow those files.
+"""Prometheus remote-write 1.0, the wire format: a WriteRequest in protobuf, compressed with
+snappy. The messages are declared here after prometheus/prompb (types.proto, remote.proto) and
+built at import through the protobuf library; field numbers follow those files. `encoder`
+builds its label fields with them and the tests check its faster bytes against
+`write_request`; `client` frames a request with `compress` and `HEADERS`.
 """
 
 from collections.abc import Iterable, Sequence
