@@ -74,7 +74,7 @@ def test_disk_full_answers_503_keeps_reads_and_recovers(small_disk, tmp_path):
         _grow(small_disk)
         status, _, answer = post_ingest(server.url, _payload(refused, now))
         assert status == 200, answer
-        assert answer == {"payloads": 1, "samples": samples}
+        assert answer == {"payloads": 1, "samples": samples, "ignored_fields": []}
         nodes = {item["node"] for item in get_json(server.url + "/api/nodes")["items"]}
         assert nodes == {*stored, refused}
         pods = get_json(f"{server.url}/api/nodes/{refused}/pods")["items"]

@@ -25,7 +25,7 @@ class EntityKind(StrEnum):
 # The stored columns of each kind are its rows' layout on disk, version 1: bit i of a stored
 # row's mask is its i-th column (a mask of 32 bits). The layouts are written out here, not
 # derived from the catalogue, so that a metric added anywhere in the catalogue changes no
-# stored row's meaning: a new column goes last. tests/storage/test_layout.py pins them and
+# stored row's meaning: a new column goes last. tests/storage/test_stored_layout.py pins them and
 # checks that every metric of the catalogue has its column.
 NODE_COLUMNS = (
     "cpu_usage_seconds_total",
