@@ -1,10 +1,12 @@
 import threading
 
+import pytest
 from server_payloads import T0, payload
 
 from cloudmon.server import maintenance
-from cloudmon.storage.base import Span
+from cloudmon.storage.base import Span, StoreUpkeep, backend
 from cloudmon.storage.model import EntityKind
+from cloudmon.storage.sqlite import SqliteStorage
 
 
 def test_upkeep_rolls_up_then_expires(post, storage, clock):
@@ -19,17 +21,44 @@ def test_upkeep_rolls_up_then_expires(post, storage, clock):
     assert got["cpu_cores"][1] == 6.0
 
 
-def test_background_thread_runs_upkeep(storage):
+@pytest.fixture
+def sqlite_store(tmp_path, clock):
+    store = SqliteStorage(tmp_path / "cloudmon.db", clock=clock)
+    yield store
+    store.close()
+
+
+def test_background_thread_runs_upkeep(sqlite_store):
     done = threading.Event()
-    storage.roll_up = lambda: done.set() or 0
-    stop = maintenance.start(storage, every=0.01)
+    sqlite_store.roll_up = lambda: done.set() or 0
+    stop = maintenance.start(sqlite_store, every=0.01)
     assert done.wait(5)
     stop.set()
 
 
-def test_background_thread_runs_checkpoints(storage):
+def test_background_thread_runs_checkpoints(sqlite_store):
     done = threading.Event()
-    storage.checkpoint = done.set
-    stop = maintenance.start(storage, every=60, checkpoint_every=0.01)
+    sqlite_store.checkpoint = done.set
+    stop = maintenance.start(sqlite_store, every=60, checkpoint_every=0.01)
     assert done.wait(5)
     stop.set()
+
+
+def test_only_a_store_that_keeps_its_own_data_gets_upkeep(storage):
+    before = set(threading.enumerate())
+    stop = maintenance.start(storage, every=60, checkpoint_every=60)
+    started = {thread.name for thread in set(threading.enumerate()) - before}
+    stop.set()
+    if isinstance(storage, SqliteStorage):
+        assert started == {"cloudmon-upkeep", "cloudmon-checkpoint"}
+    else:  # the engine keeps its own retention and durability
+        assert started == set()
+        assert not isinstance(storage, StoreUpkeep)
+
+
+def test_worker_options_come_from_the_backend():
+    assert backend("sqlite:///x.db").worker_options(threads=3) == {
+        "autocheckpoint": False,
+        "cache_mb": 16,
+    }
+    assert backend("prometheus+http://127.0.0.1:9090").worker_options(threads=3) == {}

@@ -31,6 +31,7 @@ SKEW_TOLERANCE = 30
 # Seconds an agent is asked to wait when the store's disk is full or too many writes wait.
 RETRY_AFTER = {errno.ENOSPC: "30", errno.EAGAIN: "5"}
 ARRIVED = "cloudmon.arrived"  # environ: time.monotonic() when the request became readable
+BODY_READ = "cloudmon.body_read"  # environ: the request's body was read
 MAX_WAIT = 1.0  # seconds a request may wait for a worker's thread before it is shed
 
 
@@ -50,11 +51,21 @@ def read_body(stream, limit: int, length: int | None = None) -> bytes:
     return b"".join(chunks)
 
 
-def drain(stream, limit: int) -> None:
-    """Read and drop what is left of a refused request's body, up to `limit` bytes: a client
-    still sending when the answer comes is answered, not cut off (BrokenPipe) when the
-    connection closes behind it."""
+def drain(environ: dict, limit: int) -> None:
+    """Read and drop the body of a request refused before its body was read, up to its
+    Content-Length (or, without one, its end) and at most `limit` bytes: a client still
+    sending when the answer comes is answered, not cut off (BrokenPipe) when the connection
+    closes behind it."""
+    if environ.get(BODY_READ):
+        return
     left = limit
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        try:
+            left = min(int(length), limit)
+        except ValueError:
+            return
+    stream = environ["wsgi.input"]
     while left > 0 and (chunk := stream.read(min(_CHUNK, left))):
         left -= len(chunk)
 
@@ -179,6 +190,7 @@ def store(environ: dict, config, server) -> dict:
     if length is not None and length > limit:
         raise ApiError(413, f"body: larger than the limit of {limit} bytes")
     body = read_body(environ["wsgi.input"], limit, length)
+    environ[BODY_READ] = True
     if encoding == "gzip":
         body = gunzip(body, limit)
     now = config["CLOUDMON_NOW"]()
@@ -223,7 +235,7 @@ class IngestApp:
             status, answer = 500, {"error": "internal error; see the server's log"}
         if status != 200:
             self.server.rejected.labels(PATH, str(status)).inc()
-            drain(environ["wsgi.input"], self.config["CLOUDMON_MAX_BODY"])
+            drain(environ, self.config["CLOUDMON_MAX_BODY"])
         body = msgspec.json.encode(answer)
         start_response(
             f"{status} {HTTPStatus(status).phrase}",

@@ -18,11 +18,10 @@ from cloudmon.server.auth import read_token
 from cloudmon.server.ingest import ARRIVED
 from cloudmon.server.state import share_between_processes
 from cloudmon.storage import open_storage
-from cloudmon.storage.base import RETENTION
+from cloudmon.storage.base import RETENTION, backend
 
 log = logging.getLogger(__name__)
 UPKEEP_EVERY = 60.0  # seconds between rollups and deletions of expired samples
-CACHE_MB = 64  # SQLite's page cache of one worker process, all its connections
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoints of the store, outside the workers
 REQUEST_TIME_LIMIT = 30.0  # seconds from a request's arrival to its answer before it is cut off
 
@@ -202,12 +201,7 @@ def run_server(
         "when_ready": lambda _: maintenance.start(_open(config), upkeep_every, CHECKPOINT_EVERY),
     }
     workers_config = dict(config)
-    if storage.startswith("sqlite:"):
-        # Each thread reads through a connection of its own, each with its page cache:
-        # together they keep to about one connection's default.
-        cache_mb = max(8, CACHE_MB // (threads + 1))
-        options_of_sqlite = {"autocheckpoint": False, "cache_mb": cache_mb}
-        workers_config["CLOUDMON_STORAGE_OPTIONS"] = options_of_sqlite
+    workers_config["CLOUDMON_STORAGE_OPTIONS"] = backend(storage).worker_options(threads)
     master = os.getpid()
     figures = tempfile.mkdtemp(prefix="cloudmon-metrics-")
     try:

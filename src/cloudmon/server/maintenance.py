@@ -5,12 +5,12 @@ import logging
 import sqlite3
 import threading
 
-from cloudmon.storage.base import Storage
+from cloudmon.storage.base import Storage, StoreUpkeep
 
 log = logging.getLogger(__name__)
 
 
-def upkeep(storage: Storage) -> tuple[int, int]:
+def upkeep(storage: StoreUpkeep) -> tuple[int, int]:
     """Roll up finished periods, then delete what retention no longer covers."""
     periods = storage.roll_up()
     deleted = storage.expire()
@@ -29,8 +29,11 @@ def is_disk_full(error: BaseException) -> bool:
 
 def start(storage: Storage, every: float, checkpoint_every: float | None = None) -> threading.Event:
     """Daemon threads running `upkeep` every `every` seconds and, if given, the store's
-    checkpoint every `checkpoint_every` seconds; set the event to stop them."""
+    checkpoint every `checkpoint_every` seconds; set the event to stop them. A store with no
+    upkeep of its own (see StoreUpkeep) gets none."""
     stop = threading.Event()
+    if not isinstance(storage, StoreUpkeep):
+        return stop
 
     def run(work, period: float, what: str) -> None:
         failing = None  # the last failure, logged once until the work succeeds again

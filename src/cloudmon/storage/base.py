@@ -170,6 +170,29 @@ class Storage(ABC):
         """For each entity a columnar series of `names` over span (see `fold`)."""
 
     @abstractmethod
+    def ping(self) -> None:
+        """Raise unless the store can answer queries."""
+
+    @abstractmethod
+    def stats(self) -> dict[str, float]:
+        """The store's own figures (size on disk, rows)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and files."""
+
+    @classmethod
+    def worker_options(cls, threads: int) -> dict:
+        """Options for opening the store in each of the server's worker processes, which run
+        `threads` threads each (none by default)."""
+        return {}
+
+
+class StoreUpkeep(ABC):
+    """What a store that keeps its data itself does in the background (the server's master
+    runs it): a store whose engine keeps its own, such as a Prometheus, has none."""
+
+    @abstractmethod
     def roll_up(self) -> int:
         """Summarise finished periods into the coarser resolutions; returns periods done."""
 
@@ -182,36 +205,30 @@ class Storage(ABC):
         """Move recent writes to their final place off the writers' path (SQLite: the sums
         of closed buckets into their rows, the WAL into the database file)."""
 
-    @abstractmethod
-    def ping(self) -> None:
-        """Raise unless the store can answer queries."""
 
-    @abstractmethod
-    def stats(self) -> dict[str, float]:
-        """The store's own figures (size on disk, rows)."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release connections and files."""
-
-
-_BACKENDS: dict[str, Callable[..., Storage]] = {}
+_BACKENDS: dict[str, type[Storage]] = {}
 
 
 def register(scheme: str):
-    """Register a backend class under a URL scheme (`sqlite` for sqlite:///PATH)."""
+    """Register a backend class under a URL scheme (`sqlite` for sqlite:///PATH); it opens
+    a URL with its `from_url`."""
 
     def decorate(cls):
-        _BACKENDS[scheme] = cls.from_url
+        _BACKENDS[scheme] = cls
         return cls
 
     return decorate
 
 
-def open_storage(url: str, **options) -> Storage:
-    """Open the backend named by the URL's scheme."""
+def backend(url: str) -> type[Storage]:
+    """The backend class of a storage URL's scheme."""
     scheme, sep, _ = url.partition("://")
     if not sep or scheme not in _BACKENDS:
         known = ", ".join(f"{name}://" for name in sorted(_BACKENDS))
         raise ValueError(f"storage URL {url!r}: unknown scheme (known: {known})")
-    return _BACKENDS[scheme](url, **options)
+    return _BACKENDS[scheme]
+
+
+def open_storage(url: str, **options) -> Storage:
+    """Open the backend named by the URL's scheme."""
+    return backend(url).from_url(url, **options)

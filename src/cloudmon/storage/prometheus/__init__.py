@@ -129,17 +129,6 @@ class PrometheusStorage(Storage):
     def series(self, entities, names, span):
         return self._reader.series(entities, names, span)
 
-    def roll_up(self) -> int:
-        """Nothing: the engine answers every span from its own samples."""
-        return 0
-
-    def expire(self) -> int:
-        """Nothing: the engine keeps its own retention."""
-        return 0
-
-    def checkpoint(self) -> None:
-        """Nothing: the engine makes writes durable before it answers them."""
-
     def ping(self) -> None:
         self.client.ping()
 

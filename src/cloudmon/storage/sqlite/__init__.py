@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from cloudmon.storage.base import RETENTION, Storage, register
+from cloudmon.storage.base import RETENTION, Storage, StoreUpkeep, register
 from cloudmon.storage.sqlite import schema
 from cloudmon.storage.sqlite.connections import MAX_WAITING, Connections
 from cloudmon.storage.sqlite.reader import Reader
@@ -30,15 +30,17 @@ from cloudmon.storage.sqlite.writer import Prepared, Writer
 
 __all__ = ["SqliteStorage"]
 
+CACHE_MB = 64  # SQLite's page cache of one process, all its connections
+
 
 @register("sqlite")
-class SqliteStorage(Storage):
+class SqliteStorage(Storage, StoreUpkeep):
     """Samples in one SQLite file; safe to share between threads and processes."""
 
     def __init__(
         self,
         path: str | os.PathLike,
-        cache_mb: int = 64,
+        cache_mb: int = CACHE_MB,
         retention: dict[int, float] | None = None,
         clock=time.time,
         autocheckpoint: bool = True,
@@ -86,6 +88,12 @@ class SqliteStorage(Storage):
     def resolution(self, span) -> int:
         """The resolution a span is answered from (raw samples or a rollup)."""
         return self.reader.resolution(span)
+
+    @classmethod
+    def worker_options(cls, threads: int) -> dict:
+        # Each thread reads through a connection of its own, each with its page cache:
+        # together they keep to about one connection's default. The master checkpoints.
+        return {"autocheckpoint": False, "cache_mb": max(8, CACHE_MB // (threads + 1))}
 
     def roll_up(self) -> int:
         return self.upkeep.roll_up()
