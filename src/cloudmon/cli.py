@@ -342,4 +342,27 @@ def demo(**options) -> None:
     sys.exit(run_demo(**options))
 
 
+@main.command()
+@click.argument("destination", type=click.Path(dir_okay=False, writable=True))
+@click.option(
+    "--storage",
+    envvar="CLOUDMON_STORAGE",
+    default="sqlite:///data/cloudmon.db",
+    show_default=True,
+    help="The embedded store to copy, as the server's --storage names it.",
+)
+def backup(destination: str, storage: str) -> None:
+    """Copy the embedded store to DESTINATION, consistently, while the server runs."""
+    import sqlite3
+
+    from cloudmon.storage.sqlite import SqliteStorage
+    from cloudmon.storage.sqlite.backup import backup as copy_store
+
+    try:
+        done = copy_store(SqliteStorage.path_of(storage), destination)
+    except (ValueError, OSError, sqlite3.Error) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{done.path}: {done.bytes / 2**20:.1f} MiB in {done.seconds:.1f} s")
+
+
 main.add_command(top)

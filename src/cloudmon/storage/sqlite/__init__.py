@@ -63,10 +63,15 @@ class SqliteStorage(Storage, StoreUpkeep):
     @classmethod
     def from_url(cls, url: str, **options) -> "SqliteStorage":
         """sqlite:///relative/path or sqlite:////absolute/path."""
+        return cls(cls.path_of(url), **options)
+
+    @staticmethod
+    def path_of(url: str) -> str:
+        """The file of a sqlite:///PATH URL."""
         path = url.removeprefix("sqlite:///")
         if not path or path == url:
             raise ValueError(f"storage URL {url!r}: expected sqlite:///PATH")
-        return cls(path, **options)
+        return path
 
     def schema_version(self) -> int:
         """The schema version of the file."""
