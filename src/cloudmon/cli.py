@@ -8,6 +8,7 @@ import click
 
 from cloudmon.agent import paths
 from cloudmon.durations import DURATION
+from cloudmon.sizes import SIZE
 from cloudmon.top import top
 
 
@@ -255,6 +256,16 @@ def agent(**options) -> None:
     default="90d",
     show_default=True,
     help="How long 1 h rollups are kept.",
+)
+@click.option(
+    "--retention-size",
+    envvar="CLOUDMON_RETENTION_SIZE",
+    type=SIZE,
+    default=None,
+    help="The most the embedded store's file and its WAL may take (e.g. 8GiB; units B, KB,"
+    " MB, GB, TB, KiB, MiB, GiB, TiB, all powers of 1024, as Prometheus's): past 95 %% of it"
+    " the oldest data is deleted, raw samples already rolled up first; default: no bound"
+    " but the retention times.",
 )
 def server(storage, retention_raw, retention_1m, retention_1h, **options) -> None:
     """Store the agents' samples and serve them over HTTP (REST API, /metrics, dashboard)."""

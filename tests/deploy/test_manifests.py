@@ -15,8 +15,10 @@ from kubernetes_validate import utils as kv_utils
 from cloudmon.agent import paths
 from cloudmon.agent.main import run_agent
 from cloudmon.agent.metadata import apiserver
+from cloudmon.agent.metadata.quantity import memory_bytes as parse_quantity
 from cloudmon.cli import main as cli
 from cloudmon.server.app import create_app
+from cloudmon.sizes import parse_size
 from cloudmon.storage import open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -422,6 +424,22 @@ def test_server_keeps_its_sqlite_file_on_the_claim():
     assert set(
         envvars(cli.commands["server"]) if "server" in cli.commands else {"CLOUDMON_TOKEN_FILE"}
     ) >= {e["name"] for e in SERVER["env"]}
+
+
+def test_server_keeps_its_store_below_the_claim():
+    storage = next(a for a in SERVER["args"] if a.startswith("--storage=")).removeprefix(
+        "--storage="
+    )
+    database = Path(storage.removeprefix("sqlite:///"))
+    _, volume = mounts(SERVER_POD, SERVER)[str(database.parent)]
+    claim = find(DOCS, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    claimed = parse_quantity(claim["spec"]["resources"]["requests"]["storage"])
+    (size,) = [
+        a.removeprefix("--retention-size=") for a in SERVER["args"] if "--retention-size" in a
+    ]
+    # Room beside the store for its WAL, a backup written to the volume and SQLite's temporary
+    # files: a tenth of the volume at least.
+    assert parse_size(size) <= 0.9 * claimed
 
 
 def test_server_runs_as_the_images_non_root_user():

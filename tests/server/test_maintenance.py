@@ -44,13 +44,21 @@ def test_background_thread_runs_checkpoints(sqlite_store):
     stop.set()
 
 
+def test_background_thread_keeps_the_size(sqlite_store):
+    done = threading.Event()
+    sqlite_store.keep_size = done.set
+    stop = maintenance.start(sqlite_store, every=60, size_every=0.01)
+    assert done.wait(5)
+    stop.set()
+
+
 def test_only_a_store_that_keeps_its_own_data_gets_upkeep(storage):
     before = set(threading.enumerate())
     stop = maintenance.start(storage, every=60, checkpoint_every=60)
     started = {thread.name for thread in set(threading.enumerate()) - before}
     stop.set()
     if isinstance(storage, SqliteStorage):
-        assert started == {"cloudmon-upkeep", "cloudmon-checkpoint"}
+        assert started == {"cloudmon-upkeep", "cloudmon-checkpoint", "cloudmon-size"}
     else:  # the engine keeps its own retention and durability
         assert started == set()
         assert not isinstance(storage, StoreUpkeep)

@@ -56,8 +56,41 @@ class LatestCollector(Collector):
                         values = [entity.identity[field] or "" for field in labels.values()]
                         metrics.add_metric(values, value)
                 yield metrics
+        yield from store_figures(self.storage.stats())
+
+
+def store_figures(stats: dict[str, float]):
+    """The store's own figures: its bytes, per tier where it measures them (the embedded
+    store's upkeep does, every minute or less often), and the rows deleted for its size."""
+    yield GaugeMetricFamily("cloudmon_storage_bytes", "bytes the store uses", value=stats["bytes"])
+    if "disk_bytes" in stats:
         yield GaugeMetricFamily(
-            "cloudmon_storage_bytes", "bytes the store uses", value=self.storage.stats()["bytes"]
+            "cloudmon_storage_disk_bytes",
+            "bytes of the store's files on disk (database and WAL): what --retention-size bounds",
+            value=stats["disk_bytes"],
+        )
+    tiers = GaugeMetricFamily(
+        "cloudmon_storage_tier_bytes",
+        "bytes of each resolution's rows (raw 10 s samples, 1 min and 1 h rollups), as the"
+        " upkeep last measured them",
+        labels=["tier"],
+    )
+    for tier in ("raw", "1m", "1h"):
+        if f"bytes_{tier}" in stats:
+            tiers.add_metric([tier], stats[f"bytes_{tier}"])
+    if tiers.samples:
+        yield tiers
+    if "retention_size_bytes" in stats:
+        yield GaugeMetricFamily(
+            "cloudmon_storage_retention_size_bytes",
+            "--retention-size: past 95 % of it the oldest data is deleted",
+            value=stats["retention_size_bytes"],
+        )
+    if "disk_bytes" in stats:
+        yield CounterMetricFamily(
+            "cloudmon_storage_size_deleted_rows",
+            "rows deleted to keep the store within --retention-size",
+            value=stats.get("size_deleted_rows", 0.0),
         )
 
 

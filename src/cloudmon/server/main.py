@@ -17,6 +17,7 @@ from cloudmon.server.app import DEFAULT_STORAGE, create_app
 from cloudmon.server.auth import read_token
 from cloudmon.server.ingest import ARRIVED
 from cloudmon.server.state import share_between_processes
+from cloudmon.sizes import format_size
 from cloudmon.storage import open_storage
 from cloudmon.storage.base import RETENTION, backend
 
@@ -104,7 +105,9 @@ class _Gunicorn(BaseApplication):
 
 def _open(config: dict):
     return open_storage(
-        config["CLOUDMON_STORAGE"], retention=config.get("CLOUDMON_RETENTION", RETENTION)
+        config["CLOUDMON_STORAGE"],
+        retention=config.get("CLOUDMON_RETENTION", RETENTION),
+        **config["CLOUDMON_STORAGE_OPTIONS"],
     )
 
 
@@ -153,12 +156,15 @@ def run_server(
     tls_key: str | None = None,
     request_time_limit: float = REQUEST_TIME_LIMIT,
     upkeep_every: float = UPKEEP_EVERY,
+    retention_size: int | None = None,
 ) -> int:
     """Serve until stopped; returns the exit status."""
     config = {
         "CLOUDMON_STORAGE": storage,
         "CLOUDMON_TOKEN": read_token(token_file),
         "CLOUDMON_READ_TOKEN": read_token(read_token_file),
+        # Only the upkeep (the master's) deletes for size; every process opens the store alike.
+        "CLOUDMON_STORAGE_OPTIONS": {"retention_size": retention_size} if retention_size else {},
     }
     if retention:
         config["CLOUDMON_RETENTION"] = {**RETENTION, **retention}
@@ -174,6 +180,8 @@ def run_server(
         "yes" if read_token_file else "no",
     )
     warn_if_open(host, token_file is not None, read_token_file is not None)
+    if retention_size:
+        log.info("keeping the store within %s (--retention-size)", format_size(retention_size))
     if dev:
         create_app({**config, "CLOUDMON_UPKEEP_EVERY": upkeep_every}).run(
             host=host,
@@ -201,7 +209,10 @@ def run_server(
         "when_ready": lambda _: maintenance.start(_open(config), upkeep_every, CHECKPOINT_EVERY),
     }
     workers_config = dict(config)
-    workers_config["CLOUDMON_STORAGE_OPTIONS"] = backend(storage).worker_options(threads)
+    workers_config["CLOUDMON_STORAGE_OPTIONS"] = {
+        **config["CLOUDMON_STORAGE_OPTIONS"],
+        **backend(storage).worker_options(threads),
+    }
     master = os.getpid()
     figures = tempfile.mkdtemp(prefix="cloudmon-metrics-")
     try:

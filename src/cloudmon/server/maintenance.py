@@ -1,4 +1,5 @@
-"""Background upkeep of the store: finished periods rolled up, expired samples deleted."""
+"""Background upkeep of the store: finished periods rolled up, expired samples deleted, the
+store kept within its size."""
 
 import errno
 import logging
@@ -8,6 +9,9 @@ import threading
 from cloudmon.storage.base import Storage, StoreUpkeep
 
 log = logging.getLogger(__name__)
+# Seconds between checks of the store's size: a check reads three numbers and stats two
+# files; what arrives between two checks is what the store may pass its deletion mark by.
+SIZE_EVERY = 1.0
 
 
 def upkeep(storage: StoreUpkeep) -> tuple[int, int]:
@@ -27,10 +31,15 @@ def is_disk_full(error: BaseException) -> bool:
     )
 
 
-def start(storage: Storage, every: float, checkpoint_every: float | None = None) -> threading.Event:
-    """Daemon threads running `upkeep` every `every` seconds and, if given, the store's
-    checkpoint every `checkpoint_every` seconds; set the event to stop them. A store with no
-    upkeep of its own (see StoreUpkeep) gets none."""
+def start(
+    storage: Storage,
+    every: float,
+    checkpoint_every: float | None = None,
+    size_every: float = SIZE_EVERY,
+) -> threading.Event:
+    """Daemon threads running `upkeep` every `every` seconds, the store's size kept every
+    `size_every` seconds and, if given, its checkpoint every `checkpoint_every` seconds; set
+    the event to stop them. A store with no upkeep of its own (see StoreUpkeep) gets none."""
     stop = threading.Event()
     if not isinstance(storage, StoreUpkeep):
         return stop
@@ -57,6 +66,14 @@ def start(storage: Storage, every: float, checkpoint_every: float | None = None)
         target=run,
         args=(lambda: upkeep(storage), every, "upkeep of the store"),
         name="cloudmon-upkeep",
+        daemon=True,
+    ).start()
+    # A thread of its own: rolling up a backlog of periods takes minutes, and the store must
+    # not pass its size meanwhile.
+    threading.Thread(
+        target=run,
+        args=(storage.keep_size, size_every, "keeping the store within its size"),
+        name="cloudmon-size",
         daemon=True,
     ).start()
     if checkpoint_every:

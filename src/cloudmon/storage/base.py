@@ -205,6 +205,11 @@ class StoreUpkeep(ABC):
         """Move recent writes to their final place off the writers' path (SQLite: the sums
         of closed buckets into their rows, the WAL into the database file)."""
 
+    @abstractmethod
+    def keep_size(self) -> int:
+        """Delete the oldest data while the store is over its size (`--retention-size`),
+        and measure what each resolution takes; returns rows deleted."""
+
 
 _BACKENDS: dict[str, type[Storage]] = {}
 

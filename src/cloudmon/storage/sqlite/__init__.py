@@ -12,6 +12,7 @@ store's parts, each in its own module:
 - `writer`: where a write becomes rows (entities' ids and spans, rows replaced per bucket);
 - `sums`: namespace, deployment and cluster rows, added up from their members' rows;
 - `upkeep`: the sums of closed buckets, rollups, expiry, pruning and the WAL's checkpoint;
+- `size`: the store within its size (the oldest data deleted), the bytes of each tier;
 - `reader`: where rows become entities, latest values and series.
 """
 
@@ -24,6 +25,7 @@ from cloudmon.storage.base import RETENTION, Storage, StoreUpkeep, register
 from cloudmon.storage.sqlite import schema
 from cloudmon.storage.sqlite.connections import MAX_WAITING, Connections
 from cloudmon.storage.sqlite.reader import Reader
+from cloudmon.storage.sqlite.size import SizeBound, figures
 from cloudmon.storage.sqlite.sums import Sums
 from cloudmon.storage.sqlite.upkeep import Upkeep
 from cloudmon.storage.sqlite.writer import Prepared, Writer
@@ -45,9 +47,11 @@ class SqliteStorage(Storage, StoreUpkeep):
         clock=time.time,
         autocheckpoint: bool = True,
         max_waiting: int = MAX_WAITING,
+        retention_size: int | None = None,
     ) -> None:
         """With autocheckpoint off, writes leave the WAL to `checkpoint` (run elsewhere);
-        past `max_waiting` writes waiting or writing, in all processes, write refuses more."""
+        past `max_waiting` writes waiting or writing, in all processes, write refuses more;
+        past `retention_size` bytes, `keep_size` deletes the oldest data."""
         self.path = Path(path)
         self.retention = {**RETENTION, **(retention or {})}
         self.writer = Writer()
@@ -59,6 +63,7 @@ class SqliteStorage(Storage, StoreUpkeep):
             raise
         self.upkeep = Upkeep(self.db, Sums(self.db, self.writer, clock), clock, self.retention)
         self.reader = Reader(self.db, clock, self.retention)
+        self.size = SizeBound(self.db, retention_size)
 
     @classmethod
     def from_url(cls, url: str, **options) -> "SqliteStorage":
@@ -109,11 +114,21 @@ class SqliteStorage(Storage, StoreUpkeep):
     def checkpoint(self) -> None:
         self.upkeep.checkpoint()
 
+    def keep_size(self) -> int:
+        deleted = self.size.keep()
+        self.size.measure()
+        return deleted
+
     def ping(self) -> None:
         self.db.ping()
 
     def stats(self) -> dict[str, float]:
-        return {"bytes": float(self.db.bytes_used())}
+        footprint = self.db.footprint()
+        return {
+            "bytes": float(footprint.used - footprint.wal),
+            "disk_bytes": float(footprint.on_disk),
+            **figures(self.db.reader()),
+        }
 
     def close(self) -> None:
         self.db.close()

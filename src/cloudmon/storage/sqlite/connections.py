@@ -17,9 +17,38 @@ import fcntl
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 MAX_WAITING = 32  # writes waiting or writing, in all processes, before more are refused
+# Bytes the WAL is cut back to when a writer starts it afresh after a checkpoint: without a
+# limit it keeps the size of its largest burst (a backup or a long read holding checkpoints
+# back) for good, and that size counts against --retention-size.
+WAL_LIMIT = 1 << 20
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What the store's files take: the database's pages, the free ones among them, and
+    the WAL's bytes."""
+
+    page_size: int
+    pages: int
+    free: int
+    file: int
+    wal: int
+
+    @property
+    def used(self) -> int:
+        """Bytes of pages in use and of the WAL: what the file grows to, at most, as free
+        pages are used first."""
+        return (self.pages - self.free) * self.page_size + self.wal
+
+    @property
+    def on_disk(self) -> int:
+        """Bytes of the database file and its WAL (the file as its last commit left it,
+        where a checkpoint has not brought it there yet)."""
+        return max(self.file, self.pages * self.page_size) + self.wal
 
 
 class _Job:
@@ -63,16 +92,23 @@ class Connections:
         self._queue_file = open(self.path.with_name(self.path.name + "-queue"), "a+b")  # noqa: SIM115
         self.slots = [threading.Lock() for _ in range(max_waiting)]
         self._local = threading.local()
-        self._writer = self.connect()
+        # A new file can give its free pages back to the file system (`size.SizeBound`);
+        # an older one only reuses them: auto_vacuum is fixed when a file is made, or by a
+        # VACUUM, which rewrites the whole file.
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self._writer = self.connect(auto_vacuum="INCREMENTAL" if new else None)
         if not autocheckpoint:
             self._writer.execute("PRAGMA wal_autocheckpoint=0")
         self._checkpointer: sqlite3.Connection | None = None
 
-    def connect(self) -> sqlite3.Connection:
+    def connect(self, auto_vacuum: str | None = None) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=30.0
         )
+        if auto_vacuum is not None:  # before WAL mode, which writes the file's first page
+            conn.execute(f"PRAGMA auto_vacuum={auto_vacuum}")
         conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA cache_size=-{self._cache_kib}")
         return conn
@@ -196,13 +232,14 @@ class Connections:
         """Raise unless the file can be read."""
         self.reader().execute("SELECT count(*) FROM node").fetchone()
 
-    def bytes_used(self) -> int:
-        """The bytes of the file's pages in use (free pages left out)."""
+    def footprint(self) -> "Footprint":
+        """The file's pages and its WAL's bytes, as they are now."""
         conn = self.reader()
         (page_size,) = conn.execute("PRAGMA page_size").fetchone()
         (pages,) = conn.execute("PRAGMA page_count").fetchone()
         (free,) = conn.execute("PRAGMA freelist_count").fetchone()
-        return page_size * (pages - free)
+        (file, wal) = (_bytes(self.path), _bytes(self.path.with_name(self.path.name + "-wal")))
+        return Footprint(page_size, pages, free, file, wal)
 
     def close(self) -> None:
         with self._write_lock:
@@ -216,3 +253,10 @@ class Connections:
         if self._checkpointer is not None:
             self._checkpointer.close()
             self._checkpointer = None
+
+
+def _bytes(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

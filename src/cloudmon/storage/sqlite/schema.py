@@ -7,8 +7,10 @@ the writer lock of `connections`) and refuses a file newer than this cloudmon. T
 tables hold are packed by `codec`; node, pod, ctr and grp hold the entities (`writer` adds
 them, `reader` lists them); the *_sample tables the 10 s buckets, the *_rollup tables the
 1 min and 1 h periods (`upkeep`); rollup_state and rollup_dirty how far the sums (`sums`) and
-the rollups are done and what late samples changed. Sample tables are WITHOUT ROWID and keyed
-(bucket, id), so a bucket's rows are written at the end of the B-tree and the pages stay full.
+the rollups are done and what late samples changed; upkeep_figure what the upkeep measured
+(`size`: the bytes of each tier, the rows deleted to keep the file within its size). Sample
+tables are WITHOUT ROWID and keyed (bucket, id), so a bucket's rows are written at the end of
+the B-tree and the pages stay full.
 """
 
 from cloudmon.storage.model import EntityKind
@@ -70,6 +72,10 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT 10, max(bucket) + 10 FROM grp_sample HAVING max(bucket) IS NOT NULL;
     CREATE TABLE rollup_doing (
         res INTEGER NOT NULL, bucket INTEGER NOT NULL, PRIMARY KEY (res, bucket)) WITHOUT ROWID;
+    """,
+    # What the upkeep found out about the file, for /metrics in every process.
+    """
+    CREATE TABLE upkeep_figure (name TEXT PRIMARY KEY, value REAL NOT NULL);
     """,
 )
 
