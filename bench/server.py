@@ -268,7 +268,7 @@ def _post_loop(args) -> tuple[int, float]:
         answer = conn.getresponse()
         answer.read()
         if answer.status != 200:
-            raise SystemExit(f"ingest answered {answer.status}")
+            raise RuntimeError(f"ingest answered {answer.status}")  # a Pool hangs on SystemExit
         sent += 1
     conn.close()
     return sent, time.monotonic() - started
