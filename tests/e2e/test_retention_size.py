@@ -7,7 +7,6 @@ import itertools
 import json
 import random
 import sqlite3
-import sys
 import threading
 import time
 import urllib.request
@@ -84,15 +83,9 @@ def test_the_store_stays_within_its_size_and_keeps_ingesting(volume, tmp_path):
     database = volume / "cloudmon.db"
     server = ServerProcess(volume, workers=2)
     server.log_path = tmp_path / "server.log"
-    port = server.url.rsplit(":", 1)[1]
-    server.command = [
-        sys.executable,
-        "-c",
-        "import logging; logging.basicConfig(level=logging.INFO); "
-        "from cloudmon.server.main import run_server; "
-        f"run_server(port={port}, storage='sqlite:///{database}', workers=2, "
-        f"retention_size={SIZE}, upkeep_every=2)",
-    ]
+    server.run_server(
+        storage=f"sqlite:///{database}", workers=2, retention_size=SIZE, upkeep_every=2
+    )
     server.start()
     # Hours that ended hours ago: late, as spools send them, and rolled up as they come.
     first = (int(time.time()) - 23 * 3600) // 3600 * 3600

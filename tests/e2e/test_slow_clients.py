@@ -4,7 +4,6 @@ request time limit, and the same worker serves other requests meanwhile."""
 import contextlib
 import http.client
 import socket
-import sys
 import time
 
 import pytest
@@ -17,15 +16,12 @@ LIMIT = 2.0  # seconds
 def server(tmp_path):
     # One worker: the slow clients and the others share its threads.
     server = ServerProcess(tmp_path)
-    port = server.url.rsplit(":", 1)[1]
-    server.command = [
-        sys.executable,
-        "-c",
-        "import logging; logging.basicConfig(level=logging.INFO); "
-        "from cloudmon.server.main import run_server; "
-        f"run_server(port={port}, storage='sqlite:///{tmp_path}/cloudmon.db', workers=1, "
-        f"threads=4, request_time_limit={LIMIT})",
-    ]
+    server.run_server(
+        storage=f"sqlite:///{tmp_path}/cloudmon.db",
+        workers=1,
+        threads=4,
+        request_time_limit=LIMIT,
+    )
     server.start()
     try:
         yield server

@@ -136,16 +136,14 @@ def _raw_buckets(database: Path) -> int:
 @pytest.mark.timeout(SECONDS + 300)
 def test_soak(tmp_path):
     server = ServerProcess(tmp_path)
-    port = server.url.rsplit(":", 1)[1]
     database = tmp_path / "cloudmon.db"
-    server.command = [
-        sys.executable,
-        "-c",
-        "import logging; logging.basicConfig(level=logging.INFO); "
-        "from cloudmon.server.main import run_server; "
-        f"run_server(port={port}, storage='sqlite:///{database}', workers=3, threads=4, "
-        f"retention={{10: {RAW_RETENTION}}}, upkeep_every={UPKEEP_EVERY})",
-    ]
+    server.run_server(
+        storage=f"sqlite:///{database}",
+        workers=3,
+        threads=4,
+        retention={10: RAW_RETENTION},
+        upkeep_every=UPKEEP_EVERY,
+    )
     server.start()
     try:
         began = time.time()

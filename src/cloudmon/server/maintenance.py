@@ -62,25 +62,16 @@ def start(
                     log.warning("%s works again", what)
                     failing = None
 
-    threading.Thread(
-        target=run,
-        args=(lambda: upkeep(storage), every, "upkeep of the store"),
-        name="cloudmon-upkeep",
-        daemon=True,
-    ).start()
-    # A thread of its own: rolling up a backlog of periods takes minutes, and the store must
-    # not pass its size meanwhile.
-    threading.Thread(
-        target=run,
-        args=(storage.keep_size, size_every, "keeping the store within its size"),
-        name="cloudmon-size",
-        daemon=True,
-    ).start()
+    tasks = [
+        (lambda: upkeep(storage), every, "upkeep of the store", "cloudmon-upkeep"),
+        # A thread of its own: rolling up a backlog of periods takes minutes, and the store
+        # must not pass its size meanwhile.
+        (storage.keep_size, size_every, "keeping the store within its size", "cloudmon-size"),
+    ]
     if checkpoint_every:
-        threading.Thread(
-            target=run,
-            args=(storage.checkpoint, checkpoint_every, "checkpoint of the store"),
-            name="cloudmon-checkpoint",
-            daemon=True,
-        ).start()
+        tasks.append(
+            (storage.checkpoint, checkpoint_every, "checkpoint of the store", "cloudmon-checkpoint")
+        )
+    for work, period, what, name in tasks:
+        threading.Thread(target=run, args=(work, period, what), name=name, daemon=True).start()
     return stop
