@@ -7,8 +7,7 @@ import sys
 import click
 
 from cloudmon.agent import paths
-from cloudmon.durations import DURATION
-from cloudmon.sizes import SIZE
+from cloudmon.options import DURATION, SIZE
 from cloudmon.top import top
 
 

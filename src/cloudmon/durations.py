@@ -3,8 +3,6 @@ for the API's time parameters and the command line's options, free of the server
 
 import re
 
-import click
-
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 PATTERN = r"^([0-9]+)([smhdw]?)$"
 LONGEST = 1e11  # seconds: past the year 5138 from 1970, more than any time's span
@@ -24,20 +22,3 @@ def parse_duration(text: str) -> int:
     if seconds > LONGEST:
         raise ValueError(f"{text!r} is too long to be a time span")
     return seconds
-
-
-class Duration(click.ParamType):
-    """A command-line option holding a duration, as seconds."""
-
-    name = "duration"
-
-    def convert(self, value, param, ctx) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_duration(value)
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-
-
-DURATION = Duration()

@@ -3,8 +3,6 @@
 
 import re
 
-import click
-
 # Prometheus parses sizes as powers of 2 (alecthomas/units' Base2Bytes): 1KB is 1024 B, as
 # is 1KiB; both spellings are accepted, meaning the same.
 UNITS = {
@@ -42,20 +40,3 @@ def format_size(size: float) -> str:
         if abs(size) >= UNITS[unit.upper()]:
             return f"{size / UNITS[unit.upper()]:.1f} {unit}"
     return f"{size:.0f} B"
-
-
-class Size(click.ParamType):
-    """A command-line option holding a size, as bytes."""
-
-    name = "size"
-
-    def convert(self, value, param, ctx) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_size(value)
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-
-
-SIZE = Size()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cloudmon.durations import DURATION
+from cloudmon.options import DURATION
 from cloudmon.tokens import read_token
 
 if TYPE_CHECKING:  # rich is loaded when `top` runs, so the agent's command line never loads it
