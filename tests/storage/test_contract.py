@@ -44,6 +44,22 @@ def test_replace_never_double_counts(backend):
     assert latest(backend, EntityKind.CLUSTER, ("node_count",)) == [{"node_count": 1}]
 
 
+def test_limits_of_a_group_with_unlimited_pods_are_unlimited(backend):
+    pods = node_payload("n1", T0, [("a", "ns", 1.0), ("b", "ns", 1.0), ("c", "other", 1.0)])
+    for pod, limit, request in zip(pods["pods"], (1.5, None, 0.5), (0.25, None, 0.25), strict=True):
+        pod["cpu_limit_cores"], pod["cpu_request_cores"] = limit, request
+        pod["memory_limit_bytes"] = None if limit is None else 1 << 30
+    backend.write(payloads(pods))
+    names = ("cpu_limit_cores", "memory_limit_bytes", "cpu_request_cores", "pod_count")
+    assert latest(backend, EntityKind.NAMESPACE, names) == [
+        # one of two pods has no limit: the namespace has none; requests add up
+        {"cpu_limit_cores": None, "memory_limit_bytes": None, "cpu_request_cores": 0.25,
+         "pod_count": 2},
+        {"cpu_limit_cores": 0.5, "memory_limit_bytes": 1 << 30, "cpu_request_cores": 0.25,
+         "pod_count": 1},
+    ]  # fmt: skip
+
+
 def test_batch_is_all_or_nothing(backend):
     good = payloads(node_payload("n1", T0, [("a", "ns", 0.5)]))[0]
     bad = payloads(node_payload("n2", T0, [("b", "ns", 0.5)]))[0]

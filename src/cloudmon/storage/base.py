@@ -202,8 +202,8 @@ class StoreUpkeep(ABC):
 
     @abstractmethod
     def checkpoint(self) -> None:
-        """Move recent writes to their final place off the writers' path (SQLite: the sums
-        of closed buckets into their rows, the WAL into the database file)."""
+        """Move recent writes to their final place off the writers' path (SQLite: the WAL
+        into the database file)."""
 
     @abstractmethod
     def keep_size(self) -> int:

@@ -77,7 +77,8 @@ POD_COLUMNS = (
 
 # A group's sum: in each bucket, the sum over its members of these columns (only rates and
 # gauges, never cumulative counters: contract section 4), and how many members reported.
-# Namespaces and deployments are made of pods, the cluster of nodes.
+# Namespaces and deployments are made of pods, the cluster of nodes. How a sum is taken is
+# `GroupSum`, below.
 GROUP_SUMS = tuple(name for name in POD_COLUMNS if BY_NAME[name].kind is not Kind.COUNTER)
 GROUP_COLUMNS = (*GROUP_SUMS, "pod_count")
 CLUSTER_SUMS = (
@@ -93,24 +94,6 @@ CLUSTER_SUMS = (
 )
 CLUSTER_COLUMNS = (*CLUSTER_SUMS, "node_count")
 CLUSTER_DERIVED = ("cpu_percent", "memory_percent")  # computed from a stored row when read
-
-
-def sum_columns(rows: Iterable[Sequence]) -> list:
-    """The column sums of members' rows, as every group's sum is defined: a column's sum is
-    of the members that have a value there, None when none has; the rows are added in the
-    order given (the stores give them in the order of their members' ids), so the same rows
-    give the same sums to the last bit wherever they are taken."""
-    rows = list(rows)
-    if len(rows) == 1:
-        return list(rows[0])
-    sums = []
-    for column in zip(*rows, strict=True):
-        try:
-            sums.append(sum(column))
-        except TypeError:  # some are None: the sum of the others, None when none has a value
-            present = [value for value in column if value is not None]
-            sums.append(sum(present) if present else None)
-    return sums
 
 
 @dataclass(frozen=True)
@@ -259,3 +242,72 @@ def node_row(payload) -> list:
     values = list(_node_metrics(payload.node_metrics))
     values.insert(_CAPACITY, payload.node_info.cpu_count)
     return values
+
+
+# A group's sum is exact: each member's value counts in its column's unit here (as the
+# metrics API counts CPU, in nanocores; rates in thousandths of a byte a second; bytes as
+# they are), an integer, so that a sum kept as members come, go and are reported again equals
+# the sum of the same members taken at once, to the last bit, in any order.
+SUM_UNITS = {
+    name: 1 if name in INTEGER_COLUMNS else 10**9 if name.endswith("_cores") else 1000
+    for name in (*GROUP_SUMS, *CLUSTER_SUMS)
+}
+LIMITS = frozenset({"cpu_limit_cores", "memory_limit_bytes"})
+
+
+class GroupSum:
+    """The one definition of a group's sum, for one group kind: a vector of integers, the
+    sums of its summed columns in `SUM_UNITS`, then how many members have a value in each
+    column, then how many members there are (stored as it is by the embedded store: layout 2
+    of the group kinds, pinned by tests/storage/test_stored_layout.py). A column's answer is
+    its sum, None where no member has a value; a limit's is None (unlimited) where some member
+    has none."""
+
+    def __init__(self, kind: EntityKind) -> None:
+        self.kind = kind
+        self.summed = KINDS[kind].columns[:-1]
+        self.width = 2 * len(self.summed) + 1
+        self._scales = tuple(SUM_UNITS[name] for name in self.summed)
+        self._limits = tuple(i for i, name in enumerate(self.summed) if name in LIMITS)
+
+    def member(self, values: Sequence) -> tuple:
+        """A member's values of the summed columns in their units (None kept)."""
+        return tuple(
+            None if value is None else round(value * scale)
+            for value, scale in zip(values, self._scales, strict=True)
+        )
+
+    def total(self, members: Iterable[Sequence]) -> list[int]:
+        """The vector of members given in their units (`member`)."""
+        members = list(members)
+        sums, counts = [], []
+        for column in zip(*members, strict=True):
+            present = [value for value in column if value is not None]
+            sums.append(sum(present))
+            counts.append(len(present))
+        if not members:
+            sums = counts = [0] * len(self.summed)
+        return [*sums, *counts, len(members)]
+
+    def answer(self, vector: Sequence[int]) -> list:
+        """The group's values (its stored columns) from its vector."""
+        width = len(self.summed)
+        members = vector[-1]
+        values = [
+            None if count == 0 else total if scale == 1 else total / scale
+            for total, count, scale in zip(
+                vector[:width], vector[width:-1], self._scales, strict=True
+            )
+        ]
+        for i in self._limits:
+            if vector[width + i] < members:
+                values[i] = None
+        return [*values, members]
+
+
+def add_vectors(a: Sequence[int], b: Sequence[int], sign: int = 1) -> list[int]:
+    """Two `GroupSum` vectors added (sign 1) or the second taken from the first (-1)."""
+    return [x + sign * y for x, y in zip(a, b, strict=True)]
+
+
+GROUP_SUM = {kind: GroupSum(kind) for kind, spec in KINDS.items() if spec.group}

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 from cloudmon.storage.base import BUCKET
-from cloudmon.storage.model import KINDS, EntityKind
+from cloudmon.storage.model import KINDS, LIMITS, EntityKind
 from cloudmon.storage.prometheus.encoder import metric_name, seen_name
 
 # Characters of an expression: VictoriaMetrics refuses more than 16 KiB (-search.maxQueryLen).
@@ -173,12 +173,17 @@ def bucket_expression(kind: EntityKind, name: str, base: dict, regex: dict) -> s
         return f"last_over_time({chosen}[{duration(BUCKET)}])"
 
     # A group's sum as storage/model.py defines it (GROUP_SUMS and CLUSTER_SUMS: which
-    # columns; sum_columns: the sum), added up here by the engine: in each bucket, over the
-    # members with a value (each member's newest sample in the bucket), none where no member
-    # has one; pod_count (the cluster's node_count) counts the members that reported, and the
-    # cluster's percentages are of its sums, as model.derive computes them.
+    # columns; GroupSum: the sum), added up here by the engine in its floats: in each bucket,
+    # over the members with a value (each member's newest sample in the bucket), none where
+    # no member has one, and no limit where some member has none; pod_count (the cluster's
+    # node_count) counts the members that reported, and the cluster's percentages are of its
+    # sums, as model.derive computes them.
+    members = f"count {by} ({last(seen_name(scope))})"
     if name == ("node_count" if kind is EntityKind.CLUSTER else "pod_count"):
-        return f"count {by} ({last(seen_name(scope))})"
+        return members
+    if name in LIMITS:
+        limited = f"count {by} ({last(metric_name(scope, name))})"
+        return f"sum {by} ({last(metric_name(scope, name))}) unless ({members} > {limited})"
     if name in PERCENTS:
         part, whole = PERCENTS[name]
         return (

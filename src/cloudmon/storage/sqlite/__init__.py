@@ -1,17 +1,18 @@
 """The embedded store: one SQLite file in WAL mode, one writer, concurrent readers.
 
 A row holds one entity's 10 s bucket (or, in a rollup, its 1 min or 1 h period); the
-namespace, deployment and cluster rows are sums of their members' rows, kept once a bucket
-is closed and added up at query time until then. `SqliteStorage` is a façade over the
+namespace, deployment and cluster rows are sums of their members' rows, kept exactly as
+those are written. `SqliteStorage` is a façade over the
 store's parts, each in its own module:
 
 - `connections`: opening the file, each thread's reader, the writer lock, the write queue
   and the group commit of waiting writes;
 - `schema`: the tables, which holds each kind's rows, and the migration of older files;
-- `codec`: a row's BLOB (a mask of the columns present, then their values or STATS);
+- `codec`: a row's BLOB (a mask of the columns present, then their values or STATS; a
+  group's exact sum);
 - `writer`: where a write becomes rows (entities' ids and spans, rows replaced per bucket);
-- `sums`: namespace, deployment and cluster rows, added up from their members' rows;
-- `upkeep`: the sums of closed buckets, rollups, expiry, pruning and the WAL's checkpoint;
+- `sums`: namespace, deployment and cluster rows, changed as their members' rows are;
+- `upkeep`: rollups, expiry, pruning and the WAL's checkpoint;
 - `size`: the store within its size (the oldest data deleted), the bytes of each tier;
 - `reader`: where rows become entities, latest values and series.
 """
@@ -26,7 +27,6 @@ from cloudmon.storage.sqlite import schema
 from cloudmon.storage.sqlite.connections import MAX_WAITING, Connections
 from cloudmon.storage.sqlite.reader import Reader
 from cloudmon.storage.sqlite.size import SizeBound, figures
-from cloudmon.storage.sqlite.sums import Sums
 from cloudmon.storage.sqlite.upkeep import Upkeep
 from cloudmon.storage.sqlite.writer import Prepared, Writer
 
@@ -61,7 +61,7 @@ class SqliteStorage(Storage, StoreUpkeep):
         except BaseException:
             self.db.close()
             raise
-        self.upkeep = Upkeep(self.db, Sums(self.db, self.writer, clock), clock, self.retention)
+        self.upkeep = Upkeep(self.db, clock, self.retention)
         self.reader = Reader(self.db, clock, self.retention)
         self.size = SizeBound(self.db, retention_size)
 

@@ -1,19 +1,25 @@
 """The row codec: how one entity's bucket or period is packed into a row's BLOB and read back.
 
-A 10 s row (`pack`, `unpack`) is a 32-bit mask of the columns present (bit i: the i-th of the
-kind's stored columns, `model.STORED_COLUMNS`) followed by those values as little-endian
-doubles; a rollup row (`pack_stats`, `unpack_stats`, `unpack_figures`) holds the `STATS` of
-each present column instead. A node's row also lists its pods' ids (`pack_ids`). Pure functions
-of bytes and values: `writer` and `sums` pack, `reader`, `sums` and `upkeep` unpack.
+A node's, pod's or container's 10 s row (`pack`, `unpack`) is a 32-bit mask of the columns
+present (bit i: the i-th of the kind's stored columns, `model.STORED_COLUMNS`) followed by
+those values as little-endian doubles; a group's 10 s row (`pack_sum`, `unpack_sum`) is the
+integers of its `model.GroupSum` vector; a rollup row (`pack_stats`, `unpack_stats`,
+`unpack_figures`) holds the `STATS` of each present column instead. A node's row also lists
+its pods' ids (`pack_ids`). Pure functions of bytes and values: `writer` and `sums` pack,
+`reader`, `sums` and `upkeep` unpack.
 """
 
+import json
 import struct
 from collections.abc import Sequence
 
 from cloudmon.storage.base import STATS
-from cloudmon.storage.model import STORED_COLUMNS, EntityKind, derive
+from cloudmon.storage.model import GROUP_SUM, STORED_COLUMNS, EntityKind, derive
 
 _MASK = struct.Struct("<I")
+# A group's vector is a tag byte and its integers: little-endian int64 (tag 0), or, where one
+# lies beyond them, JSON (tag 1).
+_INT64, _JSON = b"\0", b"\1"
 _STRUCTS: dict[int, struct.Struct] = {}
 
 
@@ -50,8 +56,25 @@ def unpack(blob: bytes, width: int) -> list:
     return [next(present) if mask >> i & 1 else None for i in range(width)]
 
 
+def pack_sum(vector: Sequence[int]) -> bytes:
+    """A group's `model.GroupSum` vector as its 10 s row."""
+    try:
+        return _INT64 + struct.pack(f"<{len(vector)}q", *vector)
+    except struct.error:
+        return _JSON + json.dumps(vector).encode()
+
+
+def unpack_sum(blob: bytes) -> list[int]:
+    """The vector `pack_sum` packed."""
+    if blob[:1] == _INT64:
+        return list(struct.unpack_from(f"<{(len(blob) - 1) // 8}q", blob, 1))
+    return json.loads(blob[1:])
+
+
 def row_values(kind: EntityKind, blob: bytes) -> list:
     """The values an entity of this kind answers with, from its packed 10 s row."""
+    if kind in GROUP_SUM:
+        return derive(kind, GROUP_SUM[kind].answer(unpack_sum(blob)))
     return derive(kind, unpack(blob, len(STORED_COLUMNS[kind])))
 
 

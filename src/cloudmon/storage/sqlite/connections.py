@@ -260,3 +260,14 @@ def _bytes(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+class StorePart:
+    """A part of one store that works on its file by the clock and the retention."""
+
+    def __init__(self, db: Connections, clock, retention: dict[int, float]) -> None:
+        """`db`: the store's `Connections`; `retention`: seconds kept per resolution (the
+        store's own dict: a change to it counts at once)."""
+        self._db = db
+        self._clock = clock
+        self._retention = retention

@@ -4,10 +4,9 @@
 ordered as `model.KINDS` says; `latest` reads each entity's newest row; `series` folds a
 span's rows into steps (`base.fold`), from the raw 10 s rows or, for long spans, the
 resolution (`resolution`) whose rollup rows (`upkeep`) hold its periods' `STATS`. Rows are
-unpacked by `codec`; a group's buckets whose sums are not taken yet (or stale) are added up
-here at query time through `sums.Unsummed`, to the same answer their kept rows give. Reads
-go through the thread's read-only connection (`connections.Connections.reader`) and never
-wait for the writer.
+unpacked by `codec`; a group's rows are its sums, kept by `writer` as its members' rows are
+written (`sums`). Reads go through the thread's read-only connection
+(`connections.Connections.reader`) and never wait for the writer.
 """
 
 import json
@@ -26,10 +25,10 @@ from cloudmon.storage.base import (
     complete_bucket,
     fold,
 )
-from cloudmon.storage.model import IDENTITY, KINDS, EntityKind, columns, derive
+from cloudmon.storage.model import IDENTITY, KINDS, EntityKind, columns
 from cloudmon.storage.sqlite.codec import row_values, unpack_figures
+from cloudmon.storage.sqlite.connections import StorePart
 from cloudmon.storage.sqlite.schema import GROUP_KIND, ROLLUP_TABLE, SAMPLE_TABLE
-from cloudmon.storage.sqlite.sums import Unsummed
 
 # The positions in STATS that an aggregation folds.
 _FIGURES_OF = {
@@ -41,15 +40,8 @@ _FIGURES_OF = {
 }
 
 
-class Reader:
+class Reader(StorePart):
     """Answers the store's queries from its file."""
-
-    def __init__(self, db, clock, retention: dict[int, float]) -> None:
-        """`db`: the store's `Connections`; `retention`: seconds kept per resolution (the
-        store's own dict: a change to it counts at once)."""
-        self._db = db
-        self._clock = clock
-        self._retention = retention
 
     def entities(self, kind, filters=None, since=None, span=None):
         kind = EntityKind(kind)
@@ -108,15 +100,6 @@ class Reader:
         if not around:
             return found
         absent = set(around) - self._present(conn, SAMPLE_TABLE[kind], around, first, last)
-        if absent and KINDS[kind].group:
-            unsummed = Unsummed(conn, len(absent))
-            buckets = unsummed.buckets(conn, first, last)
-            absent = {
-                entity.id
-                for entity in found
-                if entity.id in absent
-                and all(unsummed.sums(conn, entity, bucket) is None for bucket in buckets)
-            }
         return [entity for entity in found if entity.id not in absent]
 
     def _present(self, conn, table: str, ids: list[int], first: int, last: int) -> set[int]:
@@ -147,18 +130,11 @@ class Reader:
 
     def latest(self, entities, names):
         conn = self._db.reader()
-        unsummed = Unsummed(conn, sum(KINDS[entity.kind].group for entity in entities))
         now = bucket_of(self._clock())
-        buckets = [self._latest_bucket(conn, entity, now, unsummed) for entity in entities]
-        summed: dict[int, list | None] = {}  # by position: a group's sums taken here
+        buckets = [self._latest_bucket(conn, entity, now) for entity in entities]
         wanted: dict[tuple[str, int], list[int]] = defaultdict(list)
-        for i, (entity, bucket) in enumerate(zip(entities, buckets, strict=True)):
-            if bucket is None:
-                continue
-            if KINDS[entity.kind].group and unsummed.has(bucket):
-                sums = unsummed.sums(conn, entity, bucket)
-                summed[i] = None if sums is None else derive(entity.kind, sums)
-            else:
+        for entity, bucket in zip(entities, buckets, strict=True):
+            if bucket is not None:
                 wanted[SAMPLE_TABLE[entity.kind], bucket].append(entity.id)
         blobs = {}
         for (table, bucket), ids in wanted.items():
@@ -166,8 +142,8 @@ class Reader:
         found: list = [
             row_values(entity.kind, blobs[key])
             if (key := (SAMPLE_TABLE[entity.kind], entity.id)) in blobs
-            else summed.get(i)
-            for i, entity in enumerate(entities)
+            else None
+            for entity in entities
         ]
         expired = [i for i, bucket in enumerate(buckets) if bucket is not None and found[i] is None]
         if expired:
@@ -185,13 +161,13 @@ class Reader:
             answers.append({"timestamp": bucket, "metrics": as_latest(names, values)})
         return answers
 
-    def _latest_bucket(self, conn, entity: Entity, now: int, unsummed) -> int | None:
+    def _latest_bucket(self, conn, entity: Entity, now: int) -> int | None:
         """The bucket an entity's latest values come from: its newest up to the bucket of
         `now` (a node whose clock runs ahead writes later ones), but for the cluster its
         newest complete one (`complete_bucket`)."""
         last = entity.last_bucket
         if last is not None and last > now:
-            last = self._newest_until(conn, entity, now, unsummed)
+            last = self._newest_until(conn, entity, now)
         if entity.kind is not EntityKind.CLUSTER or last is None:
             return last
         rows = conn.execute(
@@ -201,16 +177,11 @@ class Reader:
         return complete_bucket(last, rows)
 
     @staticmethod
-    def _newest_until(conn, entity: Entity, last: int, unsummed) -> int | None:
+    def _newest_until(conn, entity: Entity, last: int) -> int | None:
         """An entity's newest bucket up to `last`; None when it has none."""
         table = SAMPLE_TABLE[entity.kind]
         query = f"SELECT max(bucket) FROM {table} WHERE id = ? AND bucket <= ?"
         (found,) = conn.execute(query, (entity.id, last)).fetchone()
-        if KINDS[entity.kind].group:  # its newest buckets may have no sums taken yet
-            later = unsummed.buckets(conn, (found or 0) + BUCKET, last)
-            for bucket in sorted(later, reverse=True):
-                if unsummed.sums(conn, entity, bucket) is not None:
-                    return bucket
         return found
 
     def _latest_rolled_up(self, conn, expired: list[tuple[Entity, int]]) -> list:
@@ -252,17 +223,16 @@ class Reader:
             query = "SELECT done FROM rollup_state WHERE res = ?"
             done = (conn.execute(query, (res,)).fetchone() or (first // res * res,))[0]
         answers = []
-        unsummed = Unsummed(conn, sum(KINDS[entity.kind].group for entity in entities))
         for entity in entities:
             pick = _picker(entity.kind, names)
             table = SAMPLE_TABLE[entity.kind]
             if done is None:
-                rows = self._raw(conn, entity, first, last, unsummed)
+                rows = self._raw(conn, entity, first, last)
                 answers.append(fold(((b, pick(values)) for b, values in rows), names, span))
                 continue
             width = len(columns(entity.kind))
             rollups = list(
-                self._rows(
+                entity_rows(
                     conn,
                     ROLLUP_TABLE[table],
                     res,
@@ -273,7 +243,7 @@ class Reader:
             )
             raw = [
                 (bucket, pick(values))
-                for bucket, values in self._raw(conn, entity, max(first, done), last, unsummed)
+                for bucket, values in self._raw(conn, entity, max(first, done), last)
             ]
             # Each figure folds as the raw values would: avg as the sum of sums over the sum
             # of counts; max of maxima, min of minima, last of lasts, sum of sums.
@@ -295,32 +265,25 @@ class Reader:
             answers.append(sums)
         return answers
 
-    def _raw(self, conn, entity: Entity, first: int, last: int, unsummed) -> list[tuple]:
-        """(bucket, values) of an entity's buckets in [first, last]; a group's unsummed ones
-        summed from its pods' (the cluster's: its nodes') rows."""
-        rows = self._rows(conn, SAMPLE_TABLE[entity.kind], BUCKET, first, last, entity.id)
-        found = [(bucket, row_values(entity.kind, blob)) for bucket, blob in rows]
-        if not KINDS[entity.kind].group:
-            return found
-        found = [row for row in found if not unsummed.has(row[0])]
-        for bucket in unsummed.buckets(conn, first, last):
-            values = unsummed.sums(conn, entity, bucket)
-            if values is not None:
-                found.append((bucket, derive(entity.kind, values)))
-        return found
-
     @staticmethod
-    def _rows(conn, table: str, res: int, first: int, last: int, eid: int):
-        first, last = _held(conn, table, res, first, last)
-        if first > last:
-            return []
-        res_match = "" if res == BUCKET else f" AND s.res = {res}"
-        return conn.execute(
-            f"WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + {res} FROM b WHERE x < ?)"
-            f" SELECT s.bucket, s.v FROM b JOIN {table} s ON s.bucket = b.x AND s.id = ?"
-            + res_match,
-            (first, last - res + 1, eid),
-        )
+    def _raw(conn, entity: Entity, first: int, last: int) -> list[tuple]:
+        """(bucket, values) of an entity's buckets in [first, last]."""
+        rows = entity_rows(conn, SAMPLE_TABLE[entity.kind], BUCKET, first, last, entity.id)
+        return [(bucket, row_values(entity.kind, blob)) for bucket, blob in rows]
+
+
+def entity_rows(conn, table: str, res: int, first: int, last: int, eid: int):
+    """(bucket, v) of one entity's rows in [first, last] of a sample table or a rollup
+    table's resolution, a bucket at a time (the tables are keyed by bucket first)."""
+    first, last = _held(conn, table, res, first, last)
+    if first > last:
+        return []
+    res_match = "" if res == BUCKET else f" AND s.res = {res}"
+    return conn.execute(
+        f"WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + {res} FROM b WHERE x < ?)"
+        f" SELECT s.bucket, s.v FROM b JOIN {table} s ON s.bucket = b.x AND s.id = ?" + res_match,
+        (first, last - res + 1, eid),
+    )
 
 
 def _held(conn, table: str, res: int, first: int, last: int) -> tuple[int, int]:

@@ -6,16 +6,73 @@ A file's version is SQLite's user_version: the number of `MIGRATIONS` applied to
 the writer lock of `connections`) and refuses a file newer than this cloudmon. The rows these
 tables hold are packed by `codec`; node, pod, ctr and grp hold the entities (`writer` adds
 them, `reader` lists them); the *_sample tables the 10 s buckets, the *_rollup tables the
-1 min and 1 h periods (`upkeep`); rollup_state and rollup_dirty how far the sums (`sums`) and
-the rollups are done and what late samples changed; upkeep_figure what the upkeep measured
-(`size`: the bytes of each tier, the rows deleted to keep the file within its size). Sample
+1 min and 1 h periods (`upkeep`); rollup_state and rollup_dirty how far the rollups are done
+and what late samples changed; upkeep_figure what the upkeep measured (`size`: the bytes of
+each tier, the rows deleted to keep the file within its size); pod_moves how many times a
+pod changed its namespace or deployment (`writer`). A step of `MIGRATIONS` is SQL, or a
+function of the connection. Sample
 tables are WITHOUT ROWID and keyed (bucket, id), so a bucket's rows are written at the end of
 the B-tree and the pages stay full.
 """
 
-from cloudmon.storage.model import EntityKind
+from collections.abc import Callable
 
-MIGRATIONS: tuple[str, ...] = (
+from cloudmon.storage.model import GROUP_SUM, EntityKind
+from cloudmon.storage.sqlite.codec import pack_sum, unpack
+from cloudmon.storage.sqlite.sums import bucket_sums
+
+# grp.kind of each kind of group.
+GROUP_KIND = {EntityKind.CLUSTER: 0, EntityKind.NAMESPACE: 1, EntityKind.DEPLOYMENT: 2}
+
+
+def _exact_sums(conn) -> None:
+    """Groups' rows were float sums, taken once a bucket closed: those taken are converted
+    (each sum to its units; a column's count is the members' where it has a value), those of
+    buckets not taken yet, or that a late sample changed, are taken from their members'
+    rows. Quick enough for a server's start: one pass over the group rows."""
+    (done,) = conn.execute("SELECT max(done) FROM rollup_state WHERE res = 10").fetchone()
+    stale = conn.execute("SELECT bucket FROM rollup_dirty WHERE res = 10").fetchall()
+    clusters = {gid for (gid,) in conn.execute("SELECT id FROM grp WHERE kind = 0")}
+    converted = []
+    for bucket, gid, blob in conn.execute("SELECT bucket, id, v FROM grp_sample"):
+        layout = GROUP_SUM[EntityKind.CLUSTER if gid in clusters else EntityKind.NAMESPACE]
+        *values, members = unpack(blob, len(layout.summed) + 1)
+        units = layout.member(values)
+        counts = [0 if value is None else int(members) for value in values]
+        vector = [0 if unit is None else unit for unit in units] + counts + [int(members)]
+        converted.append((pack_sum(vector), bucket, gid))
+    conn.executemany("UPDATE grp_sample SET v = ? WHERE bucket = ? AND id = ?", converted)
+    ids = {(kind, ns, name): gid for gid, kind, ns, name in conn.execute(_GROUPS)}
+
+    def group_id(kind: EntityKind, namespace: str, name: str) -> int:
+        key = (GROUP_KIND[kind], namespace, name)
+        if key not in ids:
+            (ids[key],) = conn.execute(
+                "INSERT INTO grp (kind, namespace, name, first_bucket, last_bucket)"
+                " VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (*key, bucket, bucket),
+            ).fetchone()
+        return ids[key]
+
+    query = "SELECT DISTINCT bucket FROM node_sample WHERE bucket >= ?"
+    for bucket in {b for (b,) in conn.execute(query, (done or 0,))} | {b for (b,) in stale}:
+        conn.execute("DELETE FROM grp_sample WHERE bucket = ?", (bucket,))
+        conn.executemany(
+            "INSERT INTO grp_sample (bucket, id, v) VALUES (?, ?, ?)",
+            [
+                (bucket, gid, pack_sum(vector))
+                for gid, vector in bucket_sums(conn, bucket, group_id).items()
+            ],
+        )
+    for table in ("rollup_state", "rollup_dirty", "rollup_doing"):
+        conn.execute(f"DELETE FROM {table} WHERE res = 10")
+    conn.execute("CREATE TABLE pod_moves (count INTEGER NOT NULL)")
+    conn.execute("INSERT INTO pod_moves VALUES (0)")
+
+
+_GROUPS = "SELECT id, kind, namespace, name FROM grp"
+
+MIGRATIONS: tuple[str | Callable, ...] = (
     """
     CREATE TABLE node (
         id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
@@ -77,6 +134,7 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE upkeep_figure (name TEXT PRIMARY KEY, value REAL NOT NULL);
     """,
+    _exact_sums,
 )
 
 # The table of each kind's 10 s rows, and of its rollups.
@@ -94,8 +152,6 @@ ROLLUP_TABLE = {
     "grp_sample": "grp_rollup",
     "ctr_sample": "ctr_rollup",
 }
-# grp.kind of each kind of group.
-GROUP_KIND = {EntityKind.CLUSTER: 0, EntityKind.NAMESPACE: 1, EntityKind.DEPLOYMENT: 2}
 
 
 def migrate(db) -> None:
@@ -110,7 +166,13 @@ def migrate(db) -> None:
                     f"({len(MIGRATIONS)})"
                 )
             for number in range(version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[number].split(";"):
+                step = MIGRATIONS[number]
+                if callable(step):
+                    step(conn)
+                    statements = []
+                else:
+                    statements = step.split(";")
+                for statement in statements:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={number + 1}")

@@ -1,5 +1,5 @@
 """Upkeep: what the server's master process runs in the background so that the file keeps
-its shape: the sums of closed buckets (through `sums`), the roll-up of finished periods into
+its shape: the roll-up of finished periods into
 the coarser resolutions, the expiry of what each resolution's retention no longer covers,
 the pruning of pods with nothing left, and the WAL's checkpoint.
 
@@ -14,6 +14,7 @@ a stop left half done; each period's rollup row holds the `STATS` of each column
 from cloudmon.storage.base import BUCKET, RESOLUTIONS, bucket_of, merge_stats
 from cloudmon.storage.model import EntityKind, columns
 from cloudmon.storage.sqlite.codec import pack_stats, row_values, unpack_stats
+from cloudmon.storage.sqlite.connections import StorePart
 from cloudmon.storage.sqlite.schema import ROLLUP_TABLE
 
 ROLLUP_GRACE = 60  # seconds after a minute ends before it is rolled up: agents send late
@@ -21,25 +22,15 @@ _EXPIRE_CHUNK = 6  # periods of a resolution deleted per transaction
 _ROLLUP_CHUNK = 1500  # rows summarised per transaction: about 100 ms on 2 cores
 
 
-class Upkeep:
-    """Sums, rollups, expiry and checkpoints of one store."""
-
-    def __init__(self, db, sums, clock, retention: dict[int, float]) -> None:
-        """`db`: the store's `Connections`; `sums`: its `Sums`; `retention`: seconds kept
-        per resolution (the store's own dict: a change to it counts at once)."""
-        self._db = db
-        self._sums = sums
-        self._clock = clock
-        self._retention = retention
+class Upkeep(StorePart):
+    """Rollups, expiry and checkpoints of one store."""
 
     def checkpoint(self) -> None:
-        """The sums of closed buckets taken, then the WAL copied into the file."""
-        self._sums.take()
+        """The WAL copied into the file."""
         self._db.checkpoint()
 
     def roll_up(self) -> int:
         """Summarise finished periods into the coarser resolutions; returns periods done."""
-        self._sums.take()
         periods = 0
         # Periods a stop left half rolled up are done again.
         self._db.transaction(
@@ -78,11 +69,12 @@ class Upkeep:
         """The next finished period of a resolution not rolled up yet."""
         source = RESOLUTIONS[RESOLUTIONS.index(res) - 1]
         state = dict(conn.execute("SELECT res, done FROM rollup_state"))
-        if source not in state:  # for raw buckets: their sums not taken yet
-            return None
-        horizon = state[source] // res * res
         if source == BUCKET:
-            horizon = min(horizon, int(self._clock() - ROLLUP_GRACE) // res * res)
+            horizon = int(self._clock() - ROLLUP_GRACE) // res * res
+        elif source in state:
+            horizon = state[source] // res * res
+        else:
+            return None
         done = state.get(res)
         if done is None:
             oldest = self._oldest(conn, source)

@@ -1,15 +1,17 @@
 """Where a write becomes rows: a payload's node, pod and container rows, packed (`codec`),
-stored in their bucket with the ids of the entities they belong to.
+stored in their bucket with the ids of the entities they belong to, and its groups' sums.
 
 `Prepared` is the work a payload needs before it waits for the writer (packing its rows,
-finding its groups); `Writer.store` is what `connections.Connections.commit` runs under the
-writer lock: it upserts the node, pods, containers and groups (remembering their ids, so
-that the next payload of the same node mostly finds them known), replaces the bucket's rows,
+taking them in the units of group sums); `Writer.store` is what
+`connections.Connections.commit` runs under the writer lock: it upserts the node, pods,
+containers and groups (remembering their ids and which groups each pod belongs to, so that
+the next payload of the same node mostly finds them known), replaces the bucket's rows,
 drops those of the node's pods that have gone since its previous report in that bucket,
-widens the entities' spans (first and last bucket) and marks the periods a late sample
-changes (rollup_dirty), so that `sums` and `upkeep` take them again. A group's own rows are
-not written here: `sums` adds them up once their bucket closes, with the group ids and spans
-kept here.
+gives `sums.Changes` every row added, replaced or dropped, widens the entities' spans (first
+and last bucket) and marks the periods a late sample changes (rollup_dirty), so that
+`upkeep` rolls them up again. A pod whose namespace or deployment changes takes its rows'
+share of the sums from its old groups to its new ones, and counts in pod_moves, so that
+every writer drops the groups it remembers of pods.
 """
 
 import json
@@ -18,10 +20,25 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 
-from cloudmon.storage.base import bucket_of
-from cloudmon.storage.model import CONTAINER_COLUMNS, POD_COLUMNS, EntityKind, node_row
-from cloudmon.storage.sqlite.codec import pack, pack_ids, row_struct, stored_values, unpack_ids
+from cloudmon.storage.base import BUCKET, bucket_of
+from cloudmon.storage.model import (
+    CONTAINER_COLUMNS,
+    NODE_COLUMNS,
+    POD_COLUMNS,
+    EntityKind,
+    node_row,
+)
+from cloudmon.storage.sqlite.codec import (
+    pack,
+    pack_ids,
+    row_struct,
+    stored_values,
+    unpack,
+    unpack_ids,
+)
+from cloudmon.storage.sqlite.reader import entity_rows
 from cloudmon.storage.sqlite.schema import GROUP_KIND
+from cloudmon.storage.sqlite.sums import NODE_SUM, Changes, node_member, pod_member
 
 _NO_SPAN = (float("inf"), float("-inf"))
 _KNOWN_PODS = 100_000  # pods whose ids a writer remembers before it starts afresh
@@ -40,11 +57,12 @@ class Prepared:
     __slots__ = (
         "bucket",
         "containers",
-        "groups",
         "node_blob",
+        "node_member",
         "node_row",
         "payload",
         "pod_blobs",
+        "pod_members",
         "pod_rows",
         "pods",
         "samples",
@@ -73,10 +91,9 @@ class Prepared:
             + sum(map(stored_values, self.pod_blobs))
             + sum(stored_values(blob) for *_, blob in self.containers)
         )
-        # The namespaces and deployments reporting in this bucket.
-        self.groups = {(EntityKind.NAMESPACE, pod.namespace, "") for pod in self.pods}
-        self.groups |= {(EntityKind.DEPLOYMENT, pod.namespace, pod.deployment) for pod in self.pods}
-        self.groups = {key for key in self.groups if None not in key}
+        # The rows as members of their groups' sums.
+        self.pod_members = [pod_member(row) for row in self.pod_rows]
+        self.node_member = node_member(self.node_row)
 
 
 class Writer:
@@ -93,15 +110,23 @@ class Writer:
         self._pod_identity: dict[str, tuple] = {}
         self._containers: dict[tuple[int, str], tuple[int, str]] = {}  # (pod, key): id, ID
         self._group_spans: dict[int, tuple[int, int]] = {}  # (first, last bucket) stored
+        self._pod_groups: dict[int, tuple[int, ...]] = {}  # pod id: its groups' ids
+        self._moves = -1  # pod_moves when _pod_groups was last known right
 
     def store(self, conn: sqlite3.Connection, payloads: Sequence[Prepared]) -> list[int]:
         """Write prepared payloads in the open transaction; the samples each stored."""
         done = dict(conn.execute("SELECT res, done FROM rollup_state"))
         if len(self._pod_ids) > _KNOWN_PODS:  # pods come and go: forget those of long ago
             self.forget()
+        (moves,) = conn.execute("SELECT count FROM pod_moves").fetchone()
+        if moves != self._moves:  # some pod changed its groups since
+            self._pod_groups.clear()
+            self._moves = moves
         # Per (table, bucket): the pods and containers known already, whose spans to widen.
         seen: dict[tuple[str, int], list[int]] = defaultdict(list)
-        counts = [self._write_one(conn, payload, done, seen) for payload in payloads]
+        changes = Changes()
+        counts = [self._write_one(conn, payload, done, seen, changes) for payload in payloads]
+        changes.apply(conn)
         for (table, bucket), ids in seen.items():
             conn.execute(
                 f"UPDATE {table} SET last_bucket = max(last_bucket, ?1),"
@@ -112,23 +137,35 @@ class Writer:
         return counts
 
     def _write_one(
-        self, conn: sqlite3.Connection, prepared: Prepared, done: dict[int, int], seen
+        self, conn: sqlite3.Connection, prepared: Prepared, done: dict[int, int], seen, changes
     ) -> int:
         bucket, payload = prepared.bucket, prepared.payload
-        for res, upto in done.items():
-            if bucket < upto:
-                conn.execute(
-                    "INSERT OR IGNORE INTO rollup_dirty (res, bucket) VALUES (?, ?)",
-                    (res, bucket // res * res),
-                )
+        _mark_changed(conn, bucket, done)
         node_id = self._node_id(conn, payload, bucket)
-        pod_ids = self._upsert_pods(conn, payload.node, prepared.pods, bucket, seen["pod", bucket])
+        pod_ids = self._upsert_pods(
+            conn, payload.node, prepared.pods, bucket, seen["pod", bucket], changes, done
+        )
         container_ids = self._upsert_containers(
             conn, pod_ids, prepared.containers, bucket, seen["ctr", bucket]
         )
         previous = conn.execute(
-            "SELECT pods FROM node_sample WHERE bucket = ? AND id = ?", (bucket, node_id)
+            "SELECT v, pods FROM node_sample WHERE bucket = ? AND id = ?", (bucket, node_id)
         ).fetchone()
+        cluster = self.group_id(conn, EntityKind.CLUSTER, "", "", bucket)
+        # The rows replaced or dropped here leave their groups' sums.
+        gone = set() if previous is None else set(unpack_ids(previous[1])).difference(pod_ids)
+        if previous is not None:
+            changes.remove(
+                bucket, (cluster,), node_member(unpack(previous[0], len(NODE_COLUMNS))), NODE_SUM
+            )
+        replaced = conn.execute(
+            "SELECT id, v FROM pod_sample WHERE bucket = ? AND id IN"
+            " (SELECT value FROM json_each(?))",
+            (bucket, json.dumps([*pod_ids, *gone])),
+        ).fetchall()
+        old_groups = self._groups_of(conn, [pid for pid, _ in replaced], bucket)
+        for (_, blob), gids in zip(replaced, old_groups, strict=True):
+            changes.remove(bucket, gids, pod_member(unpack(blob, len(POD_COLUMNS))))
         conn.executemany(
             "INSERT OR REPLACE INTO pod_sample (bucket, id, v) VALUES (?, ?, ?)",
             [(bucket, pid, blob) for pid, blob in zip(pod_ids, prepared.pod_blobs, strict=True)],
@@ -144,10 +181,12 @@ class Writer:
             "INSERT OR REPLACE INTO node_sample (bucket, id, v, pods) VALUES (?, ?, ?, ?)",
             (bucket, node_id, prepared.node_blob, pack_ids(pod_ids)),
         )
-        groups = [self.group_id(conn, *key, bucket) for key in prepared.groups]
-        self.widen(conn, bucket, [self.group_id(conn, EntityKind.CLUSTER, "", "", bucket), *groups])
+        changes.add(bucket, (cluster,), prepared.node_member, NODE_SUM)
+        groups = self._groups_of(conn, pod_ids, bucket)
+        for gids, member in zip(groups, prepared.pod_members, strict=True):
+            changes.add(bucket, gids, member)
+        self.widen(conn, bucket, [cluster, *{gid for gids in groups for gid in gids}])
         if previous is not None:
-            gone = set(unpack_ids(previous[0])).difference(pod_ids)
             conn.executemany(
                 "DELETE FROM pod_sample WHERE bucket = ? AND id = ?",
                 [(bucket, pid) for pid in gone],
@@ -156,7 +195,7 @@ class Writer:
                 "DELETE FROM ctr_sample WHERE bucket = ?1 AND id IN (SELECT id FROM ctr WHERE pod"
                 " IN (SELECT value FROM json_each(?2))) AND id NOT IN"
                 " (SELECT value FROM json_each(?3))",
-                (bucket, json.dumps(unpack_ids(previous[0])), json.dumps(container_ids)),
+                (bucket, json.dumps(unpack_ids(previous[1])), json.dumps(container_ids)),
             )
         return prepared.samples
 
@@ -192,13 +231,21 @@ class Writer:
             self._node_ids[payload.node] = node_id
         return node_id
 
-    def _upsert_pods(self, conn, node: str, pods: list, bucket: int, seen: list[int]):
+    def _upsert_pods(
+        self, conn, node: str, pods: list, bucket: int, seen: list[int], changes, done
+    ):
         changed = []
         for pod in pods:
             identity = (*_POD_IDENTITY(pod), node)
             if self._pod_identity.get(pod.uid) != identity:
                 changed.append((pod, identity))
         if changed:
+            uids = json.dumps([pod.uid for pod, _ in changed])
+            select = (
+                "SELECT id, namespace, deployment, first_bucket, last_bucket FROM pod"
+                " WHERE uid IN (SELECT value FROM json_each(?))"
+            )
+            before = {pid: row for pid, *row in conn.execute(select, (uids,))}
             conn.executemany(
                 "INSERT INTO pod (name, namespace, deployment, workload_kind, workload, qos,"
                 " node, uid, first_bucket, last_bucket) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -213,10 +260,13 @@ class Writer:
                 " last_bucket = max(last_bucket, excluded.last_bucket)",
                 [(*identity, pod.uid, bucket, bucket) for pod, identity in changed],
             )
+            for pid, namespace, deployment, _, _ in conn.execute(select, (uids,)):
+                if pid in before and before[pid][:2] != [namespace, deployment]:
+                    self._move(conn, pid, before[pid], (namespace, deployment), changes, done)
             self._pod_ids.update(
                 conn.execute(
                     "SELECT uid, id FROM pod WHERE uid IN (SELECT value FROM json_each(?))",
-                    (json.dumps([pod.uid for pod, _ in changed]),),
+                    (uids,),
                 )
             )
             for pod, identity in changed:
@@ -225,6 +275,38 @@ class Writer:
         if len(changed) < len(pods):
             seen += ids
         return ids
+
+    def _move(self, conn, pid: int, before: list, groups: tuple, changes, done) -> None:
+        """A pod's rows' share of the sums taken from its old groups to its new ones."""
+        namespace, deployment, first, last = before
+        old = self.groups_of(conn, namespace, deployment, first)
+        new = self.groups_of(conn, *groups, first)
+        moved = []
+        for bucket, blob in entity_rows(conn, "pod_sample", BUCKET, first, last, pid):
+            member = pod_member(unpack(blob, len(POD_COLUMNS)))
+            changes.remove(bucket, old, member)
+            changes.add(bucket, new, member)
+            _mark_changed(conn, bucket, done)
+            moved.append(bucket)
+        if moved:
+            self.widen(conn, moved[0], list(new))
+            self.widen(conn, moved[-1], list(new))
+        self._pod_groups[pid] = new
+        conn.execute("UPDATE pod_moves SET count = count + 1")
+        self._moves += 1
+
+    def _groups_of(self, conn, pod_ids: list[int], bucket: int) -> list[tuple[int, ...]]:
+        """The ids of the groups of each pod, as the pod table has them."""
+        missing = [pid for pid in pod_ids if pid not in self._pod_groups]
+        if missing:
+            rows = conn.execute(
+                "SELECT id, namespace, deployment FROM pod WHERE id IN"
+                " (SELECT value FROM json_each(?))",
+                (json.dumps(missing),),
+            ).fetchall()
+            for pid, namespace, deployment in rows:
+                self._pod_groups[pid] = self.groups_of(conn, namespace, deployment, bucket)
+        return [self._pod_groups[pid] for pid in pod_ids]
 
     def _upsert_containers(self, conn, pod_ids, containers, bucket: int, seen: list[int]):
         ids = []
@@ -286,3 +368,13 @@ class Writer:
             (bucket, json.dumps(widen)),
         )
         spans.update((gid, (first, last)) for gid, first, last in rows)
+
+
+def _mark_changed(conn, bucket: int, done: dict[int, int]) -> None:
+    """Mark the periods a bucket written late belongs to, where they are rolled up already."""
+    for res, upto in done.items():
+        if bucket < upto:
+            conn.execute(
+                "INSERT OR IGNORE INTO rollup_dirty (res, bucket) VALUES (?, ?)",
+                (res, bucket // res * res),
+            )
