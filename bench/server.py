@@ -122,7 +122,7 @@ def fill(path: Path, nodes: int, pods: int, hours: float, namespaces: int) -> in
     # transactions is as long as a write may have to wait for it.
     longest = time_transactions(store, store.roll_up)
     print(
-        f"upkeep: sums and rollups of {hours} h: longest transaction {1000 * longest:.0f} ms"
+        f"upkeep: rollups of {hours} h: longest transaction {1000 * longest:.0f} ms"
         " (the longest an ingest waits for the upkeep)"
     )
     rollup_bytes = table_bytes(path, ("node_rollup", "pod_rollup", "ctr_rollup", "grp_rollup"))

@@ -28,26 +28,18 @@ def sqlite_store(tmp_path, clock):
     store.close()
 
 
-def test_background_thread_runs_upkeep(sqlite_store):
+@pytest.mark.parametrize(
+    ("task", "every"),
+    [
+        ("roll_up", {"every": 0.01}),
+        ("checkpoint", {"every": 60, "checkpoint_every": 0.01}),
+        ("keep_size", {"every": 60, "size_every": 0.01}),
+    ],
+)
+def test_background_thread_runs_each_task_at_its_own_pace(sqlite_store, task, every):
     done = threading.Event()
-    sqlite_store.roll_up = lambda: done.set() or 0
-    stop = maintenance.start(sqlite_store, every=0.01)
-    assert done.wait(5)
-    stop.set()
-
-
-def test_background_thread_runs_checkpoints(sqlite_store):
-    done = threading.Event()
-    sqlite_store.checkpoint = done.set
-    stop = maintenance.start(sqlite_store, every=60, checkpoint_every=0.01)
-    assert done.wait(5)
-    stop.set()
-
-
-def test_background_thread_keeps_the_size(sqlite_store):
-    done = threading.Event()
-    sqlite_store.keep_size = done.set
-    stop = maintenance.start(sqlite_store, every=60, size_every=0.01)
+    setattr(sqlite_store, task, lambda: done.set() or 0)
+    stop = maintenance.start(sqlite_store, **every)
     assert done.wait(5)
     stop.set()
 

@@ -43,6 +43,17 @@ def real_routes(app):
     return routes
 
 
+def query_routes(app):
+    """(path, route, a URL of it) of each query route."""
+    for path, (rule, _) in real_routes(app).items():
+        route = ROUTES.get(rule.rule)
+        if route is not None:
+            url = path
+            for name in rule.arguments:
+                url = url.replace(f"{{{name}}}", VALUES[name])
+            yield path, route, url
+
+
 def test_documents_exactly_the_real_routes(app, doc):
     routes = real_routes(app)
     assert set(doc["paths"]) == set(routes)
@@ -76,13 +87,7 @@ def query_for(name, kind):
 
 
 def test_every_documented_parameter_is_accepted(app, client, doc, stored):
-    for path, (rule, _) in real_routes(app).items():
-        route = ROUTES.get(rule.rule)
-        if route is None:
-            continue
-        url = path
-        for name in rule.arguments:
-            url = url.replace(f"{{{name}}}", VALUES[name])
+    for path, route, url in query_routes(app):
         for param in doc["paths"][path]["get"]["parameters"]:
             if param["in"] == "query":
                 response = client.get(f"{url}?{query_for(param['name'], route.kind)}")
@@ -91,13 +96,7 @@ def test_every_documented_parameter_is_accepted(app, client, doc, stored):
 
 def test_answers_match_their_schemas(app, client, doc, stored):
     schemas = doc["components"]["schemas"]
-    for path, (rule, _) in real_routes(app).items():
-        route = ROUTES.get(rule.rule)
-        if route is None:
-            continue
-        url = path
-        for name in rule.arguments:
-            url = url.replace(f"{{{name}}}", VALUES[name])
+    for _, route, url in query_routes(app):
         answer = client.get(url + "?window=1m").json
         items = answer["items"] if route.many else [answer]
         assert items, url

@@ -95,33 +95,26 @@ def pod(
     }
 
 
-def replicaset(name: str, uid: str, deployment: str | None, namespace: str = "shop") -> dict:
-    metadata = {"name": name, "namespace": namespace, "uid": uid, "resourceVersion": "7"}
-    if deployment is not None:
+def _owned(kind, api, name, uid, owner_kind, owner, namespace, version) -> dict:
+    """An object of `kind` made by its controller `owner` (of `owner_kind`), if any."""
+    metadata = {"name": name, "namespace": namespace, "uid": uid, "resourceVersion": version}
+    if owner is not None:
         metadata["ownerReferences"] = [
             {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "name": deployment,
-                "uid": f"uid-{deployment}",
+                "apiVersion": api,
+                "kind": owner_kind,
+                "name": owner,
+                "uid": f"uid-{owner}",
                 "controller": True,
                 "blockOwnerDeletion": True,
             }
         ]
-    return {"kind": "ReplicaSet", "apiVersion": "apps/v1", "metadata": metadata, "spec": {}}
+    return {"kind": kind, "apiVersion": api, "metadata": metadata, "spec": {}}
+
+
+def replicaset(name: str, uid: str, deployment: str | None, namespace: str = "shop") -> dict:
+    return _owned("ReplicaSet", "apps/v1", name, uid, "Deployment", deployment, namespace, "7")
 
 
 def job(name: str, uid: str, cronjob: str | None, namespace: str = "shop") -> dict:
-    metadata = {"name": name, "namespace": namespace, "uid": uid, "resourceVersion": "9"}
-    if cronjob is not None:
-        metadata["ownerReferences"] = [
-            {
-                "apiVersion": "batch/v1",
-                "kind": "CronJob",
-                "name": cronjob,
-                "uid": f"uid-{cronjob}",
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }
-        ]
-    return {"kind": "Job", "apiVersion": "batch/v1", "metadata": metadata, "spec": {}}
+    return _owned("Job", "batch/v1", name, uid, "CronJob", cronjob, namespace, "9")

@@ -2,6 +2,7 @@
 
 import tempfile
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sender_support import FakeClock, IngestServer, payload
@@ -72,21 +73,12 @@ def check(kind: str, bound: int, max_batch_bytes: int, steps) -> None:
 settings_ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.parametrize("spool", ["memory", "disk"])
 @settings_
 @given(
     bound=st.integers(1, 8),
     max_batch_bytes=st.sampled_from([60, 200, 1 << 20]),
     steps=operations,
 )
-def test_memory_spool_model(bound, max_batch_bytes, steps):
-    check("memory", bound, max_batch_bytes, steps)
-
-
-@settings_
-@given(
-    bound=st.integers(1, 8),
-    max_batch_bytes=st.sampled_from([60, 200, 1 << 20]),
-    steps=operations,
-)
-def test_disk_spool_model(bound, max_batch_bytes, steps):
-    check("disk", bound, max_batch_bytes, steps)
+def test_spool_model(spool, bound, max_batch_bytes, steps):
+    check(spool, bound, max_batch_bytes, steps)
