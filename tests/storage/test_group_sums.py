@@ -177,6 +177,8 @@ def test_a_file_with_float_sums_is_migrated_to_exact_ones(tmp_path, clock):
         conn.execute("INSERT INTO rollup_state VALUES (10, ?)", (T0 + 30,))
         conn.execute("INSERT INTO rollup_dirty VALUES (10, ?)", (T0,))
         conn.execute("DROP TABLE pod_moves")
+        conn.execute("DROP TABLE rollup_stale")
+        conn.execute("DROP INDEX pod_by_node")
         conn.execute("PRAGMA user_version = 5")
     store.close()
     store = SqliteStorage(path, clock=clock)

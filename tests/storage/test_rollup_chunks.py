@@ -2,6 +2,8 @@
 for a whole period: nothing is lost to a sample arriving meanwhile or to a stop halfway."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from store_payloads import H0, Clock, node_payload, payloads
 
 from cloudmon.storage.base import Span
@@ -44,7 +46,7 @@ def test_a_sample_arriving_between_chunks_is_rolled_up(store, monkeypatch):
     summarise, transaction = Upkeep._summarise, store.db.transaction
     chunks, late = [], payloads(node_payload("n2", H0 + 1, [("p00", "ns", 100.0)]))
 
-    def counting(self, conn, res, source, period, table, ids=(0, 1 << 63)):
+    def counting(self, conn, res, source, period, table, ids):
         summarise(self, conn, res, source, period, table, ids)
         if table == "pod_sample":
             chunks.append(ids)
@@ -68,7 +70,7 @@ def test_a_sample_arriving_between_chunks_is_rolled_up(store, monkeypatch):
 def test_a_period_left_half_done_is_done_again(store, monkeypatch):
     summarise = Upkeep._summarise
 
-    def stopping(self, conn, res, source, period, table, ids=(0, 1 << 63)):
+    def stopping(self, conn, res, source, period, table, ids):
         summarise(self, conn, res, source, period, table, ids)
         if table == "pod_sample" and ids[0] > 0:
             raise KeyboardInterrupt  # the process stops after the first chunks
@@ -82,3 +84,51 @@ def test_a_period_left_half_done_is_done_again(store, monkeypatch):
     store.expire()
     assert store.resolution(Span(H0, H0 + 110, 10)) == 60
     assert pod_maxima(store) == raw_maxima()
+
+
+def rollups(store) -> set:
+    conn = store.db.reader()
+    return {
+        (table, *row)
+        for table in ("node_rollup", "pod_rollup", "ctr_rollup", "grp_rollup")
+        for row in conn.execute(f"SELECT res, bucket, id, v FROM {table}")
+    }
+
+
+LATE = st.tuples(
+    st.integers(0, 2),  # node
+    st.integers(0, 17),  # bucket
+    st.lists(st.tuples(st.integers(0, 4), st.sampled_from(["a", "b"]), st.integers(0, 9))),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(late=st.lists(LATE, min_size=1, max_size=8))
+def test_late_samples_roll_up_again_only_what_they_changed_as_a_whole_roll_up_would(
+    tmp_path_factory, late
+):
+    """Three nodes, three minutes rolled up to the hour; then late samples, again, with pods
+    that come, go and change namespace: their entities rolled up again give what rolling
+    everything up afresh gives."""
+    store = SqliteStorage(tmp_path_factory.mktemp("s") / "s.db", clock=Clock(H0 + 7200))
+    try:
+        for b in range(18):
+            for n in range(3):
+                pods = [(f"p{n}{i}", "ab"[i % 2], float(i + b + n)) for i in range(4)]
+                store.write(payloads(node_payload(f"n{n}", H0 + 10 * b + 1, pods)))
+        store.roll_up()
+        for node, bucket, pods in late:
+            unique = {f"p{node}{i}": (f"p{node}{i}", ns, float(v)) for i, ns, v in pods}
+            store.write(payloads(node_payload(f"n{node}", H0 + 10 * bucket + 2, unique.values())))
+        marked = store.db.reader().execute("SELECT count(*) FROM rollup_stale").fetchone()[0]
+        assert marked > 0  # only these are rolled up again
+        store.roll_up()
+        kept = rollups(store)
+        with store.db.writing() as conn:
+            for table in ("node_rollup", "pod_rollup", "ctr_rollup", "grp_rollup"):
+                conn.execute(f"DELETE FROM {table}")
+            conn.execute("DELETE FROM rollup_state")
+        store.roll_up()
+        assert kept == rollups(store)
+    finally:
+        store.close()

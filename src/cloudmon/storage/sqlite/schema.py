@@ -6,8 +6,9 @@ A file's version is SQLite's user_version: the number of `MIGRATIONS` applied to
 the writer lock of `connections`) and refuses a file newer than this cloudmon. The rows these
 tables hold are packed by `codec`; node, pod, ctr and grp hold the entities (`writer` adds
 them, `reader` lists them); the *_sample tables the 10 s buckets, the *_rollup tables the
-1 min and 1 h periods (`upkeep`); rollup_state and rollup_dirty how far the rollups are done
-and what late samples changed; upkeep_figure what the upkeep measured (`size`: the bytes of
+1 min and 1 h periods (`upkeep`); rollup_state how far the rollups are done, rollup_stale
+which entities' periods late samples changed and rollup_dirty which whole periods are to be
+rolled up again; upkeep_figure what the upkeep measured (`size`: the bytes of
 each tier, the rows deleted to keep the file within its size); pod_moves how many times a
 pod changed its namespace or deployment (`writer`). A step of `MIGRATIONS` is SQL, or a
 function of the connection. Sample
@@ -135,6 +136,14 @@ MIGRATIONS: tuple[str | Callable, ...] = (
     CREATE TABLE upkeep_figure (name TEXT PRIMARY KEY, value REAL NOT NULL);
     """,
     _exact_sums,
+    # The entities whose rollups a late sample changed, so that only theirs are rolled up
+    # again: a node (with its pods and containers), a pod that left a node's report, a group.
+    """
+    CREATE TABLE rollup_stale (
+        res INTEGER NOT NULL, bucket INTEGER NOT NULL, tbl TEXT NOT NULL, id INTEGER NOT NULL,
+        PRIMARY KEY (res, bucket, tbl, id)) WITHOUT ROWID;
+    CREATE INDEX pod_by_node ON pod (node, last_bucket);
+    """,
 )
 
 # The table of each kind's 10 s rows, and of its rollups.

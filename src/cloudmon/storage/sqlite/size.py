@@ -118,6 +118,7 @@ class SizeBound:
         # Periods a rollup is pending for still need their rows.
         pending = set(conn.execute("SELECT res, bucket FROM rollup_dirty"))
         pending |= set(conn.execute("SELECT res, bucket FROM rollup_doing"))
+        pending |= set(conn.execute("SELECT DISTINCT res, bucket FROM rollup_stale"))
         for res, coarser in zip(RESOLUTIONS, (*RESOLUTIONS[1:], None), strict=True):
             tables = [table if res == BUCKET else ROLLUP_TABLE[table] for table in ROLLUP_TABLE]
             where = "" if res == BUCKET else f"res = {res} AND "

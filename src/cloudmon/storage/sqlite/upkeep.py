@@ -6,10 +6,13 @@ the pruning of pods with nothing left, and the WAL's checkpoint.
 Each step is its own short transaction (`connections.Connections.transaction`): a period is
 rolled up a chunk of entities at a time and expired a few periods at a time, so that ingest
 waits for one chunk at most. rollup_state says up to where each resolution is done,
-rollup_dirty which periods late samples changed (marked by `writer`) and rollup_doing which
-a stop left half done; each period's rollup row holds the `STATS` of each column, packed by
+rollup_stale which entities' periods late samples changed (marked by `writer`: only theirs
+are rolled up again), rollup_doing which periods a stop left half done and rollup_dirty
+those to do again whole; each period's rollup row holds the `STATS` of each column, packed by
 `codec`, which `reader` answers long spans from.
 """
+
+import json
 
 from cloudmon.storage.base import BUCKET, RESOLUTIONS, bucket_of, merge_stats
 from cloudmon.storage.model import EntityKind, columns
@@ -40,20 +43,29 @@ class Upkeep(StorePart):
         )
         for res, source in zip(RESOLUTIONS[1:], RESOLUTIONS, strict=False):
             while (
-                period := self._db.transaction(lambda conn, r=res: self._begin(conn, r))
+                job := self._db.transaction(lambda conn, r=res: self._begin(conn, r))
             ) is not None:
-                self._roll_up_period(res, source, period)
+                self._roll_up_period(res, source, *job)
                 periods += 1
         return periods
 
-    def _begin(self, conn, res: int) -> int | None:
-        """The next period of a resolution to roll up: one late samples changed, else the
-        next finished one, marked done so that samples arriving from now on mark it
+    def _begin(self, conn, res: int) -> tuple[int, dict | None] | None:
+        """The next period of a resolution to roll up, and of which entities (None: all):
+        a whole period to do again, else the entities late samples changed in one, else the
+        next finished period, marked done so that samples arriving from now on mark it
         changed again; None when there is none."""
+        entities = None
         row = conn.execute("SELECT bucket FROM rollup_dirty WHERE res = ?", (res,)).fetchone()
+        stale = conn.execute("SELECT bucket FROM rollup_stale WHERE res = ?", (res,)).fetchone()
         if row is not None:
             conn.execute("DELETE FROM rollup_dirty WHERE res = ? AND bucket = ?", (res, row[0]))
             period = row[0]
+        elif stale is not None:
+            period = stale[0]
+            where = "WHERE res = ? AND bucket = ?"
+            marked = conn.execute(f"SELECT tbl, id FROM rollup_stale {where}", (res, period))
+            entities = _entities(conn, res, period, marked.fetchall())
+            conn.execute(f"DELETE FROM rollup_stale {where}", (res, period))
         else:
             period = self._due(conn, res)
             if period is None:
@@ -62,8 +74,9 @@ class Upkeep(StorePart):
                 "INSERT OR REPLACE INTO rollup_state (res, done) VALUES (?, ?)",
                 (res, period + res),
             )
+        # A stop before the period is done leaves it here: all of it is done again.
         conn.execute("INSERT OR IGNORE INTO rollup_doing VALUES (?, ?)", (res, period))
-        return period
+        return period, entities
 
     def _due(self, conn, res: int) -> int | None:
         """The next finished period of a resolution not rolled up yet."""
@@ -83,24 +96,28 @@ class Upkeep(StorePart):
             done = oldest // res * res
         return done if done < horizon else None
 
-    def _roll_up_period(self, res: int, source: int, period: int) -> None:
-        """Summarise a period a chunk of entities per transaction, so that ingest waits for
-        one chunk at most."""
+    def _roll_up_period(self, res: int, source: int, period: int, entities: dict | None) -> None:
+        """Summarise a period (of some entities: ids per table) a chunk of entities per
+        transaction, so that ingest waits for one chunk at most."""
+        width = max(1, _ROLLUP_CHUNK * source // res)  # entities: rows of each, res // source
         for table in ROLLUP_TABLE:
-            source_table = table if source == BUCKET else ROLLUP_TABLE[table]
-            where = "" if source == BUCKET else f"res = {source} AND "
-            (low, high) = (
-                self._db.reader()
-                .execute(
-                    f"SELECT min(id), max(id) FROM {source_table}"
-                    f" WHERE {where}bucket >= ? AND bucket < ?",
-                    (period, period + res),
+            if entities is not None:
+                ids = entities.get(table, [])
+                chunks = [ids[at : at + width] for at in range(0, len(ids), width)]
+            else:
+                source_table = table if source == BUCKET else ROLLUP_TABLE[table]
+                where = "" if source == BUCKET else f"res = {source} AND "
+                (low, high) = (
+                    self._db.reader()
+                    .execute(
+                        f"SELECT min(id), max(id) FROM {source_table}"
+                        f" WHERE {where}bucket >= ? AND bucket < ?",
+                        (period, period + res),
+                    )
+                    .fetchone()
                 )
-                .fetchone()
-            )
-            width = max(1, _ROLLUP_CHUNK * source // res)  # ids: rows of each, res // source
-            for first in range(low or 0, (high or -1) + 1, width):
-                ids = (first, first + width)
+                chunks = [range(f, f + width) for f in range(low or 0, (high or -1) + 1, width)]
+            for ids in chunks:
                 self._db.transaction(
                     lambda conn, t=table, i=ids: self._summarise(conn, res, source, period, t, i)
                 )
@@ -123,21 +140,24 @@ class Upkeep(StorePart):
                 found.append(oldest)
         return min(found, default=None)
 
-    def _summarise(
-        self, conn, res: int, source: int, period: int, table: str, ids=(0, 1 << 63)
-    ) -> None:
-        """The rollups of one period of one table's entities with ids in [ids[0], ids[1])."""
+    def _summarise(self, conn, res: int, source: int, period: int, table: str, ids) -> None:
+        """The rollups of one period of one table's entities: ids a range, or a list."""
         clusters = {gid for (gid,) in conn.execute("SELECT id FROM grp WHERE kind = 0")}
         rollup = ROLLUP_TABLE[table]
-        in_period = "bucket >= ? AND bucket < ? AND id >= ? AND id < ?"
+        if isinstance(ids, range):
+            which, chosen = "id >= ? AND id < ?", (ids.start, ids.stop)
+        else:
+            which, chosen = "id IN (SELECT value FROM json_each(?))", (json.dumps(ids),)
+        # In the order of the buckets: each entity's STATS are merged period after period.
+        in_period = f"bucket >= ? AND bucket < ? AND {which} ORDER BY bucket"
         if source == BUCKET:
             rows = conn.execute(
-                f"SELECT id, v FROM {table} WHERE {in_period}", (period, period + res, *ids)
+                f"SELECT id, v FROM {table} WHERE {in_period}", (period, period + res, *chosen)
             )
         else:
             rows = conn.execute(
                 f"SELECT id, v FROM {rollup} WHERE res = ? AND {in_period}",
-                (source, period, period + res, *ids),
+                (source, period, period + res, *chosen),
             )
         summaries: dict[int, list] = {}
         for eid, blob in rows:
@@ -155,8 +175,7 @@ class Upkeep(StorePart):
                 ]
             summaries[eid] = stats
         conn.execute(
-            f"DELETE FROM {rollup} WHERE res = ? AND bucket = ? AND id >= ? AND id < ?",
-            (res, period, *ids),
+            f"DELETE FROM {rollup} WHERE res = ? AND bucket = ? AND {which}", (res, period, *chosen)
         )
         conn.executemany(
             f"INSERT INTO {rollup} (res, bucket, id, v) VALUES (?, ?, ?, ?)",
@@ -217,3 +236,24 @@ def _kind_of(table: str, eid: int, clusters: set[int]) -> EntityKind:
     if table == "ctr_sample":
         return EntityKind.CONTAINER
     return EntityKind.CLUSTER if eid in clusters else EntityKind.NAMESPACE
+
+
+def _entities(conn, res: int, period: int, marked: list[tuple[str, int]]) -> dict[str, list]:
+    """The ids per sample table of the entities marked stale in a period: a node's own, its
+    pods' in the period and their containers'; a pod's and its containers'; a group's."""
+    ids: dict[str, set[int]] = {table: set() for table in ROLLUP_TABLE}
+    for table, eid in marked:
+        ids[table].add(eid)
+    for node in ids["node_sample"]:
+        pods = conn.execute(
+            "SELECT id FROM pod WHERE node = (SELECT name FROM node WHERE id = ?)"
+            " AND last_bucket >= ? AND first_bucket < ?",
+            (node, period, period + res),
+        )
+        ids["pod_sample"].update(pid for (pid,) in pods)
+    containers = conn.execute(
+        "SELECT id FROM ctr WHERE pod IN (SELECT value FROM json_each(?))",
+        (json.dumps(list(ids["pod_sample"])),),
+    )
+    ids["ctr_sample"].update(cid for (cid,) in containers)
+    return {table: sorted(found) for table, found in ids.items()}

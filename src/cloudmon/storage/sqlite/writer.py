@@ -8,10 +8,10 @@ containers and groups (remembering their ids and which groups each pod belongs t
 the next payload of the same node mostly finds them known), replaces the bucket's rows,
 drops those of the node's pods that have gone since its previous report in that bucket,
 gives `sums.Changes` every row added, replaced or dropped, widens the entities' spans (first
-and last bucket) and marks the periods a late sample changes (rollup_dirty), so that
-`upkeep` rolls them up again. A pod whose namespace or deployment changes takes its rows'
-share of the sums from its old groups to its new ones, and counts in pod_moves, so that
-every writer drops the groups it remembers of pods.
+and last bucket) and marks the entities whose rolled-up periods a late sample changes
+(rollup_stale), so that `upkeep` rolls theirs up again. A pod whose namespace or deployment
+changes takes its rows' share of the sums from its old groups to its new ones, and counts in
+pod_moves, so that every writer drops the groups it remembers of pods.
 """
 
 import json
@@ -140,7 +140,6 @@ class Writer:
         self, conn: sqlite3.Connection, prepared: Prepared, done: dict[int, int], seen, changes
     ) -> int:
         bucket, payload = prepared.bucket, prepared.payload
-        _mark_changed(conn, bucket, done)
         node_id = self._node_id(conn, payload, bucket)
         pod_ids = self._upsert_pods(
             conn, payload.node, prepared.pods, bucket, seen["pod", bucket], changes, done
@@ -185,7 +184,18 @@ class Writer:
         groups = self._groups_of(conn, pod_ids, bucket)
         for gids, member in zip(groups, prepared.pod_members, strict=True):
             changes.add(bucket, gids, member)
-        self.widen(conn, bucket, [cluster, *{gid for gids in groups for gid in gids}])
+        changed = {cluster, *(gid for gids in (*groups, *old_groups) for gid in gids)}
+        self.widen(conn, bucket, list(changed))
+        _mark_stale(
+            conn,
+            bucket,
+            done,
+            [
+                ("node_sample", node_id),
+                *(("pod_sample", pid) for pid in gone),
+                *(("grp_sample", gid) for gid in changed),
+            ],
+        )
         if previous is not None:
             conn.executemany(
                 "DELETE FROM pod_sample WHERE bucket = ? AND id = ?",
@@ -286,7 +296,7 @@ class Writer:
             member = pod_member(unpack(blob, len(POD_COLUMNS)))
             changes.remove(bucket, old, member)
             changes.add(bucket, new, member)
-            _mark_changed(conn, bucket, done)
+            _mark_stale(conn, bucket, done, [("grp_sample", gid) for gid in {*old, *new}])
             moved.append(bucket)
         if moved:
             self.widen(conn, moved[0], list(new))
@@ -370,11 +380,13 @@ class Writer:
         spans.update((gid, (first, last)) for gid, first, last in rows)
 
 
-def _mark_changed(conn, bucket: int, done: dict[int, int]) -> None:
-    """Mark the periods a bucket written late belongs to, where they are rolled up already."""
+def _mark_stale(conn, bucket: int, done: dict[int, int], entities: list) -> None:
+    """Mark the entities (table, id) whose rows in a bucket written late changed, in each
+    period of it that is rolled up already."""
     for res, upto in done.items():
         if bucket < upto:
-            conn.execute(
-                "INSERT OR IGNORE INTO rollup_dirty (res, bucket) VALUES (?, ?)",
-                (res, bucket // res * res),
+            period = bucket // res * res
+            conn.executemany(
+                "INSERT OR IGNORE INTO rollup_stale (res, bucket, tbl, id) VALUES (?, ?, ?, ?)",
+                [(res, period, table, eid) for table, eid in entities],
             )
