@@ -115,15 +115,16 @@ def _paths(url: str) -> list[str]:
     return paths
 
 
-def _rss_bytes(pid: int) -> int:
-    """Resident memory of a process and its children (gunicorn's workers)."""
+def _pss_bytes(pid: int) -> int:
+    """Proportional memory of a process and its children (gunicorn's workers): pages they
+    share (forked from the master) count once."""
     pids = [pid]
     for task in Path(f"/proc/{pid}/task").iterdir():
         pids += [int(child) for child in (task / "children").read_text().split()]
     total = 0
     for process in pids:
-        for line in Path(f"/proc/{process}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{process}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
                 total += int(line.split()[1]) * 1024
     return total
 
@@ -156,12 +157,12 @@ def test_soak(tmp_path):
             time.sleep(INTERVAL + 1)  # every node has reported once
             paths = _paths(server.url)
             readers = pool.map_async(_read, [(server.url, paths, until) for _ in range(READERS)])
-            curve = []  # (seconds, server RSS, file bytes, raw buckets)
+            curve = []  # (seconds, server PSS, file bytes, raw buckets)
             while time.time() < until:
                 curve.append(
                     (
                         time.time() - began,
-                        _rss_bytes(server.process.pid),
+                        _pss_bytes(server.process.pid),
                         database.stat().st_size + Path(f"{database}-wal").stat().st_size,
                         _raw_buckets(database),
                     )
@@ -175,10 +176,10 @@ def test_soak(tmp_path):
     errors = [error for _, part in sent for error in part] + [e for _, p in read for e in p]
     warm = [point for point in curve if point[0] >= min(60.0, SECONDS / 3)]
     # The highest reading of the first and of the last third after warm-up: the readers'
-    # answers make RSS swing by hundreds of MiB from one reading to the next.
+    # answers make memory swing by hundreds of MiB from one reading to the next.
     third = max(1, len(warm) // 3)
-    start_rss = max(point[1] for point in warm[:third])
-    end_rss = max(point[1] for point in warm[-third:])
+    start_pss = max(point[1] for point in warm[:third])
+    end_pss = max(point[1] for point in warm[-third:])
     mib = 1 << 20
     figures = [
         f"soak: {SECONDS:.0f} s, {NODES} nodes x {PODS} pods every {INTERVAL:.0f} s,"
@@ -187,9 +188,9 @@ def test_soak(tmp_path):
         f"ingest latency: p50 {1000 * latencies[len(latencies) // 2]:.1f} ms,"
         f" p99 {1000 * statistics.quantiles(latencies, n=100)[98]:.1f} ms,"
         f" max {1000 * latencies[-1]:.1f} ms",
-        f"server RSS (master + workers) after warm-up, highest of the first and last third:"
-        f" {start_rss / mib:.1f} MiB at the start, {end_rss / mib:.1f} MiB at the end",
-        "curve (s, RSS MiB, file+WAL MiB, raw buckets): "
+        f"server PSS (master + workers) after warm-up, highest of the first and last third:"
+        f" {start_pss / mib:.1f} MiB at the start, {end_pss / mib:.1f} MiB at the end",
+        "curve (s, PSS MiB, file+WAL MiB, raw buckets): "
         + ", ".join(f"({t:.0f}, {r / mib:.0f}, {f / mib:.1f}, {b})" for t, r, f, b in curve),
         f"raw buckets stored at most {max(p[3] for p in curve)}; retention allows"
         f" {RAW_BUCKETS_ALLOWED} ({RAW_RETENTION} s raw, rolled up {ROLLUP_GRACE} s late)",
@@ -200,4 +201,4 @@ def test_soak(tmp_path):
     assert len(latencies) >= NODES * (int(SECONDS // INTERVAL) - 1)  # senders start late
     assert max(point[3] for point in curve) <= RAW_BUCKETS_ALLOWED
     if SECONDS >= 300:  # a shorter run is all warm-up
-        assert end_rss <= start_rss * 1.2 + 32 * mib, "the server's memory grew after warm-up"
+        assert end_pss <= start_pss * 1.2 + 32 * mib, "the server's memory grew after warm-up"

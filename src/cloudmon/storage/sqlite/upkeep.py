@@ -148,16 +148,17 @@ class Upkeep(StorePart):
             which, chosen = "id >= ? AND id < ?", (ids.start, ids.stop)
         else:
             which, chosen = "id IN (SELECT value FROM json_each(?))", (json.dumps(ids),)
-        # In the order of the buckets: each entity's STATS are merged period after period.
-        in_period = f"bucket >= ? AND bucket < ? AND {which} ORDER BY bucket"
+        # Each bucket named, so that SQLite looks the ids up in each rather than read the
+        # whole period for every chunk; in their order: each entity's STATS are merged
+        # period after period.
+        buckets = json.dumps(list(range(period, period + res, source)))
+        in_period = f"bucket IN (SELECT value FROM json_each(?)) AND {which} ORDER BY bucket"
         if source == BUCKET:
-            rows = conn.execute(
-                f"SELECT id, v FROM {table} WHERE {in_period}", (period, period + res, *chosen)
-            )
+            rows = conn.execute(f"SELECT id, v FROM {table} WHERE {in_period}", (buckets, *chosen))
         else:
             rows = conn.execute(
                 f"SELECT id, v FROM {rollup} WHERE res = ? AND {in_period}",
-                (source, period, period + res, *chosen),
+                (source, buckets, *chosen),
             )
         summaries: dict[int, list] = {}
         for eid, blob in rows:
