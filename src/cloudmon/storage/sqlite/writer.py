@@ -99,7 +99,8 @@ class Prepared:
 class Writer:
     """Stores prepared payloads as rows; remembers the ids and spans it has seen."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock) -> None:
+        self._clock = clock
         self.forget()
 
     def forget(self) -> None:
@@ -190,6 +191,7 @@ class Writer:
             conn,
             bucket,
             done,
+            self._clock(),
             [
                 ("node_sample", node_id),
                 *(("pod_sample", pid) for pid in gone),
@@ -296,7 +298,8 @@ class Writer:
             member = pod_member(unpack(blob, len(POD_COLUMNS)))
             changes.remove(bucket, old, member)
             changes.add(bucket, new, member)
-            _mark_stale(conn, bucket, done, [("grp_sample", gid) for gid in {*old, *new}])
+            stale = [("grp_sample", gid) for gid in {*old, *new}]
+            _mark_stale(conn, bucket, done, self._clock(), stale)
             moved.append(bucket)
         if moved:
             self.widen(conn, moved[0], list(new))
@@ -380,13 +383,14 @@ class Writer:
         spans.update((gid, (first, last)) for gid, first, last in rows)
 
 
-def _mark_stale(conn, bucket: int, done: dict[int, int], entities: list) -> None:
+def _mark_stale(conn, bucket: int, done: dict[int, int], now: float, entities: list) -> None:
     """Mark the entities (table, id) whose rows in a bucket written late changed, in each
-    period of it that is rolled up already."""
+    period of it that is rolled up already, when first marked."""
     for res, upto in done.items():
         if bucket < upto:
             period = bucket // res * res
             conn.executemany(
-                "INSERT OR IGNORE INTO rollup_stale (res, bucket, tbl, id) VALUES (?, ?, ?, ?)",
-                [(res, period, table, eid) for table, eid in entities],
+                "INSERT OR IGNORE INTO rollup_stale (res, bucket, tbl, id, marked)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(res, period, table, eid, now) for table, eid in entities],
             )
