@@ -273,8 +273,10 @@ class GroupSum:
     def member(self, values: Sequence) -> tuple:
         """A member's values of the summed columns in their units (None kept)."""
         return tuple(
-            None if value is None else round(value * scale)
-            for value, scale in zip(values, self._scales, strict=True)
+            [
+                None if value is None else round(value * scale)
+                for value, scale in zip(values, self._scales, strict=True)
+            ]
         )
 
     def total(self, members: Iterable[Sequence]) -> list[int]:
