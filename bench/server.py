@@ -25,13 +25,14 @@ import tempfile
 import time
 import timeit
 import urllib.request
+from collections import defaultdict
 from pathlib import Path
 
 import orjson
 
 from cloudmon import payload as wire
 from cloudmon.metrics import Scope, metrics_for
-from cloudmon.storage.base import merge_stats
+from cloudmon.storage.base import merged_stats
 from cloudmon.storage.model import EntityKind, columns
 from cloudmon.storage.sqlite import SqliteStorage
 from cloudmon.storage.sqlite.codec import pack_stats
@@ -161,14 +162,14 @@ def week_of_cluster_rollups(store: SqliteStorage, before: int) -> None:
     with store.db.writing() as conn:
         (cluster,) = conn.execute("SELECT id FROM grp WHERE kind = 0").fetchone()
     width = len(columns(EntityKind.CLUSTER))
-    rows, hours = [], {}
+    rows, hours = [], defaultdict(list)
     for period in range(before - 7 * 86400, before, 60):
         stats = [(6 * random.random(), 6.0, 0.0, 1.0, 0.5)] * width
         rows.append((60, period, cluster, pack_stats(stats)))
-        hour = period // 3600 * 3600
-        earlier = hours.get(hour)
-        hours[hour] = stats if earlier is None else list(map(merge_stats, earlier, stats))
-    rows += [(3600, hour, cluster, pack_stats(stats)) for hour, stats in hours.items()]
+        hours[period // 3600 * 3600].append(stats)
+    for hour, minutes in hours.items():
+        merged = [merged_stats(column) for column in zip(*minutes, strict=True)]
+        rows.append((3600, hour, cluster, pack_stats(merged)))
 
     def insert(conn) -> None:
         conn.executemany(

@@ -121,8 +121,7 @@ class Column:
     wide: bool = False
 
 
-_GROUP = (
-    Column("PODS", "pod_count", _each(count)),
+_POD_USAGE = (
     Column("CPU", "cpu_cores", _each(cpu)),
     Column("CPU-REQ", "cpu_request_cores", _each(cpu), wide=True),
     Column("MEMORY", "memory_working_set_bytes", _each(memory)),
@@ -130,6 +129,7 @@ _GROUP = (
     Column("NET-IN", "network_rx_bps", throughput, wide=True),
     Column("NET-OUT", "network_tx_bps", throughput, wide=True),
 )
+_GROUP = (Column("PODS", "pod_count", _each(count)), *_POD_USAGE)
 COLUMNS = {
     "nodes": (
         Column("CPU", "cpu_cores", _each(cpu)),
@@ -141,14 +141,7 @@ COLUMNS = {
         Column("NET-OUT", "network_tx_bps", throughput, wide=True),
         Column("SKEW", "clock_skew_seconds", clock_skew, wide=True),
     ),
-    "pods": (
-        Column("CPU", "cpu_cores", _each(cpu)),
-        Column("CPU-REQ", "cpu_request_cores", _each(cpu), wide=True),
-        Column("MEMORY", "memory_working_set_bytes", _each(memory)),
-        Column("MEM-REQ", "memory_request_bytes", _each(memory), wide=True),
-        Column("NET-IN", "network_rx_bps", throughput, wide=True),
-        Column("NET-OUT", "network_tx_bps", throughput, wide=True),
-    ),
+    "pods": _POD_USAGE,
     "namespaces": _GROUP,
     "deployments": _GROUP,
 }

@@ -108,17 +108,22 @@ def fold(
 STATS = ("sum", "count", "min", "max", "last")
 
 
-def merge_stats(earlier: tuple | None, later: tuple) -> tuple:
-    """The STATS of two consecutive periods together."""
-    if earlier is None:
-        return later
-    return (
-        earlier[0] + later[0],
-        earlier[1] + later[1],
-        min(earlier[2], later[2]),
-        max(earlier[3], later[3]),
-        later[4],
-    )
+def stats_of(values: Sequence) -> tuple | None:
+    """The STATS of consecutive values (None where missing); None when none is present."""
+    present = [value for value in values if value is not None]
+    if not present:
+        return None
+    return (sum(present), float(len(present)), min(present), max(present), present[-1])
+
+
+def merged_stats(periods: Sequence) -> tuple | None:
+    """The STATS of consecutive periods together (None where one has none); None when none
+    has any."""
+    present = [stats for stats in periods if stats is not None]
+    if not present:
+        return None
+    sums, counts, lows, highs, lasts = zip(*present, strict=True)
+    return (sum(sums), sum(counts), min(lows), max(highs), lasts[-1])
 
 
 def _last(values: Sequence):

@@ -13,8 +13,9 @@ those to do again whole; each period's rollup row holds the `STATS` of each colu
 """
 
 import json
+from collections import defaultdict
 
-from cloudmon.storage.base import BUCKET, RESOLUTIONS, bucket_of, merge_stats
+from cloudmon.storage.base import BUCKET, RESOLUTIONS, bucket_of, merged_stats, stats_of
 from cloudmon.storage.model import EntityKind, columns
 from cloudmon.storage.sqlite.codec import pack_stats, row_values, unpack_stats
 from cloudmon.storage.sqlite.connections import StorePart
@@ -167,21 +168,20 @@ class Upkeep(StorePart):
                 f"SELECT id, v FROM {rollup} WHERE res = ? AND {in_period}",
                 (source, buckets, *chosen),
             )
-        summaries: dict[int, list] = {}
+        found: dict[int, list] = defaultdict(list)
         for eid, blob in rows:
+            found[eid].append(blob)
+        summaries: dict[int, list] = {}
+        # Column by column, each entity's rows at once.
+        for eid, blobs in found.items():
             kind = _kind_of(table, eid, clusters)
             if source == BUCKET:
-                values = row_values(kind, blob)
-                stats = [None if v is None else (v, 1.0, v, v, v) for v in values]
+                rows_of = zip(*(row_values(kind, blob) for blob in blobs), strict=True)
+                summaries[eid] = [stats_of(values) for values in rows_of]
             else:
-                stats = unpack_stats(blob, len(columns(kind)))
-            earlier = summaries.get(eid)
-            if earlier is not None:
-                stats = [
-                    e if s is None else merge_stats(e, s)
-                    for e, s in zip(earlier, stats, strict=True)
-                ]
-            summaries[eid] = stats
+                width = len(columns(kind))
+                rows_of = zip(*(unpack_stats(blob, width) for blob in blobs), strict=True)
+                summaries[eid] = [merged_stats(periods) for periods in rows_of]
         conn.execute(
             f"DELETE FROM {rollup} WHERE res = ? AND bucket = ? AND {which}", (res, period, *chosen)
         )
