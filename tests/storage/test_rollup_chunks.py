@@ -9,21 +9,16 @@ from store_payloads import H0, Clock, node_payload, payloads
 from cloudmon.storage.base import Span
 from cloudmon.storage.model import EntityKind
 from cloudmon.storage.sqlite import SqliteStorage, upkeep
-from cloudmon.storage.sqlite.upkeep import STALE_DELAY, Upkeep
+from cloudmon.storage.sqlite.upkeep import Upkeep
 
 PODS = 12
 SPAN = Span(H0, H0 + 110, 60, "max")
 
 
 @pytest.fixture
-def clock():
-    return Clock(H0 + 300)
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch, clock):
+def store(tmp_path, monkeypatch):
     monkeypatch.setattr(upkeep, "_ROLLUP_CHUNK", 24)  # of 6 rows a minute: three chunks of pods
-    store = SqliteStorage(tmp_path / "s.db", clock=clock)
+    store = SqliteStorage(tmp_path / "s.db", clock=Clock(H0 + 300))
     for b in range(12):
         pods = [(f"p{i:02d}", "ns", float(i + b)) for i in range(PODS)]
         store.write(payloads(node_payload("n1", H0 + 10 * b + 1, pods)))
@@ -47,7 +42,7 @@ def test_chunks_roll_up_every_entity(store):
     assert pod_maxima(store) == raw_maxima()
 
 
-def test_a_sample_arriving_between_chunks_is_rolled_up(store, monkeypatch, clock):
+def test_a_sample_arriving_between_chunks_is_rolled_up(store, monkeypatch):
     summarise, transaction = Upkeep._summarise, store.db.transaction
     chunks, late = [], payloads(node_payload("n2", H0 + 1, [("p00", "ns", 100.0)]))
 
@@ -68,7 +63,6 @@ def test_a_sample_arriving_between_chunks_is_rolled_up(store, monkeypatch, clock
     store.roll_up()
     assert not late and len(chunks) > 1
     monkeypatch.undo()
-    clock.now += STALE_DELAY[60]
     store.roll_up()
     assert pod_maxima(store)[0] == [100.0, 11.0]
 
@@ -116,8 +110,7 @@ def test_late_samples_roll_up_again_only_what_they_changed_as_a_whole_roll_up_wo
     """Three nodes, three minutes rolled up to the hour; then late samples, again, with pods
     that come, go and change namespace: their entities rolled up again give what rolling
     everything up afresh gives."""
-    clock = Clock(H0 + 7200)
-    store = SqliteStorage(tmp_path_factory.mktemp("s") / "s.db", clock=clock)
+    store = SqliteStorage(tmp_path_factory.mktemp("s") / "s.db", clock=Clock(H0 + 7200))
     try:
         for b in range(18):
             for n in range(3):
@@ -129,7 +122,6 @@ def test_late_samples_roll_up_again_only_what_they_changed_as_a_whole_roll_up_wo
             store.write(payloads(node_payload(f"n{node}", H0 + 10 * bucket + 2, unique.values())))
         marked = store.db.reader().execute("SELECT count(*) FROM rollup_stale").fetchone()[0]
         assert marked > 0  # only these are rolled up again
-        clock.now += max(STALE_DELAY.values())
         store.roll_up()
         kept = rollups(store)
         with store.db.writing() as conn:

@@ -54,7 +54,7 @@ class SqliteStorage(Storage, StoreUpkeep):
         past `retention_size` bytes, `keep_size` deletes the oldest data."""
         self.path = Path(path)
         self.retention = {**RETENTION, **(retention or {})}
-        self.writer = Writer(clock)
+        self.writer = Writer()
         self.db = Connections(self.path, cache_mb, autocheckpoint, max_waiting, self.writer.forget)
         try:
             schema.migrate(self.db)

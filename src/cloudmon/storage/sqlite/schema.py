@@ -141,7 +141,7 @@ MIGRATIONS: tuple[str | Callable, ...] = (
     """
     CREATE TABLE rollup_stale (
         res INTEGER NOT NULL, bucket INTEGER NOT NULL, tbl TEXT NOT NULL, id INTEGER NOT NULL,
-        marked REAL NOT NULL, PRIMARY KEY (res, bucket, tbl, id)) WITHOUT ROWID;
+        PRIMARY KEY (res, bucket, tbl, id)) WITHOUT ROWID;
     CREATE INDEX pod_by_node ON pod (node, last_bucket);
     """,
 )

@@ -22,10 +22,6 @@ from cloudmon.storage.sqlite.connections import StorePart
 from cloudmon.storage.sqlite.schema import ROLLUP_TABLE
 
 ROLLUP_GRACE = 60  # seconds after a minute ends before it is rolled up: agents send late
-# Seconds after a late sample marks its entities' rollups stale before they are rolled up
-# again: the samples that follow it (a backlog, sent in arrays or one by one) are rolled up
-# with it, once, rather than each on its own.
-STALE_DELAY = {60: 60, 3600: 600}
 _EXPIRE_CHUNK = 6  # periods of a resolution deleted per transaction
 _ROLLUP_CHUNK = 1500  # rows summarised per transaction: about 100 ms on 2 cores
 
@@ -61,10 +57,7 @@ class Upkeep(StorePart):
         changed again; None when there is none."""
         entities = None
         row = conn.execute("SELECT bucket FROM rollup_dirty WHERE res = ?", (res,)).fetchone()
-        stale = conn.execute(
-            "SELECT bucket FROM rollup_stale WHERE res = ? AND marked <= ?",
-            (res, self._clock() - STALE_DELAY[res]),
-        ).fetchone()
+        stale = conn.execute("SELECT bucket FROM rollup_stale WHERE res = ?", (res,)).fetchone()
         if row is not None:
             conn.execute("DELETE FROM rollup_dirty WHERE res = ? AND bucket = ?", (res, row[0]))
             period = row[0]

@@ -99,8 +99,7 @@ class Prepared:
 class Writer:
     """Stores prepared payloads as rows; remembers the ids and spans it has seen."""
 
-    def __init__(self, clock) -> None:
-        self._clock = clock
+    def __init__(self) -> None:
         self.forget()
 
     def forget(self) -> None:
@@ -191,7 +190,6 @@ class Writer:
             conn,
             bucket,
             done,
-            self._clock(),
             [
                 ("node_sample", node_id),
                 *(("pod_sample", pid) for pid in gone),
@@ -298,8 +296,7 @@ class Writer:
             member = pod_member(unpack(blob, len(POD_COLUMNS)))
             changes.remove(bucket, old, member)
             changes.add(bucket, new, member)
-            stale = [("grp_sample", gid) for gid in {*old, *new}]
-            _mark_stale(conn, bucket, done, self._clock(), stale)
+            _mark_stale(conn, bucket, done, [("grp_sample", gid) for gid in {*old, *new}])
             moved.append(bucket)
         if moved:
             self.widen(conn, moved[0], list(new))
@@ -383,14 +380,13 @@ class Writer:
         spans.update((gid, (first, last)) for gid, first, last in rows)
 
 
-def _mark_stale(conn, bucket: int, done: dict[int, int], now: float, entities: list) -> None:
+def _mark_stale(conn, bucket: int, done: dict[int, int], entities: list) -> None:
     """Mark the entities (table, id) whose rows in a bucket written late changed, in each
-    period of it that is rolled up already, when first marked."""
+    period of it that is rolled up already."""
     for res, upto in done.items():
         if bucket < upto:
             period = bucket // res * res
             conn.executemany(
-                "INSERT OR IGNORE INTO rollup_stale (res, bucket, tbl, id, marked)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(res, period, table, eid, now) for table, eid in entities],
+                "INSERT OR IGNORE INTO rollup_stale (res, bucket, tbl, id) VALUES (?, ?, ?, ?)",
+                [(res, period, table, eid) for table, eid in entities],
             )
