@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from store_payloads import T0, Clock, node_payload, payloads
 
-from cloudmon.storage.base import Span
+from cloudmon.storage.base import BUCKET, Span
 from cloudmon.storage.model import GROUP_SUM, EntityKind
-from cloudmon.storage.sqlite import SqliteStorage
+from cloudmon.storage.sqlite import SqliteStorage, sealed
 from cloudmon.storage.sqlite.codec import pack, pack_sum, unpack_sum
 from cloudmon.storage.sqlite.schema import GROUP_KIND
 from cloudmon.storage.sqlite.sums import bucket_sums
@@ -44,12 +44,26 @@ def fill(store, namespaces=2):
             store.write(payloads(node_payload(f"n{n}", T0 + 10 * b + n, pods, awkward(b * n))))
 
 
-def kept(store) -> dict[int, dict[int, list[int]]]:
-    """Every bucket's group vectors as the store keeps them."""
-    found: dict[int, dict[int, list[int]]] = {}
-    for bucket, gid, blob in store.db.reader().execute("SELECT bucket, id, v FROM grp_sample"):
-        found.setdefault(bucket, {})[gid] = unpack_sum(blob)
+def rows(store, table: str) -> dict[int, dict[int, bytes]]:
+    """Every bucket's rows of a table, {bucket: {id: v}}, sealed or not."""
+    conn = store.db.reader()
+    oldest, newest = sealed.held(conn, table, BUCKET)
+    found: dict[int, dict[int, bytes]] = {}
+    if oldest is None:
+        return found
+    for (eid, bucket), (v, _) in sealed.sealed_rows(conn, table, BUCKET, oldest, newest).items():
+        found.setdefault(bucket, {})[eid] = v
+    for bucket, eid, v in conn.execute(f"SELECT bucket, id, v FROM {table}"):
+        found.setdefault(bucket, {})[eid] = v
     return found
+
+
+def kept(store) -> dict[int, dict[int, list[int]]]:
+    """Every bucket's group vectors as the store keeps them (sealed or not)."""
+    return {
+        bucket: {gid: unpack_sum(blob) for gid, blob in groups.items()}
+        for bucket, groups in rows(store, "grp_sample").items()
+    }
 
 
 def taken_at_once(store) -> dict[int, dict[int, list[int]]]:
@@ -59,12 +73,19 @@ def taken_at_once(store) -> dict[int, dict[int, list[int]]]:
         (kind, ns, name): gid
         for gid, kind, ns, name in conn.execute("SELECT id, kind, namespace, name FROM grp")
     }
-    buckets = [b for (b,) in conn.execute("SELECT DISTINCT bucket FROM node_sample")]
 
     def group_id(kind, namespace, name):
         return ids[GROUP_KIND[kind], namespace, name]
 
-    return {bucket: bucket_sums(conn, bucket, group_id) for bucket in buckets}
+    members = {table: rows(store, table) for table in ("node_sample", "pod_sample")}
+    found = {}
+    for bucket in members["node_sample"]:
+
+        def rows_of(table, bucket=bucket):
+            return members[table].get(bucket, {}).items()
+
+        found[bucket] = bucket_sums(conn, bucket, group_id, rows_of)
+    return found
 
 
 def exact(values) -> float:
@@ -179,6 +200,7 @@ def test_a_file_with_float_sums_is_migrated_to_exact_ones(tmp_path, clock):
         conn.execute("DROP TABLE pod_moves")
         conn.execute("DROP TABLE rollup_stale")
         conn.execute("DROP INDEX pod_by_node")
+        conn.execute("DROP TABLE chunk")
         conn.execute("PRAGMA user_version = 5")
     store.close()
     store = SqliteStorage(path, clock=clock)

@@ -8,7 +8,8 @@ import pytest
 from store_payloads import H0, Clock, node_payload, payloads
 
 from cloudmon.sizes import parse_size
-from cloudmon.storage.sqlite import SqliteStorage
+from cloudmon.storage.base import BUCKET
+from cloudmon.storage.sqlite import SqliteStorage, sealed
 from cloudmon.storage.sqlite.connections import WAL_LIMIT
 from cloudmon.storage.sqlite.size import HIGH, LOW
 
@@ -21,10 +22,9 @@ def write_minutes(store, first: int, minutes: int) -> None:
         store.write(payloads(node_payload("n1", H0 + 10 * i + 1, pods, cpu_cores=i / 3)))
 
 
-def oldest(store, table: str, res: int | None = None) -> int | None:
-    where = "" if res is None else f"WHERE res = {res}"
-    (bucket,) = store.db.reader().execute(f"SELECT min(bucket) FROM {table} {where}").fetchone()
-    return bucket
+def oldest(store, table: str, res: int = BUCKET) -> int | None:
+    """The oldest bucket of a table's resolution, sealed or not."""
+    return sealed.held(store.db.reader(), table, res)[0]
 
 
 @pytest.fixture
@@ -81,8 +81,7 @@ def test_then_minutes_then_hours_never_what_is_not_rolled_up(store):
     rolled = dict(reader.execute("SELECT res, done FROM rollup_state"))
     # Every raw sample left is one whose minute is not rolled up yet; the minutes and
     # hours went too, down to what is left.
-    (left,) = reader.execute("SELECT min(bucket) FROM pod_sample").fetchone()
-    assert left == rolled[60] == H0 + 7200
+    assert oldest(store, "pod_sample") == rolled[60] == H0 + 7200
     (count,) = reader.execute("SELECT count(DISTINCT bucket) FROM pod_sample").fetchone()
     assert count == 12
     assert oldest(store, "pod_rollup", 60) is None
@@ -93,10 +92,15 @@ def test_then_minutes_then_hours_never_what_is_not_rolled_up(store):
 
 def test_rollups_go_oldest_first_once_raw_samples_are_gone(store):
     footprint = store.db.footprint()
+    reader = store.db.reader()
     raw = sum(
-        store.db.reader().execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        reader.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
         for t in ("node_sample", "pod_sample", "ctr_sample", "grp_sample")
     )
+    (raw_sealed,) = reader.execute(
+        "SELECT coalesce(sum((last - first) / 10 + 1), 0) FROM chunk WHERE res = 10"
+    ).fetchone()
+    raw += raw_sealed
     # Half of the 1 min rollups' pages over the mark, once all raw samples went (and the
     # WAL is cut back to its limit).
     figures = store.size.measure()
@@ -131,7 +135,7 @@ def test_the_file_stops_growing_at_the_size(tmp_path):
         assert largest <= size
         # The newest samples are all there, the oldest are gone.
         assert oldest(store, "pod_sample") > H0 + 3 * 3600
-        (newest,) = store.db.reader().execute("SELECT max(bucket) FROM pod_sample").fetchone()
+        newest = sealed.held(store.db.reader(), "pod_sample", BUCKET)[1]
         assert newest == H0 + 4 * 3600 - 10
     finally:
         store.close()

@@ -12,7 +12,9 @@ store's parts, each in its own module:
   group's exact sum);
 - `writer`: where a write becomes rows (entities' ids and spans, rows replaced per bucket);
 - `sums`: namespace, deployment and cluster rows, changed as their members' rows are;
-- `upkeep`: rollups, expiry, pruning and the WAL's checkpoint;
+- `upkeep`: rollups, sealing, expiry, pruning and the WAL's checkpoint;
+- `sealed`, `chunks`: finished spans of rows, compressed into a chunk per entity and span,
+  and the reads that see them and the head tables' rows together;
 - `size`: the store within its size (the oldest data deleted), the bytes of each tier;
 - `reader`: where rows become entities, latest values and series.
 """
@@ -106,7 +108,9 @@ class SqliteStorage(Storage, StoreUpkeep):
         return {"autocheckpoint": False, "cache_mb": max(8, CACHE_MB // (threads + 1))}
 
     def roll_up(self) -> int:
-        return self.upkeep.roll_up()
+        periods = self.upkeep.roll_up()
+        self.upkeep.seal()
+        return periods
 
     def expire(self) -> int:
         return self.upkeep.expire()

@@ -9,7 +9,6 @@ written (`sums`). Reads go through the thread's read-only connection
 (`connections.Connections.reader`) and never wait for the writer.
 """
 
-import json
 import operator
 from collections import defaultdict
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from cloudmon.storage.base import (
     fold,
 )
 from cloudmon.storage.model import IDENTITY, KINDS, EntityKind, columns
+from cloudmon.storage.sqlite import sealed
 from cloudmon.storage.sqlite.codec import row_values, unpack_figures
 from cloudmon.storage.sqlite.connections import StorePart
 from cloudmon.storage.sqlite.schema import GROUP_KIND, ROLLUP_TABLE, SAMPLE_TABLE
@@ -110,18 +110,10 @@ class Reader(StorePart):
         end = last
         for res in RESOLUTIONS:
             source = table if res == BUCKET else ROLLUP_TABLE[table]
-            where = "" if res == BUCKET else f" WHERE res = {res}"
-            (oldest,) = conn.execute(f"SELECT min(bucket) FROM {source}{where}").fetchone()
-            # Buckets from the first one held, in chunks growing fourfold: most entities that
-            # report at all have a sample in the first few.
-            at, upto_held = _held(conn, source, res, first // res * res, end)
-            chunk = 1
-            while remaining and at <= upto_held:
-                upto = min(upto_held, at + (chunk - 1) * res)
-                hits = _probe(conn, source, res, at, upto, remaining)
-                found.update(hits)
-                remaining.difference_update(hits)
-                at, chunk = upto + res, chunk * 4
+            oldest, _ = sealed.held(conn, source, res)
+            hits = sealed.present(conn, source, res, first // res * res, end, remaining)
+            found.update(hits)
+            remaining.difference_update(hits)
             if not remaining or (oldest is not None and oldest <= first):
                 break
             if oldest is not None:  # coarser: only where this resolution holds nothing
@@ -138,7 +130,8 @@ class Reader(StorePart):
                 wanted[SAMPLE_TABLE[entity.kind], bucket].append(entity.id)
         blobs = {}
         for (table, bucket), ids in wanted.items():
-            blobs.update(((table, eid), blob) for eid, blob in _lookup(conn, table, bucket, ids))
+            rows = sealed.lookup(conn, table, BUCKET, bucket, ids)
+            blobs.update(((table, eid), blob) for eid, blob, _ in rows)
         found: list = [
             row_values(entity.kind, blobs[key])
             if (key := (SAMPLE_TABLE[entity.kind], entity.id)) in blobs
@@ -173,16 +166,15 @@ class Reader(StorePart):
         rows = conn.execute(
             "SELECT bucket, id FROM node_sample WHERE bucket >= ? AND bucket <= ?",
             (last - 60, last),
-        )
+        ).fetchall()
+        reports = sealed.sealed_rows(conn, "node_sample", BUCKET, last - 60, last)
+        rows += [(bucket, eid) for eid, bucket in reports]
         return complete_bucket(last, rows)
 
     @staticmethod
     def _newest_until(conn, entity: Entity, last: int) -> int | None:
         """An entity's newest bucket up to `last`; None when it has none."""
-        table = SAMPLE_TABLE[entity.kind]
-        query = f"SELECT max(bucket) FROM {table} WHERE id = ? AND bucket <= ?"
-        (found,) = conn.execute(query, (entity.id, last)).fetchone()
-        return found
+        return sealed.newest_until(conn, SAMPLE_TABLE[entity.kind], BUCKET, entity.id, last)
 
     def _latest_rolled_up(self, conn, expired: list[tuple[Entity, int]]) -> list:
         """The last values of entities whose newest bucket's raw samples have expired, from
@@ -196,7 +188,7 @@ class Reader(StorePart):
                 if (table, entity.id) not in found:
                     wanted[table, bucket // res * res][entity.id] = entity.kind
             for (table, period), kinds in wanted.items():
-                for eid, blob in _lookup(conn, table, period, list(kinds), res):
+                for eid, blob, _ in sealed.lookup(conn, table, res, period, list(kinds)):
                     values = unpack_figures(blob, len(columns(kinds[eid])), last)[0]
                     found[table, eid] = values
         return [
@@ -232,7 +224,7 @@ class Reader(StorePart):
                 continue
             width = len(columns(entity.kind))
             rollups = list(
-                entity_rows(
+                sealed.entity_rows(
                     conn,
                     ROLLUP_TABLE[table],
                     res,
@@ -268,57 +260,8 @@ class Reader(StorePart):
     @staticmethod
     def _raw(conn, entity: Entity, first: int, last: int) -> list[tuple]:
         """(bucket, values) of an entity's buckets in [first, last]."""
-        rows = entity_rows(conn, SAMPLE_TABLE[entity.kind], BUCKET, first, last, entity.id)
+        rows = sealed.entity_rows(conn, SAMPLE_TABLE[entity.kind], BUCKET, first, last, entity.id)
         return [(bucket, row_values(entity.kind, blob)) for bucket, blob in rows]
-
-
-def entity_rows(conn, table: str, res: int, first: int, last: int, eid: int):
-    """(bucket, v) of one entity's rows in [first, last] of a sample table or a rollup
-    table's resolution, a bucket at a time (the tables are keyed by bucket first)."""
-    first, last = _held(conn, table, res, first, last)
-    if first > last:
-        return []
-    res_match = "" if res == BUCKET else f" AND s.res = {res}"
-    return conn.execute(
-        f"WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + {res} FROM b WHERE x < ?)"
-        f" SELECT s.bucket, s.v FROM b JOIN {table} s ON s.bucket = b.x AND s.id = ?" + res_match,
-        (first, last - res + 1, eid),
-    )
-
-
-def _held(conn, table: str, res: int, first: int, last: int) -> tuple[int, int]:
-    """[first, last] narrowed to the buckets a table holds at a resolution, so that a query
-    stepping through them does not step through years of nothing."""
-    where = "" if res == BUCKET else f" WHERE res = {res}"
-    # Two subqueries: SQLite answers a lone min() or max() from the index, both at once by a scan.
-    oldest, newest = conn.execute(
-        f"SELECT (SELECT min(bucket) FROM {table}{where}), (SELECT max(bucket) FROM {table}{where})"
-    ).fetchone()
-    if oldest is None:
-        return 1, 0
-    return max(first, oldest), min(last, newest)
-
-
-def _lookup(conn, table: str, bucket: int, ids: list[int], res: int = BUCKET):
-    """The (id, v) rows of these ids in one bucket of a sample table or a rollup period."""
-    where = "" if res == BUCKET else f"res = {res} AND "
-    return conn.execute(
-        f"SELECT id, v FROM {table} WHERE {where}bucket = ? AND id IN"
-        " (SELECT value FROM json_each(?))",
-        (bucket, json.dumps(ids)),
-    )
-
-
-def _probe(conn, table: str, res: int, first: int, last: int, ids) -> set[int]:
-    """Those of `ids` with a row in a bucket or period starting in [first, last]."""
-    res_match = "" if res == BUCKET else f" AND s.res = {res}"
-    rows = conn.execute(
-        f"WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + {res} FROM b WHERE x < ?)"
-        f" SELECT DISTINCT s.id FROM b JOIN {table} s ON s.bucket = b.x{res_match}"
-        " AND s.id IN (SELECT value FROM json_each(?))",
-        (first, last - res + 1, json.dumps(list(ids))),
-    )
-    return {eid for (eid,) in rows}
 
 
 def _picker(kind: EntityKind, names: Sequence[str]):

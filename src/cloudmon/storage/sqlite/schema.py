@@ -8,9 +8,10 @@ tables hold are packed by `codec`; node, pod, ctr and grp hold the entities (`wr
 them, `reader` lists them); the *_sample tables the 10 s buckets, the *_rollup tables the
 1 min and 1 h periods (`upkeep`); rollup_state how far the rollups are done, rollup_stale
 which entities' periods late samples changed and rollup_dirty which whole periods are to be
-rolled up again; upkeep_figure what the upkeep measured (`size`: the bytes of
-each tier, the rows deleted to keep the file within its size); pod_moves how many times a
-pod changed its namespace or deployment (`writer`). A step of `MIGRATIONS` is SQL, or a
+rolled up again; chunk the rows of the spans `sealed` took out of these head tables,
+compressed by `chunks`; upkeep_figure what the upkeep measured (`size`: the bytes of each
+tier, the rows deleted to keep the file within its size); pod_moves how many times a pod
+changed its namespace or deployment (`writer`). A step of `MIGRATIONS` is SQL, or a
 function of the connection. Sample
 tables are WITHOUT ROWID and keyed (bucket, id), so a bucket's rows are written at the end of
 the B-tree and the pages stay full.
@@ -55,6 +56,9 @@ def _exact_sums(conn) -> None:
             ).fetchone()
         return ids[key]
 
+    def rows_of(table: str):
+        return conn.execute(f"SELECT id, v FROM {table} WHERE bucket = ?", (bucket,))
+
     query = "SELECT DISTINCT bucket FROM node_sample WHERE bucket >= ?"
     for bucket in {b for (b,) in conn.execute(query, (done or 0,))} | {b for (b,) in stale}:
         conn.execute("DELETE FROM grp_sample WHERE bucket = ?", (bucket,))
@@ -62,7 +66,7 @@ def _exact_sums(conn) -> None:
             "INSERT INTO grp_sample (bucket, id, v) VALUES (?, ?, ?)",
             [
                 (bucket, gid, pack_sum(vector))
-                for gid, vector in bucket_sums(conn, bucket, group_id).items()
+                for gid, vector in bucket_sums(conn, bucket, group_id, rows_of).items()
             ],
         )
     for table in ("rollup_state", "rollup_dirty", "rollup_doing"):
@@ -143,6 +147,15 @@ MIGRATIONS: tuple[str | Callable, ...] = (
         res INTEGER NOT NULL, bucket INTEGER NOT NULL, tbl TEXT NOT NULL, id INTEGER NOT NULL,
         PRIMARY KEY (res, bucket, tbl, id)) WITHOUT ROWID;
     CREATE INDEX pod_by_node ON pod (node, last_bucket);
+    """,
+    # Sealed spans (`sealed`): an entity's rows of a span of a head table at a resolution,
+    # compressed (`chunks`); first and last its rows' first and last bucket.
+    """
+    CREATE TABLE chunk (
+        tbl TEXT NOT NULL, res INTEGER NOT NULL, id INTEGER NOT NULL, start INTEGER NOT NULL,
+        first INTEGER NOT NULL, last INTEGER NOT NULL, v BLOB NOT NULL,
+        PRIMARY KEY (tbl, res, id, start));
+    CREATE INDEX chunk_by_start ON chunk (tbl, res, start);
     """,
 )
 

@@ -18,6 +18,7 @@ import time
 
 from cloudmon.sizes import format_size
 from cloudmon.storage.base import BUCKET, RESOLUTIONS
+from cloudmon.storage.sqlite import sealed
 from cloudmon.storage.sqlite.schema import ROLLUP_TABLE
 
 log = logging.getLogger(__name__)
@@ -126,19 +127,27 @@ class SizeBound:
                 conn.execute(f"SELECT min(bucket) FROM {table} WHERE {where}1").fetchone()[0]
                 for table in tables
             ]
-            if all(bucket is None for bucket in oldest):
+            spans = [sealed.oldest_span(conn, table, res) for table in tables]
+            starts = [bucket for bucket in oldest + spans if bucket is not None]
+            if not starts:
                 continue
-            period = min(bucket for bucket in oldest if bucket is not None)
+            period = min(starts)
+            # A sealed span goes whole: its periods with it.
+            length = sealed.SPAN[res] if period in spans else res
             if coarser is not None and (
-                period + res > done.get(coarser, period)
-                or (coarser, period // coarser * coarser) in pending
+                period + length > done.get(coarser, period)
+                or any(
+                    (coarser, bucket) in pending
+                    for bucket in range(period // coarser * coarser, period + length, coarser)
+                )
             ):
                 continue
             rows = sum(
                 conn.execute(
                     f"DELETE FROM {table} WHERE {where}bucket >= ? AND bucket < ?",
-                    (period, period + res),
+                    (period, period + length),
                 ).rowcount
+                + (sealed.delete_span(conn, table, res, period) if length > res else 0)
                 for table in tables
             )
             conn.execute(
@@ -192,7 +201,15 @@ class SizeBound:
         ):
             if name in tables:
                 pages[name] = (size, cells)
+        (chunk_pages,) = conn.execute(
+            "SELECT sum(pgsize) FROM dbstat WHERE name IN"
+            " (SELECT name FROM sqlite_schema WHERE tbl_name = 'chunk')"
+        ).fetchone()
         tiers = dict.fromkeys(RESOLUTIONS, 0.0)
+        # The sealed spans' pages (their indexes' too) shared out by each resolution's bytes.
+        shares = dict(conn.execute("SELECT res, sum(length(v)) FROM chunk GROUP BY res"))
+        for res, share in shares.items():
+            tiers[res] += chunk_pages * share / sum(shares.values())
         for table, rollup in ROLLUP_TABLE.items():
             tiers[BUCKET] += pages.get(table, (0, 0))[0]
             size, cells = pages.get(rollup, (0, 0))

@@ -15,8 +15,9 @@ against it.
 import json
 import operator
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+from cloudmon.storage.base import BUCKET
 from cloudmon.storage.model import (
     CLUSTER_SUMS,
     GROUP_SUM,
@@ -27,6 +28,7 @@ from cloudmon.storage.model import (
     GroupSum,
     add_vectors,
 )
+from cloudmon.storage.sqlite import sealed
 from cloudmon.storage.sqlite.codec import pack_sum, unpack, unpack_sum
 
 POD_SUM = GROUP_SUM[EntityKind.NAMESPACE]  # a deployment's vector is laid out the same
@@ -73,12 +75,8 @@ class Changes:
         """Update the groups' rows by what changed; a group left without members loses its
         row in that bucket."""
         for bucket, groups in self._groups.items():
-            kept = conn.execute(
-                "SELECT id, v FROM grp_sample WHERE bucket = ? AND id IN"
-                " (SELECT value FROM json_each(?))",
-                (bucket, json.dumps(list(groups))),
-            )
-            vectors = {gid: unpack_sum(blob) for gid, blob in kept}
+            kept = sealed.lookup(conn, "grp_sample", BUCKET, bucket, list(groups))
+            vectors = {gid: unpack_sum(blob) for gid, blob, _ in kept}
             written, emptied = [], []
             for gid, (layout, added, removed) in groups.items():
                 vector = layout.total(added)
@@ -89,30 +87,35 @@ class Changes:
                 if vector[-1]:
                     written.append((bucket, gid, pack_sum(vector)))
                 else:
-                    emptied.append((bucket, gid))
+                    emptied.append(gid)
             conn.executemany(
                 "INSERT OR REPLACE INTO grp_sample (bucket, id, v) VALUES (?, ?, ?)", written
             )
-            conn.executemany("DELETE FROM grp_sample WHERE bucket = ? AND id = ?", emptied)
+            sealed.delete(conn, "grp_sample", BUCKET, bucket, emptied)
         self._groups.clear()
 
 
 def bucket_sums(
-    conn, bucket: int, group_id: Callable[[EntityKind, str, str], int]
+    conn,
+    bucket: int,
+    group_id: Callable[[EntityKind, str, str], int],
+    rows_of: Callable[[str], Iterable[tuple[int, bytes]]],
 ) -> dict[int, list[int]]:
     """Every group's vector in one bucket, taken from its node and pod rows at once;
-    `group_id(kind, namespace, name)` names the groups."""
+    `group_id(kind, namespace, name)` names the groups, `rows_of(table)` gives the bucket's
+    (id, v) rows of a table."""
     members: dict[int, list] = defaultdict(list)
     cluster = group_id(EntityKind.CLUSTER, "", "")
-    for (blob,) in conn.execute("SELECT v FROM node_sample WHERE bucket = ?", (bucket,)):
+    for _, blob in rows_of("node_sample"):
         members[cluster].append(node_member(unpack(blob, len(NODE_COLUMNS))))
-    rows = conn.execute(
-        "SELECT s.v, p.namespace, p.deployment FROM pod_sample s JOIN pod p ON p.id = s.id"
-        " WHERE s.bucket = ? AND p.namespace IS NOT NULL",
-        (bucket,),
+    pods = dict(rows_of("pod_sample"))
+    groups = conn.execute(
+        "SELECT id, namespace, deployment FROM pod WHERE namespace IS NOT NULL"
+        " AND id IN (SELECT value FROM json_each(?))",
+        (json.dumps(list(pods)),),
     )
-    for blob, namespace, deployment in rows:
-        member = pod_member(unpack(blob, len(POD_COLUMNS)))
+    for pid, namespace, deployment in groups:
+        member = pod_member(unpack(pods[pid], len(POD_COLUMNS)))
         members[group_id(EntityKind.NAMESPACE, namespace, "")].append(member)
         if deployment is not None:
             members[group_id(EntityKind.DEPLOYMENT, namespace, deployment)].append(member)

@@ -17,6 +17,7 @@ from collections import defaultdict
 
 from cloudmon.storage.base import BUCKET, RESOLUTIONS, bucket_of, merged_stats, stats_of
 from cloudmon.storage.model import EntityKind, columns
+from cloudmon.storage.sqlite import sealed
 from cloudmon.storage.sqlite.codec import pack_stats, row_values, unpack_stats
 from cloudmon.storage.sqlite.connections import StorePart
 from cloudmon.storage.sqlite.schema import ROLLUP_TABLE
@@ -49,6 +50,34 @@ class Upkeep(StorePart):
                 self._roll_up_period(res, source, *job)
                 periods += 1
         return periods
+
+    def seal(self) -> int:
+        """Seal the spans of each resolution that ended `sealed.SEAL_AFTER` ago and that the
+        coarser resolution has rolled up (`sealed`), some entities per transaction; returns
+        the rows sealed. Spans past the retention are left for `expire`."""
+        reader = self._db.reader()
+        state = dict(reader.execute("SELECT res, done FROM rollup_state"))
+        now = int(self._clock())
+        rows = 0
+        for res, coarser in zip(RESOLUTIONS, (*RESOLUTIONS[1:], None), strict=True):
+            horizon = now - sealed.SEAL_AFTER
+            if coarser is not None:
+                horizon = min(horizon, state.get(coarser, 0))
+            expired = bucket_of(now - self._retention[res])
+            for table in ROLLUP_TABLE:
+                head = table if res == BUCKET else ROLLUP_TABLE[table]
+                while (start := sealed.to_seal(reader, head, res, horizon)) is not None:
+                    if start + sealed.SPAN[res] <= expired:
+                        break
+                    rows += self._seal_span(head, res, start)
+        return rows
+
+    def _seal_span(self, table: str, res: int, start: int) -> int:
+        ids = sealed.ids_to_seal(self._db.reader(), table, res, start)
+        return sum(
+            self._db.transaction(lambda conn, b=batch: sealed.seal(conn, table, res, start, b))
+            for batch in sealed.batches(ids, res)
+        )
 
     def _begin(self, conn, res: int) -> tuple[int, dict | None] | None:
         """The next period of a resolution to roll up, and of which entities (None: all):
@@ -107,16 +136,7 @@ class Upkeep(StorePart):
                 chunks = [ids[at : at + width] for at in range(0, len(ids), width)]
             else:
                 source_table = table if source == BUCKET else ROLLUP_TABLE[table]
-                where = "" if source == BUCKET else f"res = {source} AND "
-                (low, high) = (
-                    self._db.reader()
-                    .execute(
-                        f"SELECT min(id), max(id) FROM {source_table}"
-                        f" WHERE {where}bucket >= ? AND bucket < ?",
-                        (period, period + res),
-                    )
-                    .fetchone()
-                )
+                low, high = sealed.id_range(self._db.reader(), source_table, source, period, res)
                 chunks = [range(f, f + width) for f in range(low or 0, (high or -1) + 1, width)]
             for ids in chunks:
                 self._db.transaction(
@@ -131,12 +151,7 @@ class Upkeep(StorePart):
     def _oldest(self, conn, res: int) -> int | None:
         found = []
         for table in ROLLUP_TABLE:
-            if res == BUCKET:
-                (oldest,) = conn.execute(f"SELECT min(bucket) FROM {table}").fetchone()
-            else:
-                (oldest,) = conn.execute(
-                    f"SELECT min(bucket) FROM {ROLLUP_TABLE[table]} WHERE res = ?", (res,)
-                ).fetchone()
+            (oldest, _) = sealed.held(conn, table if res == BUCKET else ROLLUP_TABLE[table], res)
             if oldest is not None:
                 found.append(oldest)
         return min(found, default=None)
@@ -152,15 +167,9 @@ class Upkeep(StorePart):
         # Each bucket named, so that SQLite looks the ids up in each rather than read the
         # whole period for every chunk; in their order: each entity's STATS are merged
         # period after period.
-        buckets = json.dumps(list(range(period, period + res, source)))
-        in_period = f"bucket IN (SELECT value FROM json_each(?)) AND {which} ORDER BY bucket"
-        if source == BUCKET:
-            rows = conn.execute(f"SELECT id, v FROM {table} WHERE {in_period}", (buckets, *chosen))
-        else:
-            rows = conn.execute(
-                f"SELECT id, v FROM {rollup} WHERE res = ? AND {in_period}",
-                (source, buckets, *chosen),
-            )
+        buckets = list(range(period, period + res, source))
+        source_table = table if source == BUCKET else rollup
+        rows = sealed.period_rows(conn, source_table, source, buckets, which, chosen)
         found: dict[int, list] = defaultdict(list)
         for eid, blob in rows:
             found[eid].append(blob)
@@ -178,6 +187,8 @@ class Upkeep(StorePart):
         conn.execute(
             f"DELETE FROM {rollup} WHERE res = ? AND bucket = ? AND {which}", (res, period, *chosen)
         )
+        gone = sealed.ids_at(conn, rollup, res, period, which, chosen) - summaries.keys()
+        sealed.delete(conn, rollup, res, period, sorted(gone))
         conn.executemany(
             f"INSERT INTO {rollup} (res, bucket, id, v) VALUES (?, ?, ?, ?)",
             [(res, period, eid, pack_stats(stats)) for eid, stats in summaries.items()],
@@ -213,10 +224,10 @@ class Upkeep(StorePart):
 
     def _delete_before(self, table: str, res: int, before: int) -> int:
         where = "" if res == BUCKET else f"res = {res} AND "
+        deleted = self._db.transaction(lambda conn: sealed.delete_before(conn, table, res, before))
         (oldest,) = (
             self._db.reader().execute(f"SELECT min(bucket) FROM {table} WHERE {where}1").fetchone()
         )
-        deleted = 0
         chunk = res * _EXPIRE_CHUNK
         # Short transactions, so that ingest waits at most for one chunk.
         for start in range(oldest or before, before, chunk):

@@ -28,6 +28,7 @@ from cloudmon.storage.model import (
     EntityKind,
     node_row,
 )
+from cloudmon.storage.sqlite import sealed
 from cloudmon.storage.sqlite.codec import (
     pack,
     pack_ids,
@@ -36,7 +37,6 @@ from cloudmon.storage.sqlite.codec import (
     unpack,
     unpack_ids,
 )
-from cloudmon.storage.sqlite.reader import entity_rows
 from cloudmon.storage.sqlite.schema import GROUP_KIND
 from cloudmon.storage.sqlite.sums import NODE_SUM, Changes, node_member, pod_member
 
@@ -147,23 +147,21 @@ class Writer:
         container_ids = self._upsert_containers(
             conn, pod_ids, prepared.containers, bucket, seen["ctr", bucket]
         )
-        previous = conn.execute(
-            "SELECT v, pods FROM node_sample WHERE bucket = ? AND id = ?", (bucket, node_id)
-        ).fetchone()
+        previous = next(iter(sealed.lookup(conn, "node_sample", BUCKET, bucket, [node_id])), None)
         cluster = self.group_id(conn, EntityKind.CLUSTER, "", "", bucket)
         # The rows replaced or dropped here leave their groups' sums.
-        gone = set() if previous is None else set(unpack_ids(previous[1])).difference(pod_ids)
+        gone = set() if previous is None else set(unpack_ids(previous[2])).difference(pod_ids)
         if previous is not None:
             changes.remove(
-                bucket, (cluster,), node_member(unpack(previous[0], len(NODE_COLUMNS))), NODE_SUM
+                bucket, (cluster,), node_member(unpack(previous[1], len(NODE_COLUMNS))), NODE_SUM
             )
-        replaced = conn.execute(
-            "SELECT id, v FROM pod_sample WHERE bucket = ? AND id IN"
-            " (SELECT value FROM json_each(?))",
-            (bucket, json.dumps([*pod_ids, *gone])),
-        ).fetchall()
-        old_groups = self._groups_of(conn, [pid for pid, _ in replaced], bucket)
-        for (_, blob), gids in zip(replaced, old_groups, strict=True):
+        # A pod's sealed rows came with its node's report: where the node has none in this
+        # bucket, its pods have none to look for there either.
+        replaced = sealed.lookup(
+            conn, "pod_sample", BUCKET, bucket, [*pod_ids, *gone], sealed=previous is not None
+        )
+        old_groups = self._groups_of(conn, [pid for pid, _, _ in replaced], bucket)
+        for (_, blob, _), gids in zip(replaced, old_groups, strict=True):
             changes.remove(bucket, gids, pod_member(unpack(blob, len(POD_COLUMNS))))
         conn.executemany(
             "INSERT OR REPLACE INTO pod_sample (bucket, id, v) VALUES (?, ?, ?)",
@@ -197,16 +195,13 @@ class Writer:
             ],
         )
         if previous is not None:
-            conn.executemany(
-                "DELETE FROM pod_sample WHERE bucket = ? AND id = ?",
-                [(bucket, pid) for pid in gone],
+            sealed.delete(conn, "pod_sample", BUCKET, bucket, list(gone))
+            ended = conn.execute(
+                "SELECT id FROM ctr WHERE pod IN (SELECT value FROM json_each(?1))"
+                " AND id NOT IN (SELECT value FROM json_each(?2))",
+                (json.dumps(unpack_ids(previous[2])), json.dumps(container_ids)),
             )
-            conn.execute(
-                "DELETE FROM ctr_sample WHERE bucket = ?1 AND id IN (SELECT id FROM ctr WHERE pod"
-                " IN (SELECT value FROM json_each(?2))) AND id NOT IN"
-                " (SELECT value FROM json_each(?3))",
-                (bucket, json.dumps(unpack_ids(previous[1])), json.dumps(container_ids)),
-            )
+            sealed.delete(conn, "ctr_sample", BUCKET, bucket, [cid for (cid,) in ended])
         return prepared.samples
 
     def _node_id(self, conn: sqlite3.Connection, payload, bucket: int) -> int:
@@ -292,7 +287,7 @@ class Writer:
         old = self.groups_of(conn, namespace, deployment, first)
         new = self.groups_of(conn, *groups, first)
         moved = []
-        for bucket, blob in entity_rows(conn, "pod_sample", BUCKET, first, last, pid):
+        for bucket, blob in sealed.entity_rows(conn, "pod_sample", BUCKET, first, last, pid):
             member = pod_member(unpack(blob, len(POD_COLUMNS)))
             changes.remove(bucket, old, member)
             changes.add(bucket, new, member)

@@ -1,0 +1,230 @@
+"""The chunk codec: one entity's rows of a span (`sealed` keeps them), packed column by column
+and compressed, and read back exactly as they were written.
+
+A row is a bucket, its BLOB `v` (a header, then 8-byte words: `codec`'s mask and doubles, or
+a group's tag and integers) and, for a node, its pods' ids. Rows with the same header and
+width make a matrix whose columns are encoded one by one, each the way that suits it best:
+
+- doubles that are decimals of few digits (bytes, kernel counters in microseconds, rates in
+  nanocores, as the agent sends them: 0.155451434) as integers scaled by 10^e, their
+  differences zigzagged, so that a counter that grows steadily costs a few bytes a value;
+- a group's integers as their differences, zigzagged;
+- any other double as its bits XORed with the previous value's (as Gorilla and Prometheus do).
+
+Every transform is checked to give back the same bits, NaN and -0.0 included, or the column
+is XORed instead. The words are then byte-shuffled (a column's high bytes together) and the
+whole chunk compressed with zstd, which finds the repeats: limits that never change, pods
+lists that rarely do.
+"""
+
+import itertools
+import operator
+import struct
+from array import array
+from collections.abc import Sequence
+
+import cramjam
+
+_LEVEL = 6
+_WORD = 8
+_HALF = 1 << 63
+_XOR, _INTEGERS = 0xFF, 0xFE  # column codes; 0..9: doubles as integers of 10^-code
+_MAX_DECIMALS = 9
+_SCALES = [10**e for e in range(_MAX_DECIMALS + 1)]
+_VERBATIM = 0xFFFF  # shape of a row stored as it is (its body is not a multiple of words)
+_HEAD = struct.Struct("<IqHH")  # rows, first bucket, shapes, header size
+
+
+def encode(rows: Sequence[tuple[int, bytes, bytes | None]], header: int) -> bytes:
+    """Rows (bucket, v, extra) in bucket order, whose v are `header` bytes then words, as a
+    chunk. Group rows (header 1) hold integers, the others doubles."""
+    shapes: dict[tuple[bytes, int], int] = {}
+    bodies: list[list[bytes]] = []
+    shape_of = array("H")
+    verbatim = []
+    for _, v, _ in rows:
+        head, width = v[:header], len(v) - header
+        if width % _WORD:
+            shape_of.append(_VERBATIM)
+            verbatim.append(v)
+            continue
+        shape = shapes.setdefault((head, width // _WORD), len(shapes))
+        if shape == len(bodies):
+            bodies.append([])
+        bodies[shape].append(v[header:])
+        shape_of.append(shape)
+    buckets = [bucket for bucket, _, _ in rows]
+    gaps = array("i", map(operator.sub, buckets[1:], buckets))
+    extras = [b"" if extra is None else extra for _, _, extra in rows]
+    present = bytes(extra is not None for _, _, extra in rows)
+    parts = [
+        _HEAD.pack(len(rows), buckets[0] if rows else 0, len(shapes), header),
+        gaps.tobytes(),
+        shape_of.tobytes(),
+        present,
+        array("I", map(len, extras)).tobytes(),
+        b"".join(extras),
+        array("I", map(len, verbatim)).tobytes(),
+        b"".join(verbatim),
+    ]
+    words = []
+    for (head, width), shape in shapes.items():
+        matrix = array("Q", b"".join(bodies[shape]))
+        codes = bytearray()
+        for column in range(width):
+            code, encoded = _encode_column(matrix[column::width], header == 1)
+            codes.append(code)
+            words.append(encoded)
+        parts += [struct.pack("<II", len(head), width), head, codes]
+    parts.append(_shuffle(b"".join(words)))
+    return bytes(cramjam.zstd.compress(b"".join(parts), level=_LEVEL))
+
+
+def decode(chunk: bytes) -> list[tuple[int, bytes, bytes | None]]:
+    """The rows `encode` packed."""
+    data = memoryview(bytes(cramjam.zstd.decompress(chunk)))
+    count, first, shape_count, _ = _HEAD.unpack_from(data)
+    at = _HEAD.size
+    gaps = _array("i", data[at : at + 4 * (count - 1)]) if count else array("i")
+    at += 4 * len(gaps)
+    shape_of = _array("H", data[at : at + 2 * count])
+    at += 2 * count
+    present = data[at : at + count]
+    at += count
+    lengths = _array("I", data[at : at + 4 * count])
+    at += 4 * count
+    extras = []
+    for length in lengths:
+        extras.append(bytes(data[at : at + length]))
+        at += length
+    verbatim_count = shape_of.count(_VERBATIM)
+    lengths = _array("I", data[at : at + 4 * verbatim_count])
+    at += 4 * verbatim_count
+    verbatim = []
+    for length in lengths:
+        verbatim.append(bytes(data[at : at + length]))
+        at += length
+    shapes = []
+    for _ in range(shape_count):
+        head_size, width = struct.unpack_from("<II", data, at)
+        at += 8
+        head = bytes(data[at : at + head_size])
+        at += head_size
+        shapes.append((head, width, bytes(data[at : at + width])))
+        at += width
+    rows_of = [shape_of.count(shape) for shape in range(shape_count)]
+    words = _unshuffle(data[at:])
+    bodies = []
+    offset = 0
+    for (head, width, codes), height in zip(shapes, rows_of, strict=True):
+        matrix = array("Q", bytes(_WORD * width * height))
+        for column, code in enumerate(codes):
+            size = _WORD * height
+            encoded = _array("Q", words[offset : offset + size])
+            offset += size
+            matrix[column::width] = _decode_column(code, encoded)
+        row_size = _WORD * width
+        flat = matrix.tobytes()
+        offsets = range(0, len(flat), row_size) if width else [0] * height
+        bodies.append(iter([head + flat[i : i + row_size] for i in offsets]))
+    buckets = list(itertools.accumulate(gaps, initial=first)) if count else []
+    verbatim_rows = iter(verbatim)
+    return [
+        (
+            bucket,
+            next(verbatim_rows) if shape == _VERBATIM else next(bodies[shape]),
+            extra if has_extra else None,
+        )
+        for bucket, shape, extra, has_extra in zip(buckets, shape_of, extras, present, strict=True)
+    ]
+
+
+def _encode_column(bits: array, integers: bool) -> tuple[int, bytes]:
+    """A column's code and its words encoded."""
+    if integers:
+        return _INTEGERS, _deltas(array("q", bits.tobytes()))
+    doubles = array("d", bits.tobytes())
+    decimals = _decimals(doubles)
+    if decimals is not None:
+        scale = _SCALES[decimals]
+        scaled = array("q")
+        try:
+            scaled.extend(round(value * scale) for value in doubles)
+        except OverflowError:
+            pass
+        else:
+            return decimals, _deltas(scaled)
+    return _XOR, array("Q", map(operator.xor, bits, [0, *bits[:-1]])).tobytes()
+
+
+def _decode_column(code: int, encoded: array) -> array:
+    if code == _XOR:
+        return array("Q", itertools.accumulate(encoded, operator.xor))
+    integers = _undeltas(encoded)
+    if code == _INTEGERS:
+        return array("Q", array("q", integers).tobytes())
+    scale = _SCALES[code]
+    return array("Q", array("d", [value / scale for value in integers]).tobytes())
+
+
+def _decimals(doubles: array) -> int | None:
+    """The fewest decimals that give back every value's bits, None when none up to 9 do."""
+    decimals = 0
+    data = doubles.tobytes()
+    while decimals <= _MAX_DECIMALS:
+        scale = _SCALES[decimals]
+        try:
+            exact = array("d", [round(v * scale) / scale for v in doubles])
+        except (ValueError, OverflowError):  # NaN, infinity
+            return None
+        if exact.tobytes() == data:
+            return decimals
+        wrong = next((v for v, e in zip(doubles, exact, strict=True) if v != e), None)
+        if wrong is None:  # only the sign of a zero differs: -0.0 has no decimals
+            return None
+        # Straight to the decimals of the first value these do not give back.
+        decimals = _decimals_of(wrong, decimals + 1)
+    return None
+
+
+def _decimals_of(value: float, fewest: int) -> int:
+    for decimals in range(fewest, _MAX_DECIMALS + 1):
+        scale = _SCALES[decimals]
+        if round(value * scale) / scale == value:
+            return decimals
+    return _MAX_DECIMALS + 1
+
+
+def _deltas(values: array) -> bytes:
+    """Signed 64-bit integers as their zigzagged differences (modulo 2^64: any fit)."""
+    deltas = list(map(operator.sub, values, [0, *values[:-1]]))
+    if deltas and not -_HALF <= min(deltas) <= max(deltas) < _HALF:
+        deltas = [(delta + _HALF) % (1 << 64) - _HALF for delta in deltas]
+    return array("Q", [(delta << 1) ^ (delta >> 63) for delta in deltas]).tobytes()
+
+
+def _undeltas(encoded: array) -> list[int]:
+    values = list(itertools.accumulate([(z >> 1) ^ -(z & 1) for z in encoded]))
+    if values and not -_HALF <= min(values) <= max(values) < _HALF:
+        values = [(value + _HALF) % (1 << 64) - _HALF for value in values]
+    return values
+
+
+def _array(code: str, data) -> array:
+    """An array of the items packed in a bytes-like object."""
+    items = array(code)
+    items.frombytes(data)
+    return items
+
+
+def _shuffle(data: bytes) -> bytes:
+    """Words' bytes regrouped by their place in the word: first bytes, second bytes, ..."""
+    return b"".join(data[i::_WORD] for i in range(_WORD))
+
+
+def _unshuffle(data: memoryview) -> bytes:
+    plane = len(data) // _WORD
+    out = bytearray(len(data))
+    for i in range(_WORD):
+        out[i::_WORD] = data[i * plane : (i + 1) * plane]
+    return bytes(out)

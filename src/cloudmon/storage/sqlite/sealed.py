@@ -1,0 +1,374 @@
+"""Sealed spans: rows of finished spans moved out of the head tables into compressed chunks,
+one per entity and span (`chunks`), and the reads that see both.
+
+The head tables (node_sample, pod_sample, ctr_sample, grp_sample and their *_rollup tables)
+take every write, as before: samples as they come, late ones too, and the rollups. Once a
+span (`SPAN`: an hour of 10 s buckets or of 1 min periods, a day of hours) has ended
+`SEAL_AFTER` ago and the coarser resolution has rolled it up, `seal` packs each entity's rows
+of it into a row of the chunk table and deletes them from the head. A row written later into
+a sealed span (a late sample, a period rolled up again) stays in the head and takes the
+place of the chunk's row of the same bucket (`rows`, `lookup`: the head's row wins) until
+the next `seal` merges it into the chunk. A row deleted from a sealed span is taken out of its
+chunk at once (`delete`): it is rare (a pod that left its node's report of a bucket).
+
+Every read of a table's rows goes through here; the rest of the store does not know where a
+row lies.
+"""
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from cloudmon.storage.base import BUCKET
+from cloudmon.storage.sqlite import chunks
+
+# The span of a chunk at each resolution, and how long after its end it is sealed: late
+# samples from within this time are written and rolled up in the head, without touching a
+# chunk.
+SPAN = {BUCKET: 3600, 60: 3600, 3600: 86400}
+SEAL_AFTER = 1800
+_SEAL_ROWS = 3600  # rows sealed per transaction: about 50 ms on this machine's cores
+
+
+def _res_match(table: str, res: int) -> str:
+    """The condition that picks a resolution's rows of a head table."""
+    return "" if table.endswith("_sample") else f"res = {res} AND "
+
+
+def _header(table: str) -> int:
+    """The header bytes of a table's rows (`codec`): a group's tag, else a column mask."""
+    return 1 if table == "grp_sample" else 4
+
+
+def _extra(table: str) -> str:
+    """The column beside v a table's rows carry: a node's pods."""
+    return "pods" if table == "node_sample" else "NULL"
+
+
+def _chunks(conn, table: str, res: int, first: int, last: int, ids: Sequence[int] | None):
+    """The chunk rows (id, start, first, last, v) of a table's entities (all: None) whose
+    span meets [first, last]."""
+    span = SPAN[res]
+    sql = (
+        "SELECT id, start, first, last, v FROM chunk WHERE tbl = ? AND res = ?"
+        " AND start >= ? AND start <= ? AND last >= ? AND first <= ?"
+    )
+    params: list = [table, res, first // span * span, last, first, last]
+    if ids is not None:
+        sql += " AND id IN (SELECT value FROM json_each(?))"
+        params.append(json.dumps(list(ids)))
+    return conn.execute(sql, params).fetchall()
+
+
+def sealed_rows(conn, table: str, res: int, first: int, last: int, ids=None):
+    """{(id, bucket): (v, extra)} of the sealed rows in [first, last] of these entities (all:
+    None)."""
+    found = {}
+    for eid, *_, blob in _chunks(conn, table, res, first, last, ids):
+        for bucket, v, extra in chunks.decode(blob):
+            if first <= bucket <= last:
+                found[eid, bucket] = (v, extra)
+    return found
+
+
+def entity_rows(conn, table: str, res: int, first: int, last: int, eid: int) -> list[tuple]:
+    """(bucket, v) of one entity's rows in [first, last], in bucket order."""
+    head = list(_head_rows(conn, table, res, first, last, eid))
+    sealed = sealed_rows(conn, table, res, first, last, [eid])
+    if not sealed:
+        return head
+    merged = {bucket: v for (_, bucket), (v, _) in sealed.items()}
+    merged.update(head)
+    return sorted(merged.items())
+
+
+def _head_rows(conn, table: str, res: int, first: int, last: int, eid: int):
+    """(bucket, v) of one entity's head rows in [first, last], a bucket at a time (the
+    tables are keyed by bucket first)."""
+    first, last = _head_held(conn, table, res, first, last)
+    if first > last:
+        return []
+    res_match = "" if table.endswith("_sample") else f" AND s.res = {res}"
+    return conn.execute(
+        f"WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + {res} FROM b WHERE x < ?)"
+        f" SELECT s.bucket, s.v FROM b JOIN {table} s ON s.bucket = b.x AND s.id = ?" + res_match,
+        (first, last - res + 1, eid),
+    )
+
+
+def _head_held(conn, table: str, res: int, first: int, last: int) -> tuple[int, int]:
+    """[first, last] narrowed to the buckets the head holds at a resolution, so that a query
+    stepping through them does not step through years of nothing."""
+    where = "" if table.endswith("_sample") else f" WHERE res = {res}"
+    # Two subqueries: SQLite answers a lone min() or max() from the index, both at once by a scan.
+    oldest, newest = conn.execute(
+        f"SELECT (SELECT min(bucket) FROM {table}{where}), (SELECT max(bucket) FROM {table}{where})"
+    ).fetchone()
+    if oldest is None:
+        return 1, 0
+    return max(first, oldest), min(last, newest)
+
+
+def held(conn, table: str, res: int) -> tuple[int | None, int | None]:
+    """The oldest and newest bucket a table holds at a resolution, sealed or not."""
+    where = "" if table.endswith("_sample") else f" WHERE res = {res}"
+    oldest, newest, sealed_first, sealed_last = conn.execute(
+        f"SELECT (SELECT min(bucket) FROM {table}{where}),"
+        f" (SELECT max(bucket) FROM {table}{where}),"
+        " (SELECT min(first) FROM chunk WHERE tbl = ?1 AND res = ?2),"
+        " (SELECT max(last) FROM chunk WHERE tbl = ?1 AND res = ?2)",
+        (table, res),
+    ).fetchone()
+    lows = [b for b in (oldest, sealed_first) if b is not None]
+    highs = [b for b in (newest, sealed_last) if b is not None]
+    return min(lows, default=None), max(highs, default=None)
+
+
+def lookup(conn, table: str, res: int, bucket: int, ids: Sequence[int], sealed: bool = True):
+    """The (id, v, extra) rows of these ids in one bucket or period; with `sealed` false, only
+    the head's."""
+    found = {
+        eid: (eid, v, extra)
+        for eid, v, extra in conn.execute(
+            f"SELECT id, v, {_extra(table)} FROM {table} WHERE {_res_match(table, res)}"
+            "bucket = ? AND id IN (SELECT value FROM json_each(?))",
+            (bucket, json.dumps(list(ids))),
+        )
+    }
+    missing = [eid for eid in ids if eid not in found]
+    if sealed and missing:
+        for (eid, _), (v, extra) in sealed_rows(conn, table, res, bucket, bucket, missing).items():
+            found[eid] = (eid, v, extra)
+    return list(found.values())
+
+
+def present(conn, table: str, res: int, first: int, last: int, ids: Iterable[int]) -> set[int]:
+    """Those of `ids` with a row, sealed or not, in a bucket or period starting in [first,
+    last]."""
+    remaining = set(ids)
+    found = set()
+    for eid, _, low, high, blob in _chunks(conn, table, res, first, last, list(remaining)):
+        if eid in found:
+            continue
+        if (first <= low and high <= last) or any(
+            first <= bucket <= last for bucket, _, _ in chunks.decode(blob)
+        ):
+            found.add(eid)
+    remaining -= found
+    # The head's buckets from the first one held, in steps growing fourfold: most entities
+    # that report at all have a row in the first few.
+    at, upto_held = _head_held(conn, table, res, first, last)
+    step = 1
+    while remaining and at <= upto_held:
+        upto = min(upto_held, at + (step - 1) * res)
+        hits = _probe(conn, table, res, at, upto, remaining)
+        found.update(hits)
+        remaining.difference_update(hits)
+        at, step = upto + res, step * 4
+    return found
+
+
+def _probe(conn, table: str, res: int, first: int, last: int, ids) -> set[int]:
+    """Those of `ids` with a head row in a bucket or period starting in [first, last]."""
+    res_match = "" if table.endswith("_sample") else f" AND s.res = {res}"
+    rows = conn.execute(
+        f"WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + {res} FROM b WHERE x < ?)"
+        f" SELECT DISTINCT s.id FROM b JOIN {table} s ON s.bucket = b.x{res_match}"
+        " AND s.id IN (SELECT value FROM json_each(?))",
+        (first, last - res + 1, json.dumps(list(ids))),
+    )
+    return {eid for (eid,) in rows}
+
+
+def newest_until(conn, table: str, res: int, eid: int, last: int) -> int | None:
+    """An entity's newest bucket up to `last`, sealed or not; None when it has none."""
+    where = "" if table.endswith("_sample") else f"res = {res} AND "
+    (found,) = conn.execute(
+        f"SELECT max(bucket) FROM {table} WHERE {where}id = ? AND bucket <= ?", (eid, last)
+    ).fetchone()
+    span = SPAN[res]
+    for start, high, blob in conn.execute(
+        "SELECT start, last, v FROM chunk WHERE tbl = ? AND res = ? AND id = ?"
+        " AND first <= ? ORDER BY start DESC",
+        (table, res, eid, last),
+    ):
+        if found is not None and found >= start + span:
+            break
+        newest = high if high <= last else max(b for b, _, _ in chunks.decode(blob) if b <= last)
+        return newest if found is None else max(found, newest)
+    return found
+
+
+def period_rows(conn, table: str, res: int, buckets: Sequence[int], which: str, chosen):
+    """(id, v) of the chosen entities' rows in these buckets or periods, in bucket order:
+    `which` an SQL condition on id, `chosen` its parameters."""
+    head = conn.execute(
+        f"SELECT id, bucket, v FROM {table} WHERE {_res_match(table, res)}"
+        f"bucket IN (SELECT value FROM json_each(?)) AND {which}",
+        (json.dumps(list(buckets)), *chosen),
+    ).fetchall()
+    sql = (
+        "SELECT id, start, first, last, v FROM chunk WHERE tbl = ? AND res = ? AND start = ?"
+        f" AND {which}"
+    )
+    first, last = buckets[0], buckets[-1]
+    rows = {(bucket, eid): v for eid, bucket, v in head}
+    span = first // SPAN[res] * SPAN[res]
+    for eid, *_, blob in conn.execute(sql, (table, res, span, *chosen)):
+        for bucket, v, _ in chunks.decode(blob):
+            if first <= bucket <= last:
+                rows.setdefault((bucket, eid), v)
+    return [(eid, v) for (_, eid), v in sorted(rows.items())]
+
+
+def bucket_rows(conn, table: str, res: int, bucket: int) -> list[tuple[int, bytes]]:
+    """(id, v) of every entity's row in one bucket or period, sealed or not."""
+    head = conn.execute(
+        f"SELECT id, v FROM {table} WHERE {_res_match(table, res)}bucket = ?", (bucket,)
+    )
+    found = {eid: v for (eid, _), (v, _) in sealed_rows(conn, table, res, bucket, bucket).items()}
+    found.update(head)
+    return sorted(found.items())
+
+
+def delete(conn, table: str, res: int, bucket: int, ids: Sequence[int]) -> None:
+    """The rows of these ids in one bucket or period deleted, from the head and the chunks."""
+    conn.executemany(
+        f"DELETE FROM {table} WHERE {_res_match(table, res)}bucket = ? AND id = ?",
+        [(bucket, eid) for eid in ids],
+    )
+    for eid, start, _, _, blob in _chunks(conn, table, res, bucket, bucket, ids):
+        rows = [row for row in chunks.decode(blob) if row[0] != bucket]
+        _write(conn, table, res, eid, start, rows)
+
+
+def _write(conn, table: str, res: int, eid: int, start: int, rows: list) -> None:
+    """An entity's chunk of a span, from its rows (none: no chunk)."""
+    if not rows:
+        conn.execute(
+            "DELETE FROM chunk WHERE tbl = ? AND res = ? AND id = ? AND start = ?",
+            (table, res, eid, start),
+        )
+        return
+    conn.execute(
+        "INSERT OR REPLACE INTO chunk (tbl, res, id, start, first, last, v)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (table, res, eid, start, rows[0][0], rows[-1][0], chunks.encode(rows, _header(table))),
+    )
+
+
+def delete_before(conn, table: str, res: int, before: int) -> int:
+    """The chunks of a table's resolution whose rows all lie before `before` deleted; the rows
+    they held (estimated: a chunk's span in buckets)."""
+    cursor = conn.execute(
+        "DELETE FROM chunk WHERE tbl = ? AND res = ? AND last < ? RETURNING first, last",
+        (table, res, before),
+    )
+    return sum((high - low) // res + 1 for low, high in cursor)
+
+
+def oldest_span(conn, table: str, res: int) -> int | None:
+    """The start of a table's oldest sealed span at a resolution."""
+    return conn.execute(
+        "SELECT min(start) FROM chunk WHERE tbl = ? AND res = ?", (table, res)
+    ).fetchone()[0]
+
+
+def delete_span(conn, table: str, res: int, start: int) -> int:
+    """A sealed span of a table's resolution deleted; the rows it held (estimated)."""
+    cursor = conn.execute(
+        "DELETE FROM chunk WHERE tbl = ? AND res = ? AND start = ? RETURNING first, last",
+        (table, res, start),
+    )
+    return sum((high - low) // res + 1 for low, high in cursor)
+
+
+def to_seal(conn, table: str, res: int, horizon: int) -> int | None:
+    """The start of the oldest span with head rows that ends by `horizon`; None when none."""
+    where = "" if table.endswith("_sample") else f" WHERE res = {res}"
+    (oldest,) = conn.execute(f"SELECT min(bucket) FROM {table}{where}").fetchone()
+    if oldest is None:
+        return None
+    start = oldest // SPAN[res] * SPAN[res]
+    return start if start + SPAN[res] <= horizon else None
+
+
+def ids_to_seal(conn, table: str, res: int, start: int) -> list[int]:
+    """The entities with head rows in a span."""
+    return [
+        eid
+        for (eid,) in conn.execute(
+            f"SELECT DISTINCT id FROM {table} WHERE {_res_match(table, res)}"
+            "bucket >= ? AND bucket < ?",
+            (start, start + SPAN[res]),
+        )
+    ]
+
+
+def seal(conn, table: str, res: int, start: int, ids: Sequence[int]) -> int:
+    """These entities' head rows of a span merged into their chunks (the head's row wins
+    where both have a bucket) and deleted from the head; the rows sealed."""
+    buckets = json.dumps(list(range(start, start + SPAN[res], res)))
+    matched = (
+        f"{_res_match(table, res)}bucket IN (SELECT value FROM json_each(?1))"
+        " AND id IN (SELECT value FROM json_each(?2))"
+    )
+    head: dict[int, dict[int, tuple]] = defaultdict(dict)
+    params = (buckets, json.dumps(list(ids)))
+    for eid, bucket, v, extra in conn.execute(
+        f"SELECT id, bucket, v, {_extra(table)} FROM {table} WHERE {matched}", params
+    ):
+        head[eid][bucket] = (bucket, v, extra)
+    existing = dict(
+        conn.execute(
+            "SELECT id, v FROM chunk WHERE tbl = ? AND res = ? AND start = ?"
+            " AND id IN (SELECT value FROM json_each(?))",
+            (table, res, start, params[1]),
+        )
+    )
+    for eid, rows in head.items():
+        if eid in existing:
+            merged = {row[0]: row for row in chunks.decode(existing[eid])}
+            merged.update(rows)
+            rows = merged
+        _write(conn, table, res, eid, start, [rows[bucket] for bucket in sorted(rows)])
+    conn.execute(f"DELETE FROM {table} WHERE {matched}", params)
+    return sum(map(len, head.values()))
+
+
+def batches(ids: Sequence[int], res: int) -> list[Sequence[int]]:
+    """Entities in batches of about `_SEAL_ROWS` rows of a span."""
+    width = max(1, _SEAL_ROWS * res // SPAN[res])
+    return [ids[at : at + width] for at in range(0, len(ids), width)]
+
+
+def id_range(conn, table: str, res: int, period: int, length: int) -> tuple:
+    """The lowest and highest id with a row, sealed or not, in [period, period + length) of a
+    table's resolution; (None, None) when none has one."""
+    (low, high, sealed_low, sealed_high) = conn.execute(
+        f"SELECT (SELECT min(id) FROM {table} WHERE {_res_match(table, res)}bucket >= ?1"
+        " AND bucket < ?2),"
+        f" (SELECT max(id) FROM {table} WHERE {_res_match(table, res)}bucket >= ?1"
+        " AND bucket < ?2),"
+        " (SELECT min(id) FROM chunk WHERE tbl = ?3 AND res = ?4 AND start = ?5"
+        " AND first < ?2 AND last >= ?1),"
+        " (SELECT max(id) FROM chunk WHERE tbl = ?3 AND res = ?4 AND start = ?5"
+        " AND first < ?2 AND last >= ?1)",
+        (period, period + length, table, res, period // SPAN[res] * SPAN[res]),
+    ).fetchone()
+    lows = [i for i in (low, sealed_low) if i is not None]
+    highs = [i for i in (high, sealed_high) if i is not None]
+    return min(lows, default=None), max(highs, default=None)
+
+
+def ids_at(conn, table: str, res: int, bucket: int, which: str, chosen) -> set[int]:
+    """The chosen entities (`which` an SQL condition on id) with a sealed span around a
+    bucket or period."""
+    return {
+        eid
+        for (eid,) in conn.execute(
+            "SELECT id FROM chunk WHERE tbl = ? AND res = ? AND start = ? AND first <= ?"
+            f" AND last >= ? AND {which}",
+            (table, res, bucket // SPAN[res] * SPAN[res], bucket, bucket, *chosen),
+        )
+    }

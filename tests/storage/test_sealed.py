@@ -1,0 +1,201 @@
+"""Sealed spans: rows packed into compressed chunks (`chunks`) give back every bit, and a
+store whose finished spans are sealed answers exactly as one whose are not — before and
+after late samples, a bucket sent again without some of its pods, a pod that changes
+namespace, rollups done again, expiry and the size bound."""
+
+import math
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from store_payloads import H0, Clock, node_payload, payloads
+from test_group_sums import kept, taken_at_once
+
+from cloudmon.storage.base import BUCKET, Span
+from cloudmon.storage.model import EntityKind, columns
+from cloudmon.storage.sqlite import SqliteStorage, chunks, sealed
+from cloudmon.storage.sqlite.codec import pack, pack_ids, pack_stats, pack_sum
+
+NODES = 3
+PODS = 4
+HOURS = 3
+NAMES = ("cpu_cores", "memory_working_set_bytes", "cpu_limit_cores", "network_rx_bps")
+
+DOUBLES = st.one_of(
+    st.none(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(0, 1 << 50).map(float),
+    st.integers(0, 10**12).map(lambda n: n / 10**6),  # a counter of microseconds, in seconds
+    st.integers(0, 10**10).map(lambda n: round(n / 10**9, 9)),  # cores, in nanocores
+)
+SAMPLE_ROW = st.lists(DOUBLES, min_size=1, max_size=20).map(pack)
+SUM_ROW = st.one_of(
+    st.lists(st.integers(-(1 << 63), (1 << 63) - 1), min_size=1, max_size=12).map(pack_sum),
+    st.lists(st.integers(-(1 << 80), 1 << 80), min_size=1, max_size=4).map(pack_sum),  # JSON
+)
+STATS_ROW = st.lists(
+    st.one_of(st.none(), st.tuples(*[st.floats(allow_nan=False)] * 5)), min_size=1, max_size=6
+).map(pack_stats)
+EXTRA = st.one_of(st.none(), st.lists(st.integers(0, (1 << 32) - 1), max_size=40).map(pack_ids))
+
+
+def rows_of(blobs):
+    return st.lists(st.tuples(blobs, EXTRA), max_size=40).map(
+        lambda rows: [(H0 + 10 * i, v, extra) for i, (v, extra) in enumerate(rows)]
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(rows_of(SAMPLE_ROW), rows_of(STATS_ROW)))
+def test_a_chunk_gives_back_every_bit_of_its_rows(rows):
+    assert chunks.decode(chunks.encode(rows, 4)) == rows
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows_of(SUM_ROW))
+def test_a_chunk_gives_back_every_bit_of_group_rows(rows):
+    assert chunks.decode(chunks.encode(rows, 1)) == rows
+
+
+def test_decimals_and_counters_compress_and_odd_doubles_survive():
+    # A CPU counter of microseconds that grows by about 1.2 s every 10 s, in seconds, and a
+    # working set in pages that wanders.
+    usec = [1000 * i * 1234 + (i * 7919) % 100_000 for i in range(360)]
+    counter = [
+        (H0 + 10 * i, pack([usec[i] / 1e6, 4096.0 * (1000 + (i * 31) % 17)]), None)
+        for i in range(360)
+    ]
+    odd = [(H0, pack([-0.0, math.nan, math.inf, -math.inf, 5e-324]), None)]
+    ((_, blob, _),) = chunks.decode(chunks.encode(odd, 4))
+    assert blob == odd[0][1]
+    assert math.copysign(1, struct.unpack_from("<d", blob, 4)[0]) == -1
+    size = len(chunks.encode(counter, 4))
+    # 20 bytes a row as the head holds them; here at most 3 bytes a value
+    assert size < 360 * 2 * 3, f"{size} bytes for 360 rows of a counter and a gauge"
+
+
+class Cluster:
+    """The same writes into two stores: one seals its finished spans, the other never."""
+
+    def __init__(self, tmp_path, monkeypatch):
+        self.monkeypatch = monkeypatch
+        self.clock = Clock(H0)
+        self.sealing = SqliteStorage(tmp_path / "sealing.db", clock=self.clock)
+        self.open = SqliteStorage(tmp_path / "open.db", clock=self.clock)
+
+    def write(self, *bodies):
+        for store in (self.sealing, self.open):
+            store.write(payloads(*bodies))
+
+    def roll_up(self):
+        self.sealing.roll_up()
+        with self.monkeypatch.context() as patch:
+            patch.setattr(sealed, "SEAL_AFTER", 10**9)
+            self.open.roll_up()
+
+    def close(self):
+        self.sealing.close()
+        self.open.close()
+
+
+def hour(cluster, h, skip=()):
+    for b in range(0, 360, 3):
+        for n in range(NODES):
+            if (n, b) in skip:
+                continue
+            pods = [
+                (f"p{n}-{i}", f"ns{i % 2}", round((h * 360 + b) * 0.001 + n + i / 7, 9))
+                for i in range(PODS)
+            ]
+            cluster.write(
+                node_payload(
+                    f"n{n}",
+                    H0 + h * 3600 + 10 * b + n,
+                    pods,
+                    cpu_cores=round(b / 360 + n, 9),
+                    memory_used_bytes=4096 * (1000 + b % 13),
+                )
+            )
+
+
+@pytest.fixture
+def cluster(tmp_path, monkeypatch):
+    cluster = Cluster(tmp_path, monkeypatch)
+    for h in range(HOURS):
+        # a gap: node 1 down for the last ten minutes of the first hour
+        hour(cluster, h, skip={(1, b) for b in range(300, 360, 3)} if h == 0 else ())
+        cluster.clock.now = H0 + (h + 1) * 3600 + 120
+        cluster.roll_up()
+    cluster.clock.now = H0 + HOURS * 3600 + 3600  # the last hour ended long enough ago
+    cluster.roll_up()
+    yield cluster
+    cluster.close()
+
+
+def answers(store):
+    """Every kind's entities, latest values and series over raw, 1 min and 1 h spans."""
+    found = []
+    spans = [
+        Span(H0, H0 + HOURS * 3600, 10),
+        Span(H0 + 3000, H0 + 3900, 30, "max"),
+        Span(H0, H0 + HOURS * 3600, 60, "avg"),
+        Span(H0, H0 + HOURS * 3600, 300, "last"),
+        Span(H0, H0 + HOURS * 3600, 3600, "min"),
+        Span(H0 + 3300, H0 + 3500, 10),  # node 1's gap
+    ]
+    for kind in EntityKind:
+        entities = store.entities(kind)
+        names = tuple(n for n in NAMES if n in columns(kind))
+        found.append([(e.kind, e.id, e.identity, e.last_bucket) for e in entities])
+        found.append(store.latest(entities, names))
+        for span in spans:
+            found.append(store.entities(kind, span=span))
+            found.append(store.series(entities, names, span))
+    return found
+
+
+def sealed_spans(store, table, res=BUCKET):
+    conn = store.db.reader()
+    return conn.execute(
+        "SELECT count(*) FROM chunk WHERE tbl = ? AND res = ?", (table, res)
+    ).fetchone()[0]
+
+
+def test_sealed_spans_answer_as_open_ones(cluster):
+    for table in ("node_sample", "pod_sample", "ctr_sample", "grp_sample"):
+        assert sealed_spans(cluster.sealing, table) > 0, table
+        assert sealed_spans(cluster.open, table) == 0
+    assert sealed_spans(cluster.sealing, "pod_rollup", 60) > 0
+    assert answers(cluster.sealing) == answers(cluster.open)
+    assert kept(cluster.sealing) == taken_at_once(cluster.sealing) == kept(cluster.open)
+
+
+def test_late_samples_into_sealed_spans_count_as_in_open_ones(cluster):
+    # node 1's gap filled, late; node 0 sends a bucket again without two of its pods; a pod
+    # of node 2 moves to another namespace
+    for b in range(300, 306):
+        cluster.write(node_payload("n1", H0 + 10 * b + 1, [("p1-0", "ns0", 9.5)], cpu_cores=3.0))
+    cluster.write(node_payload("n0", H0 + 600, [("p0-0", "ns0", 7.25)], cpu_cores=0.5))
+    cluster.write(node_payload("n2", H0 + 7200 + 2, [("p2-1", "moved", 1.0)]))
+    assert answers(cluster.sealing) == answers(cluster.open)
+    assert kept(cluster.sealing) == taken_at_once(cluster.sealing)
+    cluster.roll_up()  # the late rows rolled up again and merged into their chunks
+    conn = cluster.sealing.db.reader()
+    for table in ("node_sample", "pod_sample", "ctr_sample", "grp_sample"):
+        query = f"SELECT count(*) FROM {table} WHERE bucket < ?"
+        (left,) = conn.execute(query, (H0 + HOURS * 3600,)).fetchone()
+        assert left == 0, table
+    assert answers(cluster.sealing) == answers(cluster.open)
+    assert kept(cluster.sealing) == taken_at_once(cluster.sealing) == kept(cluster.open)
+
+
+def test_sealed_spans_expire_whole(cluster):
+    for store in (cluster.sealing, cluster.open):
+        store.retention[BUCKET] = 2 * 3600
+    cluster.clock.now = H0 + 4 * 3600 + 5
+    for store in (cluster.sealing, cluster.open):
+        store.expire()
+    oldest, _ = sealed.held(cluster.sealing.db.reader(), "pod_sample", BUCKET)
+    assert oldest == H0 + 7200
+    assert answers(cluster.sealing) == answers(cluster.open)
