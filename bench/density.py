@@ -31,6 +31,7 @@ from cloudmon.metrics import Scope, metrics_for
 from cloudmon.server.maintenance import upkeep
 from cloudmon.storage import open_storage
 from cloudmon.storage.base import BUCKET, RESOLUTIONS, RETENTION
+from cloudmon.storage.sqlite.sealed import SEAL_AFTER, SPAN
 
 DAY = 86400
 GiB = 1 << 30
@@ -186,15 +187,45 @@ def main() -> None:
             f" empty ones up to now included, in {time.perf_counter() - started:.0f} s"
         )
         store.close()
-        raw = report(path, values, options.volume_gib)
+        head = tier_bytes(path)
+        # Later, once every span is sealed: the upkeep as it runs a day on.
+        later = first + DAY - 600
+        store = open_storage(url, clock=lambda: later)
+        started = time.perf_counter()
+        for _ in range(2):  # a span is sealed by a round that finds no new row in it
+            store.roll_up()
+        took = time.perf_counter() - started
+        store.close()
+        print(f"sealing (the upkeep a day on, every span finished): {took:.1f} s")
+        raw = report(path, values, options.volume_gib, head)
         if om is not None:
             compare(om, om.blocks_bytes(), options.nodes * options.pods, buckets, raw)
         else:
             print("prometheus: skipped (--no-prometheus, or no promtool on PATH)")
 
 
-def report(path: Path, values: float, volume_gib: float) -> float:
-    """Print the tables' and tiers' bytes; the raw tier's bytes per pod-day."""
+def tier_bytes(path: Path) -> dict[int, float]:
+    """The bytes of each tier's rows in the head tables and in sealed chunks: {(res,
+    sealed): bytes} (a table's pages shared out by the bytes of each resolution's rows)."""
+    sizes = pages(path)
+    conn = sqlite3.connect(path)
+    tiers: dict = Counter()
+    for table in RAW:
+        tiers[BUCKET, False] += sizes.get(table, 0)
+    for table in ROLLUPS:
+        shares = dict(conn.execute(f"SELECT res, sum(length(v)) FROM {table} GROUP BY res"))
+        for res, share in shares.items():
+            tiers[res, False] += sizes.get(table, 0) * share / sum(shares.values())
+    shares = dict(conn.execute("SELECT res, sum(length(v)) FROM chunk GROUP BY res"))
+    for res, share in shares.items():
+        tiers[res, True] += sizes["chunk"] * share / sum(shares.values())
+    conn.close()
+    return tiers
+
+
+def report(path: Path, values: float, volume_gib: float, head: dict) -> float:
+    """Print the tables' and tiers' bytes, in the head tables (before sealing) and sealed;
+    the raw tier's sealed bytes per pod-day."""
     sizes = pages(path)
     conn = sqlite3.connect(path)
     rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in sizes}
@@ -205,45 +236,65 @@ def report(path: Path, values: float, volume_gib: float) -> float:
     print(f"{'table':<16} {'rows':>10} {'bytes':>13}  (indexes included)")
     for table, size in sorted(sizes.items(), key=lambda item: -item[1]):
         print(f"{table:<16} {rows[table]:>10} {size:>13}")
-    tiers = dict.fromkeys(RESOLUTIONS, 0.0)
-    periods = {}
-    for res in RESOLUTIONS[1:]:
-        (periods[res],) = conn.execute(
-            "SELECT count(DISTINCT bucket) FROM pod_rollup WHERE res = ?", (res,)
-        ).fetchone()
-    (periods[BUCKET],) = conn.execute("SELECT count(DISTINCT bucket) FROM pod_sample").fetchone()
-    tiers[BUCKET] = sum(sizes[t] for t in RAW)
-    for table in ROLLUPS:
-        # A table holds both resolutions: its pages shared out by the bytes of their rows.
-        shares = dict(conn.execute(f"SELECT res, sum(length(v)) FROM {table} GROUP BY res"))
-        for res, share in shares.items():
-            tiers[res] += sizes[table] * share / sum(shares.values())
+    sealed = tier_bytes(path)
+    by_kind = dict(
+        conn.execute("SELECT tbl, sum(length(v)) FROM chunk WHERE res = 10 GROUP BY tbl")
+    )
+    shares = ", ".join(
+        f"{who} {100 * by_kind.get(t, 0) / sum(by_kind.values()):.0f} %" for t, who in RAW.items()
+    )
+    (buckets,) = conn.execute(
+        "SELECT (max(last) - min(first)) / 10 + 1 FROM chunk WHERE res = 10"
+    ).fetchone()
+    (minutes,) = conn.execute(
+        "SELECT (max(last) - min(first)) / 60 + 1 FROM chunk WHERE res = 60"
+    ).fetchone()
+    (hours,) = conn.execute(
+        "SELECT (max(last) - min(first)) / 3600 + 1 FROM chunk WHERE res = 3600"
+    ).fetchone()
     conn.close()
+    covered = {BUCKET: buckets * BUCKET, 60: minutes * 60, 3600: hours * 3600}
 
-    def per_pod_day(res: int) -> float:
-        return tiers[res] / pods / (periods[res] * res) * DAY
+    def per_pod_day(tiers, res: int) -> float:
+        return tiers[res] / pods / covered[res] * DAY
 
-    raw = per_pod_day(BUCKET)
-    shares = ", ".join(f"{who} {100 * sizes[t] / tiers[BUCKET]:.0f} %" for t, who in RAW.items())
+    head_per_day = {
+        res: per_pod_day({r: head[r, False] for r in RESOLUTIONS}, res) for res in RESOLUTIONS
+    }
+    sealed_per_day = {
+        res: per_pod_day({r: sealed[r, True] for r in RESOLUTIONS}, res) for res in RESOLUTIONS
+    }
+    raw = sealed_per_day[BUCKET]
     print(
-        f"raw tier: {raw / 1e3:.0f} KB per pod-day ({periods[BUCKET]} buckets of {pods} pods;"
-        f" {shares}); a pod's sample carries {values:.0f} values: {raw / 8640 / values:.1f}"
-        " bytes a value, its node's and groups' rows included"
+        f"raw tier: {raw / 1e3:.0f} KB per pod-day sealed, {head_per_day[BUCKET] / 1e3:.0f} KB"
+        f" in the head tables ({buckets} buckets of {pods} pods; sealed: {shares}); a pod's"
+        " sample carries"
+        f" {values:.0f} values: {raw / 8640 / values:.2f} bytes a value sealed, its node's and"
+        " groups' rows included"
     )
     for res in RESOLUTIONS[1:]:
         print(
-            f"{span(res)} tier: {per_pod_day(res) / 1e3:.1f} KB per pod-day of its periods"
-            f" ({periods[res]} of them), {per_pod_day(res) / raw:.3f} of the raw tier's"
+            f"{span(res)} tier: {sealed_per_day[res] / 1e3:.1f} KB per pod-day sealed"
+            f" ({covered[res] // res} periods), {head_per_day[res] / 1e3:.1f} KB in the head"
+            f" tables; sealed {sealed_per_day[res] / raw:.3f} of the raw tier's"
         )
-    catalogue = sum(sizes[t] for t in CATALOGUE) / pods
-    held = {res: per_pod_day(res) * RETENTION[res] / DAY for res in RESOLUTIONS}
+    catalogue = sum(sizes.get(t, 0) for t in CATALOGUE) / pods
+    # What a day's retention holds of a tier: its newest spans in the head tables (a span
+    # and the wait before it is sealed, at most), the rest sealed.
+    held = {}
+    for res in RESOLUTIONS:
+        in_head = min(RETENTION[res], SPAN[res] + SEAL_AFTER)
+        held[res] = (
+            head_per_day[res] * in_head + sealed_per_day[res] * (RETENTION[res] - in_head)
+        ) / DAY
     per_pod = catalogue + sum(held.values())
     kept = ", ".join(f"{span(RETENTION[res])} of {span(res)}" for res in RESOLUTIONS)
-    parts = ", ".join(f"{held[res] / 1e6:.1f} MB of {span(res)}" for res in RESOLUTIONS)
+    parts = ", ".join(f"{held[res] / 1e6:.2f} MB of {span(res)}" for res in RESOLUTIONS)
     print(
-        f"at the default retention ({kept}): {per_pod / 1e6:.1f} MB per pod"
-        f" ({parts}, {catalogue:.0f} bytes of catalogue rows);"
-        f" a {volume_gib:g} GiB volume holds {volume_gib * GiB / per_pod:.0f} pods"
+        f"at the default retention ({kept}), the newest span of each tier and the wait before"
+        f" it is sealed in the head tables: {per_pod / 1e6:.2f} MB per pod ({parts},"
+        f" {catalogue:.0f} bytes of catalogue rows); a {volume_gib:g} GiB volume holds"
+        f" {volume_gib * GiB / per_pod:.0f} pods"
     )
     return raw
 

@@ -89,10 +89,13 @@ class Cluster:
             store.write(payloads(*bodies))
 
     def roll_up(self):
-        self.sealing.roll_up()
-        with self.monkeypatch.context() as patch:
-            patch.setattr(sealed, "SEAL_AFTER", 10**9)
-            self.open.roll_up()
+        """Two rounds of the upkeep: a span is sealed by the round that finds no new row in
+        it since the one before."""
+        for _ in range(2):
+            self.sealing.roll_up()
+            with self.monkeypatch.context() as patch:
+                patch.setattr(sealed, "SEAL_AFTER", 10**9)
+                self.open.roll_up()
 
     def close(self):
         self.sealing.close()
@@ -199,3 +202,24 @@ def test_sealed_spans_expire_whole(cluster):
     oldest, _ = sealed.held(cluster.sealing.db.reader(), "pod_sample", BUCKET)
     assert oldest == H0 + 7200
     assert answers(cluster.sealing) == answers(cluster.open)
+
+
+def test_a_span_still_taking_rows_waits_to_be_sealed(tmp_path):
+    clock = Clock(H0 + 2 * 3600)
+    store = SqliteStorage(tmp_path / "s.db", clock=clock)
+    try:
+
+        def send(b):
+            store.write(payloads(node_payload("n1", H0 + 10 * b, [("p", "ns", b / 10)])))
+
+        send(0)
+        store.roll_up()  # the first round finds the span's rows
+        send(1)  # a backlog still arriving
+        store.roll_up()
+        assert sealed_spans(store, "pod_sample") == 0
+        store.roll_up()  # nothing new since the last round
+        assert sealed_spans(store, "pod_sample") == 1
+        (head,) = store.db.reader().execute("SELECT count(*) FROM pod_sample").fetchone()
+        assert head == 0
+    finally:
+        store.close()

@@ -283,14 +283,25 @@ def delete_span(conn, table: str, res: int, start: int) -> int:
     return sum((high - low) // res + 1 for low, high in cursor)
 
 
-def to_seal(conn, table: str, res: int, horizon: int) -> int | None:
-    """The start of the oldest span with head rows that ends by `horizon`; None when none."""
-    where = "" if table.endswith("_sample") else f" WHERE res = {res}"
-    (oldest,) = conn.execute(f"SELECT min(bucket) FROM {table}{where}").fetchone()
-    if oldest is None:
-        return None
-    start = oldest // SPAN[res] * SPAN[res]
-    return start if start + SPAN[res] <= horizon else None
+def spans_before(conn, table: str, res: int, horizon: int):
+    """The starts of the spans with head rows that end by `horizon`, oldest first."""
+    where = _res_match(table, res)
+    span = SPAN[res]
+    (at,) = conn.execute(f"SELECT min(bucket) FROM {table} WHERE {where}1").fetchone()
+    while at is not None and at // span * span + span <= horizon:
+        start = at // span * span
+        yield start
+        (at,) = conn.execute(
+            f"SELECT min(bucket) FROM {table} WHERE {where}bucket >= ?", (start + span,)
+        ).fetchone()
+
+
+def head_count(conn, table: str, res: int, start: int) -> int:
+    """The head rows of a span."""
+    return conn.execute(
+        f"SELECT count(*) FROM {table} WHERE {_res_match(table, res)}bucket >= ? AND bucket < ?",
+        (start, start + SPAN[res]),
+    ).fetchone()[0]
 
 
 def ids_to_seal(conn, table: str, res: int, start: int) -> list[int]:
@@ -305,35 +316,75 @@ def ids_to_seal(conn, table: str, res: int, start: int) -> list[int]:
     ]
 
 
-def seal(conn, table: str, res: int, start: int, ids: Sequence[int]) -> int:
-    """These entities' head rows of a span merged into their chunks (the head's row wins
-    where both have a bucket) and deleted from the head; the rows sealed."""
-    buckets = json.dumps(list(range(start, start + SPAN[res], res)))
-    matched = (
-        f"{_res_match(table, res)}bucket IN (SELECT value FROM json_each(?1))"
-        " AND id IN (SELECT value FROM json_each(?2))"
-    )
-    head: dict[int, dict[int, tuple]] = defaultdict(dict)
-    params = (buckets, json.dumps(list(ids)))
-    for eid, bucket, v, extra in conn.execute(
-        f"SELECT id, bucket, v, {_extra(table)} FROM {table} WHERE {matched}", params
-    ):
-        head[eid][bucket] = (bucket, v, extra)
-    existing = dict(
-        conn.execute(
-            "SELECT id, v FROM chunk WHERE tbl = ? AND res = ? AND start = ?"
-            " AND id IN (SELECT value FROM json_each(?))",
-            (table, res, start, params[1]),
+class Sealing:
+    """Some entities' head rows of a span merged into their chunks (the head's row wins where
+    both have a bucket) and deleted from the head: `read` and `encode` what they hold (no lock
+    needed), then `write` in the writer's transaction, where an entity whose rows changed
+    meanwhile is encoded again."""
+
+    def __init__(self, table: str, res: int, start: int, ids: Sequence[int]) -> None:
+        self.table, self.res, self.start = table, res, start
+        buckets = json.dumps(list(range(start, start + SPAN[res], res)))
+        self._matched = (
+            f"{_res_match(table, res)}bucket IN (SELECT value FROM json_each(?1))"
+            " AND id IN (SELECT value FROM json_each(?2))"
         )
-    )
-    for eid, rows in head.items():
-        if eid in existing:
-            merged = {row[0]: row for row in chunks.decode(existing[eid])}
+        self._params = (buckets, json.dumps(list(ids)))
+        self._read: tuple = ({}, {})
+        self._encoded: dict[int, tuple] = {}
+
+    def _state(self, conn) -> tuple[dict, dict]:
+        """The entities' head rows {id: {bucket: row}} and chunks {id: v}."""
+        head: dict[int, dict[int, tuple]] = defaultdict(dict)
+        for eid, bucket, v, extra in conn.execute(
+            f"SELECT id, bucket, v, {_extra(self.table)} FROM {self.table} WHERE {self._matched}",
+            self._params,
+        ):
+            head[eid][bucket] = (bucket, v, extra)
+        existing = dict(
+            conn.execute(
+                "SELECT id, v FROM chunk WHERE tbl = ? AND res = ? AND start = ?"
+                " AND id IN (SELECT value FROM json_each(?))",
+                (self.table, self.res, self.start, self._params[1]),
+            )
+        )
+        return head, existing
+
+    def _encode(self, rows: dict, existing: bytes | None) -> tuple:
+        if existing is not None:
+            merged = {row[0]: row for row in chunks.decode(existing)}
             merged.update(rows)
             rows = merged
-        _write(conn, table, res, eid, start, [rows[bucket] for bucket in sorted(rows)])
-    conn.execute(f"DELETE FROM {table} WHERE {matched}", params)
-    return sum(map(len, head.values()))
+        ordered = [rows[bucket] for bucket in sorted(rows)]
+        return ordered[0][0], ordered[-1][0], chunks.encode(ordered, _header(self.table))
+
+    def read(self, conn) -> None:
+        """Read and encode the entities' rows (through a reader: no lock held)."""
+        self._read = head, existing = self._state(conn)
+        self._encoded = {eid: self._encode(rows, existing.get(eid)) for eid, rows in head.items()}
+
+    def write(self, conn) -> int:
+        """Write the chunks, delete the head rows; the rows sealed."""
+        head, existing = self._state(conn)
+        was_head, was_existing = self._read
+        written = []
+        for eid, rows in head.items():
+            encoded = self._encoded.get(eid)
+            if (
+                encoded is None
+                or rows != was_head.get(eid)
+                or existing.get(eid) != was_existing.get(eid)
+            ):
+                encoded = self._encode(rows, existing.get(eid))
+            written.append((self.table, self.res, eid, self.start, *encoded))
+        # Deleted first, so that the chunks take the pages the rows leave.
+        conn.execute(f"DELETE FROM {self.table} WHERE {self._matched}", self._params)
+        conn.executemany(
+            "INSERT OR REPLACE INTO chunk (tbl, res, id, start, first, last, v)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            written,
+        )
+        return sum(map(len, head.values()))
 
 
 def batches(ids: Sequence[int], res: int) -> list[Sequence[int]]:

@@ -28,7 +28,11 @@ _ROLLUP_CHUNK = 1500  # rows summarised per transaction: about 100 ms on 2 cores
 
 
 class Upkeep(StorePart):
-    """Rollups, expiry and checkpoints of one store."""
+    """Rollups, sealing, expiry and checkpoints of one store."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self._head_rows: dict[tuple, int] = {}  # per span to seal, its head rows last round
 
     def checkpoint(self) -> None:
         """The WAL copied into the file."""
@@ -52,13 +56,16 @@ class Upkeep(StorePart):
         return periods
 
     def seal(self) -> int:
-        """Seal the spans of each resolution that ended `sealed.SEAL_AFTER` ago and that the
-        coarser resolution has rolled up (`sealed`), some entities per transaction; returns
-        the rows sealed. Spans past the retention are left for `expire`."""
+        """Seal the spans of each resolution that ended `sealed.SEAL_AFTER` ago, that the
+        coarser resolution has rolled up and that took no row since the previous round (a
+        backlog still arriving into a span is sealed once, when it has moved on), some
+        entities per transaction; returns the rows sealed. Spans past the retention are left
+        for `expire`."""
         reader = self._db.reader()
         state = dict(reader.execute("SELECT res, done FROM rollup_state"))
         now = int(self._clock())
         rows = 0
+        seen = {}
         for res, coarser in zip(RESOLUTIONS, (*RESOLUTIONS[1:], None), strict=True):
             horizon = now - sealed.SEAL_AFTER
             if coarser is not None:
@@ -66,18 +73,29 @@ class Upkeep(StorePart):
             expired = bucket_of(now - self._retention[res])
             for table in ROLLUP_TABLE:
                 head = table if res == BUCKET else ROLLUP_TABLE[table]
-                while (start := sealed.to_seal(reader, head, res, horizon)) is not None:
+                for start in sealed.spans_before(reader, head, res, horizon):
                     if start + sealed.SPAN[res] <= expired:
-                        break
-                    rows += self._seal_span(head, res, start)
+                        continue
+                    key = (head, res, start)
+                    seen[key] = sealed.head_count(reader, head, res, start)
+                    if self._head_rows.get(key) == seen[key]:
+                        rows += self._seal_span(head, res, start)
+                        del seen[key]
+        self._head_rows = seen
         return rows
 
     def _seal_span(self, table: str, res: int, start: int) -> int:
-        ids = sealed.ids_to_seal(self._db.reader(), table, res, start)
-        return sum(
-            self._db.transaction(lambda conn, b=batch: sealed.seal(conn, table, res, start, b))
-            for batch in sealed.batches(ids, res)
-        )
+        """A span sealed some entities per transaction, each batch's chunks encoded before
+        the transaction, so that ingest waits for their writing only."""
+        reader = self._db.reader()
+        rows = 0
+        for batch in sealed.batches(sealed.ids_to_seal(reader, table, res, start), res):
+            sealing = sealed.Sealing(table, res, start, batch)
+            sealing.read(reader)
+            rows += self._db.transaction(sealing.write)
+        # A span rewrites many pages: the WAL is copied back rather than left to grow.
+        self._db.checkpoint()
+        return rows
 
     def _begin(self, conn, res: int) -> tuple[int, dict | None] | None:
         """The next period of a resolution to roll up, and of which entities (None: all):
