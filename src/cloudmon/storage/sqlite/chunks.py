@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import cramjam
 
-_LEVEL = 6
+_LEVEL = 19
 _WORD = 8
 _HALF = 1 << 63
 _XOR, _INTEGERS = 0xFF, 0xFE  # column codes; 0..9: doubles as integers of 10^-code

@@ -26,7 +26,7 @@ from cloudmon.storage.sqlite import chunks
 # samples from within this time are written and rolled up in the head, without touching a
 # chunk.
 SPAN = {BUCKET: 3600, 60: 3600, 3600: 86400}
-SEAL_AFTER = 1800
+SEAL_AFTER = 900
 _SEAL_ROWS = 3600  # rows sealed per transaction: about 50 ms on this machine's cores
 
 
