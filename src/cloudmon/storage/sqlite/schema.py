@@ -18,6 +18,7 @@ the B-tree and the pages stay full.
 """
 
 from collections.abc import Callable
+from functools import partial
 
 from cloudmon.storage.model import GROUP_SUM, EntityKind
 from cloudmon.storage.sqlite.codec import pack_sum, unpack
@@ -46,7 +47,7 @@ def _exact_sums(conn) -> None:
     conn.executemany("UPDATE grp_sample SET v = ? WHERE bucket = ? AND id = ?", converted)
     ids = {(kind, ns, name): gid for gid, kind, ns, name in conn.execute(_GROUPS)}
 
-    def group_id(kind: EntityKind, namespace: str, name: str) -> int:
+    def group_id(kind: EntityKind, namespace: str, name: str, bucket: int) -> int:
         key = (GROUP_KIND[kind], namespace, name)
         if key not in ids:
             (ids[key],) = conn.execute(
@@ -56,7 +57,7 @@ def _exact_sums(conn) -> None:
             ).fetchone()
         return ids[key]
 
-    def rows_of(table: str):
+    def rows_of(table: str, bucket: int):
         return conn.execute(f"SELECT id, v FROM {table} WHERE bucket = ?", (bucket,))
 
     query = "SELECT DISTINCT bucket FROM node_sample WHERE bucket >= ?"
@@ -66,7 +67,9 @@ def _exact_sums(conn) -> None:
             "INSERT INTO grp_sample (bucket, id, v) VALUES (?, ?, ?)",
             [
                 (bucket, gid, pack_sum(vector))
-                for gid, vector in bucket_sums(conn, bucket, group_id, rows_of).items()
+                for gid, vector in bucket_sums(
+                    conn, bucket, partial(group_id, bucket=bucket), partial(rows_of, bucket=bucket)
+                ).items()
             ],
         )
     for table in ("rollup_state", "rollup_dirty", "rollup_doing"):

@@ -2,14 +2,15 @@
 one per entity and span (`chunks`), and the reads that see both.
 
 The head tables (node_sample, pod_sample, ctr_sample, grp_sample and their *_rollup tables)
-take every write, as before: samples as they come, late ones too, and the rollups. Once a
-span (`SPAN`: an hour of 10 s buckets or of 1 min periods, a day of hours) has ended
-`SEAL_AFTER` ago and the coarser resolution has rolled it up, `seal` packs each entity's rows
-of it into a row of the chunk table and deletes them from the head. A row written later into
-a sealed span (a late sample, a period rolled up again) stays in the head and takes the
-place of the chunk's row of the same bucket (`rows`, `lookup`: the head's row wins) until
-the next `seal` merges it into the chunk. A row deleted from a sealed span is taken out of its
-chunk at once (`delete`): it is rare (a pod that left its node's report of a bucket).
+take every write: samples as they come, late ones too, and the rollups. Once a span (`SPAN`:
+an hour of 10 s buckets or of 1 min periods, a day of hours) has ended `SEAL_AFTER` ago, the
+coarser resolution has rolled it up and it takes no more rows, `upkeep` seals it (`Sealing`):
+each entity's rows of it packed into its row of the chunk table and deleted from the head. A
+row written later into a sealed span (a late sample, a period rolled up again) stays in the
+head and takes the place of the chunk's row of the same bucket (`entity_rows`, `lookup`: the
+head's row wins) until the span is sealed again, the row merged into the chunk. A row deleted
+from a sealed span is taken out of its chunk at once (`delete`): it is rare (a pod that left
+its node's report of a bucket).
 
 Every read of a table's rows goes through here; the rest of the store does not know where a
 row lies.
@@ -22,9 +23,8 @@ from collections.abc import Iterable, Sequence
 from cloudmon.storage.base import BUCKET
 from cloudmon.storage.sqlite import chunks
 
-# The span of a chunk at each resolution, and how long after its end it is sealed: late
-# samples from within this time are written and rolled up in the head, without touching a
-# chunk.
+# The span of a chunk at each resolution, and how long after its end it is sealed at the
+# earliest: late samples from within this time are written and rolled up in the head alone.
 SPAN = {BUCKET: 3600, 60: 3600, 3600: 86400}
 SEAL_AFTER = 900
 _SEAL_ROWS = 3600  # rows sealed per transaction: about 50 ms on this machine's cores
@@ -238,8 +238,10 @@ def delete(conn, table: str, res: int, bucket: int, ids: Sequence[int]) -> None:
         [(bucket, eid) for eid in ids],
     )
     for eid, start, _, _, blob in _chunks(conn, table, res, bucket, bucket, ids):
-        rows = [row for row in chunks.decode(blob) if row[0] != bucket]
-        _write(conn, table, res, eid, start, rows)
+        rows = chunks.decode(blob)
+        kept = [row for row in rows if row[0] != bucket]
+        if len(kept) < len(rows):
+            _write(conn, table, res, eid, start, kept)
 
 
 def _write(conn, table: str, res: int, eid: int, start: int, rows: list) -> None:

@@ -186,7 +186,7 @@ class Writer:
         self.widen(conn, bucket, list(changed))
         _mark_stale(
             conn,
-            bucket,
+            [bucket],
             done,
             [
                 ("node_sample", node_id),
@@ -291,8 +291,8 @@ class Writer:
             member = pod_member(unpack(blob, len(POD_COLUMNS)))
             changes.remove(bucket, old, member)
             changes.add(bucket, new, member)
-            _mark_stale(conn, bucket, done, [("grp_sample", gid) for gid in {*old, *new}])
             moved.append(bucket)
+        _mark_stale(conn, moved, done, [("grp_sample", gid) for gid in {*old, *new}])
         if moved:
             self.widen(conn, moved[0], list(new))
             self.widen(conn, moved[-1], list(new))
@@ -375,13 +375,12 @@ class Writer:
         spans.update((gid, (first, last)) for gid, first, last in rows)
 
 
-def _mark_stale(conn, bucket: int, done: dict[int, int], entities: list) -> None:
-    """Mark the entities (table, id) whose rows in a bucket written late changed, in each
-    period of it that is rolled up already."""
+def _mark_stale(conn, buckets: Sequence[int], done: dict[int, int], entities: list) -> None:
+    """Mark the entities (table, id) whose rows in buckets written late changed, in each
+    period of them that is rolled up already."""
     for res, upto in done.items():
-        if bucket < upto:
-            period = bucket // res * res
-            conn.executemany(
-                "INSERT OR IGNORE INTO rollup_stale (res, bucket, tbl, id) VALUES (?, ?, ?, ?)",
-                [(res, period, table, eid) for table, eid in entities],
-            )
+        periods = {bucket // res * res for bucket in buckets if bucket < upto}
+        conn.executemany(
+            "INSERT OR IGNORE INTO rollup_stale (res, bucket, tbl, id) VALUES (?, ?, ?, ?)",
+            [(res, period, table, eid) for period in periods for table, eid in entities],
+        )
