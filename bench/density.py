@@ -219,6 +219,14 @@ def tier_bytes(path: Path) -> dict[int, float]:
     shares = dict(conn.execute("SELECT res, sum(length(v)) FROM chunk GROUP BY res"))
     for res, share in shares.items():
         tiers[res, True] += sizes["chunk"] * share / sum(shares.values())
+    # The time the head tables cover: their periods (the server may have sealed older ones).
+    (tiers["covered", BUCKET],) = conn.execute(
+        "SELECT count(DISTINCT bucket) * 10 FROM pod_sample"
+    ).fetchone()
+    for res in RESOLUTIONS[1:]:
+        (tiers["covered", res],) = conn.execute(
+            "SELECT count(DISTINCT bucket) * res FROM pod_rollup WHERE res = ?", (res,)
+        ).fetchone()
     conn.close()
     return tiers
 
@@ -255,15 +263,11 @@ def report(path: Path, values: float, volume_gib: float, head: dict) -> float:
     conn.close()
     covered = {BUCKET: buckets * BUCKET, 60: minutes * 60, 3600: hours * 3600}
 
-    def per_pod_day(tiers, res: int) -> float:
-        return tiers[res] / pods / covered[res] * DAY
-
     head_per_day = {
-        res: per_pod_day({r: head[r, False] for r in RESOLUTIONS}, res) for res in RESOLUTIONS
+        res: head[res, False] / pods / head["covered", res] * DAY if head["covered", res] else 0
+        for res in RESOLUTIONS
     }
-    sealed_per_day = {
-        res: per_pod_day({r: sealed[r, True] for r in RESOLUTIONS}, res) for res in RESOLUTIONS
-    }
+    sealed_per_day = {res: sealed[res, True] / pods / covered[res] * DAY for res in RESOLUTIONS}
     raw = sealed_per_day[BUCKET]
     print(
         f"raw tier: {raw / 1e3:.0f} KB per pod-day sealed, {head_per_day[BUCKET] / 1e3:.0f} KB"

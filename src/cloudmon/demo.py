@@ -475,9 +475,10 @@ class SimNode:
             memory_available_bytes=self.memory_total - used,
             memory_used_bytes=used,
             memory_percent=100 * used / self.memory_total,
-            load1=self.loads[0],
-            load5=self.loads[1],
-            load15=self.loads[2],
+            # /proc/loadavg prints them with two decimals
+            load1=round(self.loads[0], 2),
+            load5=round(self.loads[1], 2),
+            load15=round(self.loads[2], 2),
             fs_total_bytes=FS_TOTAL,
             fs_used_bytes=self.fs_used,
             pod_count=len(pods),
