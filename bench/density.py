@@ -31,7 +31,7 @@ from cloudmon.metrics import Scope, metrics_for
 from cloudmon.server.maintenance import upkeep
 from cloudmon.storage import open_storage
 from cloudmon.storage.base import BUCKET, RESOLUTIONS, RETENTION
-from cloudmon.storage.sqlite.sealed import SEAL_AFTER, SPAN
+from cloudmon.storage.sqlite.sealed import PIECE, SEAL_AFTER, SPAN
 
 DAY = 86400
 GiB = 1 << 30
@@ -283,20 +283,21 @@ def report(path: Path, values: float, volume_gib: float, head: dict) -> float:
             f" tables; sealed {sealed_per_day[res] / raw:.3f} of the raw tier's"
         )
     catalogue = sum(sizes.get(t, 0) for t in CATALOGUE) / pods
-    # What a day's retention holds of a tier: its newest spans in the head tables (a span
-    # and the wait before it is sealed, at most), the rest sealed.
+    # What a day's retention holds of a tier: its newest rows in the head tables (a piece and
+    # the wait before it is sealed, at most), the rest sealed.
     held = {}
     for res in RESOLUTIONS:
-        in_head = min(RETENTION[res], SPAN[res] + SEAL_AFTER)
-        held[res] = (
-            head_per_day[res] * in_head + sealed_per_day[res] * (RETENTION[res] - in_head)
-        ) / DAY
+        in_head = min(RETENTION[res], PIECE[res] + SEAL_AFTER)
+        # A chunk goes when its last row expires: on average half a span after its first.
+        in_chunks = RETENTION[res] - in_head + SPAN[res] / 2
+        held[res] = (head_per_day[res] * in_head + sealed_per_day[res] * in_chunks) / DAY
     per_pod = catalogue + sum(held.values())
     kept = ", ".join(f"{span(RETENTION[res])} of {span(res)}" for res in RESOLUTIONS)
     parts = ", ".join(f"{held[res] / 1e6:.2f} MB of {span(res)}" for res in RESOLUTIONS)
     print(
-        f"at the default retention ({kept}), the newest span of each tier and the wait before"
-        f" it is sealed in the head tables: {per_pod / 1e6:.2f} MB per pod ({parts},"
+        f"at the default retention ({kept}), the newest piece of each tier and the wait before"
+        " it is sealed in the head tables, chunks kept until their last row expires:"
+        f" {per_pod / 1e6:.2f} MB per pod ({parts},"
         f" {catalogue:.0f} bytes of catalogue rows); a {volume_gib:g} GiB volume holds"
         f" {volume_gib * GiB / per_pod:.0f} pods"
     )

@@ -14,6 +14,7 @@ from cloudmon.storage.sqlite.connections import WAL_LIMIT
 from cloudmon.storage.sqlite.size import HIGH, LOW
 
 PODS = 40
+GROWING_HOURS = 7  # written into a store of 2.5 MiB: past it, sealed as they are
 
 
 def write_minutes(store, first: int, minutes: int) -> None:
@@ -119,11 +120,11 @@ def test_rollups_go_oldest_first_once_raw_samples_are_gone(store):
 def test_the_file_stops_growing_at_the_size(tmp_path):
     clock = Clock(H0)
     store = SqliteStorage(tmp_path / "store.db", clock=clock)
-    size = 3 << 20
+    size = 5 << 19
     store.size.size = size
     largest = 0
     try:
-        for hour in range(4):
+        for hour in range(GROWING_HOURS):
             for minutes in range(0, 60, 2):
                 write_minutes(store, hour * 60 + minutes, 2)
                 clock.now = H0 + (hour * 60 + minutes + 2) * 60 + 30  # the last one not due
@@ -136,7 +137,7 @@ def test_the_file_stops_growing_at_the_size(tmp_path):
         # The newest samples are all there, the oldest are gone.
         assert oldest(store, "pod_sample") > H0 + 3600  # sealed spans hold the rest
         newest = sealed.held(store.db.reader(), "pod_sample", BUCKET)[1]
-        assert newest == H0 + 4 * 3600 - 10
+        assert newest == H0 + GROWING_HOURS * 3600 - 10
     finally:
         store.close()
 

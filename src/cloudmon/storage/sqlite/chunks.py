@@ -28,7 +28,8 @@ import cramjam
 _LEVEL = 19
 _WORD = 8
 _HALF = 1 << 63
-_XOR, _INTEGERS = 0xFF, 0xFE  # column codes; 0..9: doubles as integers of 10^-code
+_XOR, _INTEGERS = 0xFF, 0x3F  # column codes; 0..9: doubles as integers of 10^-code
+_BESIDE = 0x40  # flag of a code: the column's integers less those of the column before it
 _MAX_DECIMALS = 9
 _SCALES = [10**e for e in range(_MAX_DECIMALS + 1)]
 _VERBATIM = 0xFFFF  # shape of a row stored as it is (its body is not a multiple of words)
@@ -71,8 +72,16 @@ def encode(rows: Sequence[tuple[int, bytes, bytes | None]], header: int) -> byte
     for (head, width), shape in shapes.items():
         matrix = array("Q", b"".join(bodies[shape]))
         codes = bytearray()
+        before: tuple = (None, None)  # the previous column's code and integers
         for column in range(width):
-            code, encoded = _encode_column(matrix[column::width], header == 1)
+            code, integers, encoded = _encode_column(matrix[column::width], header == 1)
+            if integers is not None and before[0] == code:
+                # A column close to the one before it (a minimum, maximum and last value
+                # of the same figure) is cheaper as its difference from it.
+                beside = _zigzag(list(map(operator.sub, integers, before[1])))
+                if _bits(beside) < _bits(_zigzag(integers)):
+                    code, encoded = code | _BESIDE, array("Q", beside).tobytes()
+            before = (code & ~_BESIDE, integers)
             codes.append(code)
             words.append(encoded)
         parts += [struct.pack("<II", len(head), width), head, codes]
@@ -118,11 +127,12 @@ def decode(chunk: bytes) -> list[tuple[int, bytes, bytes | None]]:
     offset = 0
     for (head, width, codes), height in zip(shapes, rows_of, strict=True):
         matrix = array("Q", bytes(_WORD * width * height))
+        integers: list[int] = []
         for column, code in enumerate(codes):
             size = _WORD * height
             encoded = _array("Q", words[offset : offset + size])
             offset += size
-            matrix[column::width] = _decode_column(code, encoded)
+            matrix[column::width], integers = _decode_column(code, encoded, integers)
         row_size = _WORD * width
         flat = matrix.tobytes()
         offsets = range(0, len(flat), row_size) if width else [0] * height
@@ -139,10 +149,11 @@ def decode(chunk: bytes) -> list[tuple[int, bytes, bytes | None]]:
     ]
 
 
-def _encode_column(bits: array, integers: bool) -> tuple[int, bytes]:
-    """A column's code and its words encoded."""
+def _encode_column(bits: array, integers: bool) -> tuple[int, list[int] | None, bytes]:
+    """A column's code, its integers (None for XORed doubles) and its words encoded."""
     if integers:
-        return _INTEGERS, _deltas(array("q", bits.tobytes()))
+        values = list(array("q", bits.tobytes()))
+        return _INTEGERS, values, array("Q", _zigzag(values)).tobytes()
     doubles = array("d", bits.tobytes())
     decimals = _decimals(doubles)
     if decimals is not None:
@@ -153,18 +164,24 @@ def _encode_column(bits: array, integers: bool) -> tuple[int, bytes]:
         except OverflowError:
             pass
         else:
-            return decimals, _deltas(scaled)
-    return _XOR, array("Q", map(operator.xor, bits, [0, *bits[:-1]])).tobytes()
+            values = list(scaled)
+            return decimals, values, array("Q", _zigzag(values)).tobytes()
+    return _XOR, None, array("Q", map(operator.xor, bits, [0, *bits[:-1]])).tobytes()
 
 
-def _decode_column(code: int, encoded: array) -> array:
+def _decode_column(code: int, encoded: array, before: list[int]) -> tuple[array, list[int]]:
+    """A column's words and integers, from its code, its words encoded and the integers of
+    the column before it."""
     if code == _XOR:
-        return array("Q", itertools.accumulate(encoded, operator.xor))
-    integers = _undeltas(encoded)
+        return array("Q", itertools.accumulate(encoded, operator.xor)), []
+    integers = _unzigzag(encoded)
+    if code & _BESIDE:
+        code &= ~_BESIDE
+        integers = _wrapped(list(map(operator.add, integers, before)))
     if code == _INTEGERS:
-        return array("Q", array("q", integers).tobytes())
+        return array("Q", array("q", integers).tobytes()), integers
     scale = _SCALES[code]
-    return array("Q", array("d", [value / scale for value in integers]).tobytes())
+    return array("Q", array("d", [value / scale for value in integers]).tobytes()), integers
 
 
 def _decimals(doubles: array) -> int | None:
@@ -195,19 +212,27 @@ def _decimals_of(value: float, fewest: int) -> int:
     return _MAX_DECIMALS + 1
 
 
-def _deltas(values: array) -> bytes:
-    """Signed 64-bit integers as their zigzagged differences (modulo 2^64: any fit)."""
-    deltas = list(map(operator.sub, values, [0, *values[:-1]]))
-    if deltas and not -_HALF <= min(deltas) <= max(deltas) < _HALF:
-        deltas = [(delta + _HALF) % (1 << 64) - _HALF for delta in deltas]
-    return array("Q", [(delta << 1) ^ (delta >> 63) for delta in deltas]).tobytes()
+def _zigzag(values: list[int]) -> list[int]:
+    """Signed 64-bit integers as their differences, zigzagged (small either side of zero:
+    small), modulo 2^64 so that any fits."""
+    deltas = _wrapped(list(map(operator.sub, values, [0, *values[:-1]])))
+    return [(delta << 1) ^ (delta >> 63) for delta in deltas]
 
 
-def _undeltas(encoded: array) -> list[int]:
-    values = list(itertools.accumulate([(z >> 1) ^ -(z & 1) for z in encoded]))
+def _unzigzag(encoded: array) -> list[int]:
+    return _wrapped(list(itertools.accumulate([(z >> 1) ^ -(z & 1) for z in encoded])))
+
+
+def _wrapped(values: list[int]) -> list[int]:
+    """Integers brought into signed 64 bits, modulo 2^64."""
     if values and not -_HALF <= min(values) <= max(values) < _HALF:
-        values = [(value + _HALF) % (1 << 64) - _HALF for value in values]
+        return [(value + _HALF) % (1 << 64) - _HALF for value in values]
     return values
+
+
+def _bits(encoded: list[int]) -> int:
+    """About what a column's zigzagged integers cost once compressed: their bits."""
+    return sum(map(int.bit_length, encoded))
 
 
 def _array(code: str, data) -> array:

@@ -2,13 +2,14 @@
 one per entity and span (`chunks`), and the reads that see both.
 
 The head tables (node_sample, pod_sample, ctr_sample, grp_sample and their *_rollup tables)
-take every write: samples as they come, late ones too, and the rollups. Once a span (`SPAN`:
-an hour of 10 s buckets or of 1 min periods, a day of hours) has ended `SEAL_AFTER` ago, the
-coarser resolution has rolled it up and it takes no more rows, `upkeep` seals it (`Sealing`):
-each entity's rows of it packed into its row of the chunk table and deleted from the head. A
-row written later into a sealed span (a late sample, a period rolled up again) stays in the
-head and takes the place of the chunk's row of the same bucket (`entity_rows`, `lookup`: the
-head's row wins) until the span is sealed again, the row merged into the chunk. A row deleted
+take every write: samples as they come, late ones too, and the rollups. A chunk holds an
+entity's rows of a span (`SPAN`: an hour of 10 s buckets, 6 hours of 1 min periods, 5 days of
+hours), sealed piece by piece (`PIECE`): once a piece has ended `SEAL_AFTER` ago, the coarser
+resolution has rolled it up and it takes no more rows, `upkeep` seals it (`Sealing`): each
+entity's rows of it merged into its chunk of the span and deleted from the head. A row
+written later into a sealed piece (a late sample, a period rolled up again) stays in the head
+and takes the place of the chunk's row of the same bucket (`entity_rows`, `lookup`: the
+head's row wins) until it is sealed in turn. A row deleted
 from a sealed span is taken out of its chunk at once (`delete`): it is rare (a pod that left
 its node's report of a bucket).
 
@@ -23,9 +24,11 @@ from collections.abc import Iterable, Sequence
 from cloudmon.storage.base import BUCKET
 from cloudmon.storage.sqlite import chunks
 
-# The span of a chunk at each resolution, and how long after its end it is sealed at the
-# earliest: late samples from within this time are written and rolled up in the head alone.
-SPAN = {BUCKET: 3600, 60: 3600, 3600: 86400}
+# The span of a chunk at each resolution; the pieces it is sealed in, each merged into the
+# chunk once it has ended SEAL_AFTER ago (late samples from within this time are written and
+# rolled up in the head alone).
+SPAN = {BUCKET: 3600, 60: 6 * 3600, 3600: 5 * 86400}
+PIECE = {BUCKET: 900, 60: 1800, 3600: 3600}
 SEAL_AFTER = 900
 _SEAL_ROWS = 3600  # rows sealed per transaction: about 50 ms on this machine's cores
 
@@ -285,10 +288,10 @@ def delete_span(conn, table: str, res: int, start: int) -> int:
     return sum((high - low) // res + 1 for low, high in cursor)
 
 
-def spans_before(conn, table: str, res: int, horizon: int):
-    """The starts of the spans with head rows that end by `horizon`, oldest first."""
+def pieces_before(conn, table: str, res: int, horizon: int):
+    """The starts of the pieces with head rows that end by `horizon`, oldest first."""
     where = _res_match(table, res)
-    span = SPAN[res]
+    span = PIECE[res]
     (at,) = conn.execute(f"SELECT min(bucket) FROM {table} WHERE {where}1").fetchone()
     while at is not None and at // span * span + span <= horizon:
         start = at // span * span
@@ -299,34 +302,34 @@ def spans_before(conn, table: str, res: int, horizon: int):
 
 
 def head_count(conn, table: str, res: int, start: int) -> int:
-    """The head rows of a span."""
+    """The head rows of a piece."""
     return conn.execute(
         f"SELECT count(*) FROM {table} WHERE {_res_match(table, res)}bucket >= ? AND bucket < ?",
-        (start, start + SPAN[res]),
+        (start, start + PIECE[res]),
     ).fetchone()[0]
 
 
 def ids_to_seal(conn, table: str, res: int, start: int) -> list[int]:
-    """The entities with head rows in a span."""
+    """The entities with head rows in a piece."""
     return [
         eid
         for (eid,) in conn.execute(
             f"SELECT DISTINCT id FROM {table} WHERE {_res_match(table, res)}"
             "bucket >= ? AND bucket < ?",
-            (start, start + SPAN[res]),
+            (start, start + PIECE[res]),
         )
     ]
 
 
 class Sealing:
-    """Some entities' head rows of a span merged into their chunks (the head's row wins where
-    both have a bucket) and deleted from the head: `read` and `encode` what they hold (no lock
-    needed), then `write` in the writer's transaction, where an entity whose rows changed
-    meanwhile is encoded again."""
+    """Some entities' head rows of a piece merged into the chunks of its span (the head's row
+    wins where both have a bucket) and deleted from the head: `read` and `encode` what they
+    hold (no lock needed), then `write` in the writer's transaction, where an entity whose
+    rows changed meanwhile is encoded again."""
 
-    def __init__(self, table: str, res: int, start: int, ids: Sequence[int]) -> None:
-        self.table, self.res, self.start = table, res, start
-        buckets = json.dumps(list(range(start, start + SPAN[res], res)))
+    def __init__(self, table: str, res: int, piece: int, ids: Sequence[int]) -> None:
+        self.table, self.res, self.start = table, res, piece // SPAN[res] * SPAN[res]
+        buckets = json.dumps(list(range(piece, piece + PIECE[res], res)))
         self._matched = (
             f"{_res_match(table, res)}bucket IN (SELECT value FROM json_each(?1))"
             " AND id IN (SELECT value FROM json_each(?2))"
@@ -390,8 +393,8 @@ class Sealing:
 
 
 def batches(ids: Sequence[int], res: int) -> list[Sequence[int]]:
-    """Entities in batches of about `_SEAL_ROWS` rows of a span."""
-    width = max(1, _SEAL_ROWS * res // SPAN[res])
+    """Entities in batches of about `_SEAL_ROWS` rows of a piece."""
+    width = max(1, _SEAL_ROWS * res // PIECE[res])
     return [ids[at : at + width] for at in range(0, len(ids), width)]
 
 

@@ -32,7 +32,7 @@ class Upkeep(StorePart):
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
-        self._head_rows: dict[tuple, int] = {}  # per span to seal, its head rows last round
+        self._head_rows: dict[tuple, int] = {}  # per piece to seal, its head rows last round
 
     def checkpoint(self) -> None:
         """The WAL copied into the file."""
@@ -56,10 +56,10 @@ class Upkeep(StorePart):
         return periods
 
     def seal(self) -> int:
-        """Seal the spans of each resolution that ended `sealed.SEAL_AFTER` ago, that the
+        """Seal the pieces of each resolution that ended `sealed.SEAL_AFTER` ago, that the
         coarser resolution has rolled up and that took no row since the previous round (a
-        backlog still arriving into a span is sealed once, when it has moved on), some
-        entities per transaction; returns the rows sealed. Spans past the retention are left
+        backlog still arriving into a piece is sealed once, when it has moved on), some
+        entities per transaction; returns the rows sealed. Pieces past the retention are left
         for `expire`."""
         reader = self._db.reader()
         state = dict(reader.execute("SELECT res, done FROM rollup_state"))
@@ -73,27 +73,27 @@ class Upkeep(StorePart):
             expired = bucket_of(now - self._retention[res])
             for table in ROLLUP_TABLE:
                 head = table if res == BUCKET else ROLLUP_TABLE[table]
-                for start in sealed.spans_before(reader, head, res, horizon):
-                    if start + sealed.SPAN[res] <= expired:
+                for piece in sealed.pieces_before(reader, head, res, horizon):
+                    if piece + sealed.PIECE[res] <= expired:
                         continue
-                    key = (head, res, start)
-                    seen[key] = sealed.head_count(reader, head, res, start)
+                    key = (head, res, piece)
+                    seen[key] = sealed.head_count(reader, head, res, piece)
                     if self._head_rows.get(key) == seen[key]:
-                        rows += self._seal_span(head, res, start)
+                        rows += self._seal_piece(head, res, piece)
                         del seen[key]
         self._head_rows = seen
         return rows
 
-    def _seal_span(self, table: str, res: int, start: int) -> int:
-        """A span sealed some entities per transaction, each batch's chunks encoded before
+    def _seal_piece(self, table: str, res: int, piece: int) -> int:
+        """A piece sealed some entities per transaction, each batch's chunks encoded before
         the transaction, so that ingest waits for their writing only."""
         reader = self._db.reader()
         rows = 0
-        for batch in sealed.batches(sealed.ids_to_seal(reader, table, res, start), res):
-            sealing = sealed.Sealing(table, res, start, batch)
+        for batch in sealed.batches(sealed.ids_to_seal(reader, table, res, piece), res):
+            sealing = sealed.Sealing(table, res, piece, batch)
             sealing.read(reader)
             rows += self._db.transaction(sealing.write)
-        # A span rewrites many pages: the WAL is copied back rather than left to grow.
+        # A piece rewrites many pages: the WAL is copied back rather than left to grow.
         self._db.checkpoint()
         return rows
 
