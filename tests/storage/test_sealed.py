@@ -170,6 +170,9 @@ def test_sealed_spans_answer_as_open_ones(cluster):
         assert sealed_spans(cluster.sealing, table) > 0, table
         assert sealed_spans(cluster.open, table) == 0
     assert sealed_spans(cluster.sealing, "pod_rollup", 60) > 0
+    # /metrics counts sealed bytes in their tiers
+    figures = cluster.sealing.size.measure()
+    assert figures["bytes_raw"] > 0 and figures["bytes_1m"] > 0 and figures["bytes_1h"] > 0
     assert answers(cluster.sealing) == answers(cluster.open)
     assert kept(cluster.sealing) == taken_at_once(cluster.sealing) == kept(cluster.open)
 

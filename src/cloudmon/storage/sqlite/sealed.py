@@ -27,8 +27,8 @@ from cloudmon.storage.sqlite import chunks
 # The span of a chunk at each resolution; the pieces it is sealed in, each merged into the
 # chunk once it has ended SEAL_AFTER ago (late samples from within this time are written and
 # rolled up in the head alone).
-SPAN = {BUCKET: 3600, 60: 6 * 3600, 3600: 5 * 86400}
-PIECE = {BUCKET: 900, 60: 1800, 3600: 3600}
+SPAN = {BUCKET: 3600, 60: 2 * 3600, 3600: 5 * 86400}
+PIECE = {BUCKET: 900, 60: 1800, 3600: 86400}
 SEAL_AFTER = 900
 _SEAL_ROWS = 3600  # rows sealed per transaction: about 50 ms on this machine's cores
 
