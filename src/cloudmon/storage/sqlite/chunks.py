@@ -100,19 +100,8 @@ def decode(chunk: bytes) -> list[tuple[int, bytes, bytes | None]]:
     at += 2 * count
     present = data[at : at + count]
     at += count
-    lengths = _array("I", data[at : at + 4 * count])
-    at += 4 * count
-    extras = []
-    for length in lengths:
-        extras.append(bytes(data[at : at + length]))
-        at += length
-    verbatim_count = shape_of.count(_VERBATIM)
-    lengths = _array("I", data[at : at + 4 * verbatim_count])
-    at += 4 * verbatim_count
-    verbatim = []
-    for length in lengths:
-        verbatim.append(bytes(data[at : at + length]))
-        at += length
+    extras, at = _blobs(data, at, count)
+    verbatim, at = _blobs(data, at, shape_of.count(_VERBATIM))
     shapes = []
     for _ in range(shape_count):
         head_size, width = struct.unpack_from("<II", data, at)
@@ -233,6 +222,17 @@ def _wrapped(values: list[int]) -> list[int]:
 def _bits(encoded: list[int]) -> int:
     """About what a column's zigzagged integers cost once compressed: their bits."""
     return sum(map(int.bit_length, encoded))
+
+
+def _blobs(data: memoryview, at: int, count: int) -> tuple[list[bytes], int]:
+    """`count` BLOBs packed as their lengths then their bytes, from `at`; where they end."""
+    lengths = _array("I", data[at : at + 4 * count])
+    at += 4 * count
+    blobs = []
+    for length in lengths:
+        blobs.append(bytes(data[at : at + length]))
+        at += length
+    return blobs, at
 
 
 def _array(code: str, data) -> array:
