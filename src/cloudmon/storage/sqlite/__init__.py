@@ -109,7 +109,10 @@ class SqliteStorage(Storage, StoreUpkeep):
 
     def roll_up(self) -> int:
         periods = self.upkeep.roll_up()
-        self.upkeep.seal()
+        # Sealing takes pages (the WAL's, the chunks') before it gives more back: not while
+        # the store is over its size and deleting.
+        if not self.size.deleting:
+            self.upkeep.seal()
         return periods
 
     def expire(self) -> int:

@@ -30,6 +30,9 @@ from cloudmon.storage.sqlite import chunks
 SPAN = {BUCKET: 3600, 60: 2 * 3600, 3600: 5 * 86400}
 PIECE = {BUCKET: 900, 60: 1800, 3600: 86400}
 SEAL_AFTER = 900
+# How much of a sealed tier the size bound deletes at once (`size`): a whole chunk of raw
+# rows, a piece of 1 min rollups, an hour of hours.
+DROPPED = {BUCKET: 3600, 60: 1800, 3600: 3600}
 _SEAL_ROWS = 3600  # rows sealed per transaction: about 50 ms on this machine's cores
 
 
@@ -272,20 +275,19 @@ def delete_before(conn, table: str, res: int, before: int) -> int:
     return sum((high - low) // res + 1 for low, high in cursor)
 
 
-def oldest_span(conn, table: str, res: int) -> int | None:
-    """The start of a table's oldest sealed span at a resolution."""
-    return conn.execute(
-        "SELECT min(start) FROM chunk WHERE tbl = ? AND res = ?", (table, res)
-    ).fetchone()[0]
-
-
-def delete_span(conn, table: str, res: int, start: int) -> int:
-    """A sealed span of a table's resolution deleted; the rows it held (estimated)."""
-    cursor = conn.execute(
-        "DELETE FROM chunk WHERE tbl = ? AND res = ? AND start = ? RETURNING first, last",
-        (table, res, start),
-    )
-    return sum((high - low) // res + 1 for low, high in cursor)
+def drop_before(conn, table: str, res: int, upto: int) -> int:
+    """A table's sealed rows before `upto` at a resolution dropped: chunks wholly before it
+    deleted, one that reaches past it trimmed; the rows dropped."""
+    dropped = delete_before(conn, table, res, upto)
+    for eid, start, blob in conn.execute(
+        "SELECT id, start, v FROM chunk WHERE tbl = ? AND res = ? AND first < ?",
+        (table, res, upto),
+    ).fetchall():
+        rows = chunks.decode(blob)
+        kept = [row for row in rows if row[0] >= upto]
+        dropped += len(rows) - len(kept)
+        _write(conn, table, res, eid, start, kept)
+    return dropped
 
 
 def pieces_before(conn, table: str, res: int, horizon: int):

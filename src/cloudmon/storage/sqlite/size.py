@@ -123,17 +123,17 @@ class SizeBound:
         for res, coarser in zip(RESOLUTIONS, (*RESOLUTIONS[1:], None), strict=True):
             tables = [table if res == BUCKET else ROLLUP_TABLE[table] for table in ROLLUP_TABLE]
             where = "" if res == BUCKET else f"res = {res} AND "
-            oldest = [
+            heads = [
                 conn.execute(f"SELECT min(bucket) FROM {table} WHERE {where}1").fetchone()[0]
                 for table in tables
             ]
-            spans = [sealed.oldest_span(conn, table, res) for table in tables]
-            starts = [bucket for bucket in oldest + spans if bucket is not None]
+            chunks = [sealed.held(conn, table, res)[0] for table in tables]
+            starts = [bucket for bucket in heads + chunks if bucket is not None]
             if not starts:
                 continue
-            period = min(starts)
-            # A sealed span goes whole: its periods with it.
-            length = sealed.SPAN[res] if period in spans else res
+            # Sealed rows go some at a time (`sealed.DROPPED`), each chunk trimmed.
+            length = sealed.DROPPED[res] if min(starts) in chunks else res
+            period = min(starts) // length * length
             if coarser is not None and (
                 period + length > done.get(coarser, period)
                 or any(
@@ -147,7 +147,7 @@ class SizeBound:
                     f"DELETE FROM {table} WHERE {where}bucket >= ? AND bucket < ?",
                     (period, period + length),
                 ).rowcount
-                + (sealed.delete_span(conn, table, res, period) if length > res else 0)
+                + sealed.drop_before(conn, table, res, period + length)
                 for table in tables
             )
             conn.execute(
@@ -157,6 +157,11 @@ class SizeBound:
             )
             return rows
         return None
+
+    @property
+    def deleting(self) -> bool:
+        """Whether the store is over its size, the oldest data being deleted."""
+        return self._deleting
 
     def _shrink(self, footprint) -> None:
         """Give free pages back while the file is larger than HIGH of the size."""

@@ -93,8 +93,8 @@ class Upkeep(StorePart):
             sealing = sealed.Sealing(table, res, piece, batch)
             sealing.read(reader)
             rows += self._db.transaction(sealing.write)
-        # A piece rewrites many pages: the WAL is copied back rather than left to grow.
-        self._db.checkpoint()
+            # Sealing rewrites many pages: the WAL is copied back rather than left to grow.
+            self._db.checkpoint()
         return rows
 
     def _begin(self, conn, res: int) -> tuple[int, dict | None] | None:
