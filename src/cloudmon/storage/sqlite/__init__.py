@@ -109,9 +109,9 @@ class SqliteStorage(Storage, StoreUpkeep):
 
     def roll_up(self) -> int:
         periods = self.upkeep.roll_up()
-        # Sealing takes pages (the WAL's, the chunks') before it gives more back: not while
-        # the store is over its size and deleting.
-        if not self.size.deleting:
+        # Sealing takes pages (the WAL's, the chunks') before it gives more back: only while
+        # the store has room under its size.
+        if self.size.room():
             self.upkeep.seal()
         return periods
 

@@ -158,10 +158,12 @@ class SizeBound:
             return rows
         return None
 
-    @property
-    def deleting(self) -> bool:
-        """Whether the store is over its size, the oldest data being deleted."""
-        return self._deleting
+    def room(self) -> bool:
+        """Whether the store is under the mark deletions bring it down to (no size: always):
+        below it, work that takes pages before it frees more (sealing) may go on."""
+        if self.size is None:
+            return True
+        return not self._deleting and self._db.footprint().used < self.marks()[1]
 
     def _shrink(self, footprint) -> None:
         """Give free pages back while the file is larger than HIGH of the size."""

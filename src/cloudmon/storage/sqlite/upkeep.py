@@ -13,6 +13,7 @@ those to do again whole; each period's rollup row holds the `STATS` of each colu
 """
 
 import json
+import time
 from collections import defaultdict
 
 from cloudmon.storage.base import BUCKET, RESOLUTIONS, bucket_of, merged_stats, stats_of
@@ -25,6 +26,7 @@ from cloudmon.storage.sqlite.schema import ROLLUP_TABLE
 ROLLUP_GRACE = 60  # seconds after a minute ends before it is rolled up: agents send late
 _EXPIRE_CHUNK = 6  # periods of a resolution deleted per transaction
 _ROLLUP_CHUNK = 1500  # rows summarised per transaction: about 100 ms on 2 cores
+_SEAL_BUDGET = 0.25  # seconds of sealing a round, the rest left to the next rounds
 
 
 class Upkeep(StorePart):
@@ -61,6 +63,7 @@ class Upkeep(StorePart):
         backlog still arriving into a piece is sealed once, when it has moved on), some
         entities per transaction; returns the rows sealed. Pieces past the retention are left
         for `expire`."""
+        began = time.monotonic()
         reader = self._db.reader()
         state = dict(reader.execute("SELECT res, done FROM rollup_state"))
         now = int(self._clock())
@@ -78,7 +81,11 @@ class Upkeep(StorePart):
                         continue
                     key = (head, res, piece)
                     seen[key] = sealed.head_count(reader, head, res, piece)
-                    if self._head_rows.get(key) == seen[key]:
+                    # Within a budget a round, so that the next rollups are not held up.
+                    if (
+                        self._head_rows.get(key) == seen[key]
+                        and time.monotonic() - began < _SEAL_BUDGET
+                    ):
                         rows += self._seal_piece(head, res, piece)
                         del seen[key]
         self._head_rows = seen
