@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from cloudmon import payload
 from cloudmon.agent.sender import Sender
 from cloudmon.agent.spool import MemorySpool
+from cloudmon.metrics import BY_NAME
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +242,8 @@ def _pages(n: float) -> int:
     return int(n) // PAGE * PAGE
 
 
-def _rate(delta: float, dt: float | None) -> float | None:
-    return None if dt is None else delta / dt
+def _rate(name: str, delta: float, dt: float | None) -> float | None:
+    return None if dt is None else BY_NAME[name].per_second(delta, dt)
 
 
 def _name(rng: random.Random, length: int) -> str:
@@ -268,27 +269,31 @@ class _Container:
     wander: _Wander = field(default_factory=_Wander, init=False)
 
     def __post_init__(self) -> None:
-        # Cumulative counters since the container started, as if it had run at its average.
-        self.cpu = self.spec.cpu * self.age
-        self.throttled = 0.0
+        # Cumulative counters since the container started, as if it had run at its average; CPU
+        # time in whole microseconds, as cgroup v2's cpu.stat counts it (usage_usec,
+        # throttled_usec).
+        self.cpu_usec = int(self.spec.cpu * self.age * 1e6)
+        self.throttled_usec = 0
         self.read = int(self.spec.disk_read * self.age)
         self.write = int(self.spec.disk_write * self.age)
 
     def sample(self, dt: float | None, activity: float, rng: random.Random) -> dict:
         """This container's figures; counters advance over dt seconds (None: the first sample)."""
         spec = self.spec
-        cores = read = write = 0
+        cpu_before = self.cpu_usec / 1e6
+        read = write = 0
         if dt is not None:
             demand = spec.cpu * activity * _jitter(rng)
             cores = demand if spec.cpu_limit is None else min(demand, spec.cpu_limit)
             if demand > cores:
                 # The CFS quota runs out early in each 100 ms period, for this share of it.
-                self.throttled += dt * (1 - cores / demand)
+                self.throttled_usec += round(dt * (1 - cores / demand) * 1e6)
             read = round(spec.disk_read * activity * _jitter(rng, 0.5) * dt)
             write = round(spec.disk_write * activity * _jitter(rng, 0.5) * dt)
-            self.cpu += cores * dt
+            self.cpu_usec += round(cores * dt * 1e6)
             self.read += read
             self.write += write
+        cpu = self.cpu_usec / 1e6
         # Memory follows the load loosely and wanders; page cache fills what the limit leaves.
         working_set = spec.memory * (1 + 0.3 * (activity - 1)) * (1 + self.wander.step(rng))
         usage = working_set * (1 + spec.cache)
@@ -298,9 +303,9 @@ class _Container:
         return {
             "id": self.id,
             "name": spec.name,
-            "cpu_usage_seconds_total": self.cpu,
-            "cpu_cores": None if dt is None else cores,
-            "cpu_throttled_seconds_total": self.throttled,
+            "cpu_usage_seconds_total": cpu,
+            "cpu_cores": _rate("cpu_cores", cpu - cpu_before, dt),
+            "cpu_throttled_seconds_total": self.throttled_usec / 1e6,
             "cpu_limit_cores": spec.cpu_limit,
             "cpu_request_cores": spec.cpu_request,
             "memory_usage_bytes": _pages(usage),
@@ -309,22 +314,25 @@ class _Container:
             "memory_request_bytes": spec.memory_request,
             "disk_read_bytes_total": self.read,
             "disk_write_bytes_total": self.write,
-            "disk_read_bps": _rate(read, dt),
-            "disk_write_bps": _rate(write, dt),
+            "disk_read_bps": _rate("disk_read_bps", read, dt),
+            "disk_write_bps": _rate("disk_write_bps", write, dt),
         }
 
 
-def _sum(values) -> float | None:
-    """The sum, or None when any is None (a rate of a first sample, an unlimited container)."""
+def _sum(name: str, values) -> float | None:
+    """The sum, to the metric's decimals; None when any is (a first sample's rate, no limit)."""
     values = list(values)
-    return None if None in values else sum(values)
+    return None if None in values else round(sum(values), BY_NAME[name].decimals)
+
+
+def _cpu_seconds(usec_counts) -> float:
+    """CPU time as a parent cgroup counts it: its children's microseconds together."""
+    return sum(usec_counts) / 1e6
 
 
 # A pod's figures are its cgroup's: its containers' and the sandbox's (see _Pod.sample).
 _SUMMED = (
-    "cpu_usage_seconds_total",
     "cpu_cores",
-    "cpu_throttled_seconds_total",
     "cpu_limit_cores",
     "memory_usage_bytes",
     "memory_working_set_bytes",
@@ -351,7 +359,10 @@ class _Traffic:
         if dt is not None:
             deltas = [round(rate * activity * _jitter(rng, 0.3) * dt) for rate in self.rates]
             self.totals = [total + delta for total, delta in zip(self.totals, deltas, strict=True)]
-        figures = (*self.totals, *(_rate(delta, dt) for delta in deltas))
+        per_second = [
+            _rate(name, delta, dt) for name, delta in zip(_NETWORK[2:], deltas, strict=True)
+        ]
+        figures = (*self.totals, *per_second)
         return dict(zip(_NETWORK, figures, strict=True))
 
 
@@ -382,11 +393,13 @@ class _Pod:
             "host_network": self.traffic is None,
             "containers": containers,
         }
+        pod["cpu_usage_seconds_total"] = _cpu_seconds(c.cpu_usec for c in self.containers)
+        pod["cpu_throttled_seconds_total"] = _cpu_seconds(c.throttled_usec for c in self.containers)
         for name in _SUMMED:
-            pod[name] = _sum(c[name] for c in containers)
+            pod[name] = _sum(name, (c[name] for c in containers))
         # Kubernetes adds up the containers' requests, counting a missing one as 0.
         for name in ("cpu_request_cores", "memory_request_bytes"):
-            pod[name] = sum(c[name] or 0 for c in containers)
+            pod[name] = _sum(name, (c[name] or 0 for c in containers))
         for name in ("memory_usage_bytes", "memory_working_set_bytes"):
             pod[name] += PAUSE_MEMORY
         if self.traffic is None:
@@ -399,7 +412,6 @@ class _Pod:
 # Time constants of the load averages (kernel/sched/loadavg.c: EXP_1, EXP_5, EXP_15).
 _LOAD_PERIODS = (60.0, 300.0, 900.0)
 _NODE_SUMMED = (
-    "cpu_usage_seconds_total",
     "cpu_cores",
     "disk_read_bytes_total",
     "disk_write_bytes_total",
@@ -441,11 +453,14 @@ class SimNode:
         self.last = t
         system = self.system.sample(dt, 1.0, rng)
         pods = [pod.sample(t, dt, rng) for pod in self.pods]
-        metrics = {name: _sum(p[name] for p in [system, *pods]) for name in _NODE_SUMMED}
+        containers = [self.system, *(c for pod in self.pods for c in pod.containers)]
+        metrics = {"cpu_usage_seconds_total": _cpu_seconds(c.cpu_usec for c in containers)}
+        for name in _NODE_SUMMED:
+            metrics[name] = _sum(name, (p[name] for p in [system, *pods]))
         # The host's interfaces carry the node's own traffic and that of pods with a network
         # namespace of their own (host-network pods' is in the former).
         traffic = [self.traffic.sample(dt, 1.0, rng), *(p for p in pods if not p["host_network"])]
-        metrics.update({name: _sum(p[name] for p in traffic) for name in _NETWORK})
+        metrics.update({name: _sum(name, (p[name] for p in traffic)) for name in _NETWORK})
         cores = metrics["cpu_cores"]
         if cores is not None:
             runnable = cores * _jitter(rng, 0.3)

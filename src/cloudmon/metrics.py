@@ -24,6 +24,11 @@ NODE = frozenset({Scope.NODE})
 POD_AND_CONTAINER = frozenset({Scope.POD, Scope.CONTAINER})
 ALL = frozenset(Scope)
 
+# The decimal places a non-integer metric is counted to, by unit: CPU in nanocores, as the
+# kubelet's summary API counts it (usageNanoCores); byte rates in thousandths of a byte a second.
+# Group sums count in these units (storage.model.SUM_UNITS) and rates are sent rounded to them.
+_DECIMALS_BY_UNIT = {"cores": 9, "bytes/s": 3}
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -36,6 +41,15 @@ class Metric:
     rate_of: str | None = None  # for a RATE: the counter it is derived from
     integer: bool = False
     by_server: bool = False  # measured by the server on receipt, not sent by the agent
+
+    @property
+    def decimals(self) -> int | None:
+        """The decimal places it is counted to; None where it is kept as measured."""
+        return 0 if self.integer else _DECIMALS_BY_UNIT.get(self.unit)
+
+    def per_second(self, increase: float, seconds: float) -> float:
+        """A RATE: its counter's increase over `seconds`, per second, to the rate's decimals."""
+        return round(increase / seconds, self.decimals)
 
 
 def _rate(name, unit, counter, help, scopes, source=None):

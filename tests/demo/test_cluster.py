@@ -8,6 +8,7 @@ import pytest
 
 from cloudmon import payload
 from cloudmon.demo import DAEMONSETS, MIN_PODS_PER_NODE, PAGE, build_cluster, run_demo
+from cloudmon.metrics import BY_NAME
 
 START = 1_764_100_000.0
 COUNTERS = (
@@ -102,7 +103,8 @@ def test_nodes_hold_their_pods(history):
             for name in ("disk_write_bps", "network_rx_bps"):
                 assert metrics[name] >= sum(pod[name] or 0 for pod in pods)
             for pod in pods:
-                assert pod["cpu_cores"] >= sum(c["cpu_cores"] for c in pod["containers"])
+                containers = sum(c["cpu_cores"] for c in pod["containers"])
+                assert pod["cpu_cores"] >= round(containers, BY_NAME["cpu_cores"].decimals)
                 assert pod["memory_working_set_bytes"] <= pod["memory_usage_bytes"]
                 assert pod["memory_working_set_bytes"] % PAGE == 0
                 assert pod["memory_usage_bytes"] <= (pod["memory_limit_bytes"] or float("inf"))
@@ -120,9 +122,14 @@ def test_counters_grow_at_their_rates(history):
                 for counter in COUNTERS:
                     if counter in new:
                         assert new[counter] >= old[counter]
+                for counter in ("cpu_usage_seconds_total", "cpu_throttled_seconds_total"):
+                    if counter in new:
+                        # Whole microseconds, as cgroup v2 counts CPU time.
+                        assert new[counter] == round(new[counter] * 1e6) / 1e6
                 for rate, counter in RATES.items():
                     if new.get(rate) is not None:
-                        assert new[rate] == pytest.approx((new[counter] - old[counter]) / interval)
+                        increase = new[counter] - old[counter]
+                        assert new[rate] == BY_NAME[rate].per_second(increase, interval)
 
     last = [pod for node in history for pod in node[-1]["pods"]]
     assert any(pod["cpu_throttled_seconds_total"] > 0 for pod in last)

@@ -1,8 +1,8 @@
 """Counters to rates over the real time between two samples."""
 
-from cloudmon.metrics import Scope, rates_for
+from cloudmon.metrics import Metric, Scope, rates_for
 
-_RATES = {scope: tuple((m.name, m.rate_of) for m in rates_for(scope)) for scope in Scope}
+_RATES = {scope: rates_for(scope) for scope in Scope}
 
 
 class RateTracker:
@@ -15,8 +15,8 @@ class RateTracker:
     def apply(self, scope: Scope, key: tuple, when: float, metrics: dict) -> None:
         """Set the rate fields of `metrics`: null on a first sample or when a counter went back."""
         previous = self._previous.get(key)
-        for rate_name, counter in _RATES[scope]:
-            metrics[rate_name] = _rate(previous, when, metrics.get(counter), counter)
+        for rate in _RATES[scope]:
+            metrics[rate.name] = _rate(rate, previous, when, metrics.get(rate.rate_of))
         self._current[key] = (when, metrics)
 
     def end_cycle(self) -> None:
@@ -24,14 +24,14 @@ class RateTracker:
         self._previous, self._current = self._current, {}
 
 
-def _rate(previous, when: float, value, counter: str) -> float | None:
+def _rate(rate: Metric, previous, when: float, value) -> float | None:
     if previous is None or value is None:
         return None
     then, old_metrics = previous
-    old = old_metrics.get(counter)
+    old = old_metrics.get(rate.rate_of)
     elapsed = when - then
     # A counter that went back was reset (a cgroup recreated, a disk re-attached): no rate
     # rather than a negative one.
     if old is None or elapsed <= 0 or value < old:
         return None
-    return (value - old) / elapsed
+    return rate.per_second(value - old, elapsed)

@@ -244,12 +244,14 @@ def node_row(payload) -> list:
     return values
 
 
-# A group's sum is exact: each member's value counts in its column's unit here (as the
-# metrics API counts CPU, in nanocores; rates in thousandths of a byte a second; bytes as
-# they are), an integer, so that a sum kept as members come, go and are reported again equals
-# the sum of the same members taken at once, to the last bit, in any order.
+# A group's sum is exact: each member's value counts in its metric's smallest unit here
+# (`Metric.decimals`: CPU in nanocores, as the metrics API counts it; rates in thousandths of a
+# byte a second; bytes as they are), an integer, so that a sum kept as members come, go and are
+# reported again equals the sum of the same members taken at once, to the last bit, in any
+# order. The nodes' capacity counts as CPU does.
+_SUMMED_AS = {"cpu_capacity_cores": "cpu_cores"}
 SUM_UNITS = {
-    name: 1 if name in INTEGER_COLUMNS else 10**9 if name.endswith("_cores") else 1000
+    name: 10 ** BY_NAME[_SUMMED_AS.get(name, name)].decimals
     for name in (*GROUP_SUMS, *CLUSTER_SUMS)
 }
 LIMITS = frozenset({"cpu_limit_cores", "memory_limit_bytes"})
