@@ -1,3 +1,5 @@
+import pytest
+
 from cloudmon.agent.rates import RateTracker
 from cloudmon.metrics import Scope
 
@@ -16,20 +18,19 @@ def test_first_sample_has_no_rates():
     assert metrics["network_tx_bps"] is None
 
 
-def test_rate_over_the_real_time_between_samples():
+@pytest.mark.parametrize(
+    ("then", "cpu", "written", "cores", "bps"),
+    [
+        (102.5, 7.5, 6000, 1.0, 2000.0),  # over the real time between samples
+        (103.0, 6.0, 1001, 0.333333333, 0.333),  # whole nanocores, thousandths of a byte a second
+    ],
+)
+def test_rate_over_the_real_time_between_samples(then, cpu, written, cores, bps):
     tracker = RateTracker()
     _sample(tracker, 100.0, cpu_usage_seconds_total=5.0, disk_write_bytes_total=1000)
-    metrics = _sample(tracker, 102.5, cpu_usage_seconds_total=7.5, disk_write_bytes_total=6000)
-    assert metrics["cpu_cores"] == 1.0
-    assert metrics["disk_write_bps"] == 2000.0
-
-
-def test_rates_are_whole_nanocores_and_thousandths_of_a_byte_a_second():
-    tracker = RateTracker()
-    _sample(tracker, 100.0, cpu_usage_seconds_total=5.0, disk_write_bytes_total=1000)
-    metrics = _sample(tracker, 103.0, cpu_usage_seconds_total=6.0, disk_write_bytes_total=1001)
-    assert metrics["cpu_cores"] == 0.333333333
-    assert metrics["disk_write_bps"] == 0.333
+    metrics = _sample(tracker, then, cpu_usage_seconds_total=cpu, disk_write_bytes_total=written)
+    assert metrics["cpu_cores"] == cores
+    assert metrics["disk_write_bps"] == bps
 
 
 def test_counter_reset_gives_null_not_negative():
