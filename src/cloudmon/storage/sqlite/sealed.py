@@ -130,6 +130,13 @@ def held(conn, table: str, res: int) -> tuple[int | None, int | None]:
     return min(lows, default=None), max(highs, default=None)
 
 
+def first_sealed(conn, table: str, res: int) -> int | None:
+    """The oldest bucket a table's chunks hold at a resolution."""
+    return conn.execute(
+        "SELECT min(first) FROM chunk WHERE tbl = ? AND res = ?", (table, res)
+    ).fetchone()[0]
+
+
 def lookup(conn, table: str, res: int, bucket: int, ids: Sequence[int], sealed: bool = True):
     """The (id, v, extra) rows of these ids in one bucket or period; with `sealed` false, only
     the head's."""

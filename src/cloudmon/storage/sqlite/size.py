@@ -127,7 +127,7 @@ class SizeBound:
                 conn.execute(f"SELECT min(bucket) FROM {table} WHERE {where}1").fetchone()[0]
                 for table in tables
             ]
-            chunks = [sealed.held(conn, table, res)[0] for table in tables]
+            chunks = [sealed.first_sealed(conn, table, res) for table in tables]
             starts = [bucket for bucket in heads + chunks if bucket is not None]
             if not starts:
                 continue
