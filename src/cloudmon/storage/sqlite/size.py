@@ -38,6 +38,9 @@ MEASURE_EVERY = 60.0  # seconds between measures of the tiers at the most
 MEASURE_SHARE = 0.02  # of the time spent measuring the tiers at the most
 TIERS = {BUCKET: "raw", 60: "1m", 3600: "1h"}
 DELETED = "size_deleted_rows"
+# The first minute whose raw samples the size bound left whole: a sample older than that
+# could no longer be rolled up with the rest of its minute (see `SqliteStorage.accepts_from`).
+RAW_KEPT_FROM = "raw_kept_from"
 
 
 class SizeBound:
@@ -155,6 +158,13 @@ class SizeBound:
                 " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
                 (DELETED, rows),
             )
+            if res == BUCKET:
+                kept_from = -(-(period + length) // 60) * 60
+                conn.execute(
+                    "INSERT INTO upkeep_figure VALUES (?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+                    (RAW_KEPT_FROM, kept_from),
+                )
             return rows
         return None
 
@@ -231,7 +241,9 @@ class SizeBound:
             figures["retention_size_bytes"] = float(self.size)
 
         def keep(conn) -> None:
-            conn.execute("DELETE FROM upkeep_figure WHERE name != ?", (DELETED,))
+            conn.execute(
+                "DELETE FROM upkeep_figure WHERE name NOT IN (?, ?)", (DELETED, RAW_KEPT_FROM)
+            )
             conn.executemany("INSERT INTO upkeep_figure VALUES (?, ?)", figures.items())
 
         self._db.transaction(keep)
