@@ -57,8 +57,5 @@ def test_only_a_store_that_keeps_its_own_data_gets_upkeep(storage):
 
 
 def test_worker_options_come_from_the_backend():
-    assert backend("sqlite:///x.db").worker_options(threads=3) == {
-        "autocheckpoint": False,
-        "cache_mb": 16,
-    }
+    assert backend("sqlite:///x.db").worker_options(threads=3) == {"autocheckpoint": False}
     assert backend("prometheus+http://127.0.0.1:9090").worker_options(threads=3) == {}

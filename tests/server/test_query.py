@@ -1,6 +1,8 @@
 import pytest
 from server_payloads import T0, payload, pod
 
+from cloudmon.server import query
+
 # Three nodes; namespace shop and deployment shop/web span nodes n1 and n2.
 WEB_A = pod(
     "uid-web-a",
@@ -277,3 +279,12 @@ def test_sort_and_limit_are_for_lists_only(post, client):
     response = client.get("/api/pods/ns/a?limit=1")
     assert response.status_code == 400
     assert response.json == {"error": "limit: unknown parameter"}
+
+
+def test_a_long_list_is_sent_in_batches_and_answers_the_same(client, post, monkeypatch):
+    for at in (T0 + 1, T0 + 11):
+        post(payload("n1", at, [pod(f"u{i}", cpu_cores=i / 10) for i in range(7)]))
+    whole = client.get("/api/pods?window=1m").json
+    monkeypatch.setattr(query, "ITEMS_AT_ONCE", 2)
+    assert client.get("/api/pods?window=1m").json == whole  # four batches
+    assert [item["metrics"]["cpu_cores"] for item in whole["items"]] == [i / 10 for i in range(7)]

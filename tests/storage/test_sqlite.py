@@ -92,6 +92,34 @@ def test_readers_run_beside_the_writer(tmp_path):
     store.close()
 
 
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def test_the_connections_of_a_process_share_one_page_cache_budget(tmp_path):
+    store = SqliteStorage(tmp_path / "c.db", cache_mb=16)
+    with store.db.writing() as conn:
+        conn.execute("CREATE TABLE filler (v BLOB)")
+        conn.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)"
+            " INSERT INTO filler SELECT randomblob(1000) FROM n"
+        )
+    before = _rss()
+
+    def read() -> None:
+        store.db.reader().execute("SELECT sum(length(v)) FROM filler").fetchone()
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Three connections each reading 40 MB: without the shared budget each keeps its pages.
+    assert _rss() - before < 32 << 20
+    store.close()
+
+
 def test_two_stores_on_one_file_share_ids(tmp_path):
     one, two = SqliteStorage(tmp_path / "s.db"), SqliteStorage(tmp_path / "s.db")
     one.write(payloads(node_payload("n1", T0, [("a", "ns", 1.0)])))

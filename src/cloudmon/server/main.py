@@ -12,7 +12,7 @@ import time
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
-from cloudmon.server import maintenance
+from cloudmon.server import maintenance, memory
 from cloudmon.server.app import DEFAULT_STORAGE, create_app
 from cloudmon.server.auth import read_token
 from cloudmon.server.ingest import ARRIVED
@@ -168,6 +168,8 @@ def run_server(
     }
     if retention:
         config["CLOUDMON_RETENTION"] = {**RETENTION, **retention}
+    if not memory.give_back_large_allocations():
+        log.info("the C library is not glibc: its own thresholds decide what memory is given back")
     # Open once before forking: a bad URL fails here and the schema is migrated once.
     _open(config).close()
     log.info(

@@ -17,6 +17,9 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 ACTIVE_SECONDS = 30  # a list without time parameters shows what reported this recently
 LIST_PARAMETERS = ("sort", "limit")  # what a list endpoint takes besides the time parameters
 MAX_LIMIT = 100_000
+# Entities of a list read, encoded and sent at a time: a series of every pod of a large
+# cluster takes hundreds of MiB as Python objects, tens as JSON.
+ITEMS_AT_ONCE = 200
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,13 @@ def _guard() -> None:
 @bp.after_request
 def _timed(response: Response) -> Response:
     started = request.environ.get("cloudmon.started")
-    if started is not None and request.url_rule is not None:
-        state().query_seconds.labels(request.url_rule.rule).observe(time.perf_counter() - started)
+    if started is None or request.url_rule is None:
+        return response
+    observe = state().query_seconds.labels(request.url_rule.rule).observe
+    if response.is_streamed:  # a list: timed to its last byte
+        response.call_on_close(lambda: observe(time.perf_counter() - started))
+    else:
+        observe(time.perf_counter() - started)
     return response
 
 
@@ -76,8 +84,10 @@ def _query():
     return kind, query, names
 
 
-def _items(entities: list[Entity], query, names) -> list[dict]:
-    storage = state().storage
+def _items(entities: list[Entity], query, names, storage=None) -> list[dict]:
+    """The entities' items; `storage` given where no request is being handled (a list's
+    answer, made as it is sent)."""
+    storage = storage or state().storage
     latest = storage.latest(entities, names)
     series = storage.series(entities, names, query.span) if query.span else None
     items = []
@@ -114,7 +124,29 @@ def _list(filters: dict, latest_since: int | None = None) -> Response:
         present.sort(key=values.__getitem__, reverse=descending)
         missing = [i for i, value in enumerate(values) if value is None]
         entities = [entities[i] for i in present + missing]
-    return _json({"items": _items(entities[:limit], query, names)})
+    return _encoded_list(entities[:limit], query, names)
+
+
+def _encoded_list(entities: list[Entity], query, names) -> Response:
+    """{"items": [...]}, its items read and encoded ITEMS_AT_ONCE at a time, so that a worker
+    holds one batch of a large list at a time. The first batch is made before the answer
+    starts, so that a store that cannot answer is answered with its error; a failure after
+    that cuts the answer short."""
+    storage = state().storage
+
+    def encoded(at: int) -> bytes:
+        items = _items(entities[at : at + ITEMS_AT_ONCE], query, names, storage)
+        return msgspec.json.encode(items)[1:-1]  # without the list's brackets
+
+    first = encoded(0)
+
+    def parts():
+        yield b'{"items":[' + first
+        for at in range(ITEMS_AT_ONCE, len(entities), ITEMS_AT_ONCE):
+            yield b"," + encoded(at)
+        yield b"]}"
+
+    return Response(parts(), mimetype="application/json")
 
 
 def _order(kind: EntityKind) -> tuple[str, bool] | None:

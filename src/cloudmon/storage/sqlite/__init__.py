@@ -34,7 +34,7 @@ from cloudmon.storage.sqlite.writer import Prepared, Writer
 
 __all__ = ["SqliteStorage"]
 
-CACHE_MB = 64  # SQLite's page cache of one process, all its connections
+CACHE_MB = 16  # SQLite's memory in one process, all its connections' page caches together
 
 
 @register("sqlite")
@@ -103,9 +103,7 @@ class SqliteStorage(Storage, StoreUpkeep):
 
     @classmethod
     def worker_options(cls, threads: int) -> dict:
-        # Each thread reads through a connection of its own, each with its page cache:
-        # together they keep to about one connection's default. The master checkpoints.
-        return {"autocheckpoint": False, "cache_mb": max(8, CACHE_MB // (threads + 1))}
+        return {"autocheckpoint": False}  # the master checkpoints
 
     def roll_up(self) -> int:
         periods = self.upkeep.roll_up()

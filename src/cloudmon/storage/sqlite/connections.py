@@ -111,6 +111,9 @@ class Connections:
         conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA cache_size=-{self._cache_kib}")
+        # The process's connections (a thread's each) share one budget: past it, SQLite
+        # reuses their cached pages rather than take more memory.
+        conn.execute(f"PRAGMA soft_heap_limit={self._cache_kib * 1024}")
         return conn
 
     @contextlib.contextmanager
