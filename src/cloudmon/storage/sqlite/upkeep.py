@@ -81,10 +81,10 @@ class Upkeep(StorePart):
                         continue
                     key = (head, res, piece)
                     seen[key] = sealed.head_count(reader, head, res, piece)
-                    # Within a budget a round, so that the next rollups are not held up.
-                    if (
-                        self._head_rows.get(key) == seen[key]
-                        and time.monotonic() - began < _SEAL_BUDGET
+                    # Within a budget a round, so that the next rollups are not held up;
+                    # one piece a round at least, however busy the machine.
+                    if self._head_rows.get(key) == seen[key] and (
+                        not rows or time.monotonic() - began < _SEAL_BUDGET
                     ):
                         rows += self._seal_piece(head, res, piece)
                         del seen[key]
