@@ -11,9 +11,6 @@ free top back.
 
 import ctypes
 import ctypes.util
-import logging
-
-log = logging.getLogger(__name__)
 
 _M_TRIM_THRESHOLD = -1  # mallopt's parameters, from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3

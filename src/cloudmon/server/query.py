@@ -84,10 +84,7 @@ def _query():
     return kind, query, names
 
 
-def _items(entities: list[Entity], query, names, storage=None) -> list[dict]:
-    """The entities' items; `storage` given where no request is being handled (a list's
-    answer, made as it is sent)."""
-    storage = storage or state().storage
+def _items(storage, entities: list[Entity], query, names) -> list[dict]:
     latest = storage.latest(entities, names)
     series = storage.series(entities, names, query.span) if query.span else None
     items = []
@@ -135,7 +132,7 @@ def _encoded_list(entities: list[Entity], query, names) -> Response:
     storage = state().storage
 
     def encoded(at: int) -> bytes:
-        items = _items(entities[at : at + ITEMS_AT_ONCE], query, names, storage)
+        items = _items(storage, entities[at : at + ITEMS_AT_ONCE], query, names)
         return msgspec.json.encode(items)[1:-1]  # without the list's brackets
 
     first = encoded(0)
@@ -180,7 +177,7 @@ def _find(kind: EntityKind, filters: dict, what: str) -> Entity:
 
 def _one(filters: dict, what: str) -> Response:
     kind, query, names = _query()
-    return _json(_items([_find(kind, filters, what)], query, names)[0])
+    return _json(_items(state().storage, [_find(kind, filters, what)], query, names)[0])
 
 
 @_get("/cluster", EntityKind.CLUSTER, False)
@@ -190,7 +187,7 @@ def cluster():
     entities = state().storage.entities(EntityKind.CLUSTER) or [
         Entity(EntityKind.CLUSTER, 0, {}, None)
     ]
-    return _json(_items(entities[:1], query, names)[0])
+    return _json(_items(state().storage, entities[:1], query, names)[0])
 
 
 @_get("/nodes", EntityKind.NODE, True)

@@ -37,6 +37,7 @@ SHRINK_PAGES = 256  # pages given back to the file system per transaction: 1 MiB
 MEASURE_EVERY = 60.0  # seconds between measures of the tiers at the most
 MEASURE_SHARE = 0.02  # of the time spent measuring the tiers at the most
 TIERS = {BUCKET: "raw", 60: "1m", 3600: "1h"}
+MEASURED = (*(f"bytes_{tier}" for tier in TIERS.values()), "retention_size_bytes")
 DELETED = "size_deleted_rows"
 # The first minute whose raw samples the size bound left whole: a sample older than that
 # could no longer be rolled up with the rest of its minute (see `SqliteStorage.accepts_from`).
@@ -241,9 +242,9 @@ class SizeBound:
             figures["retention_size_bytes"] = float(self.size)
 
         def keep(conn) -> None:
-            conn.execute(
-                "DELETE FROM upkeep_figure WHERE name NOT IN (?, ?)", (DELETED, RAW_KEPT_FROM)
-            )
+            # What a measure writes, replaced whole (a size since unset goes); the size
+            # bound's own figures stay.
+            conn.executemany("DELETE FROM upkeep_figure WHERE name = ?", [(n,) for n in MEASURED])
             conn.executemany("INSERT INTO upkeep_figure VALUES (?, ?)", figures.items())
 
         self._db.transaction(keep)
