@@ -7,7 +7,6 @@ import sqlite3
 import pytest
 from store_payloads import H0, Clock, node_payload, payloads
 
-from cloudmon.server.app import create_app
 from cloudmon.sizes import parse_size
 from cloudmon.storage.base import BUCKET
 from cloudmon.storage.sqlite import SqliteStorage, sealed
@@ -30,13 +29,9 @@ def oldest(store, table: str, res: int = BUCKET) -> int | None:
 
 
 @pytest.fixture
-def clock():
-    return Clock(H0)
-
-
-@pytest.fixture
-def store(tmp_path, clock):
+def store(tmp_path):
     """Two hours of a node of PODS pods, rolled up but for the last minutes of raw samples."""
+    clock = Clock(H0)
     store = SqliteStorage(tmp_path / "store.db", clock=clock)
     write_minutes(store, 0, 120)
     clock.now = H0 + 7200 + 90
@@ -60,26 +55,6 @@ def test_sizes_as_prometheus_writes_them():
 def test_no_size_deletes_nothing(store):
     assert store.keep_size() == 0
     assert oldest(store, "pod_sample") == H0
-    assert store.accepts_from() == 0.0
-
-
-def test_late_samples_of_minutes_deleted_for_size_are_refused(store, clock):
-    store.size.size = int(store.db.footprint().used / 0.97)
-    store.keep_size()
-    kept_from = store.accepts_from()
-    # The first whole minute of raw samples: some of the one before it may be left.
-    assert kept_from % 60 == 0
-    assert kept_from - 60 < oldest(store, "pod_sample") <= kept_from
-    client = create_app({"CLOUDMON_STORAGE": store, "CLOUDMON_NOW": clock}).test_client()
-    minute = "SELECT count(*) FROM node_sample WHERE bucket >= ? AND bucket < ?"
-    held = store.db.reader().execute(minute, (kept_from - 60, kept_from)).fetchone()
-    pods = [(f"p{j}", "ns", 0.5) for j in range(PODS)]
-    refused = client.post("/api/ingest", json=node_payload("n1", kept_from - 59, pods))
-    assert refused.status_code == 400
-    assert "--retention-size" in refused.json["error"]
-    assert store.db.reader().execute(minute, (kept_from - 60, kept_from)).fetchone() == held
-    taken = client.post("/api/ingest", json=node_payload("n1", kept_from + 1, pods))
-    assert taken.status_code == 200, taken.json
 
 
 def test_raw_samples_rolled_up_go_first_and_the_store_ends_under_the_mark(store, caplog):

@@ -20,11 +20,6 @@ from cloudmon.server.state import state
 from cloudmon.storage.base import BUCKET, EngineError
 
 log = logging.getLogger(__name__)
-# What a sample older than the store's `accepts_from` is refused as older than.
-KEPT_FOR_SIZE = (
-    "the oldest whole minute of raw samples the store keeps (older ones were deleted to keep"
-    " it within --retention-size)"
-)
 bp = Blueprint("ingest", __name__)
 
 PATH = "/api/ingest"
@@ -91,12 +86,9 @@ def gunzip(body: bytes, limit: int) -> bytes:
     return out
 
 
-def decode(
-    body: bytes, now: float, oldest: float = 0.0, kept: str = "the raw retention"
-) -> tuple[list, list[str]]:
+def decode(body: bytes, now: float, oldest: float = 0.0) -> tuple[list, list[str]]:
     """Payloads from a JSON body, checked beyond the schema, each with the node's clock skew
-    measured, and the fields this version ignores; raises ApiError (400). A payload older
-    than `oldest` is refused as older than what `kept` names."""
+    measured, and the fields this version ignores; raises ApiError (400)."""
     try:
         payloads, ignored = wire.decode_reporting(body)
     except msgspec.ValidationError as error:
@@ -125,7 +117,9 @@ def decode(
             )
         # Older samples could no longer be rolled up with the rest of their period.
         if item.timestamp < oldest:
-            raise ApiError(400, f"payload: timestamp is older than {kept} - at `{where}.timestamp`")
+            raise ApiError(
+                400, f"payload: timestamp is older than the raw retention - at `{where}.timestamp`"
+            )
         if len({pod.uid for pod in item.pods}) < len(item.pods):
             seen = set()
             for number, pod in enumerate(item.pods):
@@ -200,10 +194,7 @@ def store(environ: dict, config, server) -> dict:
     if encoding == "gzip":
         body = gunzip(body, limit)
     now = config["CLOUDMON_NOW"]()
-    oldest, kept = now - config["CLOUDMON_RETENTION"][BUCKET], "the raw retention"
-    if (kept_from := server.storage.accepts_from()) > oldest:
-        oldest, kept = kept_from, KEPT_FOR_SIZE
-    payloads, ignored = decode(body, now, oldest, kept)
+    payloads, ignored = decode(body, now, now - config["CLOUDMON_RETENTION"][BUCKET])
     try:
         samples = server.storage.write(payloads)
     except EngineError as error:

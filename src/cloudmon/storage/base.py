@@ -182,12 +182,6 @@ class Storage(ABC):
     def stats(self) -> dict[str, float]:
         """The store's own figures (size on disk, rows)."""
 
-    def accepts_from(self) -> float:
-        """The oldest timestamp a sample may have and be stored (beside the raw retention):
-        a store that deletes raw samples early (for its size) refuses those of minutes it
-        no longer holds whole, which could not be rolled up again with the rest."""
-        return 0.0
-
     @abstractmethod
     def close(self) -> None:
         """Release connections and files."""

@@ -28,7 +28,7 @@ from cloudmon.storage.base import RETENTION, Storage, StoreUpkeep, register
 from cloudmon.storage.sqlite import schema
 from cloudmon.storage.sqlite.connections import MAX_WAITING, Connections
 from cloudmon.storage.sqlite.reader import Reader
-from cloudmon.storage.sqlite.size import RAW_KEPT_FROM, SizeBound, figures
+from cloudmon.storage.sqlite.size import SizeBound, figures
 from cloudmon.storage.sqlite.upkeep import Upkeep
 from cloudmon.storage.sqlite.writer import Prepared, Writer
 
@@ -134,12 +134,6 @@ class SqliteStorage(Storage, StoreUpkeep):
             "disk_bytes": float(footprint.on_disk),
             **figures(self.db.reader()),
         }
-
-    def accepts_from(self) -> float:
-        found = self.db.reader().execute(
-            "SELECT value FROM upkeep_figure WHERE name = ?", (RAW_KEPT_FROM,)
-        )
-        return next((value for (value,) in found), 0.0)
 
     def close(self) -> None:
         self.db.close()

@@ -39,9 +39,6 @@ MEASURE_SHARE = 0.02  # of the time spent measuring the tiers at the most
 TIERS = {BUCKET: "raw", 60: "1m", 3600: "1h"}
 MEASURED = (*(f"bytes_{tier}" for tier in TIERS.values()), "retention_size_bytes")
 DELETED = "size_deleted_rows"
-# The first minute whose raw samples the size bound left whole: a sample older than that
-# could no longer be rolled up with the rest of its minute (see `SqliteStorage.accepts_from`).
-RAW_KEPT_FROM = "raw_kept_from"
 
 
 class SizeBound:
@@ -159,13 +156,6 @@ class SizeBound:
                 " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
                 (DELETED, rows),
             )
-            if res == BUCKET:
-                kept_from = -(-(period + length) // 60) * 60
-                conn.execute(
-                    "INSERT INTO upkeep_figure VALUES (?, ?)"
-                    " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
-                    (RAW_KEPT_FROM, kept_from),
-                )
             return rows
         return None
 
@@ -242,8 +232,8 @@ class SizeBound:
             figures["retention_size_bytes"] = float(self.size)
 
         def keep(conn) -> None:
-            # What a measure writes, replaced whole (a size since unset goes); the size
-            # bound's own figures stay.
+            # What a measure writes, replaced whole (a size since unset goes); the rows
+            # deleted for size stay.
             conn.executemany("DELETE FROM upkeep_figure WHERE name = ?", [(n,) for n in MEASURED])
             conn.executemany("INSERT INTO upkeep_figure VALUES (?, ?)", figures.items())
 
