@@ -63,8 +63,28 @@ def test_a_sample_arriving_between_chunks_is_rolled_up(store, monkeypatch):
     store.roll_up()
     assert not late and len(chunks) > 1
     monkeypatch.undo()
-    store.roll_up()
+    store.roll_up()  # the round that finds the late write
+    store.roll_up()  # the next, which finds none since: the minute rolled up again
     assert pod_maxima(store)[0] == [100.0, 11.0]
+
+
+def test_a_period_taking_late_samples_is_rolled_up_again_once_they_stop(store):
+    store.roll_up()
+    for b in range(6):  # a backlog arriving, one sample of the first minute a round
+        store.write(payloads(node_payload("n1", H0 + 10 * b + 2, [("p00", "ns", 50.0 + b)])))
+        store.roll_up()
+        assert pod_maxima(store)[0] == [5.0, 11.0]  # the minute waits for the rest
+    store.roll_up()  # a round without late samples: the minute rolled up again
+    assert pod_maxima(store)[0] == [55.0, 11.0]
+
+
+def test_a_period_taking_late_samples_for_long_is_rolled_up_again_anyway(store):
+    store.roll_up()
+    for b in range(3):  # a late sample every round, rounds LATE_WAIT / 2 apart
+        store.write(payloads(node_payload("n1", H0 + 10 * b + 2, [("p00", "ns", 50.0 + b)])))
+        store.roll_up()
+        store.upkeep._clock.now += upkeep.LATE_WAIT / 2
+    assert pod_maxima(store)[0] == [52.0, 11.0]  # the third round: it had waited long enough
 
 
 def test_a_period_left_half_done_is_done_again(store, monkeypatch):
@@ -129,7 +149,8 @@ def test_late_samples_roll_up_again_only_what_they_changed_as_a_whole_roll_up_wo
             store.write(payloads(node_payload(f"n{node}", H0 + 10 * bucket + 2, unique.values())))
         marked = store.db.reader().execute("SELECT count(*) FROM rollup_stale").fetchone()[0]
         assert marked > 0  # only these are rolled up again
-        store.roll_up()
+        store.roll_up()  # the round that finds the late writes
+        store.roll_up()  # the next, which finds none since: their periods rolled up again
         kept = rollups(store)
         with store.db.writing() as conn:
             for table in ("node_rollup", "pod_rollup", "ctr_rollup", "grp_rollup"):
@@ -138,5 +159,29 @@ def test_late_samples_roll_up_again_only_what_they_changed_as_a_whole_roll_up_wo
             conn.execute("DELETE FROM rollup_state")
         store.roll_up()
         assert kept == rollups(store)
+    finally:
+        store.close()
+
+
+def test_an_hour_waits_for_the_late_minutes_within_it(tmp_path):
+    clock = Clock(H0 + 7200)
+    store = SqliteStorage(tmp_path / "s.db", clock=clock)
+
+    def late(timestamp, cores):
+        store.write(payloads(node_payload("n1", timestamp, [], cpu_cores=cores)))
+        store.roll_up()
+        clock.now += upkeep.LATE_WAIT * 2 / 3
+
+    try:
+        store.write(payloads(node_payload("n1", H0 + 1, [], cpu_cores=1.0)))
+        store.roll_up()
+        late(H0 + 11, 2.0)
+        late(H0 + 61, 3.0)  # the first minute rolled up again, the second one's first
+        late(H0 + 71, 4.0)  # the hour has waited long enough, the second minute not
+        store.roll_up()
+        hour = Span(H0, H0 + 3590, 3600, "max")
+        assert store.resolution(hour) == 3600
+        nodes = store.entities(EntityKind.NODE)
+        assert store.series(nodes, ("cpu_cores",), hour)[0]["cpu_cores"] == [4.0]
     finally:
         store.close()

@@ -3,18 +3,18 @@ kind's rows and each group's kind as stored, and the migration of an older file.
 
 A file's version is SQLite's user_version: the number of `MIGRATIONS` applied to it.
 `migrate` brings a file up to this version when a store opens it (in one transaction, under
-the writer lock of `connections`) and refuses a file newer than this cloudmon. The rows these
-tables hold are packed by `codec`; node, pod, ctr and grp hold the entities (`writer` adds
-them, `reader` lists them); the *_sample tables the 10 s buckets, the *_rollup tables the
-1 min and 1 h periods (`upkeep`); rollup_state how far the rollups are done, rollup_stale
-which entities' periods late samples changed and rollup_dirty which whole periods are to be
-rolled up again; chunk the rows of the spans `sealed` took out of these head tables,
-compressed by `chunks`; upkeep_figure what the upkeep measured (`size`: the bytes of each
-tier, the rows deleted to keep the file within its size); pod_moves how many times a pod
-changed its namespace or deployment (`writer`). A step of `MIGRATIONS` is SQL, or a
-function of the connection. Sample
-tables are WITHOUT ROWID and keyed (bucket, id), so a bucket's rows are written at the end of
-the B-tree and the pages stay full.
+the writer lock of `connections`) and refuses a file newer than this cloudmon. The rows
+these tables hold are packed by `codec`; node, pod, ctr and grp hold the entities (`writer`
+adds them, `reader` lists them); the *_sample tables the 10 s buckets, the *_rollup tables
+the 1 min and 1 h periods (`upkeep`); rollup_state how far the rollups are done,
+rollup_stale which entities' periods late samples changed (rollup_late: how many late
+writes each such period took), rollup_dirty which whole periods are to be rolled up again;
+chunk the rows of the spans `sealed` took out of these head tables, compressed by `chunks`;
+upkeep_figure what the upkeep measured (`size`: the bytes of each tier, the rows deleted to
+keep the file within its size); pod_moves how many times a pod changed its namespace or
+deployment (`writer`). A step of `MIGRATIONS` is SQL, or a function of the connection.
+Sample tables are WITHOUT ROWID and keyed (bucket, id), so a bucket's rows are written at
+the end of the B-tree and the pages stay full.
 """
 
 from collections.abc import Callable
@@ -159,6 +159,14 @@ MIGRATIONS: tuple[str | Callable, ...] = (
         first INTEGER NOT NULL, last INTEGER NOT NULL, v BLOB NOT NULL,
         PRIMARY KEY (tbl, res, id, start));
     CREATE INDEX chunk_by_start ON chunk (tbl, res, start);
+    """,
+    # How many late writes each period rollup_stale marks has taken, so that the upkeep rolls
+    # it up again once they stop rather than after each.
+    """
+    CREATE TABLE rollup_late (
+        res INTEGER NOT NULL, bucket INTEGER NOT NULL, writes INTEGER NOT NULL,
+        PRIMARY KEY (res, bucket)) WITHOUT ROWID;
+    INSERT INTO rollup_late SELECT DISTINCT res, bucket, 0 FROM rollup_stale;
     """,
 )
 

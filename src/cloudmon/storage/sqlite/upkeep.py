@@ -7,7 +7,9 @@ Each step is its own short transaction (`connections.Connections.transaction`): 
 rolled up a chunk of entities at a time and expired a few periods at a time, so that ingest
 waits for one chunk at most. rollup_state says up to where each resolution is done,
 rollup_stale which entities' periods late samples changed (marked by `writer`: only theirs
-are rolled up again), rollup_doing which periods a stop left half done and rollup_dirty
+are rolled up again, once a round finds no late write into the period since the previous
+one: a backlog arriving is rolled up once, when it has moved on, not after each write),
+rollup_doing which periods a stop left half done and rollup_dirty
 those to do again whole; each period's rollup row holds the `STATS` of each column, packed by
 `codec`, which `reader` answers long spans from.
 """
@@ -27,6 +29,7 @@ ROLLUP_GRACE = 60  # seconds after a minute ends before it is rolled up: agents 
 _EXPIRE_CHUNK = 6  # periods of a resolution deleted per transaction
 _ROLLUP_CHUNK = 1500  # rows summarised per transaction: about 100 ms on 2 cores
 _SEAL_BUDGET = 0.25  # seconds of sealing a round, the rest left to the next rounds
+LATE_WAIT = 300  # seconds a period late samples keep changing waits before it is rolled up
 
 
 class Upkeep(StorePart):
@@ -35,6 +38,8 @@ class Upkeep(StorePart):
     def __init__(self, *args) -> None:
         super().__init__(*args)
         self._head_rows: dict[tuple, int] = {}  # per piece to seal, its head rows last round
+        # per period late samples changed: its late writes last round, and since when seen
+        self._late_writes: dict[tuple[int, int], tuple[int, float]] = {}
 
     def checkpoint(self) -> None:
         """The WAL copied into the file."""
@@ -49,9 +54,10 @@ class Upkeep(StorePart):
                 "INSERT OR IGNORE INTO rollup_dirty SELECT res, bucket FROM rollup_doing"
             )
         )
+        settled = self._settled()
         for res, source in zip(RESOLUTIONS[1:], RESOLUTIONS, strict=False):
             while (
-                job := self._db.transaction(lambda conn, r=res: self._begin(conn, r))
+                job := self._db.transaction(lambda conn, r=res: self._begin(conn, r, settled))
             ) is not None:
                 self._roll_up_period(res, source, *job)
                 periods += 1
@@ -104,23 +110,48 @@ class Upkeep(StorePart):
             self._db.checkpoint()
         return rows
 
-    def _begin(self, conn, res: int) -> tuple[int, dict | None] | None:
+    def _settled(self) -> set[tuple[int, int]]:
+        """The periods (resolution, start) late samples changed that took no late write since
+        the previous round, or have waited `LATE_WAIT`; a coarser period only once every
+        finer one within it is."""
+        now = self._clock()
+        late = self._db.reader().execute("SELECT res, bucket, writes FROM rollup_late")
+        seen = {}
+        settled = set()
+        for res, bucket, writes in late:
+            before, since = self._late_writes.get((res, bucket), (None, now))
+            seen[res, bucket] = (writes, since)
+            if before == writes or now - since >= LATE_WAIT:
+                settled.add((res, bucket))
+        waiting = seen.keys() - settled
+        # A coarser period rolled up before a finer one within it would miss its change.
+        settled -= {
+            (res, bucket)
+            for res, bucket in settled
+            if any(finer < res and start // res * res == bucket for finer, start in waiting)
+        }
+        self._late_writes = {key: seen[key] for key in seen.keys() - settled}
+        return settled
+
+    def _begin(self, conn, res: int, settled: set) -> tuple[int, dict | None] | None:
         """The next period of a resolution to roll up, and of which entities (None: all):
-        a whole period to do again, else the entities late samples changed in one, else the
-        next finished period, marked done so that samples arriving from now on mark it
-        changed again; None when there is none."""
+        a whole period to do again, else the entities late samples changed in a `settled`
+        one, else the next finished period, marked done so that samples arriving from now on
+        mark it changed again; None when there is none."""
         entities = None
         row = conn.execute("SELECT bucket FROM rollup_dirty WHERE res = ?", (res,)).fetchone()
-        stale = conn.execute("SELECT bucket FROM rollup_stale WHERE res = ?", (res,)).fetchone()
+        stale = next((bucket for r, bucket in sorted(settled) if r == res), None)
         if row is not None:
             conn.execute("DELETE FROM rollup_dirty WHERE res = ? AND bucket = ?", (res, row[0]))
             period = row[0]
         elif stale is not None:
-            period = stale[0]
+            settled.discard((res, stale))
+            period = stale
             where = "WHERE res = ? AND bucket = ?"
             marked = conn.execute(f"SELECT tbl, id FROM rollup_stale {where}", (res, period))
             entities = _entities(conn, res, period, marked.fetchall())
             conn.execute(f"DELETE FROM rollup_stale {where}", (res, period))
+            conn.execute(f"DELETE FROM rollup_late {where}", (res, period))
         else:
             period = self._due(conn, res)
             if period is None:

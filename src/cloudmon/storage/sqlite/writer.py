@@ -377,10 +377,17 @@ class Writer:
 
 def _mark_stale(conn, buckets: Sequence[int], done: dict[int, int], entities: list) -> None:
     """Mark the entities (table, id) whose rows in buckets written late changed, in each
-    period of them that is rolled up already."""
+    period of them that is rolled up already, and count the write in each such period."""
     for res, upto in done.items():
         periods = {bucket // res * res for bucket in buckets if bucket < upto}
+        if not periods or not entities:
+            continue
         conn.executemany(
             "INSERT OR IGNORE INTO rollup_stale (res, bucket, tbl, id) VALUES (?, ?, ?, ?)",
             [(res, period, table, eid) for period in periods for table, eid in entities],
+        )
+        conn.executemany(
+            "INSERT INTO rollup_late (res, bucket, writes) VALUES (?, ?, 1)"
+            " ON CONFLICT (res, bucket) DO UPDATE SET writes = writes + 1",
+            [(res, period) for period in periods],
         )
