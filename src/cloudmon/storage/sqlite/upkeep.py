@@ -20,7 +20,7 @@ from collections import defaultdict
 
 from cloudmon.storage.base import BUCKET, RESOLUTIONS, bucket_of, merged_stats, stats_of
 from cloudmon.storage.model import EntityKind, columns
-from cloudmon.storage.sqlite import sealed
+from cloudmon.storage.sqlite import sealed, summary
 from cloudmon.storage.sqlite.codec import pack_stats, row_values, unpack_stats
 from cloudmon.storage.sqlite.connections import StorePart
 from cloudmon.storage.sqlite.schema import ROLLUP_TABLE
@@ -29,6 +29,11 @@ ROLLUP_GRACE = 60  # seconds after a minute ends before it is rolled up: agents 
 _EXPIRE_CHUNK = 6  # periods of a resolution deleted per transaction
 _ROLLUP_CHUNK = 1500  # rows summarised per transaction: about 100 ms on 2 cores
 _SEAL_BUDGET = 0.25  # seconds of sealing a round, the rest left to the next rounds
+_MEMBER_KIND = {
+    "node_sample": EntityKind.NODE,
+    "pod_sample": EntityKind.POD,
+    "ctr_sample": EntityKind.CONTAINER,
+}
 LATE_WAIT = 300  # seconds a period late samples keep changing waits before it is rolled up
 
 
@@ -229,17 +234,17 @@ class Upkeep(StorePart):
         found: dict[int, list] = defaultdict(list)
         for eid, blob in rows:
             found[eid].append(blob)
-        summaries: dict[int, list] = {}
-        # Column by column, each entity's rows at once.
-        for eid, blobs in found.items():
-            kind = _kind_of(table, eid, clusters)
-            if source == BUCKET:
-                rows_of = zip(*(row_values(kind, blob) for blob in blobs), strict=True)
-                summaries[eid] = [stats_of(values) for values in rows_of]
-            else:
-                width = len(columns(kind))
-                rows_of = zip(*(unpack_stats(blob, width) for blob in blobs), strict=True)
-                summaries[eid] = [merged_stats(periods) for periods in rows_of]
+        if table == "grp_sample":
+            summaries = {
+                eid: pack_stats(_group_stats(_group_kind(eid, clusters), source, blobs))
+                for eid, blobs in found.items()
+            }
+        elif found:
+            width = len(columns(_MEMBER_KIND[table]))
+            of = summary.of_rows if source == BUCKET else summary.of_rollups
+            summaries = of(found, width)
+        else:
+            summaries = {}
         conn.execute(
             f"DELETE FROM {rollup} WHERE res = ? AND bucket = ? AND {which}", (res, period, *chosen)
         )
@@ -247,7 +252,7 @@ class Upkeep(StorePart):
         sealed.delete(conn, rollup, res, period, sorted(gone))
         conn.executemany(
             f"INSERT INTO {rollup} (res, bucket, id, v) VALUES (?, ?, ?, ?)",
-            [(res, period, eid, pack_stats(stats)) for eid, stats in summaries.items()],
+            [(res, period, eid, packed) for eid, packed in summaries.items()],
         )
 
     def expire(self) -> int:
@@ -296,13 +301,19 @@ class Upkeep(StorePart):
         return deleted
 
 
-def _kind_of(table: str, eid: int, clusters: set[int]) -> EntityKind:
-    if table == "node_sample":
-        return EntityKind.NODE
-    if table == "pod_sample":
-        return EntityKind.POD
-    if table == "ctr_sample":
-        return EntityKind.CONTAINER
+def _group_stats(kind: EntityKind, source: int, blobs: list[bytes]) -> list:
+    """A group's STATS of a period, column by column, from its rows of the finer
+    resolution."""
+    if source == BUCKET:
+        rows_of = zip(*(row_values(kind, blob) for blob in blobs), strict=True)
+        return [stats_of(values) for values in rows_of]
+    width = len(columns(kind))
+    rows_of = zip(*(unpack_stats(blob, width) for blob in blobs), strict=True)
+    return [merged_stats(periods) for periods in rows_of]
+
+
+def _group_kind(eid: int, clusters: set[int]) -> EntityKind:
+    """A group's kind as its rollups are computed: a deployment's sum is a namespace's."""
     return EntityKind.CLUSTER if eid in clusters else EntityKind.NAMESPACE
 
 
