@@ -80,10 +80,10 @@ def test_a_period_taking_late_samples_is_rolled_up_again_once_they_stop(store):
 
 def test_a_period_taking_late_samples_for_long_is_rolled_up_again_anyway(store):
     store.roll_up()
-    for b in range(3):  # a late sample every round, rounds LATE_WAIT / 2 apart
+    for b in range(3):  # a late sample every round, rounds half a minute's LATE_WAIT apart
         store.write(payloads(node_payload("n1", H0 + 10 * b + 2, [("p00", "ns", 50.0 + b)])))
         store.roll_up()
-        store.upkeep._clock.now += upkeep.LATE_WAIT / 2
+        store.upkeep._clock.now += upkeep.LATE_WAIT[60] / 2
     assert pod_maxima(store)[0] == [52.0, 11.0]  # the third round: it had waited long enough
 
 
@@ -170,18 +170,17 @@ def test_an_hour_waits_for_the_late_minutes_within_it(tmp_path):
     def late(timestamp, cores):
         store.write(payloads(node_payload("n1", timestamp, [], cpu_cores=cores)))
         store.roll_up()
-        clock.now += upkeep.LATE_WAIT * 2 / 3
 
     try:
         store.write(payloads(node_payload("n1", H0 + 1, [], cpu_cores=1.0)))
         store.roll_up()
         late(H0 + 11, 2.0)
-        late(H0 + 61, 3.0)  # the first minute rolled up again, the second one's first
-        late(H0 + 71, 4.0)  # the hour has waited long enough, the second minute not
+        clock.now += upkeep.LATE_WAIT[3600]
+        late(H0 + 61, 3.0)  # the hour has waited long enough, the minute just begun to
         store.roll_up()
         hour = Span(H0, H0 + 3590, 3600, "max")
         assert store.resolution(hour) == 3600
         nodes = store.entities(EntityKind.NODE)
-        assert store.series(nodes, ("cpu_cores",), hour)[0]["cpu_cores"] == [4.0]
+        assert store.series(nodes, ("cpu_cores",), hour)[0]["cpu_cores"] == [3.0]
     finally:
         store.close()

@@ -8,7 +8,8 @@ import pytest
 from store_payloads import H0, Clock, node_payload, payloads
 
 from cloudmon.sizes import parse_size
-from cloudmon.storage.base import BUCKET
+from cloudmon.storage.base import BUCKET, Span
+from cloudmon.storage.model import EntityKind
 from cloudmon.storage.sqlite import SqliteStorage, sealed
 from cloudmon.storage.sqlite.connections import WAL_LIMIT
 from cloudmon.storage.sqlite.size import HIGH, LOW
@@ -186,3 +187,31 @@ def test_tiers_are_measured_and_add_up(store):
     assert figures["bytes_1h"] < figures["bytes_1m"] / 10
     assert store.size.measure() is None  # measured a moment ago
     assert store.stats()["bytes_raw"] == figures["bytes_raw"]
+
+
+def group_rollups(store, res: int) -> list:
+    return sealed.bucket_rows(store.db.reader(), "grp_rollup", res, H0 // res * res)
+
+
+def test_a_late_sample_of_a_minute_deleted_for_size_leaves_its_rollups_whole(store):
+    store.size.size = int(store.db.footprint().used / 0.97)
+    store.keep_size()
+    assert oldest(store, "pod_sample") > H0  # the first minute has lost raw samples
+    minute, hour = group_rollups(store, 60), group_rollups(store, 3600)
+    # A node that lagged sends its sample of that minute: stored, but the minute is not
+    # rolled up again from it alone, which would leave its groups with its share only.
+    store.write(payloads(node_payload("n2", H0 + 1, [("q1", "ns", 5.0)], cpu_cores=3.0)))
+    store.roll_up()
+    store.roll_up()
+    assert group_rollups(store, 60) == minute
+    assert group_rollups(store, 3600) == hour
+    # A minute whose rows are all there is rolled up again with it.
+    kept = oldest(store, "pod_sample") // 60 * 60 + 60
+    store.write(payloads(node_payload("n2", kept + 1, [("q1", "ns", 500.0)], cpu_cores=3.0)))
+    store.roll_up()
+    store.roll_up()
+    namespaces = store.entities(EntityKind.NAMESPACE)
+    raw = store.series(namespaces, ("cpu_cores",), Span(kept, kept + 50, 10, "max"))
+    rolled = store.series(namespaces, ("cpu_cores",), Span(kept, kept + 50, 60, "max"))
+    assert raw[0]["cpu_cores"][0] > 500.0  # n1's share and n2's
+    assert rolled[0]["cpu_cores"] == [raw[0]["cpu_cores"][0]]

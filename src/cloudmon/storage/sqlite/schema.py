@@ -8,13 +8,14 @@ these tables hold are packed by `codec`; node, pod, ctr and grp hold the entitie
 adds them, `reader` lists them); the *_sample tables the 10 s buckets, the *_rollup tables
 the 1 min and 1 h periods (`upkeep`); rollup_state how far the rollups are done,
 rollup_stale which entities' periods late samples changed (rollup_late: how many late
-writes each such period took), rollup_dirty which whole periods are to be rolled up again;
-chunk the rows of the spans `sealed` took out of these head tables, compressed by `chunks`;
-upkeep_figure what the upkeep measured (`size`: the bytes of each tier, the rows deleted to
-keep the file within its size); pod_moves how many times a pod changed its namespace or
-deployment (`writer`). A step of `MIGRATIONS` is SQL, or a function of the connection.
-Sample tables are WITHOUT ROWID and keyed (bucket, id), so a bucket's rows are written at
-the end of the B-tree and the pages stay full.
+writes each such period took), rollup_dirty which whole periods are to be rolled up again,
+size_deleted before which bucket `size` deleted each resolution's rows; chunk the rows of
+the spans `sealed` took out of these head tables, compressed by `chunks`; upkeep_figure
+what the upkeep measured (`size`: the bytes of each tier, the rows deleted to keep the file
+within its size); pod_moves how many times a pod changed its namespace or deployment
+(`writer`). A step of `MIGRATIONS` is SQL, or a function of the connection. Sample tables
+are WITHOUT ROWID and keyed (bucket, id), so a bucket's rows are written at the end of the
+B-tree and the pages stay full.
 """
 
 from collections.abc import Callable
@@ -161,12 +162,14 @@ MIGRATIONS: tuple[str | Callable, ...] = (
     CREATE INDEX chunk_by_start ON chunk (tbl, res, start);
     """,
     # How many late writes each period rollup_stale marks has taken, so that the upkeep rolls
-    # it up again once they stop rather than after each.
+    # it up again once they stop rather than after each; per resolution, the bucket before
+    # which `size` has deleted rows, so that no period is rolled up again from part of them.
     """
     CREATE TABLE rollup_late (
         res INTEGER NOT NULL, bucket INTEGER NOT NULL, writes INTEGER NOT NULL,
         PRIMARY KEY (res, bucket)) WITHOUT ROWID;
     INSERT INTO rollup_late SELECT DISTINCT res, bucket, 0 FROM rollup_stale;
+    CREATE TABLE size_deleted (res INTEGER PRIMARY KEY, before INTEGER NOT NULL);
     """,
 )
 

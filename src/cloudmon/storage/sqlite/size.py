@@ -156,6 +156,11 @@ class SizeBound:
                 " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
                 (DELETED, rows),
             )
+            conn.execute(
+                "INSERT INTO size_deleted VALUES (?, ?)"
+                " ON CONFLICT (res) DO UPDATE SET before = max(before, excluded.before)",
+                (res, period + length),
+            )
             return rows
         return None
 

@@ -34,7 +34,9 @@ _MEMBER_KIND = {
     "pod_sample": EntityKind.POD,
     "ctr_sample": EntityKind.CONTAINER,
 }
-LATE_WAIT = 300  # seconds a period late samples keep changing waits before it is rolled up
+# Per resolution, the seconds a period late samples keep changing waits at most before it is
+# rolled up again (an hour is rolled up from all its minutes: 60 times the rows of one).
+LATE_WAIT = {60: 300, 3600: 3600}
 
 
 class Upkeep(StorePart):
@@ -117,8 +119,8 @@ class Upkeep(StorePart):
 
     def _settled(self) -> set[tuple[int, int]]:
         """The periods (resolution, start) late samples changed that took no late write since
-        the previous round, or have waited `LATE_WAIT`; a coarser period only once every
-        finer one within it is."""
+        the previous round, or have waited their `LATE_WAIT`; a coarser period only once
+        every finer one within it is."""
         now = self._clock()
         late = self._db.reader().execute("SELECT res, bucket, writes FROM rollup_late")
         seen = {}
@@ -126,7 +128,7 @@ class Upkeep(StorePart):
         for res, bucket, writes in late:
             before, since = self._late_writes.get((res, bucket), (None, now))
             seen[res, bucket] = (writes, since)
-            if before == writes or now - since >= LATE_WAIT:
+            if before == writes or now - since >= LATE_WAIT[res]:
                 settled.add((res, bucket))
         waiting = seen.keys() - settled
         # A coarser period rolled up before a finer one within it would miss its change.

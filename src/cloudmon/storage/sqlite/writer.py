@@ -20,7 +20,7 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 
-from cloudmon.storage.base import BUCKET, bucket_of
+from cloudmon.storage.base import BUCKET, RESOLUTIONS, bucket_of
 from cloudmon.storage.model import (
     CONTAINER_COLUMNS,
     NODE_COLUMNS,
@@ -115,7 +115,7 @@ class Writer:
 
     def store(self, conn: sqlite3.Connection, payloads: Sequence[Prepared]) -> list[int]:
         """Write prepared payloads in the open transaction; the samples each stored."""
-        done = dict(conn.execute("SELECT res, done FROM rollup_state"))
+        done = _rolled_up(conn)
         if len(self._pod_ids) > _KNOWN_PODS:  # pods come and go: forget those of long ago
             self.forget()
         (moves,) = conn.execute("SELECT count FROM pod_moves").fetchone()
@@ -137,7 +137,7 @@ class Writer:
         return counts
 
     def _write_one(
-        self, conn: sqlite3.Connection, prepared: Prepared, done: dict[int, int], seen, changes
+        self, conn: sqlite3.Connection, prepared: Prepared, done: dict, seen, changes
     ) -> int:
         bucket, payload = prepared.bucket, prepared.payload
         node_id = self._node_id(conn, payload, bucket)
@@ -375,11 +375,27 @@ class Writer:
         spans.update((gid, (first, last)) for gid, first, last in rows)
 
 
-def _mark_stale(conn, buckets: Sequence[int], done: dict[int, int], entities: list) -> None:
+def _rolled_up(conn) -> dict[int, tuple[int, int]]:
+    """Per resolution rolled up: up to where it is done, and from where the finer resolution
+    still holds all the rows its periods were rolled up from (`size` deletes the oldest)."""
+    deleted = dict(conn.execute("SELECT res, before FROM size_deleted"))
+    return {
+        res: (upto, deleted.get(RESOLUTIONS[RESOLUTIONS.index(res) - 1], 0))
+        for res, upto in conn.execute("SELECT res, done FROM rollup_state")
+    }
+
+
+def _mark_stale(conn, buckets: Sequence[int], done: dict, entities: list) -> None:
     """Mark the entities (table, id) whose rows in buckets written late changed, in each
-    period of them that is rolled up already, and count the write in each such period."""
-    for res, upto in done.items():
-        periods = {bucket // res * res for bucket in buckets if bucket < upto}
+    period of them that is rolled up already, and count the write in each such period. A
+    period some of whose rows were deleted for size keeps its rollup: rolled up again from
+    the rest, a group's would lose the share of the members deleted."""
+    for res, (upto, whole_from) in done.items():
+        periods = {
+            bucket // res * res
+            for bucket in buckets
+            if whole_from <= bucket // res * res and bucket < upto
+        }
         if not periods or not entities:
             continue
         conn.executemany(
