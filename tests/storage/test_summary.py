@@ -1,10 +1,11 @@
-"""A period's rollups computed for many entities at once equal, to the bit, those computed
-value by value (`base.stats_of`, `base.merged_stats`)."""
+"""A period's rollups, and series, computed for many entities at once equal, to the bit, those
+computed value by value (`base.stats_of`, `base.merged_stats`, `base.fold`)."""
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloudmon.storage.base import merged_stats, stats_of
+from cloudmon.storage.base import Span, fold, merged_stats, stats_of
 from cloudmon.storage.sqlite import summary
 from cloudmon.storage.sqlite.codec import pack, pack_stats, unpack_stats
 
@@ -14,6 +15,9 @@ VALUE = st.one_of(
     st.integers(0, 1 << 40).map(float),
     st.sampled_from([0.0, -0.0, 0.1, 4096.0]),
 )
+
+
+T0 = 1_700_000_000  # steps start at multiples of their length, not here
 
 
 @st.composite
@@ -65,3 +69,36 @@ def test_rollups_merged_at_once_are_merged_period_by_period(found, periods):
         for eid, blobs in finer.items()
     }
     assert summary.of_rollups(finer, width) == expected
+
+
+ROWS = st.dictionaries(
+    st.integers(0, 40),  # bucket, in tens of seconds
+    st.lists(VALUE, min_size=2, max_size=2),
+    max_size=30,
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(ROWS, min_size=1, max_size=4),
+    st.sampled_from(["avg", "sum", "min", "max", "last"]),
+    st.sampled_from([10, 20, 60, 120]),
+)
+def test_series_folded_at_once_are_folded_as_base_folds_them(entities, agg, step):
+    span = Span(T0, T0 + 400, step, agg)
+    steps = span.steps()
+    places, values = [], []
+    for e, rows in enumerate(entities):
+        for bucket, row in sorted(rows.items()):
+            places.append(e * len(steps) + (T0 + 10 * bucket - steps.start) // step)
+            values.append(row)
+    values = np.array(values, dtype=float).reshape(len(values), 2)
+    folded = summary.fold(
+        np.array(places, dtype=int), values, (~np.isnan(values)).astype(float), agg,
+        len(entities) * len(steps),
+    )  # fmt: skip
+    for e, rows in enumerate(entities):
+        expected = fold([(T0 + 10 * bucket, row) for bucket, row in rows.items()], ("a", "b"), span)
+        got = folded[e * len(steps) : (e + 1) * len(steps)].T.tolist()
+        for name, column in zip(("a", "b"), got, strict=True):
+            assert [None if v != v else v for v in column] == expected[name]

@@ -2,8 +2,9 @@
 
 `Reader.entities` lists nodes, pods, containers and groups from their tables, filtered and
 ordered as `model.KINDS` says; `latest` reads each entity's newest row; `series` folds a
-span's rows into steps (`base.fold`), from the raw 10 s rows or, for long spans, the
-resolution (`resolution`) whose rollup rows (`upkeep`) hold its periods' `STATS`. Rows are
+span's rows into steps as `base.fold` does, all the entities of a kind at once
+(`summary.fold`), from the raw 10 s rows or, for long spans, the resolution (`resolution`)
+whose rollup rows (`upkeep`) hold its periods' `STATS`. Rows are
 unpacked by `codec`; a group's rows are its sums, kept by `writer` as its members' rows are
 written (`sums`). Reads go through the thread's read-only connection
 (`connections.Connections.reader`) and never wait for the writer.
@@ -12,6 +13,8 @@ written (`sums`). Reads go through the thread's read-only connection
 import operator
 from collections import defaultdict
 from collections.abc import Sequence
+
+import numpy as np
 
 from cloudmon.storage.base import (
     BUCKET,
@@ -22,22 +25,12 @@ from cloudmon.storage.base import (
     as_latest,
     bucket_of,
     complete_bucket,
-    fold,
 )
-from cloudmon.storage.model import IDENTITY, KINDS, EntityKind, columns
-from cloudmon.storage.sqlite import sealed
+from cloudmon.storage.model import GROUP_SUM, IDENTITY, KINDS, EntityKind, columns
+from cloudmon.storage.sqlite import sealed, summary
 from cloudmon.storage.sqlite.codec import row_values, unpack_figures
 from cloudmon.storage.sqlite.connections import StorePart
 from cloudmon.storage.sqlite.schema import GROUP_KIND, ROLLUP_TABLE, SAMPLE_TABLE
-
-# The positions in STATS that an aggregation folds.
-_FIGURES_OF = {
-    "avg": (STATS.index("sum"), STATS.index("count")),
-    "sum": (STATS.index("sum"),),
-    "min": (STATS.index("min"),),
-    "max": (STATS.index("max"),),
-    "last": (STATS.index("last"),),
-}
 
 
 class Reader(StorePart):
@@ -214,54 +207,68 @@ class Reader(StorePart):
         if res != BUCKET:
             query = "SELECT done FROM rollup_state WHERE res = ?"
             done = (conn.execute(query, (res,)).fetchone() or (first // res * res,))[0]
-        answers = []
-        for entity in entities:
-            pick = _picker(entity.kind, names)
-            table = SAMPLE_TABLE[entity.kind]
-            if done is None:
-                rows = self._raw(conn, entity, first, last)
-                answers.append(fold(((b, pick(values)) for b, values in rows), names, span))
-                continue
-            width = len(columns(entity.kind))
-            rollups = list(
-                sealed.entity_rows(
-                    conn,
-                    ROLLUP_TABLE[table],
-                    res,
-                    first // res * res,
-                    min(last, done - res),
-                    entity.id,
+        steps = span.steps()
+        answers: list = [None] * len(entities)
+        by_kind: dict[EntityKind, list[int]] = defaultdict(list)
+        for at, entity in enumerate(entities):
+            by_kind[entity.kind].append(at)
+        for kind, positions in by_kind.items():
+            ids = [entities[at].id for at in positions]
+            table = SAMPLE_TABLE[kind]
+            picked = [columns(kind).index(name) for name in names]
+            parts = []
+            if done is not None:
+                # A rollup's figures fold as its raw values would: avg as the sum of sums over
+                # the sum of counts; max of maxima, min of minima, last of lasts, sum of sums.
+                end = min(last, done - res)
+                rolled = sealed.entities_rows(
+                    conn, ROLLUP_TABLE[table], res, first // res * res, end, ids
                 )
-            )
-            raw = [
-                (bucket, pick(values))
-                for bucket, values in self._raw(conn, entity, max(first, done), last)
-            ]
-            # Each figure folds as the raw values would: avg as the sum of sums over the sum
-            # of counts; max of maxima, min of minima, last of lasts, sum of sums.
-            figures = _FIGURES_OF[span.agg]
-            decoded = [(b, unpack_figures(blob, width, figures)) for b, blob in rollups]
-            rows = [(b, pick(found[0])) for b, found in decoded]
-            if span.agg != "avg":
-                answers.append(fold(rows + raw, names, span))
-                continue
-            sums = fold(rows + raw, names, span, "sum")
-            counts = [(b, pick(found[1])) for b, found in decoded]
-            counts += [(b, [None if v is None else 1 for v in values]) for b, values in raw]
-            counted = fold(counts, names, span, "sum")
-            for name in names:
-                sums[name] = [
-                    None if total is None else total / count
-                    for total, count in zip(sums[name], counted[name], strict=True)
-                ]
-            answers.append(sums)
+                parts.append(_rolled_up(rolled, kind, picked, span.agg))
+            raw_from = first if done is None else max(first, done)
+            raw = sealed.entities_rows(conn, table, BUCKET, raw_from, last, ids)
+            parts.append(_raw_values(raw, kind, picked))
+            joined = (np.concatenate(part) for part in zip(*parts, strict=True))
+            entity, buckets, values, counts = joined
+            places = entity * len(steps) + (buckets - steps.start) // span.step
+            folded = summary.fold(places, values, counts, span.agg, len(ids) * len(steps))
+            folded = folded.reshape(len(ids), len(steps), len(names)).transpose(0, 2, 1)
+            timestamps = list(steps)
+            for at, series in zip(positions, folded.tolist(), strict=True):
+                answers[at] = {"timestamps": timestamps} | {
+                    name: [None if value != value else value for value in values]
+                    for name, values in zip(names, series, strict=True)
+                }
         return answers
 
-    @staticmethod
-    def _raw(conn, entity: Entity, first: int, last: int) -> list[tuple]:
-        """(bucket, values) of an entity's buckets in [first, last]."""
-        rows = sealed.entity_rows(conn, SAMPLE_TABLE[entity.kind], BUCKET, first, last, entity.id)
-        return [(bucket, row_values(entity.kind, blob)) for bucket, blob in rows]
+
+def _raw_values(rows: dict[int, list], kind: EntityKind, picked: list[int]) -> tuple:
+    """(entity, bucket, values, counts) of entities' 10 s rows: the picked columns' values,
+    NaN where missing, and 1 where present."""
+    entity, buckets, blobs = _flat(rows)
+    if kind in GROUP_SUM:
+        found = [row_values(kind, blob) for blob in blobs]
+        values = np.array(found, dtype=float).reshape(len(blobs), len(columns(kind)))[:, picked]
+    else:
+        values = summary.decode(blobs, len(columns(kind)), 1)[:, picked, 0]
+    return entity, buckets, values, (~np.isnan(values)).astype(float)
+
+
+def _rolled_up(rows: dict[int, list], kind: EntityKind, picked: list[int], agg: str) -> tuple:
+    """(entity, bucket, values, counts) of entities' rollup rows: the figure of the picked
+    columns an aggregation folds (avg: the sum), and their counts."""
+    entity, buckets, blobs = _flat(rows)
+    stats = summary.decode(blobs, len(columns(kind)), len(STATS))[:, picked]
+    figure = STATS.index("sum" if agg == "avg" else agg)
+    return entity, buckets, stats[..., figure], stats[..., STATS.index("count")]
+
+
+def _flat(rows: dict[int, list]) -> tuple:
+    """Per-entity (bucket, v) rows as (entity position, bucket) arrays and their BLOBs."""
+    lengths = [len(found) for found in rows.values()]
+    entity = np.repeat(np.arange(len(rows)), lengths)
+    buckets = np.fromiter((b for found in rows.values() for b, _ in found), int, sum(lengths))
+    return entity, buckets, [v for found in rows.values() for _, v in found]
 
 
 def _picker(kind: EntityKind, names: Sequence[str]):

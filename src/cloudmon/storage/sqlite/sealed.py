@@ -79,17 +79,29 @@ def sealed_rows(conn, table: str, res: int, first: int, last: int, ids=None):
 
 def entity_rows(conn, table: str, res: int, first: int, last: int, eid: int) -> list[tuple]:
     """(bucket, v) of one entity's rows in [first, last], in bucket order."""
-    head = list(_head_rows(conn, table, res, first, last, eid))
-    sealed = sealed_rows(conn, table, res, first, last, [eid])
+    return entities_rows(conn, table, res, first, last, [eid])[eid]
+
+
+def entities_rows(conn, table: str, res: int, first: int, last: int, ids: Sequence[int]):
+    """{id: (bucket, v) of the entity's rows in [first, last], in bucket order} of these ids."""
+    head: dict[int, list] = {eid: [] for eid in ids}
+    for eid, bucket, v in _head_rows(conn, table, res, first, last, ids):
+        head[eid].append((bucket, v))
+    for rows in head.values():
+        rows.sort()  # found a bucket at a time, mostly: in order already
+    sealed = sealed_rows(conn, table, res, first, last, ids)
     if not sealed:
         return head
-    merged = {bucket: v for (_, bucket), (v, _) in sealed.items()}
-    merged.update(head)
-    return sorted(merged.items())
+    found: dict[int, dict[int, bytes]] = {eid: {} for eid in ids}
+    for (eid, bucket), (v, _) in sealed.items():
+        found[eid][bucket] = v
+    for eid, rows in head.items():
+        found[eid].update(rows)
+    return {eid: sorted(rows.items()) for eid, rows in found.items()}
 
 
-def _head_rows(conn, table: str, res: int, first: int, last: int, eid: int):
-    """(bucket, v) of one entity's head rows in [first, last], a bucket at a time (the
+def _head_rows(conn, table: str, res: int, first: int, last: int, ids: Sequence[int]):
+    """(id, bucket, v) of some entities' head rows in [first, last], a bucket at a time (the
     tables are keyed by bucket first)."""
     first, last = _head_held(conn, table, res, first, last)
     if first > last:
@@ -97,8 +109,9 @@ def _head_rows(conn, table: str, res: int, first: int, last: int, eid: int):
     res_match = "" if table.endswith("_sample") else f" AND s.res = {res}"
     return conn.execute(
         f"WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + {res} FROM b WHERE x < ?)"
-        f" SELECT s.bucket, s.v FROM b JOIN {table} s ON s.bucket = b.x AND s.id = ?" + res_match,
-        (first, last - res + 1, eid),
+        f" SELECT s.id, s.bucket, s.v FROM b JOIN {table} s ON s.bucket = b.x"
+        " AND s.id IN (SELECT value FROM json_each(?))" + res_match,
+        (first, last - res + 1, json.dumps(list(ids))),
     )
 
 

@@ -1,5 +1,5 @@
-"""The rollup of many entities' rows at once: a period's `STATS` of each column, computed with
-numpy over all the entities of a chunk together instead of value by value.
+"""Many entities' rows at once, with numpy instead of value by value: a period's `STATS` of
+each column (the rollups), and the steps of a series (`fold`, as `base.fold` folds them).
 
 `of_rows` summarises 10 s rows (`codec.pack`: a mask, then the present values), `of_rollups`
 merges finer rollup rows (`codec.pack_stats`: a mask, then the STATS of each present column)
@@ -20,17 +20,18 @@ _MASK = struct.Struct("<I")
 _SUM, _COUNT, _MIN, _MAX, _LAST = (STATS.index(name) for name in STATS)
 
 
-# Sums past the largest double are infinite, as Python's are, without a warning.
-_AS_PYTHON = np.errstate(over="ignore", invalid="ignore")
+def _as_python():
+    """Sums past the largest double infinite, as Python's are, without a warning."""
+    return np.errstate(over="ignore", invalid="ignore")
 
 
-@_AS_PYTHON
 def of_rows(rows: dict[int, list[bytes]], width: int) -> dict[int, bytes]:
     """Per entity, its period's rollup row from its 10 s rows (of `width` columns)."""
     values = _stack(rows, width, 1)[..., 0]  # entity, row, column; NaN where missing
     present = ~np.isnan(values)
     figures = np.empty((len(rows), width, len(STATS)))
-    figures[..., _SUM] = _sum_in_order(np.where(present, values, 0.0))
+    with _as_python():
+        figures[..., _SUM] = _sum_in_order(np.where(present, values, 0.0))
     figures[..., _COUNT] = present.sum(axis=1)
     figures[..., _MIN] = _extreme(values, np.less)
     figures[..., _MAX] = _extreme(values, np.greater)
@@ -38,35 +39,77 @@ def of_rows(rows: dict[int, list[bytes]], width: int) -> dict[int, bytes]:
     return _packed(rows, figures)
 
 
-@_AS_PYTHON
 def of_rollups(rows: dict[int, list[bytes]], width: int) -> dict[int, bytes]:
     """Per entity, the rollup row of a coarser period from its finer periods' rows."""
     stats = _stack(rows, width, len(STATS))  # entity, period, column, STATS
     present = ~np.isnan(stats[..., _COUNT])
     figures = np.empty((len(rows), width, len(STATS)))
-    for figure in (_SUM, _COUNT):
-        figures[..., figure] = _sum_in_order(np.where(present, stats[..., figure], 0.0))
+    with _as_python():
+        for figure in (_SUM, _COUNT):
+            figures[..., figure] = _sum_in_order(np.where(present, stats[..., figure], 0.0))
     figures[..., _MIN] = _extreme(stats[..., _MIN], np.less)
     figures[..., _MAX] = _extreme(stats[..., _MAX], np.greater)
     figures[..., _LAST] = _last(stats[..., _LAST], present)
     return _packed(rows, figures)
 
 
+def decode(blobs: list[bytes], width: int, each: int) -> np.ndarray:
+    """Packed rows (a mask, then `each` doubles per present column) as an array (row, column,
+    figure), NaN where a column is missing."""
+    decoded = np.full((len(blobs), width, each), np.nan)
+    body = b"".join(blobs)
+    if blobs and len(body) == len(blobs[0]) * len(blobs):  # all of one size: one mask, mostly
+        values = (len(blobs[0]) - _MASK.size) // 8
+        rows = np.frombuffer(body, [("mask", "<u4"), ("values", "<f8", (values,))])
+        mask = int(rows["mask"][0])
+        if (rows["mask"] == mask).all():
+            columns = [i for i in range(width) if mask >> i & 1]
+            decoded[:, columns] = rows["values"].reshape(len(blobs), len(columns), each)
+            return decoded
+    by_mask: dict[int, list[int]] = {}
+    for at, blob in enumerate(blobs):
+        by_mask.setdefault(_MASK.unpack_from(blob)[0], []).append(at)
+    for mask, rows in by_mask.items():
+        columns = [i for i in range(width) if mask >> i & 1]
+        body = b"".join(blobs[at][_MASK.size :] for at in rows)
+        block = np.frombuffer(body, "<f8").reshape(len(rows), len(columns), each)
+        decoded[np.array(rows)[:, None], columns] = block
+    return decoded
+
+
+def fold(places: np.ndarray, values: np.ndarray, counts: np.ndarray, agg: str, size: int):
+    """Values (row, name) combined per place (an entity's step), as `base.fold` combines
+    them (agg avg: their sum over their `counts`' sum); rows of a place in their order. An
+    array (place, name) of `size` places, NaN where a place has no value."""
+    order = np.argsort(places, kind="stable")
+    places, values, counts = places[order], values[order], counts[order]
+    starts = np.flatnonzero(np.r_[True, places[1:] != places[:-1]]) if len(places) else places
+    rank = np.arange(len(places)) - np.repeat(starts, np.diff(np.r_[starts, len(places)]))
+    depth = int(rank.max()) + 1 if len(places) else 1
+    padded = np.full((size, depth, values.shape[1]), np.nan)
+    padded[places, rank] = values
+    present = ~np.isnan(padded)
+    if agg in ("max", "min"):
+        return _extreme(padded, np.greater if agg == "max" else np.less)
+    if agg == "last":
+        return _last(padded, present)
+    with _as_python():
+        total = _sum_in_order(np.where(present, padded, 0.0))
+        if agg == "sum":
+            return np.where(present.any(axis=1), total, np.nan)
+        held = np.zeros_like(padded)
+        held[places, rank] = counts
+        count = _sum_in_order(np.where(present, held, 0.0))
+        return np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
+
+
 def _stack(rows: dict[int, list[bytes]], width: int, each: int) -> np.ndarray:
     """The rows as an array (entity, row, column, figure), NaN where a column is missing."""
-    depth = max(map(len, rows.values()))
-    stacked = np.full((len(rows), depth, width, each), np.nan)
-    by_mask: dict[int, list] = {}
-    for e, blobs in enumerate(rows.values()):
-        for j, blob in enumerate(blobs):
-            (mask,) = _MASK.unpack_from(blob)
-            by_mask.setdefault(mask, []).append((e, j, blob))
-    for mask, found in by_mask.items():
-        columns = [i for i in range(width) if mask >> i & 1]
-        body = b"".join(blob[_MASK.size :] for _, _, blob in found)
-        block = np.frombuffer(body, "<f8").reshape(len(found), len(columns), each)
-        at = np.array([(e, j) for e, j, _ in found])
-        stacked[at[:, 0, None], at[:, 1, None], columns] = block
+    lengths = np.fromiter(map(len, rows.values()), int, len(rows))
+    stacked = np.full((len(rows), lengths.max(), width, each), np.nan)
+    entity = np.repeat(np.arange(len(rows)), lengths)
+    rank = np.arange(len(entity)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    stacked[entity, rank] = decode([blob for blobs in rows.values() for blob in blobs], width, each)
     return stacked
 
 
