@@ -81,26 +81,36 @@ def fold(places: np.ndarray, values: np.ndarray, counts: np.ndarray, agg: str, s
     """Values (row, name) combined per place (an entity's step), as `base.fold` combines
     them (agg avg: their sum over their `counts`' sum); rows of a place in their order. An
     array (place, name) of `size` places, NaN where a place has no value."""
+    folded = np.full((size, values.shape[1]), np.nan)
+    if not len(places):
+        return folded
     order = np.argsort(places, kind="stable")
     places, values, counts = places[order], values[order], counts[order]
-    starts = np.flatnonzero(np.r_[True, places[1:] != places[:-1]]) if len(places) else places
-    rank = np.arange(len(places)) - np.repeat(starts, np.diff(np.r_[starts, len(places)]))
-    depth = int(rank.max()) + 1 if len(places) else 1
-    padded = np.full((size, depth, values.shape[1]), np.nan)
-    padded[places, rank] = values
+    # The places that have rows, each's rows side by side (padded with NaN).
+    starts = np.flatnonzero(np.r_[True, places[1:] != places[:-1]])
+    lengths = np.diff(np.r_[starts, len(places)])
+    slot = np.repeat(np.arange(len(starts)), lengths)
+    rank = np.arange(len(places)) - np.repeat(starts, lengths)
+    padded = np.full((len(starts), int(lengths.max()), values.shape[1]), np.nan)
+    padded[slot, rank] = values
     present = ~np.isnan(padded)
     if agg in ("max", "min"):
-        return _extreme(padded, np.greater if agg == "max" else np.less)
+        folded[places[starts]] = _extreme(padded, np.greater if agg == "max" else np.less)
+        return folded
     if agg == "last":
-        return _last(padded, present)
+        folded[places[starts]] = _last(padded, present)
+        return folded
     with _as_python():
         total = _sum_in_order(np.where(present, padded, 0.0))
         if agg == "sum":
-            return np.where(present.any(axis=1), total, np.nan)
+            folded[places[starts]] = np.where(present.any(axis=1), total, np.nan)
+            return folded
         held = np.zeros_like(padded)
-        held[places, rank] = counts
+        held[slot, rank] = counts
         count = _sum_in_order(np.where(present, held, 0.0))
-        return np.where(count > 0, total / np.where(count > 0, count, 1.0), np.nan)
+        mean = total / np.where(count > 0, count, 1.0)
+        folded[places[starts]] = np.where(count > 0, mean, np.nan)
+    return folded
 
 
 def _stack(rows: dict[int, list[bytes]], width: int, each: int) -> np.ndarray:
