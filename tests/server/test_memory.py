@@ -1,4 +1,5 @@
-"""The server's processes give large freed allocations back to the system (glibc)."""
+"""The server's processes give large freed allocations back to the system, and their threads
+share two arenas (glibc)."""
 
 import subprocess
 import sys
@@ -45,3 +46,49 @@ def test_large_allocations_are_given_back_once_freed():
     # glibc's own thresholds keep the freed 200 MiB in the heap; the fixed ones give it back.
     assert _given_back("dynamic") < 20 << 20
     assert _given_back("fixed") > 180 << 20
+
+
+# Threads allocating at once, then the arenas glibc made for them counted (malloc_info's XML).
+ARENAS = textwrap.dedent(
+    """
+    import ctypes, ctypes.util, sys, tempfile, threading
+    from cloudmon.server import memory
+    if sys.argv[1] == "fixed":
+        assert memory.give_back_large_allocations()
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.fopen.restype = ctypes.c_void_p
+    libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    together = threading.Barrier(8)
+    def allocate():
+        together.wait()
+        kept = [bytearray(100_000) for _ in range(200)]
+        together.wait()
+    threads = [threading.Thread(target=allocate) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with tempfile.NamedTemporaryFile("r") as info:
+        out = libc.fopen(info.name.encode(), b"w")
+        libc.malloc_info(0, out)
+        libc.fclose(out)
+        print(info.read().count("<heap nr="))
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_info")
+def test_threads_share_two_arenas():
+    if not memory.give_back_large_allocations():
+        pytest.skip("the C library is not glibc: it has no mallopt")
+
+    def arenas(mode: str) -> int:
+        answer = subprocess.run(
+            [sys.executable, "-c", ARENAS, mode], capture_output=True, text=True, check=True
+        )
+        return int(answer.stdout)
+
+    assert arenas("dynamic") > memory.ARENAS  # an arena a thread, up to 8 a core
+    assert arenas("fixed") == memory.ARENAS

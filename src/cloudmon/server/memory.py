@@ -6,7 +6,8 @@ mmap and gives it back when freed, but after the first such free it raises that 
 process for as long as anything lies above it. A worker answering lists of a large cluster
 then keeps the largest answers' memory for good: about 150 MiB a worker in the soak (200
 nodes x 50 pods). Fixed thresholds keep the large allocations in mmap and give the heap's
-free top back.
+free top back. Each thread that allocates (the upkeep's, a worker's) would also get an arena
+of its own, whose freed memory glibc keeps: two arenas serve all threads.
 """
 
 import ctypes
@@ -14,6 +15,8 @@ import ctypes.util
 
 _M_TRIM_THRESHOLD = -1  # mallopt's parameters, from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+ARENAS = 2
 MMAP_THRESHOLD = 256 << 10  # bytes from which an allocation is its own mapping
 TRIM_THRESHOLD = 1 << 20  # free bytes at the heap's top given back to the system
 
@@ -26,6 +29,9 @@ def give_back_large_allocations() -> bool:
         mallopt = ctypes.CDLL(name).mallopt
     except (OSError, AttributeError, TypeError):
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    settings = (
+        (_M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+        (_M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+        (_M_ARENA_MAX, ARENAS),
     )
+    return all(mallopt(parameter, value) for parameter, value in settings)
