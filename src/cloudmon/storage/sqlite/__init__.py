@@ -106,7 +106,9 @@ class SqliteStorage(Storage, StoreUpkeep):
         return {"autocheckpoint": False}  # the master checkpoints
 
     def roll_up(self) -> int:
-        periods = self.upkeep.roll_up()
+        # Late samples' periods waiting to be rolled up again keep their raw rows from
+        # deletion: under a size bound they are rolled up at once.
+        periods = self.upkeep.roll_up(wait_for_late=self.size.size is None)
         # Sealing takes pages (the WAL's, the chunks') before it gives more back: only while
         # the store has room under its size.
         if self.size.room():

@@ -52,8 +52,10 @@ class Upkeep(StorePart):
         """The WAL copied into the file."""
         self._db.checkpoint()
 
-    def roll_up(self) -> int:
-        """Summarise finished periods into the coarser resolutions; returns periods done."""
+    def roll_up(self, wait_for_late: bool = True) -> int:
+        """Summarise finished periods into the coarser resolutions; returns periods done.
+        Without `wait_for_late`, periods late samples changed are rolled up again at once (a
+        store at its size: their raw rows cannot be deleted until they are)."""
         periods = 0
         # Periods a stop left half rolled up are done again.
         self._db.transaction(
@@ -61,7 +63,7 @@ class Upkeep(StorePart):
                 "INSERT OR IGNORE INTO rollup_dirty SELECT res, bucket FROM rollup_doing"
             )
         )
-        settled = self._settled()
+        settled = self._settled(wait_for_late)
         for res, source in zip(RESOLUTIONS[1:], RESOLUTIONS, strict=False):
             while (
                 job := self._db.transaction(lambda conn, r=res: self._begin(conn, r, settled))
@@ -117,7 +119,7 @@ class Upkeep(StorePart):
             self._db.checkpoint()
         return rows
 
-    def _settled(self) -> set[tuple[int, int]]:
+    def _settled(self, wait: bool) -> set[tuple[int, int]]:
         """The periods (resolution, start) late samples changed that took no late write since
         the previous round, or have waited their `LATE_WAIT`; a coarser period only once
         every finer one within it is."""
@@ -128,7 +130,7 @@ class Upkeep(StorePart):
         for res, bucket, writes in late:
             before, since = self._late_writes.get((res, bucket), (None, now))
             seen[res, bucket] = (writes, since)
-            if before == writes or now - since >= LATE_WAIT[res]:
+            if not wait or before == writes or now - since >= LATE_WAIT[res]:
                 settled.add((res, bucket))
         waiting = seen.keys() - settled
         # A coarser period rolled up before a finer one within it would miss its change.
