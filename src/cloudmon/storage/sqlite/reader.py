@@ -242,33 +242,25 @@ class Reader(StorePart):
         return answers
 
 
-def _raw_values(rows: dict[int, list], kind: EntityKind, picked: list[int]) -> tuple:
-    """(entity, bucket, values, counts) of entities' 10 s rows: the picked columns' values,
-    NaN where missing, and 1 where present."""
-    entity, buckets, blobs = _flat(rows)
+def _raw_values(rows: tuple, kind: EntityKind, picked: list[int]) -> tuple:
+    """(entity, bucket, values, counts) of entities' 10 s rows (`sealed.entities_rows`): the
+    picked columns' values, NaN where missing, and 1 where present."""
+    entity, buckets, blobs = rows
     if kind in GROUP_SUM:
         found = [row_values(kind, blob) for blob in blobs]
         values = np.array(found, dtype=float).reshape(len(blobs), len(columns(kind)))[:, picked]
     else:
-        values = summary.decode(blobs, len(columns(kind)), 1)[:, picked, 0]
+        values = summary.decode(blobs, len(columns(kind)), 1, picked)[..., 0]
     return entity, buckets, values, (~np.isnan(values)).astype(float)
 
 
-def _rolled_up(rows: dict[int, list], kind: EntityKind, picked: list[int], agg: str) -> tuple:
-    """(entity, bucket, values, counts) of entities' rollup rows: the figure of the picked
-    columns an aggregation folds (avg: the sum), and their counts."""
-    entity, buckets, blobs = _flat(rows)
-    stats = summary.decode(blobs, len(columns(kind)), len(STATS))[:, picked]
+def _rolled_up(rows: tuple, kind: EntityKind, picked: list[int], agg: str) -> tuple:
+    """(entity, bucket, values, counts) of entities' rollup rows (`sealed.entities_rows`): the
+    figure of the picked columns an aggregation folds (avg: the sum), and their counts."""
+    entity, buckets, blobs = rows
+    stats = summary.decode(blobs, len(columns(kind)), len(STATS), picked)
     figure = STATS.index("sum" if agg == "avg" else agg)
     return entity, buckets, stats[..., figure], stats[..., STATS.index("count")]
-
-
-def _flat(rows: dict[int, list]) -> tuple:
-    """Per-entity (bucket, v) rows as (entity position, bucket) arrays and their BLOBs."""
-    lengths = [len(found) for found in rows.values()]
-    entity = np.repeat(np.arange(len(rows)), lengths)
-    buckets = np.fromiter((b for found in rows.values() for b, _ in found), int, sum(lengths))
-    return entity, buckets, [v for found in rows.values() for _, v in found]
 
 
 def _picker(kind: EntityKind, names: Sequence[str]):

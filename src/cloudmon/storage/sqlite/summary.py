@@ -11,6 +11,7 @@ rolled up value by value.
 """
 
 import struct
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -53,28 +54,36 @@ def of_rollups(rows: dict[int, list[bytes]], width: int) -> dict[int, bytes]:
     return _packed(rows, figures)
 
 
-def decode(blobs: list[bytes], width: int, each: int) -> np.ndarray:
-    """Packed rows (a mask, then `each` doubles per present column) as an array (row, column,
-    figure), NaN where a column is missing."""
-    decoded = np.full((len(blobs), width, each), np.nan)
-    body = b"".join(blobs)
-    if blobs and len(body) == len(blobs[0]) * len(blobs):  # all of one size: one mask, mostly
+def decode(blobs: list[bytes], width: int, each: int, wanted: Sequence[int] | None = None):
+    """Packed rows (a mask, then `each` doubles per present column of `width`) as an array
+    (row, column, figure) of the wanted columns (all: None), NaN where a column is missing."""
+    wanted = range(width) if wanted is None else wanted
+    decoded = np.full((len(blobs), len(wanted), each), np.nan)
+    if len(set(map(len, blobs))) == 1:  # all of one size: one mask, mostly
         values = (len(blobs[0]) - _MASK.size) // 8
-        rows = np.frombuffer(body, [("mask", "<u4"), ("values", "<f8", (values,))])
+        rows = np.frombuffer(b"".join(blobs), [("mask", "<u4"), ("values", "<f8", (values,))])
         mask = int(rows["mask"][0])
         if (rows["mask"] == mask).all():
-            columns = [i for i in range(width) if mask >> i & 1]
-            decoded[:, columns] = rows["values"].reshape(len(blobs), len(columns), each)
+            block = rows["values"].reshape(len(blobs), -1, each)
+            _place(decoded, slice(None), mask, block, wanted)
             return decoded
     by_mask: dict[int, list[int]] = {}
     for at, blob in enumerate(blobs):
         by_mask.setdefault(_MASK.unpack_from(blob)[0], []).append(at)
     for mask, rows in by_mask.items():
-        columns = [i for i in range(width) if mask >> i & 1]
         body = b"".join(blobs[at][_MASK.size :] for at in rows)
-        block = np.frombuffer(body, "<f8").reshape(len(rows), len(columns), each)
-        decoded[np.array(rows)[:, None], columns] = block
+        block = np.frombuffer(body, "<f8").reshape(len(rows), -1, each)
+        _place(decoded, np.array(rows)[:, None], mask, block, wanted)
     return decoded
+
+
+def _place(decoded: np.ndarray, rows, mask: int, block: np.ndarray, wanted: Sequence[int]):
+    """Rows of one mask (`rows` indexes `decoded`), as (row, present column, figure), put where
+    `decode` answers the wanted columns."""
+    present = [column for column in range(max(wanted, default=0) + 1) if mask >> column & 1]
+    have = [at for at, column in enumerate(wanted) if mask >> column & 1]
+    if have:
+        decoded[rows, have] = block[:, [present.index(wanted[at]) for at in have]]
 
 
 def fold(places: np.ndarray, values: np.ndarray, counts: np.ndarray, agg: str, size: int):
