@@ -1,13 +1,17 @@
 """A period's rollups, and series, computed for many entities at once equal, to the bit, those
 computed value by value (`base.stats_of`, `base.merged_stats`, `base.fold`)."""
 
+import math
+import struct
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cloudmon.storage.base import Span, fold, merged_stats, stats_of
+from cloudmon.storage.model import GROUP_SUM, EntityKind, columns
 from cloudmon.storage.sqlite import summary
-from cloudmon.storage.sqlite.codec import pack, pack_stats, unpack_stats
+from cloudmon.storage.sqlite.codec import pack, pack_stats, pack_sum, row_values, unpack_stats
 
 VALUE = st.one_of(
     st.none(),
@@ -102,3 +106,38 @@ def test_series_folded_at_once_are_folded_as_base_folds_them(entities, agg, step
         got = folded[e * len(steps) : (e + 1) * len(steps)].T.tolist()
         for name, column in zip(("a", "b"), got, strict=True):
             assert [None if v != v else v for v in column] == expected[name]
+
+
+@st.composite
+def group_vectors(draw, layout):
+    """`GroupSum` vectors of members: some without a value in a column, some sums past 2**53."""
+    members = draw(st.integers(0, 5))
+    big = draw(st.booleans())
+    sums = st.integers(-(1 << 60), 1 << 60) if big else st.integers(0, 10**13)
+    vector = [draw(sums) for _ in layout.summed]
+    counts = [draw(st.integers(0, members)) for _ in layout.summed]
+    return [*vector, *counts, members]
+
+
+@settings(max_examples=200)
+@given(st.data())
+def test_group_rows_answer_at_once_as_one_by_one(data):
+    kind = data.draw(st.sampled_from(list(GROUP_SUM)))
+    vectors = data.draw(st.lists(group_vectors(GROUP_SUM[kind]), max_size=20))
+    assert_answered_as_one_by_one(kind, [pack_sum(vector) for vector in vectors])
+
+
+def test_group_sums_past_2_53_are_divided_as_python_divides_them():
+    layout = GROUP_SUM[EntityKind.NAMESPACE]
+    # as a double first, then divided by 10**9, this sum of nanocores ends a bit lower
+    vector = [665254580340503029] * len(layout.summed) + [1] * len(layout.summed) + [1]
+    assert_answered_as_one_by_one(EntityKind.NAMESPACE, [pack_sum(vector)])
+
+
+def assert_answered_as_one_by_one(kind, blobs):
+    expected = [[math.nan if v is None else float(v) for v in row_values(kind, b)] for b in blobs]
+    found = summary.group_values(kind, blobs)
+    assert found.shape == (len(blobs), len(columns(kind)))
+    assert [struct.pack(f"<{len(row)}d", *row) for row in found.tolist()] == [
+        struct.pack(f"<{len(row)}d", *row) for row in expected
+    ]

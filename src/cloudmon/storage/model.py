@@ -269,15 +269,15 @@ class GroupSum:
         self.kind = kind
         self.summed = KINDS[kind].columns[:-1]
         self.width = 2 * len(self.summed) + 1
-        self._scales = tuple(SUM_UNITS[name] for name in self.summed)
-        self._limits = tuple(i for i, name in enumerate(self.summed) if name in LIMITS)
+        self.scales = tuple(SUM_UNITS[name] for name in self.summed)
+        self.limits = tuple(i for i, name in enumerate(self.summed) if name in LIMITS)
 
     def member(self, values: Sequence) -> tuple:
         """A member's values of the summed columns in their units (None kept)."""
         return tuple(
             [
                 None if value is None else round(value * scale)
-                for value, scale in zip(values, self._scales, strict=True)
+                for value, scale in zip(values, self.scales, strict=True)
             ]
         )
 
@@ -300,10 +300,10 @@ class GroupSum:
         values = [
             None if count == 0 else total if scale == 1 else total / scale
             for total, count, scale in zip(
-                vector[:width], vector[width:-1], self._scales, strict=True
+                vector[:width], vector[width:-1], self.scales, strict=True
             )
         ]
-        for i in self._limits:
+        for i in self.limits:
             if vector[width + i] < members:
                 values[i] = None
         return [*values, members]

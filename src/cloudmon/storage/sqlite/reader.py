@@ -247,8 +247,7 @@ def _raw_values(rows: tuple, kind: EntityKind, picked: list[int]) -> tuple:
     picked columns' values, NaN where missing, and 1 where present."""
     entity, buckets, blobs = rows
     if kind in GROUP_SUM:
-        found = [row_values(kind, blob) for blob in blobs]
-        values = np.array(found, dtype=float).reshape(len(blobs), len(columns(kind)))[:, picked]
+        values = summary.group_values(kind, blobs)[:, picked]
     else:
         values = summary.decode(blobs, len(columns(kind)), 1, picked)[..., 0]
     return entity, buckets, values, (~np.isnan(values)).astype(float)

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from cloudmon.storage.base import STATS
+from cloudmon.storage.model import GROUP_SUM, EntityKind, GroupSum, columns
+from cloudmon.storage.sqlite.codec import row_values
 
 _MASK = struct.Struct("<I")
 _SUM, _COUNT, _MIN, _MAX, _LAST = (STATS.index(name) for name in STATS)
@@ -75,6 +77,33 @@ def decode(blobs: list[bytes], width: int, each: int, wanted: Sequence[int] | No
         block = np.frombuffer(body, "<f8").reshape(len(rows), -1, each)
         _place(decoded, np.array(rows)[:, None], mask, block, wanted)
     return decoded
+
+
+def group_values(kind: EntityKind, blobs: list[bytes]) -> np.ndarray:
+    """Groups' 10 s rows (`codec.pack_sum`) as an array (row, column) of the values
+    `codec.row_values` answers, NaN for None."""
+    layout = GROUP_SUM[kind]
+    size = 1 + 8 * layout.width
+    # Integers below 2**53 are doubles exactly, so that a sum over its unit is divided as
+    # Python divides them; the cluster's percentages and larger sums are left to Python.
+    if kind is not EntityKind.CLUSTER and all(len(b) == size and b[0] == 0 for b in blobs):
+        rows = np.frombuffer(b"".join(blobs), [("tag", "u1"), ("vector", "<i8", layout.width)])
+        vectors = rows["vector"]
+        if not len(vectors) or np.abs(vectors).max() < 2**53:
+            return _answers(layout, vectors)
+    found = [row_values(kind, blob) for blob in blobs]
+    return np.array(found, dtype=float).reshape(len(blobs), len(columns(kind)))
+
+
+def _answers(layout: GroupSum, vectors: np.ndarray) -> np.ndarray:
+    """`GroupSum.answer` of each vector (row) at once."""
+    width = len(layout.summed)
+    totals, counts, members = vectors[:, :width], vectors[:, width:-1], vectors[:, -1:]
+    values = totals / np.array(layout.scales, dtype=float)
+    values[counts == 0] = np.nan
+    limits = list(layout.limits)
+    values[:, limits] = np.where(counts[:, limits] < members, np.nan, values[:, limits])
+    return np.hstack([values, members.astype(float)])
 
 
 def _place(decoded: np.ndarray, rows, mask: int, block: np.ndarray, wanted: Sequence[int]):
