@@ -99,10 +99,12 @@ def entities_rows(conn, table: str, res: int, first: int, last: int, ids: Sequen
     buckets = np.fromiter((row[1] for row in found), np.int64, len(found))
     wanted = np.asarray(ids, np.int64)
     by_id = np.argsort(wanted)
-    entity = by_id[np.searchsorted(wanted, eids, sorter=by_id)]
-    order = np.lexsort((buckets, entity))  # stable: of rows of one bucket, the head's last
+    at = np.minimum(np.searchsorted(wanted, eids, sorter=by_id), len(wanted) - 1)
+    entity = by_id[at]
+    rows = np.flatnonzero(wanted[entity] == eids)  # the head's may hold other entities' too
+    order = rows[np.lexsort((buckets[rows], entity[rows]))]  # stable: the head's row last
     entity, buckets = entity[order], buckets[order]
-    last_of_bucket = np.ones(len(found), bool)
+    last_of_bucket = np.ones(len(order), bool)
     last_of_bucket[:-1] = (entity[1:] != entity[:-1]) | (buckets[1:] != buckets[:-1])
     order = order[last_of_bucket]
     return entity[last_of_bucket], buckets[last_of_bucket], [found[at][2] for at in order.tolist()]
@@ -110,24 +112,24 @@ def entities_rows(conn, table: str, res: int, first: int, last: int, ids: Sequen
 
 def _head_rows(conn, table: str, res: int, first: int, last: int, ids: Sequence[int]):
     """(id, bucket, v) of some entities' head rows in [first, last], a bucket at a time (the
-    tables are keyed by bucket first)."""
+    tables are keyed by bucket first); where they are most of the table's entities, those of
+    the others too."""
     first, last = _head_held(conn, table, res, first, last)
     if first > last:
         return []
-    wanted = json.dumps(list(ids))
     if _most_of(conn, table, res, last, len(ids)):
         # One pass over the span's rows costs less than a lookup of each entity's each bucket.
         return conn.execute(
             f"SELECT id, bucket, v FROM {table} WHERE {_res_match(table, res)}bucket >= ?"
-            " AND bucket <= ? AND id IN (SELECT value FROM json_each(?))",
-            (first, last, wanted),
+            " AND bucket <= ?",
+            (first, last),
         )
     res_match = "" if table.endswith("_sample") else f" AND s.res = {res}"
     return conn.execute(
         f"WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + {res} FROM b WHERE x < ?)"
         f" SELECT s.id, s.bucket, s.v FROM b JOIN {table} s ON s.bucket = b.x"
         " AND s.id IN (SELECT value FROM json_each(?))" + res_match,
-        (first, last - res + 1, wanted),
+        (first, last - res + 1, json.dumps(list(ids))),
     )
 
 
