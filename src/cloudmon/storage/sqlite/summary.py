@@ -124,31 +124,48 @@ def fold(places: np.ndarray, values: np.ndarray, counts: np.ndarray, agg: str, s
         return folded
     order = np.argsort(places, kind="stable")
     places, values, counts = places[order], values[order], counts[order]
-    # The places that have rows, each's rows side by side (padded with NaN).
+    # Each place's rows, one run after another.
     starts = np.flatnonzero(np.r_[True, places[1:] != places[:-1]])
     lengths = np.diff(np.r_[starts, len(places)])
-    slot = np.repeat(np.arange(len(starts)), lengths)
-    rank = np.arange(len(places)) - np.repeat(starts, lengths)
-    padded = np.full((len(starts), int(lengths.max()), values.shape[1]), np.nan)
-    padded[slot, rank] = values
-    present = ~np.isnan(padded)
+    where = places[starts]
     if agg in ("max", "min"):
-        folded[places[starts]] = _extreme(padded, np.greater if agg == "max" else np.less)
+        beating = _beating(np.greater if agg == "max" else np.less)
+        folded[where] = _in_order(values, starts, lengths, beating)
         return folded
     if agg == "last":
-        folded[places[starts]] = _last(padded, present)
+        folded[where] = _in_order(values, starts, lengths, _later)
         return folded
+    present = ~np.isnan(values)
     with _as_python():
-        total = _sum_in_order(np.where(present, padded, 0.0))
+        total = _in_order(np.where(present, values, 0.0), starts, lengths, np.add, 0.0)
         if agg == "sum":
-            folded[places[starts]] = np.where(present.any(axis=1), total, np.nan)
+            folded[where] = np.where(np.logical_or.reduceat(present, starts), total, np.nan)
             return folded
-        held = np.zeros_like(padded)
-        held[slot, rank] = counts
-        count = _sum_in_order(np.where(present, held, 0.0))
+        count = _in_order(np.where(present, counts, 0.0), starts, lengths, np.add, 0.0)
         mean = total / np.where(count > 0, count, 1.0)
-        folded[places[starts]] = np.where(count > 0, mean, np.nan)
+        folded[where] = np.where(count > 0, mean, np.nan)
     return folded
+
+
+def _in_order(values: np.ndarray, starts, lengths, combine, first=None) -> np.ndarray:
+    """Per run of rows (`values[start : start + length]`), its rows combined one after
+    another (`combine(so_far, row)`), from its first row, or from `first` combined with it."""
+    found = values[starts] if first is None else combine(first, values[starts])
+    for rank in range(1, int(lengths.max())):
+        runs = np.flatnonzero(lengths > rank)
+        found[runs] = combine(found[runs], values[starts[runs] + rank])
+    return found
+
+
+def _beating(beats):
+    """Of a value so far and the next, the least (`beats` np.less) or greatest present one:
+    the first of equal ones, as Python's min and max keep it (0.0 before -0.0)."""
+    return lambda found, value: np.where(beats(value, found) | np.isnan(found), value, found)
+
+
+def _later(last, value):
+    """Of a value so far and the next, the later present one."""
+    return np.where(np.isnan(value), last, value)
 
 
 def _stack(rows: dict[int, list[bytes]], width: int, each: int) -> np.ndarray:
@@ -171,11 +188,10 @@ def _sum_in_order(values: np.ndarray) -> np.ndarray:
 
 
 def _extreme(values: np.ndarray, beats) -> np.ndarray:
-    """Over axis 1, the least (`beats` np.less) or greatest present value: the first of equal
-    ones, as Python's min and max keep it (0.0 before -0.0)."""
-    found = values[:, 0]
+    """Over axis 1, the least (`beats` np.less) or greatest present value (`_beating`)."""
+    found, beating = values[:, 0], _beating(beats)
     for j in range(1, values.shape[1]):
-        found = np.where(beats(values[:, j], found) | np.isnan(found), values[:, j], found)
+        found = beating(found, values[:, j])
     return found
 
 
