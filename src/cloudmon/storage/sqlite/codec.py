@@ -44,6 +44,12 @@ def pack(values: Sequence) -> bytes:
     return row_struct(len(present)).pack(mask, *present)
 
 
+def prefix(columns: int, each: int) -> int:
+    """The bytes of a packed row (`pack`: each 1; `pack_stats`: each len(STATS)) that hold
+    all it has of its first `columns` columns."""
+    return _MASK.size + 8 * each * columns
+
+
 def stored_values(blob: bytes) -> int:
     """How many values a packed row holds."""
     return (len(blob) - 4) // 8

@@ -28,7 +28,7 @@ from cloudmon.storage.base import (
 )
 from cloudmon.storage.model import GROUP_SUM, IDENTITY, KINDS, EntityKind, columns
 from cloudmon.storage.sqlite import sealed, summary
-from cloudmon.storage.sqlite.codec import row_values, unpack_figures
+from cloudmon.storage.sqlite.codec import prefix, row_values, unpack_figures
 from cloudmon.storage.sqlite.connections import StorePart
 from cloudmon.storage.sqlite.schema import GROUP_KIND, ROLLUP_TABLE, SAMPLE_TABLE
 
@@ -221,12 +221,14 @@ class Reader(StorePart):
                 # A rollup's figures fold as its raw values would: avg as the sum of sums over
                 # the sum of counts; max of maxima, min of minima, last of lasts, sum of sums.
                 end = min(last, done - res)
+                size = prefix(max(picked) + 1, len(STATS))  # the bytes up to the last picked
                 rolled = sealed.entities_rows(
-                    conn, ROLLUP_TABLE[table], res, first // res * res, end, ids
+                    conn, ROLLUP_TABLE[table], res, first // res * res, end, ids, size
                 )
                 parts.append(_rolled_up(rolled, kind, picked, span.agg))
             raw_from = first if done is None else max(first, done)
-            raw = sealed.entities_rows(conn, table, BUCKET, raw_from, last, ids)
+            size = None if kind in GROUP_SUM else prefix(max(picked) + 1, 1)
+            raw = sealed.entities_rows(conn, table, BUCKET, raw_from, last, ids, size)
             parts.append(_raw_values(raw, kind, picked))
             joined = (np.concatenate(part) for part in zip(*parts, strict=True))
             entity, buckets, values, counts = joined

@@ -90,11 +90,13 @@ def entity_rows(conn, table: str, res: int, first: int, last: int, eid: int) -> 
     return list(zip(buckets.tolist(), blobs, strict=True))
 
 
-def entities_rows(conn, table: str, res: int, first: int, last: int, ids: Sequence[int]):
+def entities_rows(conn, table: str, res: int, first: int, last: int, ids: Sequence[int], size=None):
     """The rows in [first, last] of these entities, in entity then bucket order: arrays of
-    each row's entity (its place in `ids`) and bucket, and a list of its BLOB."""
-    found = [(eid, bucket, v) for eid, bucket, v, _ in _sealed(conn, table, res, first, last, ids)]
-    found += _head_rows(conn, table, res, first, last, ids)  # after: the head's row wins
+    each row's entity (its place in `ids`) and bucket, and a list of its BLOB, or of its
+    first `size` bytes."""
+    sealed = _sealed(conn, table, res, first, last, ids)
+    found = [(eid, bucket, v[:size]) for eid, bucket, v, _ in sealed]
+    found += _head_rows(conn, table, res, first, last, ids, size)  # after: the head's row wins
     eids = np.fromiter((row[0] for row in found), np.int64, len(found))
     buckets = np.fromiter((row[1] for row in found), np.int64, len(found))
     wanted = np.asarray(ids, np.int64)
@@ -110,24 +112,25 @@ def entities_rows(conn, table: str, res: int, first: int, last: int, ids: Sequen
     return entity[last_of_bucket], buckets[last_of_bucket], [found[at][2] for at in order.tolist()]
 
 
-def _head_rows(conn, table: str, res: int, first: int, last: int, ids: Sequence[int]):
-    """(id, bucket, v) of some entities' head rows in [first, last], a bucket at a time (the
-    tables are keyed by bucket first); where they are most of the table's entities, those of
-    the others too."""
+def _head_rows(conn, table: str, res: int, first: int, last: int, ids: Sequence[int], size=None):
+    """(id, bucket, v or its first `size` bytes) of some entities' head rows in [first, last],
+    a bucket at a time (the tables are keyed by bucket first); where they are most of the
+    table's entities, those of the others too."""
     first, last = _head_held(conn, table, res, first, last)
     if first > last:
         return []
+    v = "v" if size is None else f"substr(v, 1, {int(size)})"
     if _most_of(conn, table, res, last, len(ids)):
         # One pass over the span's rows costs less than a lookup of each entity's each bucket.
         return conn.execute(
-            f"SELECT id, bucket, v FROM {table} WHERE {_res_match(table, res)}bucket >= ?"
+            f"SELECT id, bucket, {v} FROM {table} WHERE {_res_match(table, res)}bucket >= ?"
             " AND bucket <= ?",
             (first, last),
         )
     res_match = "" if table.endswith("_sample") else f" AND s.res = {res}"
     return conn.execute(
         f"WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + {res} FROM b WHERE x < ?)"
-        f" SELECT s.id, s.bucket, s.v FROM b JOIN {table} s ON s.bucket = b.x"
+        f" SELECT s.id, s.bucket, {v} FROM b JOIN {table} s ON s.bucket = b.x"
         " AND s.id IN (SELECT value FROM json_each(?))" + res_match,
         (first, last - res + 1, json.dumps(list(ids))),
     )
