@@ -109,7 +109,8 @@ class Writer:
         self._group_ids: dict[tuple[int, str, str], int] = {}
         self._pod_identity: dict[str, tuple] = {}
         self._containers: dict[tuple[int, str], tuple[int, str]] = {}  # (pod, key): id, ID
-        self._group_spans: dict[int, tuple[int, int]] = {}  # (first, last bucket) stored
+        # Per entity table, per id: (first, last bucket) of its span as stored (at least)
+        self._spans: dict[str, dict[int, tuple[int, int]]] = {"pod": {}, "ctr": {}, "grp": {}}
         self._pod_groups: dict[int, tuple[int, ...]] = {}  # pod id: its groups' ids
         self._moves = -1  # pod_moves when _pod_groups was last known right
 
@@ -122,31 +123,19 @@ class Writer:
         if moves != self._moves:  # some pod changed its groups since
             self._pod_groups.clear()
             self._moves = moves
-        # Per (table, bucket): the pods and containers known already, whose spans to widen.
-        seen: dict[tuple[str, int], list[int]] = defaultdict(list)
+        # Per (entity table, bucket): the ids written there, whose spans to widen.
+        self._written: dict[tuple[str, int], list[int]] = defaultdict(list)
         changes = Changes()
-        counts = [self._write_one(conn, payload, done, seen, changes) for payload in payloads]
+        counts = [self._write_one(conn, payload, done, changes) for payload in payloads]
         changes.apply(conn)
-        for (table, bucket), ids in seen.items():
-            conn.execute(
-                f"UPDATE {table} SET last_bucket = max(last_bucket, ?1),"
-                " first_bucket = min(first_bucket, ?1)"
-                " WHERE id IN (SELECT value FROM json_each(?2))",
-                (bucket, json.dumps(ids)),
-            )
+        self._widen(conn)
         return counts
 
-    def _write_one(
-        self, conn: sqlite3.Connection, prepared: Prepared, done: dict, seen, changes
-    ) -> int:
+    def _write_one(self, conn: sqlite3.Connection, prepared: Prepared, done: dict, changes) -> int:
         bucket, payload = prepared.bucket, prepared.payload
         node_id = self._node_id(conn, payload, bucket)
-        pod_ids = self._upsert_pods(
-            conn, payload.node, prepared.pods, bucket, seen["pod", bucket], changes, done
-        )
-        container_ids = self._upsert_containers(
-            conn, pod_ids, prepared.containers, bucket, seen["ctr", bucket]
-        )
+        pod_ids = self._upsert_pods(conn, payload.node, prepared.pods, bucket, changes, done)
+        container_ids = self._upsert_containers(conn, pod_ids, prepared.containers, bucket)
         previous = next(iter(sealed.lookup(conn, "node_sample", BUCKET, bucket, [node_id])), None)
         cluster = self.group_id(conn, EntityKind.CLUSTER, "", "", bucket)
         # The rows replaced or dropped here leave their groups' sums.
@@ -183,7 +172,7 @@ class Writer:
         for gids, member in zip(groups, prepared.pod_members, strict=True):
             changes.add(bucket, gids, member)
         changed = {cluster, *(gid for gids in (*groups, *old_groups) for gid in gids)}
-        self.widen(conn, bucket, list(changed))
+        self._written["grp", bucket] += changed
         _mark_stale(
             conn,
             [bucket],
@@ -236,9 +225,7 @@ class Writer:
             self._node_ids[payload.node] = node_id
         return node_id
 
-    def _upsert_pods(
-        self, conn, node: str, pods: list, bucket: int, seen: list[int], changes, done
-    ):
+    def _upsert_pods(self, conn, node: str, pods: list, bucket: int, changes, done):
         changed = []
         for pod in pods:
             identity = (*_POD_IDENTITY(pod), node)
@@ -278,7 +265,7 @@ class Writer:
                 self._pod_identity[pod.uid] = identity
         ids = [self._pod_ids[pod.uid] for pod in pods]
         if len(changed) < len(pods):
-            seen += ids
+            self._written["pod", bucket] += ids
         return ids
 
     def _move(self, conn, pid: int, before: list, groups: tuple, changes, done) -> None:
@@ -294,8 +281,8 @@ class Writer:
             moved.append(bucket)
         _mark_stale(conn, moved, done, [("grp_sample", gid) for gid in {*old, *new}])
         if moved:
-            self.widen(conn, moved[0], list(new))
-            self.widen(conn, moved[-1], list(new))
+            self._written["grp", moved[0]] += new
+            self._written["grp", moved[-1]] += new
         self._pod_groups[pid] = new
         conn.execute("UPDATE pod_moves SET count = count + 1")
         self._moves += 1
@@ -313,13 +300,13 @@ class Writer:
                 self._pod_groups[pid] = self.groups_of(conn, namespace, deployment, bucket)
         return [self._pod_groups[pid] for pid in pod_ids]
 
-    def _upsert_containers(self, conn, pod_ids, containers, bucket: int, seen: list[int]):
+    def _upsert_containers(self, conn, pod_ids, containers, bucket: int):
         ids = []
         for index, key, name, container_id, _ in containers:
             known = self._containers.get((pod_ids[index], key))
             if known is not None and known[1] == container_id:
                 ids.append(known[0])
-                seen.append(known[0])
+                self._written["ctr", bucket].append(known[0])
                 continue
             (cid,) = conn.execute(
                 "INSERT INTO ctr (pod, key, name, container_id, first_bucket, last_bucket)"
@@ -359,20 +346,30 @@ class Writer:
             self._group_ids[key] = gid
         return gid
 
-    def widen(self, conn, bucket: int, gids: list[int]) -> None:
-        """Groups' spans widened to hold a bucket."""
-        # Other writers only widen a group's span, so one known to hold the bucket does.
-        spans = self._group_spans
-        widen = [gid for gid in gids if not spans.get(gid, _NO_SPAN)[0] <= bucket <= spans[gid][1]]
-        if not widen:
-            return
-        rows = conn.execute(
-            "UPDATE grp SET first_bucket = min(first_bucket, ?1), last_bucket ="
-            " max(last_bucket, ?1) WHERE id IN (SELECT value FROM json_each(?2))"
-            " RETURNING id, first_bucket, last_bucket",
-            (bucket, json.dumps(widen)),
-        )
-        spans.update((gid, (first, last)) for gid, first, last in rows)
+    def _widen(self, conn) -> None:
+        """The spans of the entities written widened to hold the buckets written, one
+        statement a table; those known to hold them already left as they are (other writers
+        only widen a span, so one known to hold a bucket does)."""
+        for table, known in self._spans.items():
+            wider: dict[int, tuple[int, int]] = {}
+            for (written, bucket), ids in self._written.items():
+                if written != table:
+                    continue
+                for eid in ids:
+                    first, last = wider.get(eid) or known.get(eid, _NO_SPAN)
+                    if not first <= bucket <= last:
+                        wider[eid] = (min(first, bucket), max(last, bucket))
+            if not wider:
+                continue
+            rows = conn.execute(
+                f"UPDATE {table} SET first_bucket = min({table}.first_bucket, s.first),"
+                f" last_bucket = max({table}.last_bucket, s.last) FROM (SELECT"
+                " json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS first,"
+                " json_extract(value, '$[2]') AS last FROM json_each(?)) AS s"
+                f" WHERE {table}.id = s.id RETURNING {table}.id, first_bucket, last_bucket",
+                (json.dumps([(eid, *span) for eid, span in wider.items()]),),
+            )
+            known.update((eid, (first, last)) for eid, first, last in rows)
 
 
 def _rolled_up(conn) -> dict[int, tuple[int, int]]:
