@@ -205,16 +205,21 @@ def _last(values: np.ndarray, present: np.ndarray) -> np.ndarray:
 
 def _packed(rows: dict[int, list[bytes]], figures: np.ndarray) -> dict[int, bytes]:
     """Each entity's figures (column, STATS) as `codec.pack_stats` packs them."""
-    held = figures[..., _COUNT] > 0
-    masks = held.astype(np.uint64) @ (np.uint64(1) << np.arange(held.shape[1], dtype=np.uint64))
-    ids = list(rows)
-    packed = {}
+    return dict(zip(rows, packed(figures, figures[..., _COUNT] > 0), strict=True))
+
+
+def packed(values: np.ndarray, present: np.ndarray) -> list[bytes]:
+    """Rows (row, column) of values, or (row, column, figure), packed as `codec.pack` and
+    `codec.pack_stats` pack them: a mask of the present columns, then their values."""
+    bits = np.uint64(1) << np.arange(present.shape[1], dtype=np.uint64)
+    masks = present.astype(np.uint64) @ bits
+    found: list = [None] * len(values)
     for mask in np.unique(masks).tolist():
         which = np.flatnonzero(masks == mask)
-        columns = np.flatnonzero(held[which[0]])
-        body = figures[which][:, columns].astype("<f8").tobytes()
+        columns = np.flatnonzero(present[which[0]])
+        body = values[which][:, columns].astype("<f8").tobytes()
         size = len(body) // len(which)
         head = _MASK.pack(mask)
-        for k, e in enumerate(which.tolist()):
-            packed[ids[e]] = head + body[k * size : (k + 1) * size]
-    return {eid: packed[eid] for eid in ids}
+        for k, at in enumerate(which.tolist()):
+            found[at] = head + body[k * size : (k + 1) * size]
+    return found

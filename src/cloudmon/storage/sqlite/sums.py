@@ -17,6 +17,8 @@ import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
+import numpy as np
+
 from cloudmon.storage.base import BUCKET
 from cloudmon.storage.model import (
     CLUSTER_SUMS,
@@ -33,7 +35,9 @@ from cloudmon.storage.sqlite.codec import pack_sum, unpack, unpack_sum
 
 POD_SUM = GROUP_SUM[EntityKind.NAMESPACE]  # a deployment's vector is laid out the same
 NODE_SUM = GROUP_SUM[EntityKind.CLUSTER]
-_POD_SUMMED = operator.itemgetter(*(POD_COLUMNS.index(name) for name in GROUP_SUMS))
+_POD_SUMMED_AT = [POD_COLUMNS.index(name) for name in GROUP_SUMS]
+_POD_SUMMED = operator.itemgetter(*_POD_SUMMED_AT)
+_POD_SCALES = np.array(POD_SUM.scales, dtype=float)
 _NODE_SUMMED = operator.itemgetter(*(NODE_COLUMNS.index(name) for name in CLUSTER_SUMS))
 
 
@@ -47,29 +51,62 @@ def node_member(values: Sequence) -> tuple:
     return NODE_SUM.member(_NODE_SUMMED(values))
 
 
+class PodMembers:
+    """Pods' rows as members of their namespaces and deployments, all at once: what
+    `pod_member` makes of each, as arrays."""
+
+    def __init__(self, values: np.ndarray, rows: Sequence[Sequence]) -> None:
+        """`values`: the rows (POD_COLUMNS) as an array, NaN where missing; `rows` as given."""
+        summed = values[:, _POD_SUMMED_AT]
+        self.present = ~np.isnan(summed)
+        with np.errstate(invalid="ignore", over="ignore"):
+            scaled = np.rint(np.where(self.present, summed, 0.0) * _POD_SCALES)
+        # Below 2**53 a double's product and rounding are Python's, else Python's integers.
+        if len(scaled) and not np.abs(scaled).max() < 2**53:
+            members = [[value or 0 for value in pod_member(row)] for row in rows]
+            self.scaled = np.array(members, dtype=object).reshape(scaled.shape)
+        else:
+            self.scaled = scaled.astype(np.int64)
+
+    def vectors(self, groups: Sequence[Sequence[int]]) -> dict[int, list[int]]:
+        """Per group, the `GroupSum` vector of the members in it; `groups`: each pod's."""
+        pods = [at for at, gids in enumerate(groups) for _ in gids]
+        if not pods:
+            return {}
+        unique, slot = np.unique([gid for gids in groups for gid in gids], return_inverse=True)
+        sums = np.zeros((len(unique), self.scaled.shape[1]), self.scaled.dtype)
+        np.add.at(sums, slot, self.scaled[pods])
+        counts = np.zeros(sums.shape, np.int64)
+        np.add.at(counts, slot, self.present[pods])
+        found = zip(sums.tolist(), counts.tolist(), np.bincount(slot).tolist(), strict=True)
+        return {
+            gid: [*total, *count, members]
+            for gid, (total, count, members) in zip(unique.tolist(), found, strict=True)
+        }
+
+
 class Changes:
     """What one transaction's writes change in group sums: per bucket and group id, the
-    members added and those taken away."""
+    vector of the members added less those taken away."""
 
     def __init__(self) -> None:
-        # bucket -> group id -> (its GroupSum, members added, members taken away)
-        self._groups: dict[int, dict[int, tuple[GroupSum, list, list]]] = defaultdict(dict)
+        # bucket -> group id -> (its GroupSum, the vector of what changed)
+        self._groups: dict[int, dict[int, tuple[GroupSum, list[int]]]] = defaultdict(dict)
 
     def add(self, bucket: int, gids: Sequence[int], member: tuple, layout=POD_SUM) -> None:
         """A member's row added to groups in a bucket."""
-        for gid in gids:
-            self._entry(bucket, gid, layout)[1].append(member)
+        self.add_vectors(bucket, dict.fromkeys(gids, layout.total([member])), layout)
 
     def remove(self, bucket: int, gids: Sequence[int], member: tuple, layout=POD_SUM) -> None:
         """A member's row taken away from groups in a bucket."""
-        for gid in gids:
-            self._entry(bucket, gid, layout)[2].append(member)
+        self.add_vectors(bucket, dict.fromkeys(gids, layout.total([member])), layout, -1)
 
-    def _entry(self, bucket: int, gid: int, layout: GroupSum):
-        entry = self._groups[bucket].get(gid)
-        if entry is None:
-            entry = self._groups[bucket][gid] = (layout, [], [])
-        return entry
+    def add_vectors(self, bucket: int, vectors: dict, layout=POD_SUM, sign: int = 1) -> None:
+        """Groups' vectors (of members) added to (sign 1) or taken from (-1) a bucket's."""
+        groups = self._groups[bucket]
+        for gid, vector in vectors.items():
+            so_far = groups[gid][1] if gid in groups else [0] * len(vector)
+            groups[gid] = (layout, add_vectors(so_far, vector, sign))
 
     def apply(self, conn) -> None:
         """Update the groups' rows by what changed; a group left without members loses its
@@ -78,10 +115,7 @@ class Changes:
             kept = sealed.lookup(conn, "grp_sample", BUCKET, bucket, list(groups))
             vectors = {gid: unpack_sum(blob) for gid, blob, _ in kept}
             written, emptied = [], []
-            for gid, (layout, added, removed) in groups.items():
-                vector = layout.total(added)
-                if removed:
-                    vector = add_vectors(vector, layout.total(removed), -1)
+            for gid, (_, vector) in groups.items():
                 if gid in vectors:
                     vector = add_vectors(vectors[gid], vector)
                 if vector[-1]:

@@ -20,6 +20,8 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 
+import numpy as np
+
 from cloudmon.storage.base import BUCKET, RESOLUTIONS, bucket_of
 from cloudmon.storage.model import (
     CONTAINER_COLUMNS,
@@ -32,17 +34,16 @@ from cloudmon.storage.sqlite import sealed
 from cloudmon.storage.sqlite.codec import (
     pack,
     pack_ids,
-    row_struct,
     stored_values,
     unpack,
     unpack_ids,
 )
 from cloudmon.storage.sqlite.schema import GROUP_KIND
-from cloudmon.storage.sqlite.sums import NODE_SUM, Changes, node_member, pod_member
+from cloudmon.storage.sqlite.summary import packed
+from cloudmon.storage.sqlite.sums import NODE_SUM, Changes, PodMembers, node_member, pod_member
 
 _NO_SPAN = (float("inf"), float("-inf"))
 _KNOWN_PODS = 100_000  # pods whose ids a writer remembers before it starts afresh
-_FULL_MASK = (1 << len(POD_COLUMNS)) - 1
 _POD_VALUES = operator.attrgetter(*POD_COLUMNS)
 _CONTAINER_VALUES = operator.attrgetter(*CONTAINER_COLUMNS)
 _POD_IDENTITY = operator.attrgetter(
@@ -63,7 +64,6 @@ class Prepared:
         "payload",
         "pod_blobs",
         "pod_members",
-        "pod_rows",
         "pods",
         "samples",
     )
@@ -72,28 +72,37 @@ class Prepared:
         self.payload = payload
         self.bucket = bucket_of(payload.timestamp)
         self.pods = list({pod.uid: pod for pod in payload.pods}.values())
-        self.pod_rows = [_POD_VALUES(pod) for pod in self.pods]
         self.node_row = node_row(payload)
-        full = row_struct(len(POD_COLUMNS)).pack
-        self.pod_blobs = [
-            full(_FULL_MASK, *row) if None not in row else pack(row) for row in self.pod_rows
-        ]
         self.node_blob = pack(self.node_row)
         # (index of the pod, key, name, container ID, packed row) of each container; its key
         # is its name, else (with no metadata) its ID
-        self.containers = [
-            (index, key, container.name, container.id, pack(_CONTAINER_VALUES(container)))
+        containers = [
+            (index, key, container)
             for index, pod in enumerate(self.pods)
             for key, container in {c.name or c.id: c for c in pod.containers}.items()
         ]
-        self.samples = (
-            stored_values(self.node_blob)
-            + sum(map(stored_values, self.pod_blobs))
-            + sum(stored_values(blob) for *_, blob in self.containers)
+        pod_rows = [_POD_VALUES(pod) for pod in self.pods]
+        pod_values = _values(pod_rows, POD_COLUMNS)
+        values = _values((_CONTAINER_VALUES(c) for *_, c in containers), CONTAINER_COLUMNS)
+        self.pod_blobs = packed(pod_values, ~np.isnan(pod_values))
+        self.containers = [
+            (index, key, container.name, container.id, blob)
+            for (index, key, container), blob in zip(
+                containers, packed(values, ~np.isnan(values)), strict=True
+            )
+        ]
+        self.samples = stored_values(self.node_blob) + int(
+            np.count_nonzero(~np.isnan(pod_values)) + np.count_nonzero(~np.isnan(values))
         )
         # The rows as members of their groups' sums.
-        self.pod_members = [pod_member(row) for row in self.pod_rows]
+        self.pod_members = PodMembers(pod_values, pod_rows)
         self.node_member = node_member(self.node_row)
+
+
+def _values(rows, names: Sequence[str]) -> np.ndarray:
+    """Rows of values (None where missing) as an array (row, column), NaN where missing (a
+    payload's JSON has no NaN)."""
+    return np.array(list(rows), dtype=float).reshape(-1, len(names))
 
 
 class Writer:
@@ -109,7 +118,7 @@ class Writer:
         self._group_ids: dict[tuple[int, str, str], int] = {}
         self._pod_identity: dict[str, tuple] = {}
         self._containers: dict[tuple[int, str], tuple[int, str]] = {}  # (pod, key): id, ID
-        # Per entity table, per id: (first, last bucket) of its span as stored (at least)
+        # Per entity table, per id: (first, last bucket) of its span, or of part of it
         self._spans: dict[str, dict[int, tuple[int, int]]] = {"pod": {}, "ctr": {}, "grp": {}}
         self._pod_groups: dict[int, tuple[int, ...]] = {}  # pod id: its groups' ids
         self._moves = -1  # pod_moves when _pod_groups was last known right
@@ -169,8 +178,7 @@ class Writer:
         )
         changes.add(bucket, (cluster,), prepared.node_member, NODE_SUM)
         groups = self._groups_of(conn, pod_ids, bucket)
-        for gids, member in zip(groups, prepared.pod_members, strict=True):
-            changes.add(bucket, gids, member)
+        changes.add_vectors(bucket, prepared.pod_members.vectors(groups))
         changed = {cluster, *(gid for gids in (*groups, *old_groups) for gid in gids)}
         self._written["grp", bucket] += changed
         _mark_stale(
@@ -347,29 +355,24 @@ class Writer:
         return gid
 
     def _widen(self, conn) -> None:
-        """The spans of the entities written widened to hold the buckets written, one
-        statement a table; those known to hold them already left as they are (other writers
-        only widen a span, so one known to hold a bucket does)."""
-        for table, known in self._spans.items():
-            wider: dict[int, tuple[int, int]] = {}
-            for (written, bucket), ids in self._written.items():
-                if written != table:
-                    continue
-                for eid in ids:
-                    first, last = wider.get(eid) or known.get(eid, _NO_SPAN)
-                    if not first <= bucket <= last:
-                        wider[eid] = (min(first, bucket), max(last, bucket))
-            if not wider:
-                continue
-            rows = conn.execute(
-                f"UPDATE {table} SET first_bucket = min({table}.first_bucket, s.first),"
-                f" last_bucket = max({table}.last_bucket, s.last) FROM (SELECT"
-                " json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS first,"
-                " json_extract(value, '$[2]') AS last FROM json_each(?)) AS s"
-                f" WHERE {table}.id = s.id RETURNING {table}.id, first_bucket, last_bucket",
-                (json.dumps([(eid, *span) for eid, span in wider.items()]),),
-            )
-            known.update((eid, (first, last)) for eid, first, last in rows)
+        """The spans of the entities written widened to hold the buckets written; those known
+        to hold them already left as they are. What a writer knows of a span is within it:
+        other writers only widen it."""
+        for (table, bucket), ids in self._written.items():
+            known = self._spans[table]
+            wider = []
+            for eid in ids:
+                first, last = known.get(eid, _NO_SPAN)
+                if not first <= bucket <= last:
+                    wider.append(eid)
+                    known[eid] = (min(first, bucket), max(last, bucket))
+            if wider:
+                conn.execute(
+                    f"UPDATE {table} SET first_bucket = min(first_bucket, ?1),"
+                    " last_bucket = max(last_bucket, ?1)"
+                    " WHERE id IN (SELECT value FROM json_each(?2))",
+                    (bucket, json.dumps(wider)),
+                )
 
 
 def _rolled_up(conn) -> dict[int, tuple[int, int]]:
