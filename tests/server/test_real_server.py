@@ -62,9 +62,15 @@ def running_server(tmp_path, dev: bool):
         assert process.poll() is None, log_path.read_text()
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.1)
-    yield base
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+    try:
+        yield base
+    except BaseException:
+        print(log_path.read_text(errors="replace")[-20_000:])  # shown with the failure
+        raise
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=20)
+    assert code in (0, -signal.SIGTERM)
     assert TOKEN not in log_path.read_text()
 
 
