@@ -4,6 +4,7 @@ after late samples, a bucket sent again without some of its pods, a pod that cha
 namespace, rollups done again, expiry and the size bound."""
 
 import math
+import sqlite3
 import struct
 
 import pytest
@@ -223,6 +224,39 @@ def test_sealed_spans_expire_whole(cluster):
     oldest, _ = sealed.held(cluster.sealing.db.reader(), "pod_sample", BUCKET)
     assert oldest == H0 + 7200
     assert answers(cluster.sealing) == answers(cluster.open)
+
+
+def test_chunks_are_dropped_a_budget_of_bytes_at_a_time(cluster):
+    # A budget that one chunk spends drops one chunk a call; the calls that follow drop the
+    # rest, trimmed or deleted, exactly as one call given room for all.
+    store = cluster.sealing
+    chunks_of = "SELECT tbl, res, id, start, first, last, v FROM chunk ORDER BY 1, 2, 3, 4"
+    for trim, upto in ((True, H0 + 1800), (False, H0 + 7200)):
+        whole = sqlite3.connect(":memory:")
+        store.db.reader().backup(whole)
+        sealed.drop_before(whole, "pod_sample", BUCKET, upto, 1 << 40, trim)
+        (due,) = (
+            store.db.reader()
+            .execute(
+                f"SELECT count(*) FROM chunk WHERE tbl = 'pod_sample' AND res = 10"
+                f" AND {'first' if trim else 'last'} < ?",
+                (upto,),
+            )
+            .fetchone()
+        )
+        calls, taken = 0, 1
+        while taken >= 1:
+            _, taken = store.db.transaction(
+                lambda conn, trim=trim, upto=upto: sealed.drop_before(
+                    conn, "pod_sample", BUCKET, upto, 1, trim
+                )
+            )
+            calls += 1
+        assert due > 1 and calls == due + 1
+        assert (
+            store.db.reader().execute(chunks_of).fetchall() == whole.execute(chunks_of).fetchall()
+        )
+        whole.close()
 
 
 def test_a_span_still_taking_rows_waits_to_be_sealed(tmp_path):

@@ -38,7 +38,7 @@ def store(tmp_path):
     clock.now = H0 + 7200 + 90
     store.roll_up()
     write_minutes(store, 120, 2)  # not rolled up: never deleted
-    store.checkpoint()
+    store.db.checkpoint(truncate=True)  # the WAL's bytes counted as the deletions leave it
     yield store
     store.close()
 
@@ -77,7 +77,7 @@ def test_raw_samples_rolled_up_go_first_and_the_store_ends_under_the_mark(store,
 
 
 def test_then_minutes_then_hours_never_what_is_not_rolled_up(store):
-    store.size.size = 1 << 20
+    store.size.size = 1 << 16  # less than what may not go
     store.keep_size()
     reader = store.db.reader()
     rolled = dict(reader.execute("SELECT res, done FROM rollup_state"))
@@ -104,10 +104,10 @@ def test_rollups_go_oldest_first_once_raw_samples_are_gone(store):
     ).fetchone()
     raw += raw_sealed
     # Half of the 1 min rollups' pages over the mark, once all raw samples went (and the
-    # WAL is cut back to its limit).
+    # WAL is cut to nothing).
     figures = store.size.measure()
     pages = footprint.used - footprint.wal - figures["bytes_raw"] - figures["bytes_1m"] / 2
-    store.size.size = int((pages + WAL_LIMIT) / LOW)
+    store.size.size = int(pages / LOW)
     store.keep_size()
     hour = oldest(store, "pod_rollup", 3600)
     minute = oldest(store, "pod_rollup", 60)
@@ -139,6 +139,19 @@ def test_the_file_stops_growing_at_the_size(tmp_path):
         assert oldest(store, "pod_sample") > H0 + 3600  # sealed spans hold the rest
         newest = sealed.held(store.db.reader(), "pod_sample", BUCKET)[1]
         assert newest == H0 + GROWING_HOURS * 3600 - 10
+    finally:
+        store.close()
+
+
+def test_a_wal_past_its_limit_is_cut_though_far_from_the_size(tmp_path):
+    # As a server's workers write: checkpoints left to the master.
+    store = SqliteStorage(tmp_path / "store.db", clock=Clock(H0), autocheckpoint=False)
+    try:
+        store.size.size = 1 << 40
+        write_minutes(store, 0, 30)
+        assert store.db.footprint().wal > WAL_LIMIT
+        assert store.keep_size() == 0
+        assert store.db.footprint().wal == 0
     finally:
         store.close()
 
@@ -197,6 +210,7 @@ def test_a_late_sample_of_a_minute_deleted_for_size_leaves_its_rollups_whole(sto
     store.size.size = int(store.db.footprint().used / 0.97)
     store.keep_size()
     assert oldest(store, "pod_sample") > H0  # the first minute has lost raw samples
+    kept = oldest(store, "pod_sample") // 60 * 60 + 60  # the first minute with all its rows
     minute, hour = group_rollups(store, 60), group_rollups(store, 3600)
     # A node that lagged sends its sample of that minute: stored, but the minute is not
     # rolled up again from it alone, which would leave its groups with its share only.
@@ -206,7 +220,6 @@ def test_a_late_sample_of_a_minute_deleted_for_size_leaves_its_rollups_whole(sto
     assert group_rollups(store, 60) == minute
     assert group_rollups(store, 3600) == hour
     # A minute whose rows are all there is rolled up again with it.
-    kept = oldest(store, "pod_sample") // 60 * 60 + 60
     store.write(payloads(node_payload("n2", kept + 1, [("q1", "ns", 500.0)], cpu_cores=3.0)))
     store.roll_up()
     store.roll_up()

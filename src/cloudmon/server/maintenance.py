@@ -11,7 +11,7 @@ from cloudmon.storage.base import Storage, StoreUpkeep
 log = logging.getLogger(__name__)
 # Seconds between checks of the store's size: a check reads three numbers and stats two
 # files; what arrives between two checks is what the store may pass its deletion mark by.
-SIZE_EVERY = 1.0
+SIZE_EVERY = 0.25
 
 
 def upkeep(storage: StoreUpkeep) -> tuple[int, int]:

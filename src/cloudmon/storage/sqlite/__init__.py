@@ -119,12 +119,13 @@ class SqliteStorage(Storage, StoreUpkeep):
         return self.upkeep.expire()
 
     def checkpoint(self) -> None:
-        self.upkeep.checkpoint()
+        self.db.checkpoint()
 
     def keep_size(self) -> int:
-        deleted = self.size.keep()
+        # Measured first: what the measure writes would be left in the WAL that the
+        # deletions cut back.
         self.size.measure()
-        return deleted
+        return self.size.keep()
 
     def ping(self) -> None:
         self.db.ping()

@@ -220,16 +220,20 @@ class Connections:
         full.__cause__ = error
         return full
 
-    def checkpoint(self) -> None:
-        """Copy the WAL into the database file, so that the next writer starts it afresh."""
+    def checkpoint(self, truncate: bool = False) -> None:
+        """Copy the WAL into the database file, so that the next writer starts it afresh;
+        with `truncate`, wait for the readers of the WAL to finish and cut it to nothing."""
         if self._checkpointer is None:
             self._checkpointer = self.connect()
         # Passive: copies what no reader needs into the file, first while writers go on,
         # then the little they added meanwhile while they wait, so that the WAL is wholly
-        # copied and the next writer starts it afresh rather than letting it grow.
+        # copied and the next writer starts it afresh rather than letting it grow. A reader
+        # still on the WAL keeps it from starting afresh: where its bytes matter (the size
+        # bound), TRUNCATE waits for such readers, which a request's reads keep briefly.
         self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         with self.writing():
-            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            mode = "TRUNCATE" if truncate else "PASSIVE"
+            self._checkpointer.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
 
     def ping(self) -> None:
         """Raise unless the file can be read."""

@@ -35,6 +35,9 @@ SEAL_AFTER = 900
 # How much of a sealed tier the size bound deletes at once (`size`): a whole chunk of raw
 # rows, a piece of 1 min rollups, an hour of hours.
 DROPPED = {BUCKET: 3600, 60: 1800, 3600: 3600}
+# Bytes of chunks a transaction drops (`drop_before`), past which the rest waits for the next:
+# deleting a BLOB writes its pages to the WAL, which counts against the size bound.
+DROP_BYTES = 1 << 20
 _SEAL_ROWS = 3600  # rows sealed per transaction: about 50 ms on this machine's cores
 
 
@@ -316,29 +319,58 @@ def _write(conn, table: str, res: int, eid: int, start: int, rows: list) -> None
     )
 
 
-def delete_before(conn, table: str, res: int, before: int) -> int:
-    """The chunks of a table's resolution whose rows all lie before `before` deleted; the rows
-    they held (estimated: a chunk's span in buckets)."""
-    cursor = conn.execute(
-        "DELETE FROM chunk WHERE tbl = ? AND res = ? AND last < ? RETURNING first, last",
-        (table, res, before),
-    )
-    return sum((high - low) // res + 1 for low, high in cursor)
+def drop_head_before(conn, table: str, res: int, upto: int, budget: int) -> tuple[int, int]:
+    """A head table's rows of a resolution before `upto` deleted, a bucket at a time from the
+    oldest, until `budget` bytes of them are; the rows deleted and their bytes."""
+    where = _res_match(table, res)
+    rows = taken = 0
+    while taken < budget:
+        (bucket,) = conn.execute(
+            f"SELECT min(bucket) FROM {table} WHERE {where}bucket < ?", (upto,)
+        ).fetchone()
+        if bucket is None:
+            break
+        (count, size) = conn.execute(
+            f"SELECT count(*), sum(length(v)) FROM {table} WHERE {where}bucket = ?", (bucket,)
+        ).fetchone()
+        conn.execute(f"DELETE FROM {table} WHERE {where}bucket = ?", (bucket,))
+        rows += count
+        taken += size
+    return rows, taken
 
 
-def drop_before(conn, table: str, res: int, upto: int) -> int:
-    """A table's sealed rows before `upto` at a resolution dropped: chunks wholly before it
-    deleted, one that reaches past it trimmed; the rows dropped."""
-    dropped = delete_before(conn, table, res, upto)
-    for eid, start, blob in conn.execute(
-        "SELECT id, start, v FROM chunk WHERE tbl = ? AND res = ? AND first < ?",
+def drop_before(
+    conn, table: str, res: int, upto: int, budget: int = DROP_BYTES, trim: bool = True
+) -> tuple[int, int]:
+    """Chunks of a table's resolution before `upto` dropped, oldest first, until `budget`
+    bytes of them are (what one transaction writes to the WAL stays small): a chunk whose
+    rows all lie before it deleted, with `trim` one that reaches past it trimmed. The rows
+    dropped (those of a deleted chunk estimated: its span in buckets) and the chunks' bytes;
+    those bytes below `budget` when none is left."""
+    where = "first" if trim else "last"
+    found = conn.execute(
+        "SELECT id, start, first, last, length(v) FROM chunk WHERE tbl = ?1 AND res = ?2"
+        f" AND start < ?3 AND {where} < ?3 ORDER BY start",
         (table, res, upto),
-    ).fetchall():
+    ).fetchall()
+    dropped = taken = 0
+    for eid, start, first, last, size in found:
+        if taken >= budget:
+            break
+        taken += size
+        if last < upto:
+            _write(conn, table, res, eid, start, [])
+            dropped += (last - first) // res + 1
+            continue
+        (blob,) = conn.execute(
+            "SELECT v FROM chunk WHERE tbl = ? AND res = ? AND id = ? AND start = ?",
+            (table, res, eid, start),
+        ).fetchone()
         rows = chunks.decode(blob)
         kept = [row for row in rows if row[0] >= upto]
         dropped += len(rows) - len(kept)
         _write(conn, table, res, eid, start, kept)
-    return dropped
+    return dropped, taken
 
 
 def pieces_before(conn, table: str, res: int, horizon: int):

@@ -19,19 +19,20 @@ import time
 from cloudmon.sizes import format_size
 from cloudmon.storage.base import BUCKET, RESOLUTIONS
 from cloudmon.storage.sqlite import sealed
+from cloudmon.storage.sqlite.connections import WAL_LIMIT
 from cloudmon.storage.sqlite.schema import ROLLUP_TABLE
 
 log = logging.getLogger(__name__)
 
 # Deletion starts past HIGH of the size: the 5 % above it take what arrives between two checks
-# (a second apart) and the WAL's growth between two checkpoints; where more arrives between
-# two checks, the mark moves down to leave room for GROWTH_ROOM times that, to LOWEST at the
-# lowest (a burst of rollups or of the WAL passes in seconds). It stops under
+# (`maintenance.SIZE_EVERY` apart) and the WAL's growth between them; where the store grows
+# faster, the mark moves down to leave room for GROWTH_ROOM seconds of that growth, to LOWEST
+# at the lowest (a burst of rollups or of the WAL passes in seconds). It stops under
 # LOW of the size below the mark, so that an episode frees enough for many minutes of samples
 # rather than deleting every second.
 HIGH = 0.95
 LOW = 0.90
-GROWTH_ROOM = 3
+GROWTH_ROOM = 3.0  # seconds
 LOWEST = 0.75
 SHRINK_PAGES = 256  # pages given back to the file system per transaction: 1 MiB of 4 KiB
 MEASURE_EVERY = 60.0  # seconds between measures of the tiers at the most
@@ -54,8 +55,8 @@ class SizeBound:
         self._stuck = False  # nothing left that may go: logged once
         self._unshrinkable = False  # a file over the size that cannot give pages back: logged
         self._measure_after = 0.0
-        self._last = None  # bytes used at the last check
-        self._growth = 0.0  # the most they grew between two checks, decaying slowly
+        self._last = None  # (time, bytes used) at the last check
+        self._growth = 0.0  # the fastest they grew, bytes a second, decaying slowly
 
     def marks(self) -> tuple[float, float]:
         """The bytes past which deletion starts, and under which it stops."""
@@ -67,8 +68,16 @@ class SizeBound:
         if self.size is None:
             return 0
         footprint = self._db.footprint()
-        if self._last is not None:
-            self._growth = max(footprint.used - self._last, 0.8 * self._growth)
+        if footprint.wal > WAL_LIMIT:
+            # Ingest's pages in the WAL count too: copied and cut before they pile up (the
+            # server's checkpoints, a second apart, let a busy store's WAL grow by MiBs).
+            self._db.checkpoint(truncate=True)
+            footprint = self._db.footprint()
+        now = self._monotonic()
+        if self._last is not None and now > self._last[0]:
+            elapsed = now - self._last[0]
+            growth = (footprint.used - self._last[1]) / elapsed
+            self._growth = max(growth, 0.8**elapsed * self._growth)
         high, low = self.marks()
         if not self._deleting and footprint.used > high:
             self._deleting, self._episode = True, 0
@@ -97,11 +106,12 @@ class SizeBound:
                     self._stuck = True
                 break
             deleted += rows
-            # Deleting writes pages to the WAL: copied into the file, it starts afresh.
-            self._db.checkpoint()
+            # Deleting writes pages to the WAL, as many as it frees: cut back before the
+            # next deletion rather than left to grow by each.
+            self._db.checkpoint(truncate=True)
             footprint = self._db.footprint()
         self._episode += deleted
-        self._last = footprint.used
+        self._last = (now, footprint.used)
         if self._deleting and footprint.used <= low:
             log.info(
                 "the store takes %s, within its --retention-size %s again: %d rows deleted",
@@ -143,14 +153,15 @@ class SizeBound:
                 )
             ):
                 continue
-            rows = sum(
-                conn.execute(
-                    f"DELETE FROM {table} WHERE {where}bucket >= ? AND bucket < ?",
-                    (period, period + length),
-                ).rowcount
-                + sealed.drop_before(conn, table, res, period + length)
-                for table in tables
-            )
+            # A period may take more than one transaction, each deleting about DROP_BYTES
+            # (the WAL takes as much): the next call finds the rest of it, the oldest still.
+            rows, budget = 0, sealed.DROP_BYTES
+            for table in tables:
+                for drop in (sealed.drop_head_before, sealed.drop_before):
+                    if budget > 0:
+                        dropped, taken = drop(conn, table, res, period + length, budget)
+                        rows += dropped
+                        budget -= taken
             conn.execute(
                 "INSERT INTO upkeep_figure VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
@@ -198,7 +209,7 @@ class SizeBound:
                 # Run to its end (execute would take one step: one page); in a transaction
                 # of its own.
                 conn.executescript(f"PRAGMA incremental_vacuum({SHRINK_PAGES})")
-            self._db.checkpoint()  # the file is cut where the WAL's copy of it ends
+            self._db.checkpoint(truncate=True)  # the file is cut where the WAL's copy ends
 
     def measure(self) -> dict[str, float] | None:
         """The bytes of each tier, kept for /metrics; None when measured too recently."""

@@ -48,10 +48,6 @@ class Upkeep(StorePart):
         # per period late samples changed: its late writes last round, and since when seen
         self._late_writes: dict[tuple[int, int], tuple[int, float]] = {}
 
-    def checkpoint(self) -> None:
-        """The WAL copied into the file."""
-        self._db.checkpoint()
-
     def roll_up(self, wait_for_late: bool = True) -> int:
         """Summarise finished periods into the coarser resolutions; returns periods done.
         Without `wait_for_late`, periods late samples changed are rolled up again at once (a
@@ -289,7 +285,12 @@ class Upkeep(StorePart):
 
     def _delete_before(self, table: str, res: int, before: int) -> int:
         where = "" if res == BUCKET else f"res = {res} AND "
-        deleted = self._db.transaction(lambda conn: sealed.delete_before(conn, table, res, before))
+        deleted, taken = 0, sealed.DROP_BYTES
+        while taken >= sealed.DROP_BYTES:
+            rows, taken = self._db.transaction(
+                lambda conn: sealed.drop_before(conn, table, res, before, trim=False)
+            )
+            deleted += rows
         (oldest,) = (
             self._db.reader().execute(f"SELECT min(bucket) FROM {table} WHERE {where}1").fetchone()
         )
