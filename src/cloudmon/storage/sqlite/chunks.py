@@ -9,6 +9,9 @@ width make a matrix whose columns are encoded one by one, each the way that suit
   nanocores, as the agent sends them: 0.155451434) as integers scaled by 10^e, their
   differences zigzagged, so that a counter that grows steadily costs a few bytes a value;
 - a group's integers as their differences, zigzagged;
+- doubles a few ulps from such decimals (a rollup's sum of them: each addition rounds) as
+  those integers plus, in a second run of words, each value's distance from its decimal in
+  ulps (its bits less the decimal's), zigzagged;
 - any other double as its bits XORed with the previous value's (as Gorilla and Prometheus do).
 
 Every transform is checked to give back the same bits, NaN and -0.0 included, or the column
@@ -24,12 +27,15 @@ from array import array
 from collections.abc import Sequence
 
 import cramjam
+import numpy as np
 
 _LEVEL = 19
 _WORD = 8
 _HALF = 1 << 63
 _XOR, _INTEGERS = 0xFF, 0x3F  # column codes; 0..9: doubles as integers of 10^-code
 _BESIDE = 0x40  # flag of a code: the column's integers less those of the column before it
+_NEAR = 0x80  # flag of a decimals code: each value's distance from its decimal follows
+_NEAR_ULPS = 1 << 12  # the farthest a value may lie from its decimal (a sum of 60 sums: 60 ulps)
 _MAX_DECIMALS = 9
 _SCALES = [10**e for e in range(_MAX_DECIMALS + 1)]
 _VERBATIM = 0xFFFF  # shape of a row stored as it is (its body is not a multiple of words)
@@ -118,7 +124,7 @@ def decode(chunk: bytes) -> list[tuple[int, bytes, bytes | None]]:
         matrix = array("Q", bytes(_WORD * width * height))
         integers: list[int] = []
         for column, code in enumerate(codes):
-            size = _WORD * height
+            size = _WORD * height * (2 if code != _XOR and code & _NEAR else 1)
             encoded = _array("Q", words[offset : offset + size])
             offset += size
             matrix[column::width], integers = _decode_column(code, encoded, integers)
@@ -155,7 +161,33 @@ def _encode_column(bits: array, integers: bool) -> tuple[int, list[int] | None, 
         else:
             values = list(scaled)
             return decimals, values, array("Q", _zigzag(values)).tobytes()
-    return _XOR, None, array("Q", map(operator.xor, bits, [0, *bits[:-1]])).tobytes()
+    xored = list(map(operator.xor, bits, [0, *bits[:-1]]))
+    near = _near_decimals(doubles)
+    if near is not None:
+        decimals, scaled, distances = near
+        words = _zigzag(scaled) + _zigzag(distances)
+        if _bits(words) < _bits(xored):
+            return decimals | _NEAR, None, array("Q", words).tobytes()
+    return _XOR, None, array("Q", xored).tobytes()
+
+
+def _near_decimals(doubles: array) -> tuple[int, list[int], list[int]] | None:
+    """The fewest decimals every value lies within `_NEAR_ULPS` of, the values as integers
+    of them and their distances in ulps; None when no decimals up to 9 do."""
+    values = np.frombuffer(doubles, dtype=np.float64)
+    if not np.isfinite(values).all():
+        return None
+    for decimals in range(_MAX_DECIMALS + 1):
+        scale = _SCALES[decimals]
+        scaled = np.rint(values * scale)
+        if not (np.abs(scaled) < 2.0**53).all():  # as exact as `value / scale` decodes them
+            return None
+        integers = scaled.astype(np.int64)
+        back = integers.astype(np.float64) / scale
+        distances = values.view(np.int64) - back.view(np.int64)
+        if (np.abs(distances) <= _NEAR_ULPS).all():
+            return decimals, integers.tolist(), distances.tolist()
+    return None
 
 
 def _decode_column(code: int, encoded: array, before: list[int]) -> tuple[array, list[int]]:
@@ -163,6 +195,12 @@ def _decode_column(code: int, encoded: array, before: list[int]) -> tuple[array,
     the column before it."""
     if code == _XOR:
         return array("Q", itertools.accumulate(encoded, operator.xor)), []
+    if code & _NEAR:
+        scale = _SCALES[code & ~_NEAR]
+        height = len(encoded) // 2
+        decimals = array("d", [value / scale for value in _unzigzag(encoded[:height])])
+        bits = map(operator.add, array("q", decimals.tobytes()), _unzigzag(encoded[height:]))
+        return array("Q", array("q", bits).tobytes()), []
     integers = _unzigzag(encoded)
     if code & _BESIDE:
         code &= ~_BESIDE
