@@ -27,7 +27,6 @@ from cloudmon.storage.model import (
     NODE_COLUMNS,
     POD_COLUMNS,
     EntityKind,
-    GroupSum,
     add_vectors,
 )
 from cloudmon.storage.sqlite import sealed
@@ -90,23 +89,23 @@ class Changes:
     vector of the members added less those taken away."""
 
     def __init__(self) -> None:
-        # bucket -> group id -> (its GroupSum, the vector of what changed)
-        self._groups: dict[int, dict[int, tuple[GroupSum, list[int]]]] = defaultdict(dict)
+        # bucket -> group id -> the vector of what changed
+        self._groups: dict[int, dict[int, list[int]]] = defaultdict(dict)
 
     def add(self, bucket: int, gids: Sequence[int], member: tuple, layout=POD_SUM) -> None:
         """A member's row added to groups in a bucket."""
-        self.add_vectors(bucket, dict.fromkeys(gids, layout.total([member])), layout)
+        self.add_vectors(bucket, dict.fromkeys(gids, layout.total([member])))
 
     def remove(self, bucket: int, gids: Sequence[int], member: tuple, layout=POD_SUM) -> None:
         """A member's row taken away from groups in a bucket."""
-        self.add_vectors(bucket, dict.fromkeys(gids, layout.total([member])), layout, -1)
+        self.add_vectors(bucket, dict.fromkeys(gids, layout.total([member])), -1)
 
-    def add_vectors(self, bucket: int, vectors: dict, layout=POD_SUM, sign: int = 1) -> None:
+    def add_vectors(self, bucket: int, vectors: dict, sign: int = 1) -> None:
         """Groups' vectors (of members) added to (sign 1) or taken from (-1) a bucket's."""
         groups = self._groups[bucket]
         for gid, vector in vectors.items():
-            so_far = groups[gid][1] if gid in groups else [0] * len(vector)
-            groups[gid] = (layout, add_vectors(so_far, vector, sign))
+            so_far = groups[gid] if gid in groups else [0] * len(vector)
+            groups[gid] = add_vectors(so_far, vector, sign)
 
     def apply(self, conn) -> None:
         """Update the groups' rows by what changed; a group left without members loses its
@@ -115,7 +114,7 @@ class Changes:
             kept = sealed.lookup(conn, "grp_sample", BUCKET, bucket, list(groups))
             vectors = {gid: unpack_sum(blob) for gid, blob, _ in kept}
             written, emptied = [], []
-            for gid, (_, vector) in groups.items():
+            for gid, vector in groups.items():
                 if gid in vectors:
                     vector = add_vectors(vectors[gid], vector)
                 if vector[-1]:
