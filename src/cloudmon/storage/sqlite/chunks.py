@@ -173,21 +173,37 @@ def _encode_column(bits: array, integers: bool) -> tuple[int, list[int] | None, 
 
 def _near_decimals(doubles: array) -> tuple[int, list[int], list[int]] | None:
     """The fewest decimals every value lies within `_NEAR_ULPS` of, the values as integers
-    of them and their distances in ulps; None when no decimals up to 9 do."""
+    of them and their distances in ulps; None when no decimals up to 9 do. A value near a
+    decimal of d places is near one of more: 9 is tried first (a column of other doubles
+    fails there), then fewer, halving the range."""
     values = np.frombuffer(doubles, dtype=np.float64)
     if not np.isfinite(values).all():
         return None
-    for decimals in range(_MAX_DECIMALS + 1):
-        scale = _SCALES[decimals]
+    found = _near(values, _MAX_DECIMALS)
+    low, high = 0, _MAX_DECIMALS
+    while found is not None and low < high:
+        middle = (low + high) // 2
+        fewer = _near(values, middle)
+        if fewer is None:
+            low = middle + 1
+        else:
+            found, high = fewer, middle
+    return found
+
+
+def _near(values: np.ndarray, decimals: int) -> tuple[int, list[int], list[int]] | None:
+    """The values as integers of `decimals` places and their distances in ulps, if all lie
+    within `_NEAR_ULPS`."""
+    scale = _SCALES[decimals]
+    with np.errstate(over="ignore"):  # past 2**53 anyway
         scaled = np.rint(values * scale)
-        if not (np.abs(scaled) < 2.0**53).all():  # as exact as `value / scale` decodes them
-            return None
-        integers = scaled.astype(np.int64)
-        back = integers.astype(np.float64) / scale
-        distances = values.view(np.int64) - back.view(np.int64)
-        if (np.abs(distances) <= _NEAR_ULPS).all():
-            return decimals, integers.tolist(), distances.tolist()
-    return None
+    if not (np.abs(scaled) < 2.0**53).all():  # as exact as `value / scale` decodes them
+        return None
+    integers = scaled.astype(np.int64)
+    distances = values.view(np.int64) - (integers.astype(np.float64) / scale).view(np.int64)
+    if not (np.abs(distances) <= _NEAR_ULPS).all():
+        return None
+    return decimals, integers.tolist(), distances.tolist()
 
 
 def _decode_column(code: int, encoded: array, before: list[int]) -> tuple[array, list[int]]:
