@@ -69,8 +69,6 @@ class Prepared:
         "node_row",
         "payload",
         "pod_blobs",
-        "pod_group_keys",
-        "pod_identities",
         "pod_members",
         "pods",
         "samples",
@@ -80,7 +78,6 @@ class Prepared:
         self.payload = payload
         self.bucket = bucket_of(payload.timestamp)
         self.pods = list({pod.uid: pod for pod in payload.pods}.values())
-        self.pod_identities = [(*_POD_IDENTITY(pod), payload.node) for pod in self.pods]
         self.node_row = node_row(payload)
         self.node_blob = pack(self.node_row)
         # (index of the pod, key, name, container ID, packed row) of each container; its key
@@ -106,14 +103,10 @@ class Prepared:
         # The rows as members of their groups' sums, added up per group as the payload names
         # each pod's: the writer takes these where the pod table puts the pods there too.
         self.pod_members = PodMembers(pod_values, pod_rows)
-        # Each pod's groups as a place in group_keys: the groups' keys of some pods, once.
-        pod_keys = [group_keys(pod.namespace, pod.deployment) for pod in self.pods]
-        places = {keys: at for at, keys in enumerate(dict.fromkeys(pod_keys))}
-        self.group_keys = list(places)
-        self.pod_group_keys = [places[keys] for keys in pod_keys]
-        keys = list(dict.fromkeys(key for keys in self.group_keys for key in keys))
+        self.group_keys = [group_keys(pod.namespace, pod.deployment) for pod in self.pods]
+        keys = list(dict.fromkeys(key for pod_keys in self.group_keys for key in pod_keys))
         slot = {key: at for at, key in enumerate(keys)}
-        slots = [tuple(slot[key] for key in keys) for keys in pod_keys]
+        slots = [tuple(slot[key] for key in pod_keys) for pod_keys in self.group_keys]
         vectors = self.pod_members.vectors(slots).items()
         self.group_vectors = {keys[at]: vector for at, vector in vectors}
         self.node_member = node_member(self.node_row)
@@ -173,7 +166,7 @@ class Writer:
     def _write_one(self, conn: sqlite3.Connection, prepared: Prepared, done: dict, changes) -> int:
         bucket, payload = prepared.bucket, prepared.payload
         node_id = self._node_id(conn, payload, bucket)
-        pod_ids = self._upsert_pods(conn, prepared, bucket, changes, done)
+        pod_ids = self._upsert_pods(conn, payload.node, prepared.pods, bucket, changes, done)
         container_ids = self._upsert_containers(conn, pod_ids, prepared.containers, bucket)
         previous = next(iter(sealed.lookup(conn, "node_sample", BUCKET, bucket, [node_id])), None)
         cluster = self.group_id(conn, EntityKind.CLUSTER, "", "", bucket)
@@ -263,13 +256,12 @@ class Writer:
             self._node_ids[payload.node] = node_id
         return node_id
 
-    def _upsert_pods(self, conn, prepared: Prepared, bucket: int, changes, done):
-        pods, known = prepared.pods, self._pod_identity
-        changed = [
-            (pod, identity)
-            for pod, identity in zip(pods, prepared.pod_identities, strict=True)
-            if known.get(pod.uid) != identity
-        ]
+    def _upsert_pods(self, conn, node: str, pods: list, bucket: int, changes, done):
+        changed = []
+        for pod in pods:
+            identity = (*_POD_IDENTITY(pod), node)
+            if self._pod_identity.get(pod.uid) != identity:
+                changed.append((pod, identity))
         if changed:
             uids = json.dumps([pod.uid for pod, _ in changed])
             select = (
@@ -344,19 +336,17 @@ class Writer:
         where the pod table puts every pod in the groups its payload names, else afresh (a
         pod reported without the namespace or deployment it had)."""
         ids = {key: self.group_id(conn, *key, bucket) for key in prepared.group_vectors}
-        named = [tuple(ids[key] for key in keys) for keys in prepared.group_keys]
-        if groups == [named[at] for at in prepared.pod_group_keys]:
+        if groups == [tuple(ids[key] for key in keys) for keys in prepared.group_keys]:
             return {ids[key]: vector for key, vector in prepared.group_vectors.items()}
         return prepared.pod_members.vectors(groups)
 
     def _upsert_containers(self, conn, pod_ids, containers, bucket: int):
         ids = []
-        remembered, written = self._containers, self._written["ctr", bucket]
         for index, key, name, container_id, _ in containers:
-            known = remembered.get((pod_ids[index], key))
+            known = self._containers.get((pod_ids[index], key))
             if known is not None and known[1] == container_id:
                 ids.append(known[0])
-                written.append(known[0])
+                self._written["ctr", bucket].append(known[0])
                 continue
             (cid,) = conn.execute(
                 "INSERT INTO ctr (pod, key, name, container_id, first_bucket, last_bucket)"
