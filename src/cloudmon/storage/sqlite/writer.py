@@ -2,8 +2,7 @@
 stored in their bucket with the ids of the entities they belong to, and its groups' sums.
 
 `Prepared` is the work a payload needs before it waits for the writer (packing its rows,
-taking them in the units of group sums and adding them up per group the payload names);
-`Writer.store` is what
+taking them in the units of group sums); `Writer.store` is what
 `connections.Connections.commit` runs under the writer lock: it upserts the node, pods,
 containers and groups (remembering their ids and which groups each pod belongs to, so that
 the next payload of the same node mostly finds them known), replaces the bucket's rows,
@@ -62,8 +61,6 @@ class Prepared:
     __slots__ = (
         "bucket",
         "containers",
-        "group_keys",
-        "group_vectors",
         "node_blob",
         "node_member",
         "node_row",
@@ -100,26 +97,9 @@ class Prepared:
         self.samples = stored_values(self.node_blob) + int(
             np.count_nonzero(~np.isnan(pod_values)) + np.count_nonzero(~np.isnan(values))
         )
-        # The rows as members of their groups' sums, added up per group as the payload names
-        # each pod's: the writer takes these where the pod table puts the pods there too.
+        # The rows as members of their groups' sums.
         self.pod_members = PodMembers(pod_values, pod_rows)
-        self.group_keys = [group_keys(pod.namespace, pod.deployment) for pod in self.pods]
-        keys = list(dict.fromkeys(key for pod_keys in self.group_keys for key in pod_keys))
-        slot = {key: at for at, key in enumerate(keys)}
-        slots = [tuple(slot[key] for key in pod_keys) for pod_keys in self.group_keys]
-        vectors = self.pod_members.vectors(slots).items()
-        self.group_vectors = {keys[at]: vector for at, vector in vectors}
         self.node_member = node_member(self.node_row)
-
-
-def group_keys(namespace: str | None, deployment: str | None) -> tuple[tuple, ...]:
-    """The (kind, namespace, name) of a pod's namespace and deployment (none without a
-    namespace)."""
-    if namespace is None:
-        return ()
-    if deployment is None:
-        return ((EntityKind.NAMESPACE, namespace, ""),)
-    return (EntityKind.NAMESPACE, namespace, ""), (EntityKind.DEPLOYMENT, namespace, deployment)
 
 
 def _values(rows, names: Sequence[str]) -> np.ndarray:
@@ -201,7 +181,7 @@ class Writer:
         )
         changes.add(bucket, (cluster,), prepared.node_member, NODE_SUM)
         groups = self._groups_of(conn, pod_ids, bucket)
-        changes.add_vectors(bucket, self._vectors(conn, prepared, groups, bucket))
+        changes.add_vectors(bucket, prepared.pod_members.vectors(groups))
         changed = {cluster, *(gid for gids in (*groups, *old_groups) for gid in gids)}
         self._written["grp", bucket] += changed
         _mark_stale(
@@ -331,15 +311,6 @@ class Writer:
                 self._pod_groups[pid] = self.groups_of(conn, namespace, deployment, bucket)
         return [self._pod_groups[pid] for pid in pod_ids]
 
-    def _vectors(self, conn, prepared: Prepared, groups: list, bucket: int) -> dict:
-        """Per group id, the vector of the payload's pods in it: as `Prepared` added them up
-        where the pod table puts every pod in the groups its payload names, else afresh (a
-        pod reported without the namespace or deployment it had)."""
-        ids = {key: self.group_id(conn, *key, bucket) for key in prepared.group_vectors}
-        if groups == [tuple(ids[key] for key in keys) for keys in prepared.group_keys]:
-            return {ids[key]: vector for key, vector in prepared.group_vectors.items()}
-        return prepared.pod_members.vectors(groups)
-
     def _upsert_containers(self, conn, pod_ids, containers, bucket: int):
         ids = []
         for index, key, name, container_id, _ in containers:
@@ -362,7 +333,13 @@ class Writer:
 
     def groups_of(self, conn, namespace, deployment, bucket) -> tuple[int, ...]:
         """The ids of a pod's namespace and deployment (none without a namespace)."""
-        return tuple(self.group_id(conn, *key, bucket) for key in group_keys(namespace, deployment))
+        if namespace is None:
+            return ()
+        groups = [self.group_id(conn, EntityKind.NAMESPACE, namespace, "", bucket)]
+        if deployment is not None:
+            kind = EntityKind.DEPLOYMENT
+            groups.append(self.group_id(conn, kind, namespace, deployment, bucket))
+        return tuple(groups)
 
     def group_id(self, conn, kind: EntityKind, namespace: str, name: str, bucket: int) -> int:
         """A group's id, the group added (its span: this bucket) if it is new."""
