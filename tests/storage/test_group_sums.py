@@ -174,6 +174,21 @@ def test_a_writer_remembering_a_pod_s_old_groups_learns_of_the_move(tmp_path, cl
         two.close()
 
 
+def test_a_pod_reported_without_its_groups_stays_in_them(tmp_path, clock):
+    # The pod table keeps a pod's namespace and deployment when a payload has none (the
+    # agent lost its metadata): its rows go on counting in those groups.
+    store = SqliteStorage(tmp_path / "s.db", clock=clock)
+    try:
+        store.write(payloads(node_payload("n1", T0, [("a", "ns", 1.0), ("b", "ns", 2.0)])))
+        bare = node_payload("n1", T0 + 10, [("a", None, 3.0), ("b", "ns", 4.0)])
+        store.write(payloads(bare))
+        assert kept(store) == taken_at_once(store)
+        # members: the cluster's node; both pods in the namespace and in the deployment
+        assert sorted(vector[-1] for vector in kept(store)[T0 + 10].values()) == [1, 2, 2]
+    finally:
+        store.close()
+
+
 def test_a_sum_beyond_64_bits_is_kept_exactly():
     vector = [10**30, 5, 7]
     assert unpack_sum(pack_sum(vector)) == vector
