@@ -32,8 +32,8 @@ from cloudmon.storage.sqlite import chunks
 SPAN = {BUCKET: 3600, 60: 2 * 3600, 3600: 5 * 86400}
 PIECE = {BUCKET: 900, 60: 1800, 3600: 86400}
 SEAL_AFTER = 900
-# How much of a sealed tier the size bound deletes at once (`size`): a whole chunk of raw
-# rows, a piece of 1 min rollups, an hour of hours.
+# The period of a sealed tier the size bound deletes as one (`size`), some chunks a
+# transaction: a whole chunk of raw rows, a piece of 1 min rollups, an hour of hours.
 DROPPED = {BUCKET: 3600, 60: 1800, 3600: 3600}
 # Bytes of chunks a transaction drops (`drop_before`), past which the rest waits for the next:
 # deleting a BLOB writes its pages to the WAL, which counts against the size bound.

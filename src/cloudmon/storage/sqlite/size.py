@@ -2,12 +2,14 @@
 
 The size counted is the database file's pages in use plus its WAL: SQLite writes new rows
 into free pages before it grows the file, so the file grows no further than the pages once
-in use at the same time. Past `HIGH` of the size, the oldest data is deleted, one period of
-one resolution per transaction (a row per entity: ingest waits for one at most), until the
-store is under `LOW`: first raw samples whose minute is rolled up, then 1 min rollups whose
-hour is, then 1 h rollups. A file made by this version (auto_vacuum INCREMENTAL) also gives
-pages back to the file system while it is larger than `HIGH` of the size (a size lowered
-since); an older file only reuses them.
+in use at the same time; its WAL is cut whenever it holds more than `WAL_LIMIT`. Past `HIGH`
+of the size, the oldest data is deleted, the oldest period of one resolution first, about
+`sealed.DROP_BYTES` per transaction (ingest waits for one at most; the WAL, which takes as
+many bytes as a deletion frees, is cut after each), until the store is under `LOW`: first raw
+samples whose minute is rolled up, then 1 min rollups whose hour is, then 1 h rollups. A
+file made by this version (auto_vacuum INCREMENTAL) also gives pages back to the file system
+while it is larger than `HIGH` of the size (a size lowered since); an older file only reuses
+them.
 
 The bytes of each tier come from SQLite's dbstat, which reads every page: measured in the
 upkeep, at most `MEASURE_SHARE` of the time, and kept in upkeep_figure for /metrics.
