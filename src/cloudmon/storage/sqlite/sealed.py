@@ -319,7 +319,20 @@ def _write(conn, table: str, res: int, eid: int, start: int, rows: list) -> None
     )
 
 
-def drop_head_before(conn, table: str, res: int, upto: int, budget: int) -> tuple[int, int]:
+def drop(
+    conn, table: str, res: int, upto: int, budget: int = DROP_BYTES, trim: bool = True
+) -> tuple[int, int]:
+    """A table's rows of a resolution before `upto` dropped, oldest first, until `budget`
+    bytes of them are: its head rows, then its chunks (`drop_before`). The rows dropped and
+    their bytes; those bytes below `budget` when none is left."""
+    rows, taken = _drop_head(conn, table, res, upto, budget)
+    if taken < budget:
+        dropped, sealed_bytes = drop_before(conn, table, res, upto, budget - taken, trim)
+        rows, taken = rows + dropped, taken + sealed_bytes
+    return rows, taken
+
+
+def _drop_head(conn, table: str, res: int, upto: int, budget: int) -> tuple[int, int]:
     """A head table's rows of a resolution before `upto` deleted, a bucket at a time from the
     oldest, until `budget` bytes of them are; the rows deleted and their bytes."""
     where = _res_match(table, res)

@@ -159,11 +159,10 @@ class SizeBound:
             # (the WAL takes as much): the next call finds the rest of it, the oldest still.
             rows, budget = 0, sealed.DROP_BYTES
             for table in tables:
-                for drop in (sealed.drop_head_before, sealed.drop_before):
-                    if budget > 0:
-                        dropped, taken = drop(conn, table, res, period + length, budget)
-                        rows += dropped
-                        budget -= taken
+                if budget > 0:
+                    dropped, taken = sealed.drop(conn, table, res, period + length, budget)
+                    rows += dropped
+                    budget -= taken
             conn.execute(
                 "INSERT INTO upkeep_figure VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",

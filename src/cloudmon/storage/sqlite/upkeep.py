@@ -26,7 +26,6 @@ from cloudmon.storage.sqlite.connections import StorePart
 from cloudmon.storage.sqlite.schema import ROLLUP_TABLE
 
 ROLLUP_GRACE = 60  # seconds after a minute ends before it is rolled up: agents send late
-_EXPIRE_CHUNK = 6  # periods of a resolution deleted per transaction
 _ROLLUP_CHUNK = 1500  # rows summarised per transaction: about 30 ms on 2 cores
 _SEAL_BUDGET = 0.25  # seconds of sealing a round, the rest left to the next rounds
 _MEMBER_KIND = {
@@ -284,25 +283,13 @@ class Upkeep(StorePart):
         return self._db.transaction(prune)
 
     def _delete_before(self, table: str, res: int, before: int) -> int:
-        where = "" if res == BUCKET else f"res = {res} AND "
+        # Short transactions, so that ingest waits for one at most.
         deleted, taken = 0, sealed.DROP_BYTES
         while taken >= sealed.DROP_BYTES:
             rows, taken = self._db.transaction(
-                lambda conn: sealed.drop_before(conn, table, res, before, trim=False)
+                lambda conn: sealed.drop(conn, table, res, before, trim=False)
             )
             deleted += rows
-        (oldest,) = (
-            self._db.reader().execute(f"SELECT min(bucket) FROM {table} WHERE {where}1").fetchone()
-        )
-        chunk = res * _EXPIRE_CHUNK
-        # Short transactions, so that ingest waits at most for one chunk.
-        for start in range(oldest or before, before, chunk):
-            with self._db.writing() as conn:
-                cursor = conn.execute(
-                    f"DELETE FROM {table} WHERE {where}bucket >= ? AND bucket < ?",
-                    (start, min(start + chunk, before)),
-                )
-                deleted += cursor.rowcount
         return deleted
 
 
