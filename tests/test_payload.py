@@ -1,3 +1,5 @@
+import gc
+
 import msgspec
 import pytest
 
@@ -50,6 +52,14 @@ def test_round_trip():
     assert decoded.pods[0].memory_usage_bytes is None
     again = msgspec.json.decode(payload.encode(decoded))
     assert again["pods"][0]["name"] == "web-7d4b9c-x2x4z"
+
+
+def test_decoded_payloads_are_left_out_of_the_cycle_collector():
+    # Strict and lenient (a payload with a field this version does not know) alike.
+    for body in (_valid(), _valid(newer_field=1)):
+        [decoded], _ = payload.decode_reporting(msgspec.json.encode(body))
+        assert not gc.is_tracked(decoded)
+        assert not gc.is_tracked(decoded.pods[0])
 
 
 def test_an_array_of_payloads_is_accepted():

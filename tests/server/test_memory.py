@@ -1,5 +1,5 @@
-"""The server's processes give large freed allocations back to the system, and their threads
-share two arenas (glibc)."""
+"""The server's processes give large freed allocations back to the system, their threads
+share two arenas (glibc), and a request's objects do not set off the cycle collector."""
 
 import subprocess
 import sys
@@ -92,3 +92,32 @@ def test_threads_share_two_arenas():
 
     assert arenas("dynamic") > memory.ARENAS  # an arena a thread, up to 8 a core
     assert arenas("fixed") == memory.ARENAS
+
+
+# A request's container objects, alive until it is answered, in a process forked as gunicorn
+# forks its workers; prints the collections they set off.
+COLLECTIONS = textwrap.dedent(
+    """
+    import gc, os, sys
+    from cloudmon.server import memory
+    if sys.argv[1] == "fixed":
+        memory.collect_cycles_less_often()
+    if os.fork() == 0:
+        collections = []
+        gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info))
+        kept = [[n] for n in range(5000)]
+        os._exit(len(collections))
+    print(os.waitstatus_to_exitcode(os.wait()[1]))
+    """
+)
+
+
+def test_a_request_s_objects_set_off_no_collection():
+    def collections(mode: str) -> int:
+        answer = subprocess.run(
+            [sys.executable, "-c", COLLECTIONS, mode], capture_output=True, text=True, check=True
+        )
+        return int(answer.stdout)
+
+    assert collections("default") >= 5  # one each 700 objects
+    assert collections("fixed") == 0

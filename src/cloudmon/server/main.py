@@ -170,6 +170,7 @@ def run_server(
         config["CLOUDMON_RETENTION"] = {**RETENTION, **retention}
     if not memory.give_back_large_allocations():
         log.info("the C library is not glibc: its own thresholds decide what memory is given back")
+    memory.collect_cycles_less_often()
     # Open once before forking: a bad URL fails here and the schema is migrated once.
     _open(config).close()
     log.info(

@@ -43,6 +43,7 @@ from cloudmon.storage.sqlite.summary import packed
 from cloudmon.storage.sqlite.sums import NODE_SUM, Changes, PodMembers, node_member, pod_member
 
 _NO_SPAN = (float("inf"), float("-inf"))
+_UNKNOWN = (None, None)  # a container not remembered: no id, no container ID
 # Pods whose ids a writer remembers before it starts afresh: every worker writes for every
 # node, so a cluster with more pods than this writes them all again and again (1,000 nodes of
 # 110 pods: ingest 98 payloads/s where it takes 117 remembering them). About 2 KiB a pod.
@@ -61,6 +62,7 @@ class Prepared:
     __slots__ = (
         "bucket",
         "containers",
+        "identities",
         "node_blob",
         "node_member",
         "node_row",
@@ -75,6 +77,7 @@ class Prepared:
         self.payload = payload
         self.bucket = bucket_of(payload.timestamp)
         self.pods = list({pod.uid: pod for pod in payload.pods}.values())
+        self.identities = [(*_POD_IDENTITY(pod), payload.node) for pod in self.pods]
         self.node_row = node_row(payload)
         self.node_blob = pack(self.node_row)
         # (index of the pod, key, name, container ID, packed row) of each container; its key
@@ -146,7 +149,7 @@ class Writer:
     def _write_one(self, conn: sqlite3.Connection, prepared: Prepared, done: dict, changes) -> int:
         bucket, payload = prepared.bucket, prepared.payload
         node_id = self._node_id(conn, payload, bucket)
-        pod_ids = self._upsert_pods(conn, payload.node, prepared.pods, bucket, changes, done)
+        pod_ids = self._upsert_pods(conn, prepared, bucket, changes, done)
         container_ids = self._upsert_containers(conn, pod_ids, prepared.containers, bucket)
         previous = next(iter(sealed.lookup(conn, "node_sample", BUCKET, bucket, [node_id])), None)
         cluster = self.group_id(conn, EntityKind.CLUSTER, "", "", bucket)
@@ -236,12 +239,13 @@ class Writer:
             self._node_ids[payload.node] = node_id
         return node_id
 
-    def _upsert_pods(self, conn, node: str, pods: list, bucket: int, changes, done):
-        changed = []
-        for pod in pods:
-            identity = (*_POD_IDENTITY(pod), node)
-            if self._pod_identity.get(pod.uid) != identity:
-                changed.append((pod, identity))
+    def _upsert_pods(self, conn, prepared: Prepared, bucket: int, changes, done):
+        pods, known = prepared.pods, self._pod_identity
+        changed = [
+            (pod, identity)
+            for pod, identity in zip(pods, prepared.identities, strict=True)
+            if known.get(pod.uid) != identity
+        ]
         if changed:
             uids = json.dumps([pod.uid for pod, _ in changed])
             select = (
@@ -312,23 +316,23 @@ class Writer:
         return [self._pod_groups[pid] for pid in pod_ids]
 
     def _upsert_containers(self, conn, pod_ids, containers, bucket: int):
-        ids = []
+        ids, known = [], []
         for index, key, name, container_id, _ in containers:
-            known = self._containers.get((pod_ids[index], key))
-            if known is not None and known[1] == container_id:
-                ids.append(known[0])
-                self._written["ctr", bucket].append(known[0])
-                continue
-            (cid,) = conn.execute(
-                "INSERT INTO ctr (pod, key, name, container_id, first_bucket, last_bucket)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pod, key) DO UPDATE SET"
-                " name = excluded.name, container_id = excluded.container_id,"
-                " first_bucket = min(first_bucket, excluded.first_bucket),"
-                " last_bucket = max(last_bucket, excluded.last_bucket) RETURNING id",
-                (pod_ids[index], key, name, container_id, bucket, bucket),
-            ).fetchone()
-            self._containers[pod_ids[index], key] = (cid, container_id)
+            cid, was = self._containers.get((pod_ids[index], key), _UNKNOWN)
+            if cid is None or was != container_id:
+                (cid,) = conn.execute(
+                    "INSERT INTO ctr (pod, key, name, container_id, first_bucket, last_bucket)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pod, key) DO UPDATE SET"
+                    " name = excluded.name, container_id = excluded.container_id,"
+                    " first_bucket = min(first_bucket, excluded.first_bucket),"
+                    " last_bucket = max(last_bucket, excluded.last_bucket) RETURNING id",
+                    (pod_ids[index], key, name, container_id, bucket, bucket),
+                ).fetchone()
+                self._containers[pod_ids[index], key] = (cid, container_id)
+            else:
+                known.append(cid)
             ids.append(cid)
+        self._written["ctr", bucket] += known
         return ids
 
     def groups_of(self, conn, namespace, deployment, bucket) -> tuple[int, ...]:
