@@ -111,6 +111,41 @@ def _values(rows, names: Sequence[str]) -> np.ndarray:
     return np.array(list(rows), dtype=float).reshape(-1, len(names))
 
 
+class _Transaction:
+    """What one transaction's writes leave for its end: the group sums they change and, per
+    (entity table, bucket), the ids written there whose spans to widen; and what it found
+    rolled up, which late writes mark stale."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.changes = Changes()
+        self.written: dict[tuple[str, int], list[int]] = defaultdict(list)
+        self._rolled_up = _rolled_up(conn)
+
+    def mark_stale(self, buckets: Sequence[int], entities: list) -> None:
+        """Mark the entities (table, id) whose rows in buckets written late changed, in each
+        period of them that is rolled up already, and count the write in each such period. A
+        period some of whose rows were deleted for size keeps its rollup: rolled up again from
+        the rest, a group's would lose the share of the members deleted."""
+        for res, (upto, whole_from) in self._rolled_up.items():
+            periods = {
+                bucket // res * res
+                for bucket in buckets
+                if whole_from <= bucket // res * res and bucket < upto
+            }
+            if not periods or not entities:
+                continue
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO rollup_stale (res, bucket, tbl, id) VALUES (?, ?, ?, ?)",
+                [(res, period, table, eid) for period in periods for table, eid in entities],
+            )
+            self.conn.executemany(
+                "INSERT INTO rollup_late (res, bucket, writes) VALUES (?, ?, 1)"
+                " ON CONFLICT (res, bucket) DO UPDATE SET writes = writes + 1",
+                [(res, period) for period in periods],
+            )
+
+
 class Writer:
     """Stores prepared payloads as rows; remembers the ids and spans it has seen."""
 
@@ -131,26 +166,23 @@ class Writer:
 
     def store(self, conn: sqlite3.Connection, payloads: Sequence[Prepared]) -> list[int]:
         """Write prepared payloads in the open transaction; the samples each stored."""
-        done = _rolled_up(conn)
         if len(self._pod_ids) > _KNOWN_PODS:  # pods come and go: forget those of long ago
             self.forget()
         (moves,) = conn.execute("SELECT count FROM pod_moves").fetchone()
         if moves != self._moves:  # some pod changed its groups since
             self._pod_groups.clear()
             self._moves = moves
-        # Per (entity table, bucket): the ids written there, whose spans to widen.
-        self._written: dict[tuple[str, int], list[int]] = defaultdict(list)
-        changes = Changes()
-        counts = [self._write_one(conn, payload, done, changes) for payload in payloads]
-        changes.apply(conn)
-        self._widen(conn)
+        tx = _Transaction(conn)
+        counts = [self._write_one(tx, payload) for payload in payloads]
+        tx.changes.apply(conn)
+        self._widen(tx)
         return counts
 
-    def _write_one(self, conn: sqlite3.Connection, prepared: Prepared, done: dict, changes) -> int:
-        bucket, payload = prepared.bucket, prepared.payload
+    def _write_one(self, tx: _Transaction, prepared: Prepared) -> int:
+        conn, changes, bucket, payload = tx.conn, tx.changes, prepared.bucket, prepared.payload
         node_id = self._node_id(conn, payload, bucket)
-        pod_ids = self._upsert_pods(conn, prepared, bucket, changes, done)
-        container_ids = self._upsert_containers(conn, pod_ids, prepared.containers, bucket)
+        pod_ids = self._upsert_pods(tx, prepared)
+        container_ids = self._upsert_containers(tx, pod_ids, prepared.containers, bucket)
         previous = next(iter(sealed.lookup(conn, "node_sample", BUCKET, bucket, [node_id])), None)
         cluster = self.group_id(conn, EntityKind.CLUSTER, "", "", bucket)
         # The rows replaced or dropped here leave their groups' sums.
@@ -186,11 +218,9 @@ class Writer:
         groups = self._groups_of(conn, pod_ids, bucket)
         changes.add_vectors(bucket, prepared.pod_members.vectors(groups))
         changed = {cluster, *(gid for gids in (*groups, *old_groups) for gid in gids)}
-        self._written["grp", bucket] += changed
-        _mark_stale(
-            conn,
+        tx.written["grp", bucket] += changed
+        tx.mark_stale(
             [bucket],
-            done,
             [
                 ("node_sample", node_id),
                 *(("pod_sample", pid) for pid in gone),
@@ -239,8 +269,8 @@ class Writer:
             self._node_ids[payload.node] = node_id
         return node_id
 
-    def _upsert_pods(self, conn, prepared: Prepared, bucket: int, changes, done):
-        pods, known = prepared.pods, self._pod_identity
+    def _upsert_pods(self, tx: _Transaction, prepared: Prepared) -> list[int]:
+        conn, bucket, pods, known = tx.conn, prepared.bucket, prepared.pods, self._pod_identity
         changed = [
             (pod, identity)
             for pod, identity in zip(pods, prepared.identities, strict=True)
@@ -269,7 +299,7 @@ class Writer:
             )
             for pid, namespace, deployment, _, _ in conn.execute(select, (uids,)):
                 if pid in before and before[pid][:2] != [namespace, deployment]:
-                    self._move(conn, pid, before[pid], (namespace, deployment), changes, done)
+                    self._move(tx, pid, before[pid], (namespace, deployment))
             self._pod_ids.update(
                 conn.execute(
                     "SELECT uid, id FROM pod WHERE uid IN (SELECT value FROM json_each(?))",
@@ -280,11 +310,12 @@ class Writer:
                 self._pod_identity[pod.uid] = identity
         ids = [self._pod_ids[pod.uid] for pod in pods]
         if len(changed) < len(pods):
-            self._written["pod", bucket] += ids
+            tx.written["pod", bucket] += ids
         return ids
 
-    def _move(self, conn, pid: int, before: list, groups: tuple, changes, done) -> None:
+    def _move(self, tx: _Transaction, pid: int, before: list, groups: tuple) -> None:
         """A pod's rows' share of the sums taken from its old groups to its new ones."""
+        conn, changes = tx.conn, tx.changes
         namespace, deployment, first, last = before
         old = self.groups_of(conn, namespace, deployment, first)
         new = self.groups_of(conn, *groups, first)
@@ -294,10 +325,10 @@ class Writer:
             changes.remove(bucket, old, member)
             changes.add(bucket, new, member)
             moved.append(bucket)
-        _mark_stale(conn, moved, done, [("grp_sample", gid) for gid in {*old, *new}])
+        tx.mark_stale(moved, [("grp_sample", gid) for gid in {*old, *new}])
         if moved:
-            self._written["grp", moved[0]] += new
-            self._written["grp", moved[-1]] += new
+            tx.written["grp", moved[0]] += new
+            tx.written["grp", moved[-1]] += new
         self._pod_groups[pid] = new
         conn.execute("UPDATE pod_moves SET count = count + 1")
         self._moves += 1
@@ -315,12 +346,12 @@ class Writer:
                 self._pod_groups[pid] = self.groups_of(conn, namespace, deployment, bucket)
         return [self._pod_groups[pid] for pid in pod_ids]
 
-    def _upsert_containers(self, conn, pod_ids, containers, bucket: int):
+    def _upsert_containers(self, tx: _Transaction, pod_ids, containers, bucket: int):
         ids, known = [], []
         for index, key, name, container_id, _ in containers:
             cid, was = self._containers.get((pod_ids[index], key), _UNKNOWN)
             if cid is None or was != container_id:
-                (cid,) = conn.execute(
+                (cid,) = tx.conn.execute(
                     "INSERT INTO ctr (pod, key, name, container_id, first_bucket, last_bucket)"
                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pod, key) DO UPDATE SET"
                     " name = excluded.name, container_id = excluded.container_id,"
@@ -332,7 +363,7 @@ class Writer:
             else:
                 known.append(cid)
             ids.append(cid)
-        self._written["ctr", bucket] += known
+        tx.written["ctr", bucket] += known
         return ids
 
     def groups_of(self, conn, namespace, deployment, bucket) -> tuple[int, ...]:
@@ -361,11 +392,11 @@ class Writer:
             self._group_ids[key] = gid
         return gid
 
-    def _widen(self, conn) -> None:
+    def _widen(self, tx: _Transaction) -> None:
         """The spans of the entities written widened to hold the buckets written; those known
         to hold them already left as they are. What a writer knows of a span is within it:
         other writers only widen it."""
-        for (table, bucket), ids in self._written.items():
+        for (table, bucket), ids in tx.written.items():
             known = self._spans[table]
             wider = []
             for eid in ids:
@@ -374,7 +405,7 @@ class Writer:
                     wider.append(eid)
                     known[eid] = (min(first, bucket), max(last, bucket))
             if wider:
-                conn.execute(
+                tx.conn.execute(
                     f"UPDATE {table} SET first_bucket = min(first_bucket, ?1),"
                     " last_bucket = max(last_bucket, ?1)"
                     " WHERE id IN (SELECT value FROM json_each(?2))",
@@ -390,27 +421,3 @@ def _rolled_up(conn) -> dict[int, tuple[int, int]]:
         res: (upto, deleted.get(RESOLUTIONS[RESOLUTIONS.index(res) - 1], 0))
         for res, upto in conn.execute("SELECT res, done FROM rollup_state")
     }
-
-
-def _mark_stale(conn, buckets: Sequence[int], done: dict, entities: list) -> None:
-    """Mark the entities (table, id) whose rows in buckets written late changed, in each
-    period of them that is rolled up already, and count the write in each such period. A
-    period some of whose rows were deleted for size keeps its rollup: rolled up again from
-    the rest, a group's would lose the share of the members deleted."""
-    for res, (upto, whole_from) in done.items():
-        periods = {
-            bucket // res * res
-            for bucket in buckets
-            if whole_from <= bucket // res * res and bucket < upto
-        }
-        if not periods or not entities:
-            continue
-        conn.executemany(
-            "INSERT OR IGNORE INTO rollup_stale (res, bucket, tbl, id) VALUES (?, ?, ?, ?)",
-            [(res, period, table, eid) for period in periods for table, eid in entities],
-        )
-        conn.executemany(
-            "INSERT INTO rollup_late (res, bucket, writes) VALUES (?, ?, 1)"
-            " ON CONFLICT (res, bucket) DO UPDATE SET writes = writes + 1",
-            [(res, period) for period in periods],
-        )
