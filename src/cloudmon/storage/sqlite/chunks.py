@@ -31,10 +31,10 @@ import numpy as np
 
 _LEVEL = 19
 _WORD = 8
-_HALF = 1 << 63
 _XOR, _INTEGERS = 0xFF, 0x3F  # column codes; 0..9: doubles as integers of 10^-code
 _BESIDE = 0x40  # flag of a code: the column's integers less those of the column before it
 _NEAR = 0x80  # flag of a decimals code: each value's distance from its decimal follows
+_NOT_BESIDE, _NOT_NEAR = 0xFF ^ _BESIDE, 0xFF ^ _NEAR
 _NEAR_ULPS = 1 << 12  # the farthest a value may lie from its decimal (a sum of 60 sums: 60 ulps)
 _MAX_DECIMALS = 9
 _SCALES = [10**e for e in range(_MAX_DECIMALS + 1)]
@@ -74,24 +74,13 @@ def encode(rows: Sequence[tuple[int, bytes, bytes | None]], header: int) -> byte
         array("I", map(len, verbatim)).tobytes(),
         b"".join(verbatim),
     ]
-    words = []
+    words = [np.empty(0, np.uint64)]
     for (head, width), shape in shapes.items():
-        matrix = array("Q", b"".join(bodies[shape]))
-        codes = bytearray()
-        before: tuple = (None, None)  # the previous column's code and integers
-        for column in range(width):
-            code, integers, encoded = _encode_column(matrix[column::width], header == 1)
-            if integers is not None and before[0] == code:
-                # A column close to the one before it (a minimum, maximum and last value
-                # of the same figure) is cheaper as its difference from it.
-                beside = _zigzag(list(map(operator.sub, integers, before[1])))
-                if _bits(beside) < _bits(_zigzag(integers)):
-                    code, encoded = code | _BESIDE, array("Q", beside).tobytes()
-            before = (code & ~_BESIDE, integers)
-            codes.append(code)
-            words.append(encoded)
-        parts += [struct.pack("<II", len(head), width), head, codes]
-    parts.append(_shuffle(b"".join(words)))
+        matrix = np.frombuffer(b"".join(bodies[shape]), "<u8").reshape(len(bodies[shape]), width)
+        codes, encoded = _encode_columns(matrix, header == 1)
+        parts += [struct.pack("<II", len(head), width), head, codes.tobytes()]
+        words += encoded
+    parts.append(_shuffle(np.concatenate(words)))
     return bytes(cramjam.zstd.compress(b"".join(parts), level=_LEVEL))
 
 
@@ -114,20 +103,14 @@ def decode(chunk: bytes) -> list[tuple[int, bytes, bytes | None]]:
         at += 8
         head = bytes(data[at : at + head_size])
         at += head_size
-        shapes.append((head, width, bytes(data[at : at + width])))
+        shapes.append((head, width, np.frombuffer(data[at : at + width], np.uint8)))
         at += width
-    rows_of = [shape_of.count(shape) for shape in range(shape_count)]
-    words = _unshuffle(data[at:])
+    words = np.frombuffer(_unshuffle(data[at:]), "<u8")
     bodies = []
     offset = 0
-    for (head, width, codes), height in zip(shapes, rows_of, strict=True):
-        matrix = array("Q", bytes(_WORD * width * height))
-        integers: list[int] = []
-        for column, code in enumerate(codes):
-            size = _WORD * height * (2 if code != _XOR and code & _NEAR else 1)
-            encoded = _array("Q", words[offset : offset + size])
-            offset += size
-            matrix[column::width], integers = _decode_column(code, encoded, integers)
+    for head, width, codes in shapes:
+        height = shape_of.count(len(bodies))
+        matrix, offset = _decode_columns(words, offset, codes, height)
         row_size = _WORD * width
         flat = matrix.tobytes()
         offsets = range(0, len(flat), row_size) if width else [0] * height
@@ -144,138 +127,169 @@ def decode(chunk: bytes) -> list[tuple[int, bytes, bytes | None]]:
     ]
 
 
-def _encode_column(bits: array, integers: bool) -> tuple[int, list[int] | None, bytes]:
-    """A column's code, its integers (None for XORed doubles) and its words encoded."""
+def _encode_columns(matrix: np.ndarray, integers: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The codes of a matrix's columns of words (rows of one shape) and their words encoded,
+    column after column; its words are integers, else doubles."""
+    width = matrix.shape[1]
+    codes = np.full(width, _XOR, np.uint8)
     if integers:
-        values = list(array("q", bits.tobytes()))
-        return _INTEGERS, values, array("Q", _zigzag(values)).tobytes()
-    doubles = array("d", bits.tobytes())
-    decimals = _decimals(doubles)
-    if decimals is not None:
-        scale = _SCALES[decimals]
-        scaled = array("q")
-        try:
-            scaled.extend(round(value * scale) for value in doubles)
-        except OverflowError:
-            pass
-        else:
-            values = list(scaled)
-            return decimals, values, array("Q", _zigzag(values)).tobytes()
-    xored = list(map(operator.xor, bits, [0, *bits[:-1]]))
-    near = _near_decimals(doubles)
-    if near is not None:
-        decimals, scaled, distances = near
-        words = _zigzag(scaled) + _zigzag(distances)
-        if _bits(words) < _bits(xored):
-            return decimals | _NEAR, None, array("Q", words).tobytes()
-    return _XOR, None, array("Q", xored).tobytes()
+        codes[:] = _INTEGERS
+        values = matrix.view(np.int64)
+    else:
+        decimals, values = _decimals(matrix.view(np.float64))
+        codes[decimals >= 0] = decimals[decimals >= 0]
+    whole = codes != _XOR  # the columns held as integers
+    encoded = np.where(whole, _zigzag(values), matrix ^ _previous(matrix))
+    # A column close to the one before it (a minimum, maximum and last value of the same
+    # figure) is cheaper as its difference from it.
+    after = np.flatnonzero(whole[1:] & (codes[1:] == codes[:-1])) + 1
+    beside = _zigzag(values[:, after] - values[:, after - 1])
+    cheaper = _bits(beside) < _bits(encoded[:, after])
+    encoded[:, after[cheaper]] = beside[:, cheaper]
+    codes[after[cheaper]] |= _BESIDE
+    distances = {}
+    xored = np.flatnonzero(~whole)
+    near, scaled, apart = _near_decimals(matrix.view(np.float64)[:, xored])
+    firsts, seconds = _zigzag(scaled), _zigzag(apart)
+    cheaper = (near >= 0) & (_bits(firsts) + _bits(seconds) < _bits(encoded[:, xored]))
+    for at in np.flatnonzero(cheaper):
+        column = xored[at]
+        codes[column] = near[at] | _NEAR
+        encoded[:, column] = firsts[:, at]
+        distances[column] = seconds[:, at]
+    columns = []
+    for column, words in enumerate(encoded.T):
+        columns.append(words)
+        if column in distances:
+            columns.append(distances[column])
+    return codes, columns
 
 
-def _near_decimals(doubles: array) -> tuple[int, list[int], list[int]] | None:
-    """The fewest decimals every value lies within `_NEAR_ULPS` of, the values as integers
-    of them and their distances in ulps; None when no decimals up to 9 do. A value near a
-    decimal of d places is near one of more: 9 is tried first (a column of other doubles
-    fails there), then fewer, halving the range."""
-    values = np.frombuffer(doubles, dtype=np.float64)
-    if not np.isfinite(values).all():
-        return None
-    found = _near(values, _MAX_DECIMALS)
-    low, high = 0, _MAX_DECIMALS
-    while found is not None and low < high:
+def _decode_columns(words: np.ndarray, offset: int, codes: np.ndarray, height: int):
+    """The matrix (height, columns) of words whose columns `_encode_columns` encoded from
+    `offset` in `words`, and the offset after them."""
+    xor = codes == _XOR
+    near = ~xor & (codes & _NEAR > 0)
+    whole = ~xor & ~near
+    sizes = np.where(near, 2 * height, height)
+    starts = offset + np.cumsum(sizes) - sizes
+    down = np.arange(height)[:, None]
+    encoded = words[starts + down]
+    matrix = np.bitwise_xor.accumulate(encoded, axis=0)  # right for the XORed columns
+    values = _unzigzag(encoded)
+    # A column of integers less those of the column before it: each run of such columns
+    # added up from the run's first, the column they follow.
+    column = np.arange(len(codes))
+    run = np.maximum.accumulate(np.where(whole & (codes & _BESIDE > 0), 0, column))
+    totals = np.cumsum(values, axis=1)
+    values = totals - np.where(run > 0, totals[:, run - 1], 0)
+    integer = whole & (codes & _NOT_BESIDE == _INTEGERS)
+    matrix[:, integer] = values[:, integer].view(np.uint64)
+    decimals = whole & ~integer
+    matrix[:, decimals] = _divided(values[:, decimals], codes[decimals] & _NOT_BESIDE)
+    if near.any():
+        apart = _unzigzag(words[starts[near] + height + down])
+        nearest = _divided(values[:, near], codes[near] & _NOT_NEAR).view(np.int64)
+        matrix[:, near] = (nearest + apart).view(np.uint64)
+    return matrix, offset + int(sizes.sum())
+
+
+def _decimals(doubles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, the fewest decimals that give back every value's bits (-1 when none up
+    to 9 do, or when the integers they make pass 64 bits), and the matrix of those integers."""
+    height, width = doubles.shape
+    found = np.full(width, -1)
+    integers = np.zeros((height, width), np.int64)
+    bits = doubles.view(np.int64)
+    left = np.flatnonzero(np.isfinite(doubles).all(axis=0))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for decimals, scale in enumerate(_SCALES):
+            if not len(left):
+                break
+            # As Python's round() rounds: to an integer, half to even, no -0.0.
+            rounded = np.rint(doubles[:, left] * scale) + 0.0
+            exact = ((rounded / scale).view(np.int64) == bits[:, left]).all(axis=0)
+            fits = ((rounded >= -(2.0**63)) & (rounded < 2.0**63)).all(axis=0)
+            done = left[exact & fits]
+            found[done] = decimals
+            integers[:, done] = rounded[:, exact & fits].astype(np.int64)
+            left = left[~exact]
+    return found, integers
+
+
+def _near_decimals(doubles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column, the fewest decimals every value lies within `_NEAR_ULPS` of (-1 when no
+    decimals up to 9 do), the values as integers of them and their distances in ulps. A
+    value near a decimal of d places is near one of more: 9 is tried first (a column of
+    other doubles fails there), then fewer, halving the range."""
+    finite = np.isfinite(doubles).all(axis=0)
+    near = np.array([finite & _near(doubles, decimals)[0] for decimals in range(len(_SCALES))])
+    found = np.where(near[_MAX_DECIMALS], _MAX_DECIMALS, -1)
+    low, high = np.zeros_like(found), np.full_like(found, _MAX_DECIMALS)
+    while ((found >= 0) & (low < high)).any():
+        searching = (found >= 0) & (low < high)
         middle = (low + high) // 2
-        fewer = _near(values, middle)
-        if fewer is None:
-            low = middle + 1
-        else:
-            found, high = fewer, middle
-    return found
+        fewer = searching & near[middle, np.arange(len(found))]
+        found = np.where(fewer, middle, found)
+        high = np.where(fewer, middle, high)
+        low = np.where(searching & ~fewer, middle + 1, low)
+    integers = np.zeros(doubles.shape, np.int64)
+    distances = np.zeros(doubles.shape, np.int64)
+    for decimals in np.unique(found[found >= 0]):
+        columns = found == decimals
+        _, integers[:, columns], distances[:, columns] = _near(doubles[:, columns], decimals)
+    return found, integers, distances
 
 
-def _near(values: np.ndarray, decimals: int) -> tuple[int, list[int], list[int]] | None:
-    """The values as integers of `decimals` places and their distances in ulps, if all lie
-    within `_NEAR_ULPS`."""
+def _near(doubles: np.ndarray, decimals: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column, whether its values lie within `_NEAR_ULPS` of integers of `decimals`
+    places small enough to be doubles exactly (as `value / scale` decodes them); those
+    integers and the values' distances from them in ulps."""
     scale = _SCALES[decimals]
-    with np.errstate(over="ignore"):  # past 2**53 anyway
-        scaled = np.rint(values * scale)
-    if not (np.abs(scaled) < 2.0**53).all():  # as exact as `value / scale` decodes them
-        return None
-    integers = scaled.astype(np.int64)
-    distances = values.view(np.int64) - (integers.astype(np.float64) / scale).view(np.int64)
-    if not (np.abs(distances) <= _NEAR_ULPS).all():
-        return None
-    return decimals, integers.tolist(), distances.tolist()
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = np.rint(doubles * scale)
+        inside = (np.abs(scaled) < 2.0**53).all(axis=0)
+        integers = scaled.astype(np.int64)
+    distances = doubles.view(np.int64) - (integers.astype(np.float64) / scale).view(np.int64)
+    return inside & (np.abs(distances) <= _NEAR_ULPS).all(axis=0), integers, distances
 
 
-def _decode_column(code: int, encoded: array, before: list[int]) -> tuple[array, list[int]]:
-    """A column's words and integers, from its code, its words encoded and the integers of
-    the column before it."""
-    if code == _XOR:
-        return array("Q", itertools.accumulate(encoded, operator.xor)), []
-    if code & _NEAR:
-        scale = _SCALES[code & ~_NEAR]
-        height = len(encoded) // 2
-        decimals = array("d", [value / scale for value in _unzigzag(encoded[:height])])
-        bits = map(operator.add, array("q", decimals.tobytes()), _unzigzag(encoded[height:]))
-        return array("Q", array("q", bits).tobytes()), []
-    integers = _unzigzag(encoded)
-    if code & _BESIDE:
-        code &= ~_BESIDE
-        integers = _wrapped(list(map(operator.add, integers, before)))
-    if code == _INTEGERS:
-        return array("Q", array("q", integers).tobytes()), integers
-    scale = _SCALES[code]
-    return array("Q", array("d", [value / scale for value in integers]).tobytes()), integers
+def _divided(integers: np.ndarray, decimals: np.ndarray) -> np.ndarray:
+    """Integers (row, column) of each column's decimals as the words of their doubles,
+    `integer / 10**decimals` as Python divides them (correctly rounded)."""
+    scales = np.array(_SCALES, np.float64)[decimals]
+    doubles = integers / scales  # exact where the integers are doubles exactly
+    large = ((integers >= 2**53) | (integers <= -(2**53))).any(axis=0)
+    for column in np.flatnonzero(large):
+        scale = _SCALES[decimals[column]]
+        doubles[:, column] = [value / scale for value in integers[:, column].tolist()]
+    return doubles.view(np.uint64)
 
 
-def _decimals(doubles: array) -> int | None:
-    """The fewest decimals that give back every value's bits, None when none up to 9 do."""
-    decimals = 0
-    data = doubles.tobytes()
-    while decimals <= _MAX_DECIMALS:
-        scale = _SCALES[decimals]
-        try:
-            exact = array("d", [round(v * scale) / scale for v in doubles])
-        except (ValueError, OverflowError):  # NaN, infinity
-            return None
-        if exact.tobytes() == data:
-            return decimals
-        wrong = next((v for v, e in zip(doubles, exact, strict=True) if v != e), None)
-        if wrong is None:  # only the sign of a zero differs: -0.0 has no decimals
-            return None
-        # Straight to the decimals of the first value these do not give back.
-        decimals = _decimals_of(wrong, decimals + 1)
-    return None
+def _previous(matrix: np.ndarray) -> np.ndarray:
+    """Each column's words moved down a row, 0 first."""
+    before = np.zeros_like(matrix)
+    before[1:] = matrix[:-1]
+    return before
 
 
-def _decimals_of(value: float, fewest: int) -> int:
-    for decimals in range(fewest, _MAX_DECIMALS + 1):
-        scale = _SCALES[decimals]
-        if round(value * scale) / scale == value:
-            return decimals
-    return _MAX_DECIMALS + 1
+def _zigzag(values: np.ndarray) -> np.ndarray:
+    """Columns of signed 64-bit integers as their differences down the column, zigzagged
+    (small either side of zero: small), modulo 2^64 so that any fits."""
+    deltas = values - _previous(values)
+    return (deltas.view(np.uint64) << np.uint64(1)) ^ (deltas >> 63).view(np.uint64)
 
 
-def _zigzag(values: list[int]) -> list[int]:
-    """Signed 64-bit integers as their differences, zigzagged (small either side of zero:
-    small), modulo 2^64 so that any fits."""
-    deltas = _wrapped(list(map(operator.sub, values, [0, *values[:-1]])))
-    return [(delta << 1) ^ (delta >> 63) for delta in deltas]
+def _unzigzag(encoded: np.ndarray) -> np.ndarray:
+    deltas = (encoded >> np.uint64(1)).view(np.int64) ^ -(encoded & np.uint64(1)).view(np.int64)
+    return np.cumsum(deltas, axis=0)
 
 
-def _unzigzag(encoded: array) -> list[int]:
-    return _wrapped(list(itertools.accumulate([(z >> 1) ^ -(z & 1) for z in encoded])))
-
-
-def _wrapped(values: list[int]) -> list[int]:
-    """Integers brought into signed 64 bits, modulo 2^64."""
-    if values and not -_HALF <= min(values) <= max(values) < _HALF:
-        return [(value + _HALF) % (1 << 64) - _HALF for value in values]
-    return values
-
-
-def _bits(encoded: list[int]) -> int:
-    """About what a column's zigzagged integers cost once compressed: their bits."""
-    return sum(map(int.bit_length, encoded))
+def _bits(encoded: np.ndarray) -> np.ndarray:
+    """About what each column of zigzagged integers costs once compressed: their bits."""
+    high = (encoded >> np.uint64(32)).astype(np.float64)
+    low = (encoded & np.uint64(0xFFFFFFFF)).astype(np.float64)
+    return np.where(high > 0, 32 + np.frexp(high)[1], np.frexp(low)[1]).sum(axis=0)
 
 
 def _blobs(data: memoryview, at: int, count: int) -> tuple[list[bytes], int]:
@@ -296,14 +310,10 @@ def _array(code: str, data) -> array:
     return items
 
 
-def _shuffle(data: bytes) -> bytes:
+def _shuffle(words: np.ndarray) -> bytes:
     """Words' bytes regrouped by their place in the word: first bytes, second bytes, ..."""
-    return b"".join(data[i::_WORD] for i in range(_WORD))
+    return np.ascontiguousarray(words, "<u8").view(np.uint8).reshape(-1, _WORD).T.tobytes()
 
 
 def _unshuffle(data: memoryview) -> bytes:
-    plane = len(data) // _WORD
-    out = bytearray(len(data))
-    for i in range(_WORD):
-        out[i::_WORD] = data[i * plane : (i + 1) * plane]
-    return bytes(out)
+    return np.frombuffer(data, np.uint8).reshape(_WORD, -1).T.tobytes()
