@@ -29,7 +29,9 @@ from collections.abc import Sequence
 import cramjam
 import numpy as np
 
-_LEVEL = 19
+# zstd's level: 19 makes chunks 0.3 % smaller than 15 for 4 to 5 times its CPU, which
+# sealing spends on every row the store keeps.
+_LEVEL = 15
 _WORD = 8
 _XOR, _INTEGERS = 0xFF, 0x3F  # column codes; 0..9: doubles as integers of 10^-code
 _BESIDE = 0x40  # flag of a code: the column's integers less those of the column before it
