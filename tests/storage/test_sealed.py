@@ -66,6 +66,13 @@ def test_a_chunk_gives_back_every_bit_of_its_rows(rows):
     assert chunks.decode(chunks.encode(rows, 4)) == rows
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(rows_of(SAMPLE_ROW), rows_of(STATS_ROW)), st.integers(0, 200))
+def test_a_chunk_gives_back_the_first_bytes_of_its_rows(rows, size):
+    chunk = chunks.encode(rows, 4)
+    assert chunks.decode(chunk, size) == [(bucket, v[:size], extra) for bucket, v, extra in rows]
+
+
 @settings(max_examples=100, deadline=None)
 @given(rows_of(SUM_ROW))
 def test_a_chunk_gives_back_every_bit_of_group_rows(rows):

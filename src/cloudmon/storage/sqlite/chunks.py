@@ -40,6 +40,7 @@ _NOT_BESIDE, _NOT_NEAR = 0xFF ^ _BESIDE, 0xFF ^ _NEAR
 _NEAR_ULPS = 1 << 12  # the farthest a value may lie from its decimal (a sum of 60 sums: 60 ulps)
 _MAX_DECIMALS = 9
 _SCALES = [10**e for e in range(_MAX_DECIMALS + 1)]
+_SCALES_DOUBLE = np.array(_SCALES, np.float64)
 _VERBATIM = 0xFFFF  # shape of a row stored as it is (its body is not a multiple of words)
 _HEAD = struct.Struct("<IqHH")  # rows, first bucket, shapes, header size
 
@@ -86,8 +87,9 @@ def encode(rows: Sequence[tuple[int, bytes, bytes | None]], header: int) -> byte
     return bytes(cramjam.zstd.compress(b"".join(parts), level=_LEVEL))
 
 
-def decode(chunk: bytes) -> list[tuple[int, bytes, bytes | None]]:
-    """The rows `encode` packed."""
+def decode(chunk: bytes, size: int | None = None) -> list[tuple[int, bytes, bytes | None]]:
+    """The rows `encode` packed; with `size`, the first `size` bytes of each row's v, of
+    which only the words they hold are decoded."""
     data = memoryview(bytes(cramjam.zstd.decompress(chunk)))
     count, first, shape_count, _ = _HEAD.unpack_from(data)
     at = _HEAD.size
@@ -112,13 +114,17 @@ def decode(chunk: bytes) -> list[tuple[int, bytes, bytes | None]]:
     offset = 0
     for head, width, codes in shapes:
         height = shape_of.count(len(bodies))
-        matrix, offset = _decode_columns(words, offset, codes, height)
-        row_size = _WORD * width
+        wanted = width if size is None else max(0, min(width, -(-(size - len(head)) // _WORD)))
+        matrix, offset = _decode_columns(words, offset, codes, height, wanted)
+        row_size = _WORD * wanted
         flat = matrix.tobytes()
-        offsets = range(0, len(flat), row_size) if width else [0] * height
-        bodies.append(iter([head + flat[i : i + row_size] for i in offsets]))
+        offsets = range(0, len(flat), row_size) if wanted else [0] * height
+        rows = [head + flat[i : i + row_size] for i in offsets]
+        if size is not None and len(head) + row_size > size:
+            rows = [row[:size] for row in rows]
+        bodies.append(iter(rows))
     buckets = list(itertools.accumulate(gaps, initial=first)) if count else []
-    verbatim_rows = iter(verbatim)
+    verbatim_rows = iter(verbatim if size is None else [v[:size] for v in verbatim])
     return [
         (
             bucket,
@@ -167,14 +173,16 @@ def _encode_columns(matrix: np.ndarray, integers: bool) -> tuple[np.ndarray, lis
     return codes, columns
 
 
-def _decode_columns(words: np.ndarray, offset: int, codes: np.ndarray, height: int):
-    """The matrix (height, columns) of words whose columns `_encode_columns` encoded from
-    `offset` in `words`, and the offset after them."""
-    xor = codes == _XOR
-    near = ~xor & (codes & _NEAR > 0)
-    whole = ~xor & ~near
+def _decode_columns(words: np.ndarray, offset: int, codes: np.ndarray, height: int, wanted: int):
+    """The matrix (height, first `wanted` columns) of words whose columns `_encode_columns`
+    encoded from `offset` in `words`, and the offset after all of them."""
+    near = (codes != _XOR) & (codes & _NEAR > 0)
     sizes = np.where(near, 2 * height, height)
-    starts = offset + np.cumsum(sizes) - sizes
+    after = offset + int(sizes.sum())
+    starts = (offset + np.cumsum(sizes) - sizes)[:wanted]
+    codes, near = codes[:wanted], near[:wanted]
+    xor = codes == _XOR
+    whole = ~xor & ~near
     down = np.arange(height)[:, None]
     encoded = words[starts + down]
     matrix = np.bitwise_xor.accumulate(encoded, axis=0)  # right for the XORed columns
@@ -193,7 +201,7 @@ def _decode_columns(words: np.ndarray, offset: int, codes: np.ndarray, height: i
         apart = _unzigzag(words[starts[near] + height + down])
         nearest = _divided(values[:, near], codes[near] & _NOT_NEAR).view(np.int64)
         matrix[:, near] = (nearest + apart).view(np.uint64)
-    return matrix, offset + int(sizes.sum())
+    return matrix, after
 
 
 def _decimals(doubles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -259,7 +267,7 @@ def _near(doubles: np.ndarray, decimals: int) -> tuple[np.ndarray, np.ndarray, n
 def _divided(integers: np.ndarray, decimals: np.ndarray) -> np.ndarray:
     """Integers (row, column) of each column's decimals as the words of their doubles,
     `integer / 10**decimals` as Python divides them (correctly rounded)."""
-    scales = np.array(_SCALES, np.float64)[decimals]
+    scales = _SCALES_DOUBLE[decimals]
     doubles = integers / scales  # exact where the integers are doubles exactly
     large = ((integers >= 2**53) | (integers <= -(2**53))).any(axis=0)
     for column in np.flatnonzero(large):
@@ -298,6 +306,8 @@ def _blobs(data: memoryview, at: int, count: int) -> tuple[list[bytes], int]:
     """`count` BLOBs packed as their lengths then their bytes, from `at`; where they end."""
     lengths = _array("I", data[at : at + 4 * count])
     at += 4 * count
+    if not any(lengths):
+        return [b""] * count, at
     blobs = []
     for length in lengths:
         blobs.append(bytes(data[at : at + length]))

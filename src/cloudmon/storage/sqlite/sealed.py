@@ -71,11 +71,11 @@ def _chunks(conn, table: str, res: int, first: int, last: int, ids: Sequence[int
     return conn.execute(sql, params).fetchall()
 
 
-def _sealed(conn, table: str, res: int, first: int, last: int, ids=None):
-    """(id, bucket, v, extra) of the sealed rows in [first, last] of these entities (all:
-    None)."""
+def _sealed(conn, table: str, res: int, first: int, last: int, ids=None, size=None):
+    """(id, bucket, v or its first `size` bytes, extra) of the sealed rows in [first, last]
+    of these entities (all: None)."""
     for eid, *_, blob in _chunks(conn, table, res, first, last, ids):
-        for bucket, v, extra in chunks.decode(blob):
+        for bucket, v, extra in chunks.decode(blob, size):
             if first <= bucket <= last:
                 yield eid, bucket, v, extra
 
@@ -97,8 +97,8 @@ def entities_rows(conn, table: str, res: int, first: int, last: int, ids: Sequen
     """The rows in [first, last] of these entities, in entity then bucket order: arrays of
     each row's entity (its place in `ids`) and bucket, and a list of its BLOB, or of its
     first `size` bytes."""
-    sealed = _sealed(conn, table, res, first, last, ids)
-    found = [(eid, bucket, v[:size]) for eid, bucket, v, _ in sealed]
+    sealed = _sealed(conn, table, res, first, last, ids, size)
+    found = [(eid, bucket, v) for eid, bucket, v, _ in sealed]
     found += _head_rows(conn, table, res, first, last, ids, size)  # after: the head's row wins
     eids = np.fromiter((row[0] for row in found), np.int64, len(found))
     buckets = np.fromiter((row[1] for row in found), np.int64, len(found))
