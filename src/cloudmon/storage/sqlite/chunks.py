@@ -3,7 +3,8 @@ and compressed, and read back exactly as they were written.
 
 A row is a bucket, its BLOB `v` (a header, then 8-byte words: `codec`'s mask and doubles, or
 a group's tag and integers) and, for a node, its pods' ids. Rows with the same header and
-width make a matrix whose columns are encoded one by one, each the way that suits it best:
+width make a matrix, each of whose columns is encoded the way that suits it best (numpy
+chooses and encodes them all at once):
 
 - doubles that are decimals of few digits (bytes, kernel counters in microseconds, rates in
   nanocores, as the agent sends them: 0.155451434) as integers scaled by 10^e, their
