@@ -79,6 +79,27 @@ def test_a_chunk_gives_back_every_bit_of_group_rows(rows):
     assert chunks.decode(chunks.encode(rows, 1)) == rows
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.one_of(rows_of(SAMPLE_ROW), rows_of(STATS_ROW)), max_size=6),
+    st.one_of(st.none(), st.integers(0, 200)),
+    st.one_of(st.none(), st.tuples(st.integers(0, 40), st.integers(0, 40))),
+)
+def test_chunks_decoded_at_once_give_back_the_rows_of_each(spans, size, between):
+    # Their columns are decoded together, each chunk's on its own all the same.
+    if between is not None:
+        between = (H0 + 10 * min(between), H0 + 10 * max(between))
+    rows = chunks.decode_many([chunks.encode(span, 4) for span in spans], size, between)
+    expected = [
+        (at, bucket, v[:size], extra)
+        for at, span in enumerate(spans)
+        for bucket, v, extra in span
+        if between is None or between[0] <= bucket <= between[1]
+    ]
+    found = zip(rows.chunk.tolist(), rows.buckets.tolist(), rows.values, rows.extras, strict=True)
+    assert list(found) == expected
+
+
 def test_decimals_and_counters_compress_and_odd_doubles_survive():
     # A CPU counter of microseconds that grows by about 1.2 s every 10 s, in seconds, and a
     # working set in pages that wanders.

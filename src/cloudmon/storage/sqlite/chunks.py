@@ -19,13 +19,18 @@ Every transform is checked to give back the same bits, NaN and -0.0 included, or
 is XORed instead. The words are then byte-shuffled (a column's high bytes together) and the
 whole chunk compressed with zstd, which finds the repeats: limits that never change, pods
 lists that rarely do.
+
+A query reads a chunk of each entity it answers for (200 deployments: 200 chunks), so
+`decode_many` decodes many at once, the columns of all of them together: what a chunk costs
+beside its rows is then little more than its decompression and header.
 """
 
-import itertools
 import operator
 import struct
 from array import array
 from collections.abc import Sequence
+from itertools import compress
+from typing import NamedTuple
 
 import cramjam
 import numpy as np
@@ -44,6 +49,7 @@ _SCALES = [10**e for e in range(_MAX_DECIMALS + 1)]
 _SCALES_DOUBLE = np.array(_SCALES, np.float64)
 _VERBATIM = 0xFFFF  # shape of a row stored as it is (its body is not a multiple of words)
 _HEAD = struct.Struct("<IqHH")  # rows, first bucket, shapes, header size
+_BATCH_WORDS = 1 << 16  # words of chunks decoded at once
 
 
 def encode(rows: Sequence[tuple[int, bytes, bytes | None]], header: int) -> bytes:
@@ -88,52 +94,213 @@ def encode(rows: Sequence[tuple[int, bytes, bytes | None]], header: int) -> byte
     return bytes(cramjam.zstd.compress(b"".join(parts), level=_LEVEL))
 
 
+class Rows(NamedTuple):
+    """Rows of many chunks decoded at once, in chunk then bucket order."""
+
+    chunk: np.ndarray  # each row's chunk: its place among the chunks decoded
+    buckets: np.ndarray
+    values: list[bytes]
+    extras: list[bytes | None]
+
+
 def decode(chunk: bytes, size: int | None = None) -> list[tuple[int, bytes, bytes | None]]:
-    """The rows `encode` packed; with `size`, the first `size` bytes of each row's v, of
-    which only the words they hold are decoded."""
-    data = memoryview(bytes(cramjam.zstd.decompress(chunk)))
-    count, first, shape_count, _ = _HEAD.unpack_from(data)
-    at = _HEAD.size
-    gaps = _array("i", data[at : at + 4 * (count - 1)]) if count else array("i")
-    at += 4 * len(gaps)
-    shape_of = _array("H", data[at : at + 2 * count])
-    at += 2 * count
-    present = data[at : at + count]
-    at += count
-    extras, at = _blobs(data, at, count)
-    verbatim, at = _blobs(data, at, shape_of.count(_VERBATIM))
-    shapes = []
-    for _ in range(shape_count):
-        head_size, width = struct.unpack_from("<II", data, at)
-        at += 8
-        head = bytes(data[at : at + head_size])
-        at += head_size
-        shapes.append((head, width, np.frombuffer(data[at : at + width], np.uint8)))
-        at += width
-    words = np.frombuffer(_unshuffle(data[at:]), "<u8")
-    bodies = []
-    offset = 0
-    for head, width, codes in shapes:
-        height = shape_of.count(len(bodies))
-        wanted = width if size is None else max(0, min(width, -(-(size - len(head)) // _WORD)))
-        matrix, offset = _decode_columns(words, offset, codes, height, wanted)
-        row_size = _WORD * wanted
-        flat = matrix.tobytes()
-        offsets = range(0, len(flat), row_size) if wanted else [0] * height
-        rows = [head + flat[i : i + row_size] for i in offsets]
-        if size is not None and len(head) + row_size > size:
-            rows = [row[:size] for row in rows]
-        bodies.append(iter(rows))
-    buckets = list(itertools.accumulate(gaps, initial=first)) if count else []
-    verbatim_rows = iter(verbatim if size is None else [v[:size] for v in verbatim])
-    return [
-        (
-            bucket,
-            next(verbatim_rows) if shape == _VERBATIM else next(bodies[shape]),
-            extra if has_extra else None,
-        )
-        for bucket, shape, extra, has_extra in zip(buckets, shape_of, extras, present, strict=True)
+    """The rows (bucket, v, extra) `encode` packed; with `size`, the first `size` bytes of
+    each row's v, of which only the words they hold are decoded."""
+    rows = decode_many([chunk], size)
+    return list(zip(rows.buckets.tolist(), rows.values, rows.extras, strict=True))
+
+
+def decode_many(chunks: Sequence[bytes], size: int | None = None, between=None) -> Rows:
+    """The rows of many chunks as `decode` gives them, those of buckets `between` first and
+    last (all: None), the columns of all the chunks decoded at once: what a chunk costs
+    beside its rows is little more than unpacking its header."""
+    parsed = [_Parsed(chunk) for chunk in chunks]
+    blocks = [block for chunk in parsed for block in chunk.blocks]
+    wanted = [
+        width if size is None else max(0, min(width, -(-(size - len(head)) // _WORD)))
+        for head, width, _, _ in blocks
     ]
+    counts = np.array([chunk.count for chunk in parsed], np.int64)
+    steps = np.concatenate([chunk.steps for chunk in parsed] + [np.zeros(0, np.int64)])
+    buckets = _segmented(steps, counts[counts > 0], np.add, np.subtract)
+    inside = np.ones(len(buckets), bool)
+    if between is not None:
+        inside = (buckets >= between[0]) & (buckets <= between[1])
+    matrices = iter(_decoded(parsed, blocks, wanted))
+    values: list[bytes] = []
+    extras: list[bytes | None] = []
+    for chunk, end in zip(parsed, np.cumsum(counts).tolist(), strict=True):
+        kept = inside[end - chunk.count : end]
+        values += _kept_rows(chunk, [next(matrices) for _ in chunk.blocks], kept, size)
+        extras += chunk.extras
+    return Rows(
+        np.repeat(np.arange(len(parsed)), counts)[inside],
+        buckets[inside],
+        values,
+        np.array(extras + [None], object)[:-1][inside].tolist(),
+    )
+
+
+def _kept_rows(chunk, matrices: list[np.ndarray], kept: np.ndarray, size: int | None):
+    """A parsed chunk's rows that are `kept`, in their order, from the decoded matrices of
+    its blocks and its verbatim rows, each cut to `size` bytes."""
+    if len(matrices) == 1 and not chunk.verbatim:
+        return _row_bytes(chunk.blocks[0][0], matrices[0][kept], size)
+    shape_of = chunk.shape_of
+    bodies = [
+        _row_bytes(head, matrix[kept[shape_of == at]], size)
+        for at, ((head, *_), matrix) in enumerate(zip(chunk.blocks, matrices, strict=True))
+    ]
+    verbatim = [row[:size] for row in compress(chunk.verbatim, kept[shape_of == _VERBATIM])]
+    shapes = [iter(body) for body in bodies]
+    others = iter(verbatim)
+    return [next(others) if at == _VERBATIM else next(shapes[at]) for at in shape_of[kept].tolist()]
+
+
+def _decoded(parsed: list, blocks: list[tuple], wanted: list[int]):
+    """The matrices of the blocks of parsed chunks (`_decode_blocks`), decoded some chunks at
+    a time: arrays past the processor's caches take longer to go over than to decode."""
+    block = start = taken = 0
+    for at, chunk in enumerate(parsed, 1):
+        taken += len(chunk.words)
+        if taken < _BATCH_WORDS and at < len(parsed):
+            continue
+        end = block + sum(len(other.blocks) for other in parsed[start:at])
+        words = np.concatenate([other.words for other in parsed[start:at]])
+        yield from _decode_blocks(words, blocks[block:end], wanted[block:end])
+        block, start, taken = end, at, 0
+
+
+class _Parsed:
+    """A chunk decompressed and its header unpacked: its rows' steps (the first bucket,
+    then the gaps after it), shapes and extras, its verbatim rows, and the blocks (head,
+    width, codes, height) of each shape's words."""
+
+    def __init__(self, chunk: bytes) -> None:
+        data = memoryview(cramjam.zstd.decompress(chunk))
+        count, first, shape_count, _ = _HEAD.unpack_from(data)
+        at = _HEAD.size
+        self.count, self.steps = count, np.zeros(count, np.int64)
+        if count:
+            self.steps[0] = first
+            self.steps[1:] = np.frombuffer(data, "<i4", count - 1, at)
+            at += 4 * (count - 1)
+        self.shape_of = np.frombuffer(data, "<u2", count, at)
+        at += 2 * count
+        present = bytes(data[at : at + count])
+        at += count
+        extras, at = _blobs(data, at, count)
+        self.extras = [None] * count
+        if present.count(1):
+            self.extras = [
+                extra if has else None for extra, has in zip(extras, present, strict=True)
+            ]
+        self.verbatim: list[bytes] = []
+        heights = [count]
+        if shape_count != 1 or _VERBATIM in self.shape_of:
+            self.verbatim, at = _blobs(data, at, int((self.shape_of == _VERBATIM).sum()))
+            heights = np.bincount(self.shape_of[self.shape_of != _VERBATIM], minlength=shape_count)
+        self.blocks = []
+        for height in list(heights)[:shape_count]:
+            head_size, width = struct.unpack_from("<II", data, at)
+            at += 8
+            head = bytes(data[at : at + head_size])
+            at += head_size
+            codes = np.frombuffer(data, np.uint8, width, at)
+            self.blocks.append((head, width, codes, int(height)))
+            at += width
+        self.words = np.frombuffer(_unshuffle(data[at:]), "<u8")
+
+
+def _decode_blocks(words: np.ndarray, blocks: list[tuple], wanted: list[int]) -> list[np.ndarray]:
+    """The matrices of the first `wanted` columns of blocks (head, width, codes, height)
+    whose columns `_encode_columns` encoded, one block after another in `words`. A column
+    of a block is a run of words, its height long (then a second run, of distances, for
+    decimals that are near): all the runs are decoded at once, every word each way its
+    run's code may ask, then each keeps the one its code says."""
+    heights = np.array([height for *_, height in blocks], np.int64)
+    widths = np.array([width for _, width, _, _ in blocks], np.int64)
+    codes = np.concatenate([codes for _, _, codes, _ in blocks] + [np.zeros(0, np.uint8)])
+    near = (codes != _XOR) & (codes & _NEAR > 0)
+    column = np.repeat(np.arange(len(codes)), np.where(near, 2, 1))  # of each run
+    lengths = np.repeat(heights, widths)[column]
+    distances = np.zeros(len(column), bool)  # the second run of a near column
+    distances[1:] = column[1:] == column[:-1]
+    kept = (np.arange(len(codes)) < np.repeat(np.cumsum(widths) - widths + wanted, widths))[column]
+    if not kept.all():
+        starts = np.cumsum(lengths) - lengths
+        words = words[_ranges(starts[kept], lengths[kept])]
+        column, lengths, distances = column[kept], lengths[kept], distances[kept]
+    codes, near = codes[column], near[column] & ~distances
+    xor = codes == _XOR
+    whole = ~xor & ~near & ~distances
+    integers = _unzigzag(words, lengths)
+    # A column of integers less those of the column before it (whose run is the one before):
+    # each run of such columns added up from the run's first, the column they follow.
+    beside = whole & (codes & _BESIDE > 0)
+    run = np.arange(len(column))
+    depth = run - np.maximum.accumulate(np.where(beside, 0, run))
+    for step in range(1, int(depth.max(initial=0)) + 1):
+        at = np.flatnonzero(np.repeat(depth == step, lengths))
+        integers[at] += integers[at - np.repeat(lengths[depth == step], lengths[depth == step])]
+    divided = near | whole & (codes & _NOT_BESIDE != _INTEGERS)
+    decimals = np.where(divided, codes & _NOT_NEAR & _NOT_BESIDE, 0)
+    doubles = _divided(
+        np.where(np.repeat(divided, lengths), integers, 0), np.repeat(decimals, lengths)
+    )
+    kind = np.repeat(
+        np.select([xor, whole & (codes & _NOT_BESIDE == _INTEGERS)], [0, 1], 2), lengths
+    )
+    decoded = np.where(kind == 1, integers.view(np.uint64), doubles)
+    if xor.any():
+        decoded = np.where(
+            kind == 0, _segmented(words, lengths, np.bitwise_xor, np.bitwise_xor), decoded
+        )
+    if near.any():
+        at = np.flatnonzero(np.repeat(near, lengths))
+        shifted = at + np.repeat(lengths[near], lengths[near])
+        decoded[at] = (doubles[at].view(np.int64) + integers[shifted]).view(np.uint64)
+        decoded = decoded[~np.repeat(distances, lengths)]
+    ends = np.cumsum(heights * wanted)
+    return [
+        decoded[end - height * columns : end].reshape(columns, height).T
+        for end, height, columns in zip(ends.tolist(), heights.tolist(), wanted, strict=True)
+    ]
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The indexes of runs of `lengths` from `starts`, run after run."""
+    firsts = np.cumsum(lengths) - lengths
+    return np.repeat(starts - firsts, lengths) + np.arange(int(lengths.sum()))
+
+
+def _segmented(values: np.ndarray, lengths: np.ndarray, operation, inverse) -> np.ndarray:
+    """Runs of `lengths` values, one after another, each accumulated by a ufunc on its own:
+    `inverse` takes out what the runs before added."""
+    accumulated = operation.accumulate(values)
+    before = np.zeros(len(lengths), values.dtype)
+    before[1:] = accumulated[np.cumsum(lengths)[:-1] - 1]
+    return inverse(accumulated, np.repeat(before, lengths))
+
+
+def _unzigzag(encoded: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Runs of `lengths` integers, one after another, each `_zigzag` encoded on its own."""
+    deltas = (encoded >> np.uint64(1)).view(np.int64) ^ -(encoded & np.uint64(1)).view(np.int64)
+    return _segmented(deltas, lengths, np.add, np.subtract)
+
+
+def _row_bytes(head: bytes, words: np.ndarray, size: int | None) -> list[bytes]:
+    """Rows of words as BLOBs, each `head` then its words, cut to `size` bytes."""
+    height, width = words.shape
+    row_size = len(head) + _WORD * width
+    kept = row_size if size is None else min(size, row_size)
+    if not kept or not height:
+        return [b""] * height
+    rows = np.empty((height, row_size), np.uint8)
+    rows[:, : len(head)] = np.frombuffer(head, np.uint8)
+    rows[:, len(head) :] = np.ascontiguousarray(words, "<u8").view(np.uint8).reshape(height, -1)
+    flat = rows[:, :kept].tobytes()
+    return [flat[at : at + kept] for at in range(0, len(flat), kept)]
 
 
 def _encode_columns(matrix: np.ndarray, integers: bool) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -172,37 +339,6 @@ def _encode_columns(matrix: np.ndarray, integers: bool) -> tuple[np.ndarray, lis
         if column in distances:
             columns.append(distances[column])
     return codes, columns
-
-
-def _decode_columns(words: np.ndarray, offset: int, codes: np.ndarray, height: int, wanted: int):
-    """The matrix (height, first `wanted` columns) of words whose columns `_encode_columns`
-    encoded from `offset` in `words`, and the offset after all of them."""
-    near = (codes != _XOR) & (codes & _NEAR > 0)
-    sizes = np.where(near, 2 * height, height)
-    after = offset + int(sizes.sum())
-    starts = (offset + np.cumsum(sizes) - sizes)[:wanted]
-    codes, near = codes[:wanted], near[:wanted]
-    xor = codes == _XOR
-    whole = ~xor & ~near
-    down = np.arange(height)[:, None]
-    encoded = words[starts + down]
-    matrix = np.bitwise_xor.accumulate(encoded, axis=0)  # right for the XORed columns
-    values = _unzigzag(encoded)
-    # A column of integers less those of the column before it: each run of such columns
-    # added up from the run's first, the column they follow.
-    column = np.arange(len(codes))
-    run = np.maximum.accumulate(np.where(whole & (codes & _BESIDE > 0), 0, column))
-    totals = np.cumsum(values, axis=1)
-    values = totals - np.where(run > 0, totals[:, run - 1], 0)
-    integer = whole & (codes & _NOT_BESIDE == _INTEGERS)
-    matrix[:, integer] = values[:, integer].view(np.uint64)
-    decimals = whole & ~integer
-    matrix[:, decimals] = _divided(values[:, decimals], codes[decimals] & _NOT_BESIDE)
-    if near.any():
-        apart = _unzigzag(words[starts[near] + height + down])
-        nearest = _divided(values[:, near], codes[near] & _NOT_NEAR).view(np.int64)
-        matrix[:, near] = (nearest + apart).view(np.uint64)
-    return matrix, after
 
 
 def _decimals(doubles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -265,15 +401,14 @@ def _near(doubles: np.ndarray, decimals: int) -> tuple[np.ndarray, np.ndarray, n
     return inside & (np.abs(distances) <= _NEAR_ULPS).all(axis=0), integers, distances
 
 
-def _divided(integers: np.ndarray, decimals: np.ndarray) -> np.ndarray:
-    """Integers (row, column) of each column's decimals as the words of their doubles,
-    `integer / 10**decimals` as Python divides them (correctly rounded)."""
-    scales = _SCALES_DOUBLE[decimals]
-    doubles = integers / scales  # exact where the integers are doubles exactly
-    large = ((integers >= 2**53) | (integers <= -(2**53))).any(axis=0)
-    for column in np.flatnonzero(large):
-        scale = _SCALES[decimals[column]]
-        doubles[:, column] = [value / scale for value in integers[:, column].tolist()]
+def _divided(integers: np.ndarray, places: np.ndarray) -> np.ndarray:
+    """Integers of `places` decimals each as the words of their doubles, `integer /
+    10**places` as Python divides them (correctly rounded)."""
+    doubles = integers / _SCALES_DOUBLE[places]  # exact where the integers are doubles exactly
+    if len(integers) and (integers.max() >= 2**53 or integers.min() <= -(2**53)):
+        large = np.flatnonzero((integers >= 2**53) | (integers <= -(2**53)))
+        exact = zip(integers[large].tolist(), places[large].tolist(), strict=True)
+        doubles[large] = [value / _SCALES[place] for value, place in exact]
     return doubles.view(np.uint64)
 
 
@@ -289,11 +424,6 @@ def _zigzag(values: np.ndarray) -> np.ndarray:
     (small either side of zero: small), modulo 2^64 so that any fits."""
     deltas = values - _previous(values)
     return (deltas.view(np.uint64) << np.uint64(1)) ^ (deltas >> 63).view(np.uint64)
-
-
-def _unzigzag(encoded: np.ndarray) -> np.ndarray:
-    deltas = (encoded >> np.uint64(1)).view(np.int64) ^ -(encoded & np.uint64(1)).view(np.int64)
-    return np.cumsum(deltas, axis=0)
 
 
 def _bits(encoded: np.ndarray) -> np.ndarray:

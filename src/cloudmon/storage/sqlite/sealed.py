@@ -72,19 +72,21 @@ def _chunks(conn, table: str, res: int, first: int, last: int, ids: Sequence[int
 
 
 def _sealed(conn, table: str, res: int, first: int, last: int, ids=None, size=None):
-    """(id, bucket, v or its first `size` bytes, extra) of the sealed rows in [first, last]
-    of these entities (all: None)."""
-    for eid, *_, blob in _chunks(conn, table, res, first, last, ids):
-        for bucket, v, extra in chunks.decode(blob, size):
-            if first <= bucket <= last:
-                yield eid, bucket, v, extra
+    """The sealed rows in [first, last] of these entities (all: None), their chunks decoded
+    at once: arrays of each row's entity and bucket, a list of its v (or of its first `size`
+    bytes) and one of its extra."""
+    found = _chunks(conn, table, res, first, last, ids)
+    rows = chunks.decode_many([blob for *_, blob in found], size, (first, last))
+    eids = np.array([eid for eid, *_ in found], np.int64)[rows.chunk]
+    return eids, rows.buckets, rows.values, rows.extras
 
 
 def sealed_rows(conn, table: str, res: int, first: int, last: int, ids=None):
     """{(id, bucket): (v, extra)} of the sealed rows in [first, last] of these entities (all:
     None)."""
-    rows = _sealed(conn, table, res, first, last, ids)
-    return {(eid, bucket): (v, extra) for eid, bucket, v, extra in rows}
+    eids, buckets, values, extras = _sealed(conn, table, res, first, last, ids)
+    keys = zip(eids.tolist(), buckets.tolist(), strict=True)
+    return dict(zip(keys, zip(values, extras, strict=True), strict=True))
 
 
 def entity_rows(conn, table: str, res: int, first: int, last: int, eid: int) -> list[tuple]:
@@ -97,11 +99,13 @@ def entities_rows(conn, table: str, res: int, first: int, last: int, ids: Sequen
     """The rows in [first, last] of these entities, in entity then bucket order: arrays of
     each row's entity (its place in `ids`) and bucket, and a list of its BLOB, or of its
     first `size` bytes."""
-    sealed = _sealed(conn, table, res, first, last, ids, size)
-    found = [(eid, bucket, v) for eid, bucket, v, _ in sealed]
-    found += _head_rows(conn, table, res, first, last, ids, size)  # after: the head's row wins
-    eids = np.fromiter((row[0] for row in found), np.int64, len(found))
-    buckets = np.fromiter((row[1] for row in found), np.int64, len(found))
+    eids, buckets, values, _ = _sealed(conn, table, res, first, last, ids, size)
+    head = _head_rows(conn, table, res, first, last, ids, size)  # after: the head's row wins
+    if head:
+        head_ids, head_buckets, head_values = zip(*head, strict=True)
+        eids = np.concatenate([eids, np.array(head_ids, np.int64)])
+        buckets = np.concatenate([buckets, np.array(head_buckets, np.int64)])
+        values += head_values
     wanted = np.asarray(ids, np.int64)
     by_id = np.argsort(wanted)
     at = np.minimum(np.searchsorted(wanted, eids, sorter=by_id), len(wanted) - 1)
@@ -112,7 +116,7 @@ def entities_rows(conn, table: str, res: int, first: int, last: int, ids: Sequen
     last_of_bucket = np.ones(len(order), bool)
     last_of_bucket[:-1] = (entity[1:] != entity[:-1]) | (buckets[1:] != buckets[:-1])
     order = order[last_of_bucket]
-    return entity[last_of_bucket], buckets[last_of_bucket], [found[at][2] for at in order.tolist()]
+    return entity[last_of_bucket], buckets[last_of_bucket], [values[at] for at in order.tolist()]
 
 
 def _head_rows(conn, table: str, res: int, first: int, last: int, ids: Sequence[int], size=None):
@@ -129,14 +133,14 @@ def _head_rows(conn, table: str, res: int, first: int, last: int, ids: Sequence[
             f"SELECT id, bucket, {v} FROM {table} WHERE {_res_match(table, res)}bucket >= ?"
             " AND bucket <= ?",
             (first, last),
-        )
+        ).fetchall()
     res_match = "" if table.endswith("_sample") else f" AND s.res = {res}"
     return conn.execute(
         f"WITH RECURSIVE b(x) AS (SELECT ? UNION ALL SELECT x + {res} FROM b WHERE x < ?)"
         f" SELECT s.id, s.bucket, {v} FROM b JOIN {table} s ON s.bucket = b.x"
         " AND s.id IN (SELECT value FROM json_each(?))" + res_match,
         (first, last - res + 1, json.dumps(list(ids))),
-    )
+    ).fetchall()
 
 
 def _most_of(conn, table: str, res: int, bucket: int, wanted: int) -> bool:
