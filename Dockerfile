@@ -7,20 +7,26 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # The package and its dependencies as wheels; nothing from this stage but /wheels is kept.
+# Where the package registry is reached through a proxy with a certificate of its own, its
+# CA bundle is passed in for the build as the secret pip-ca (never kept in an image).
 FROM ${PYTHON_IMAGE} AS wheels
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN --mount=type=secret,id=pip-ca \
+    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+    && pip wheel --no-cache-dir --wheel-dir /wheels .
 
-# crictl for the agent's crictl metadata source; the checksums are those of the
-# cri-tools release archives (kubernetes-sigs/kubespray, checksums.yml).
+# crictl for the agent's crictl metadata source, into /opt/crictl; the checksums are those
+# of the cri-tools release archives (kubernetes-sigs/kubespray, checksums.yml). It comes
+# from GitHub: build with CRICTL_VERSION empty where GitHub cannot be reached, for an agent
+# without it (README: "Images").
 FROM ${PYTHON_IMAGE} AS crictl
 ARG TARGETARCH
 ARG CRICTL_VERSION=1.35.0
 ARG CRICTL_SHA256_AMD64=2e141e5b22cb189c40365a11807d69b76b9b3caced89fac2f4ec879408ce2177
 ARG CRICTL_SHA256_ARM64=519071de89b64c43e2a1661bb5489c6c3fd5e9e5fcef75e50e542b0c891f1118
-RUN python -c 'import hashlib, io, os, platform, tarfile, urllib.request; \
+RUN mkdir -p /opt/crictl && [ -z "$CRICTL_VERSION" ] || python -c 'import hashlib, io, os, platform, tarfile, urllib.request; \
 arch = os.environ.get("TARGETARCH") or {"x86_64": "amd64", "aarch64": "arm64"}[platform.machine()]; \
 version = os.environ["CRICTL_VERSION"]; \
 url = f"https://github.com/kubernetes-sigs/cri-tools/releases/download/v{version}/crictl-v{version}-linux-{arch}.tar.gz"; \
@@ -28,7 +34,7 @@ data = urllib.request.urlopen(url, timeout=120).read(); \
 digest = hashlib.sha256(data).hexdigest(); \
 expected = os.environ[f"CRICTL_SHA256_{arch.upper()}"]; \
 assert digest == expected, f"{url}: sha256 {digest}, expected {expected}"; \
-tarfile.open(fileobj=io.BytesIO(data)).extract("crictl", "/usr/local/bin", filter="data")'
+tarfile.open(fileobj=io.BytesIO(data)).extract("crictl", "/opt/crictl", filter="data")'
 
 # The runtime: the wheels installed into a venv by the base image's pip, without
 # pip in the venv and without the wheels left behind; no compiler is ever installed.
@@ -49,7 +55,7 @@ LABEL org.opencontainers.image.version="${VERSION}" \
 # The node agent. It runs as the user the DaemonSet gives it (manifests/monitor.yaml). It
 # has no port: it touches a health file after every cycle, and is healthy while that is recent.
 FROM runtime AS agent
-COPY --from=crictl /usr/local/bin/crictl /usr/local/bin/crictl
+COPY --from=crictl /opt/crictl/ /usr/local/bin/
 LABEL org.opencontainers.image.title="cloudmon agent" \
       org.opencontainers.image.description="Measures a node and its pods from /proc and cgroups"
 ENV CLOUDMON_HEALTH_FILE=/tmp/cloudmon-agent-healthy

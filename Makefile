@@ -3,12 +3,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Debian packages the tests use: promtool (prometheus) checks /metrics, prometheus and
 # victoria-metrics are the engines of the Prometheus store's tests, ip (iproute2) makes the
-# real-kernel test's network namespaces, chromium runs the dashboard's browser tests.
-DEBIAN_PACKAGES := prometheus victoria-metrics iproute2 chromium
+# real-kernel test's network namespaces, chromium runs the dashboard's browser tests;
+# buildah builds the images (on a base mmdebstrap makes where the official one cannot be
+# pulled), containerd and runc run them.
+DEBIAN_PACKAGES := prometheus victoria-metrics iproute2 chromium buildah mmdebstrap containerd runc
 # uPlot, pinned in web/package-lock.json, copied into the package by web/build.mjs.
 DASHBOARD_ASSETS := src/cloudmon/dashboard/static/uPlot.iife.min.js
 
-.PHONY: run demo test soak lint bench system-packages dashboard clean
+.PHONY: run demo test soak lint bench images system-packages dashboard clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,7 +25,9 @@ $(DASHBOARD_ASSETS): web/package.json web/package-lock.json web/build.mjs
 
 system-packages:
 	@if command -v promtool >/dev/null && command -v victoria-metrics >/dev/null \
-		&& command -v ip >/dev/null && command -v chromium >/dev/null; then :; \
+		&& command -v ip >/dev/null && command -v chromium >/dev/null \
+		&& command -v buildah >/dev/null && command -v mmdebstrap >/dev/null \
+		&& command -v containerd >/dev/null && command -v runc >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends $(DEBIAN_PACKAGES) >/dev/null; \
@@ -70,6 +74,11 @@ demo: $(STAMP) $(DASHBOARD_ASSETS)
 	$(call serve,sqlite:///data/demo/cloudmon.db,$(VENV)/bin/cloudmon demo --server $$url,\
 		echo "  .venv/bin/cloudmon top pods -n shop --server $$url"; \
 		echo "  curl -s \"$$url/api/namespaces/shop?window=1h&metrics=cpu_cores\"";)
+
+# build/monitor.tar and build/monitor-api.tar, as ./deploy builds and saves them; where GitHub
+# cannot be reached: make images DEPLOY_OPTIONS=--no-crictl
+images: $(DASHBOARD_ASSETS)
+	./deploy --images-only $(DEPLOY_OPTIONS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -16,6 +16,10 @@ DEPLOY = ROOT / "deploy"
 VERSION = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M)[1]
 AGENT_IMAGE = f"localhost/cloudmon/monitor:{VERSION}"
 SERVER_IMAGE = f"localhost/cloudmon/monitor-api:{VERSION}"
+OFFICIAL_BASE = "docker.io/library/python:3.11-slim-bookworm"
+DEBIAN_BASE = "localhost/cloudmon/python-debian:3.11-bookworm"
+# What deploy asks the engine before it builds: whether it works, whether it has the base.
+ENGINE_CHECKS = (["docker", "info"], ["docker", "image", "inspect"])
 TOOLS = ["bash", "sh", "env", "dirname", "sed", "head", "od", "tr", "mktemp", "rm", "mkdir", "cat"]
 
 # Each stand-in appends [name, *args] (and what it was given) to $STANDIN_LOG as one JSON line.
@@ -102,11 +106,13 @@ def test_a_whole_run_in_order(deploy):
     result = deploy.run("--nodes", "w1,w2", "--ssh-user", "admin", "--ctr", "ctr")
     assert result.returncode == 0, result.stderr
     agent_tar, server_tar = str(deploy.out / "monitor.tar"), str(deploy.out / "monitor-api.tar")
-    build = ["--build-arg", f"VERSION={VERSION}"]
+    build = ["--build-arg", f"VERSION={VERSION}", "--build-arg", f"PYTHON_IMAGE={OFFICIAL_BASE}"]
     dockerfile = ["-f", str(ROOT / "Dockerfile"), str(ROOT)]
     import_ = "ctr -n k8s.io images import -"
     ctr = ["ctr", "-n", "k8s.io", "images", "import", "-"]
     assert deploy.argvs() == [
+        ["docker", "info"],
+        ["docker", "image", "inspect", OFFICIAL_BASE],
         ["docker", "build", "--target", "agent", *build, "-t", AGENT_IMAGE, *dockerfile],
         ["docker", "save", "-o", agent_tar, AGENT_IMAGE],
         ["docker", "build", "--target", "server", *build, "-t", SERVER_IMAGE, *dockerfile],
@@ -183,7 +189,12 @@ def test_dry_run_prints_every_command_of_a_run_and_runs_none(tmp_path):
     assert dry.calls() == []
     real = Deploy(tmp_path / "real", ALL)
     assert real.run(*options).returncode == 0
-    checks = (["kubectl", "version"], ["kubectl", "get"], ["kubectl", "-n", "cloudmon", "get"])
+    checks = (
+        *ENGINE_CHECKS,
+        ["kubectl", "version"],
+        ["kubectl", "get"],
+        ["kubectl", "-n", "cloudmon", "get"],
+    )
     ran = [
         argv
         for argv in real.argvs()
@@ -223,7 +234,7 @@ def test_the_engine_found_on_path_builds(tmp_path, engine, build, save):
     deploy = Deploy(tmp_path, [engine, "kubectl"])
     result = deploy.run(existing="cloudmon,cloudmon-token")
     assert result.returncode == 0, result.stderr
-    argvs = deploy.argvs()
+    argvs = [argv for argv in deploy.argvs() if "inspect" not in argv]
     assert argvs[0][:2] == build and "--target" in argvs[0] and "agent" in argvs[0]
     assert argvs[1][: len(save)] == save
     assert (deploy.out / "monitor.tar").read_text() == f"tar of {AGENT_IMAGE}"
@@ -237,6 +248,49 @@ def test_the_first_engine_wins_and_engine_can_be_chosen(tmp_path):
     deploy.log.unlink()
     assert deploy.run("--engine", "podman", existing="cloudmon,cloudmon-token").returncode == 0
     assert deploy.argvs()[0][0] == "podman"
+
+
+def test_docker_without_its_daemon_is_passed_over(tmp_path):
+    deploy = Deploy(tmp_path, ["docker", "buildah", "kubectl"])
+    result = deploy.run(existing="cloudmon,cloudmon-token", fail="docker info")
+    assert result.returncode == 0, result.stderr
+    assert [argv[0] for argv in deploy.argvs()[1:] if argv[0] != "kubectl"] == ["buildah"] * 5
+
+
+def test_the_base_where_the_official_one_cannot_be_pulled(deploy):
+    result = deploy.run("--images-only", fail=f"docker {OFFICIAL_BASE}")
+    assert result.returncode == 0, result.stderr
+    assert "cannot be pulled" not in result.stderr  # the engine has the Debian base already
+    argvs = deploy.argvs()
+    assert argvs[1:4] == [
+        ["docker", "image", "inspect", OFFICIAL_BASE],
+        ["docker", "pull", OFFICIAL_BASE],
+        ["docker", "image", "inspect", DEBIAN_BASE],
+    ]
+    builds = [argv for argv in argvs if argv[1] == "build"]
+    assert len(builds) == 2 and all(f"PYTHON_IMAGE={DEBIAN_BASE}" in argv for argv in builds)
+
+
+def test_images_only_builds_saves_imports_locally_and_stops(tmp_path):
+    deploy = Deploy(tmp_path, ["docker", "ctr"])  # no kubectl, no ssh
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("a CA\n")
+    result = deploy.run(
+        *("--images-only", "--nodes", "local", "--ctr", "ctr --address /x.sock"),
+        *("--no-crictl", "--ca-bundle", str(bundle), "--base", "example/python:3.11"),
+    )
+    assert result.returncode == 0, result.stderr
+    builds = [argv for argv in deploy.argvs() if argv[1] == "build"]
+    assert len(builds) == 2
+    for argv in builds:
+        assert "PYTHON_IMAGE=example/python:3.11" in argv and "CRICTL_VERSION=" in argv
+        assert argv[argv.index("--secret") + 1] == f"id=pip-ca,src={bundle}"
+    imports = [call for call in deploy.calls() if call["argv"][0] == "ctr"]
+    tars = [str(deploy.out / "monitor.tar"), str(deploy.out / "monitor-api.tar")]
+    assert [call["argv"] for call in imports] == [
+        ["ctr", "--address", "/x.sock", "-n", "k8s.io", "images", "import", tar] for tar in tars
+    ]
+    assert deploy.argvs()[-1][0] == "ctr"
 
 
 def test_no_build_uses_the_saved_tars(deploy):
@@ -307,6 +361,7 @@ NODES = ("--nodes", "w1")
         ),
         (ALL, ("--bogus",), "", "unknown option --bogus (see ./deploy --help)", None),
         (ALL, ("--nodes",), "", "--nodes needs a value", None),
+        (ALL, ("--ca-bundle", "/nonexistent"), "", "--ca-bundle /nonexistent: no such file", None),
         (ALL, ("--nodes", "--dry-run"), "", "--nodes needs a value", None),
     ],
 )

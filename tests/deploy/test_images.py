@@ -1,19 +1,19 @@
-"""The Dockerfile, and its images' entry points in a venv built the way the Dockerfile builds it.
+"""The Dockerfile, and its images built for real: as `make images` builds them (`./deploy
+--images-only`, with the engine found here), imported into a containerd of the test's own as
+`./deploy --nodes local` imports them, and run there."""
 
-No container engine runs here, so the images themselves are not built; the test repeats the
-Dockerfile's steps: the build context (.dockerignore's pyproject.toml, README.md and src/) made
-into a wheel, the wheel installed into a fresh venv without pip, and the entry points run.
-"""
-
+import json
+import os
 import re
 import shutil
 import subprocess
-import sys
-import sysconfig
+import tarfile
 import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+from fixtures import containerd
 from fixtures.servers import free_port
 
 from cloudmon.cli import main as cli
@@ -83,87 +83,144 @@ def get(url: str) -> int:
         return response.status
 
 
-def test_entry_points_in_a_venv_built_like_the_image(tmp_path):
-    context = tmp_path / "context"
-    context.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, context / name)
-    shutil.copytree(
-        ROOT / "src", context / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
-    )
-    wheels, venv = tmp_path / "wheels", tmp_path / "venv"
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
-    # Offline: no build isolation and no dependencies fetched (the Dockerfile fetches them).
-    subprocess.run(
-        [
-            *pip,
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "--wheel-dir",
-            str(wheels),
-            str(context),
-        ],
-        check=True,
-        timeout=120,
-    )
-    (wheel,) = wheels.glob("cloudmon-*.whl")
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60
-    )
-    python = venv / "bin" / "python"
-    subprocess.run(
-        [*pip, "--python", str(python), "install", "--no-index", "--no-deps", str(wheel)],
-        check=True,
-        timeout=120,
-    )
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+def why_no_engine() -> str | None:
+    if os.geteuid() != 0:
+        return "building images needs root here (no rootless engine is set up)"
+    if shutil.which("buildah") or shutil.which("podman"):
+        return None
+    if (
+        shutil.which("docker")
+        and subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+    ):
+        return None
+    return "no container engine: install buildah or podman (or run docker's daemon)"
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    """The images as `make images` builds them (`./deploy --images-only`), but without crictl,
+    which comes from GitHub, out of reach here."""
+    if reason := why_no_engine():
+        pytest.skip(reason)
+    out = tmp_path_factory.mktemp("images")
+    began = time.monotonic()
+    built = subprocess.run(
+        [str(ROOT / "deploy"), "--images-only", "--no-crictl", "--out", str(out)],
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout.strip()
-    # The dependencies come from this interpreter's site-packages, after the venv's own.
-    (Path(site) / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    where = subprocess.run(
-        [str(python), "-c", "import cloudmon; print(cloudmon.__file__)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert where.startswith(site), "cloudmon must come from the installed wheel"
-    cloudmon = str(venv / "bin" / "cloudmon")
-
-    agent = subprocess.run(
-        [cloudmon, "agent", "--help"], capture_output=True, text=True, timeout=60
+        timeout=900,
     )
-    assert agent.returncode == 0, agent.stderr
-    assert "--server" in agent.stdout and "CLOUDMON" not in agent.stderr
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    sizes = {tar.name: tar.stat().st_size / 2**20 for tar in out.glob("*.tar")}
+    print(f"images built in {time.monotonic() - began:.0f} s: {sizes} MiB")
+    return out
 
-    port = free_port()
-    token = tmp_path / "token"
-    token.write_text("t0ken\n")
-    command = [
-        cloudmon,
-        "server",
-        "--host=127.0.0.1",
-        f"--port={port}",
-        f"--storage=sqlite:///{tmp_path}/data/cloudmon.db",
-        f"--token-file={token}",
-    ]
-    (tmp_path / "data").mkdir()
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+@pytest.fixture(scope="module")
+def node(images, tmp_path_factory):
+    """A containerd of its own, with the images imported as ./deploy imports them into a
+    node's (`--nodes local`)."""
+    if reason := containerd.why_not_runnable():
+        pytest.skip(reason)
+    runtime = containerd.Containerd(tmp_path_factory.mktemp("containerd"))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                assert get(f"http://127.0.0.1:{port}/healthz") == 200
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read().decode()
-                assert time.monotonic() < deadline, "no answer on /healthz within 30 s"
-                time.sleep(0.2)
-        assert get(f"http://127.0.0.1:{port}/readyz") == 200
+        imported = subprocess.run(
+            [
+                str(ROOT / "deploy"),
+                *("--no-build", "--images-only", "--out", str(images)),
+                *("--nodes", "local", "--ctr", runtime.ctr_command()),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert imported.returncode == 0, imported.stdout + imported.stderr
+        yield runtime
     finally:
-        server.terminate()
-        server.communicate(timeout=20)
+        runtime.close()
+
+
+def archived_tags(tar: Path) -> list[str]:
+    """The tags of the images a docker-archive holds."""
+    with tarfile.open(tar) as archive:
+        manifest = json.load(archive.extractfile("manifest.json"))
+    return [tag for image in manifest for tag in image["RepoTags"]]
+
+
+def test_make_images_saves_both_images_as_docker_archives(images):
+    assert archived_tags(images / "monitor.tar") == [f"localhost/cloudmon/monitor:{VERSION}"]
+    assert archived_tags(images / "monitor-api.tar") == [
+        f"localhost/cloudmon/monitor-api:{VERSION}"
+    ]
+
+
+def test_the_agent_image_runs_on_a_read_only_root_without_capabilities(node):
+    # The DaemonSet's user (65534) needs a pod's security context: ctr runs as the image says.
+    options = ("--read-only", *(f"--cap-drop={name}" for name in containerd.DEFAULT_CAPABILITIES))
+    checks = "cloudmon agent --help; grep CapEff /proc/self/status; command -v crictl || echo none"
+    image = f"localhost/cloudmon/monitor:{VERSION}"
+    found = node.run(image, "agent", "sh", "-c", checks, options=options).stdout
+    assert "--server" in found and "--interval" in found
+    assert re.search(r"^CapEff:\s+0+$", found, re.M), found
+    # Built with --no-crictl: no crictl; its metadata comes from the kubelet or the API server.
+    assert found.splitlines()[-1] == "none"
+
+
+def test_the_server_image_serves_from_its_volume_as_its_own_user(node, tmp_path):
+    # Its volumes as manifests/monitor-api.yaml mounts them: the PVC (owned by the image's
+    # user, as fsGroup makes it on a cluster), the token Secret, an emptyDir at /tmp.
+    data, scratch, token = tmp_path / "data", tmp_path / "tmp", tmp_path / "token"
+    data.mkdir()
+    scratch.mkdir(mode=0o1777)
+    scratch.chmod(0o1777)
+    os.chown(data, 10001, 10001)
+    token.write_text("t0ken\n")
+    port = free_port()
+    mounts = {data: "/data:rw", scratch: "/tmp:rw", token: "/etc/cloudmon/token:ro"}
+    options = ["--read-only", "--net-host", "--detach", f"--log-uri=file://{tmp_path}/log"]
+    for source, target in mounts.items():
+        where, mode = target.split(":")
+        options.append(f"--mount=type=bind,src={source},dst={where},options=rbind:{mode}")
+    command = (
+        *("cloudmon", "server", "--host=127.0.0.1", f"--port={port}"),
+        *("--storage=sqlite:////data/cloudmon.db", "--token-file=/etc/cloudmon/token"),
+    )
+    image = f"localhost/cloudmon/monitor-api:{VERSION}"
+    node.ctr("run", *options, image, "server", *command)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            assert get(f"http://127.0.0.1:{port}/healthz") == 200
+            break
+        except OSError:
+            log = (tmp_path / "log").read_text() if (tmp_path / "log").exists() else ""
+            assert "RUNNING" in node.ctr("tasks", "ls").stdout, log[-3000:]
+            assert time.monotonic() < deadline, "no answer on /healthz within 60 s"
+            time.sleep(0.3)
+    assert get(f"http://127.0.0.1:{port}/readyz") == 200
+    assert (data / "cloudmon.db").stat().st_uid == 10001
+    processes = node.ctr("tasks", "ps", "server").stdout.splitlines()[1:]
+    assert len(processes) >= 2, processes  # gunicorn's master and its workers
+
+
+def test_no_image_keeps_the_ca_bundle_it_was_built_with(node):
+    # pip in the build trusted this machine's bundle, whose certificates of its own (a
+    # proxy's) are added from /usr/local/share/ca-certificates: it was a build secret, and
+    # no file of an image holds any of them.
+    local = Path("/usr/local/share/ca-certificates")
+    lines = [
+        re.search(r"-----BEGIN CERTIFICATE-----\n(.+)\n", cert.read_text())[1]
+        for cert in sorted(local.rglob("*.crt"))
+    ]
+    if not lines:
+        pytest.skip(f"this machine trusts no certificate of its own ({local} is empty)")
+    patterns = " ".join(f"-e '{line}'" for line in lines)
+    for image in ("monitor", "monitor-api"):
+        found = node.run(
+            f"localhost/cloudmon/{image}:{VERSION}",
+            f"ca-{image}",
+            "sh",
+            "-c",
+            f"grep -rlF {patterns} / --exclude-dir=proc --exclude-dir=sys 2>/dev/null; true",
+        )
+        assert found.stdout == "", f"{image} holds this machine's own CA certificates"
