@@ -5,8 +5,6 @@
 import json
 import os
 import re
-import shutil
-import subprocess
 import tarfile
 import time
 import urllib.request
@@ -83,36 +81,14 @@ def get(url: str) -> int:
         return response.status
 
 
-def why_no_engine() -> str | None:
-    if os.geteuid() != 0:
-        return "building images needs root here (no rootless engine is set up)"
-    if shutil.which("buildah") or shutil.which("podman"):
-        return None
-    if (
-        shutil.which("docker")
-        and subprocess.run(["docker", "info"], capture_output=True).returncode == 0
-    ):
-        return None
-    return "no container engine: install buildah or podman (or run docker's daemon)"
-
-
 @pytest.fixture(scope="module")
 def images(tmp_path_factory) -> Path:
-    """The images as `make images` builds them (`./deploy --images-only`), but without crictl,
-    which comes from GitHub, out of reach here."""
-    if reason := why_no_engine():
+    if reason := containerd.why_no_engine():
         pytest.skip(reason)
     out = tmp_path_factory.mktemp("images")
-    began = time.monotonic()
-    built = subprocess.run(
-        [str(ROOT / "deploy"), "--images-only", "--no-crictl", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    seconds = containerd.build_images(out)
     sizes = {tar.name: tar.stat().st_size / 2**20 for tar in out.glob("*.tar")}
-    print(f"images built in {time.monotonic() - began:.0f} s: {sizes} MiB")
+    print(f"images built in {seconds:.0f} s: {sizes} MiB")
     return out
 
 
@@ -124,17 +100,7 @@ def node(images, tmp_path_factory):
         pytest.skip(reason)
     runtime = containerd.Containerd(tmp_path_factory.mktemp("containerd"))
     try:
-        imported = subprocess.run(
-            [
-                str(ROOT / "deploy"),
-                *("--no-build", "--images-only", "--out", str(images)),
-                *("--nodes", "local", "--ctr", runtime.ctr_command()),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert imported.returncode == 0, imported.stdout + imported.stderr
+        containerd.import_images(runtime, images)
         yield runtime
     finally:
         runtime.close()
@@ -186,7 +152,7 @@ def test_the_server_image_serves_from_its_volume_as_its_own_user(node, tmp_path)
         *("--storage=sqlite:////data/cloudmon.db", "--token-file=/etc/cloudmon/token"),
     )
     image = f"localhost/cloudmon/monitor-api:{VERSION}"
-    node.ctr("run", *options, image, "server", *command)
+    node.run(image, "server", *command, options=options)
     deadline = time.monotonic() + 60
     while True:
         try:
