@@ -30,8 +30,8 @@ class KubeServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, tls: ssl.SSLContext):
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, tls: ssl.SSLContext, address: tuple[str, int] = ("127.0.0.1", 0)):
+        super().__init__(address, _Handler)
         self.tls = tls
         self.token = "token-1"
         self.pods: list[dict] = []
@@ -164,3 +164,23 @@ class SilentServer:
 
     def close(self) -> None:
         self._socket.close()
+
+
+def main(objects: str, certificate: str, host: str, port: str) -> None:
+    """Serve, until killed, the pods and objects (ReplicaSets, Jobs) of a JSON file
+    ({"pods": [...], "objects": {path: object}}) at host:port, with a certificate (its key and
+    chain in one PEM file); run where the clients are, e.g. in a node's network namespace."""
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(certificate)
+    server = KubeServer(tls, (host, int(port)))
+    with open(objects) as file:
+        served = json.load(file)
+    server.pods, server.objects = served["pods"], served["objects"]
+    server.watch_idle_seconds = 30
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(*sys.argv[1:])
