@@ -31,6 +31,21 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+def link_texts(page, table: str, column: str) -> list[str]:
+    """The texts of the links in a column of a table of the page."""
+    cells = page.locator(f'table[data-name="{table}"] td[data-column="{column}"] a')
+    return cells.all_inner_texts()
+
+
+def wait_rows(page, table: str, count: int) -> None:
+    """Until a table of the page has `count` rows."""
+    page.wait_for_function(
+        "([t, n]) => document.querySelectorAll(`table[data-name='${t}'] tr[data-index]`).length"
+        " === n",
+        arg=[table, count],
+    )
+
+
 def screenshot(page, name: str) -> None:
     """Save a full-page screenshot under artifacts/dashboard/."""
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

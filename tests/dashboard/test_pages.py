@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from fixtures.servers import get_json, running_server
-from livecluster import NODES, PODS, ingest_cluster, screenshot
+from livecluster import NODES, PODS, ingest_cluster, link_texts, screenshot, wait_rows
 
 
 def api(base: str, path: str) -> dict:
@@ -18,21 +18,8 @@ def cell_values(page, table: str, column: str) -> list[float]:
     return [float(v) for v in cells.evaluate_all("cs => cs.map(c => c.dataset.value)")]
 
 
-def link_texts(page, table: str, column: str) -> list[str]:
-    cells = page.locator(f'table[data-name="{table}"] td[data-column="{column}"] a')
-    return cells.all_inner_texts()
-
-
 def points(series: dict, names: list[str]) -> int:
     return sum(1 for name in names for v in series[name] if v is not None)
-
-
-def wait_rows(page, table: str, count: int) -> None:
-    page.wait_for_function(
-        "([t, n]) => document.querySelectorAll(`table[data-name='${t}'] tr[data-index]`).length"
-        " === n",
-        arg=[table, count],
-    )
 
 
 def test_units_are_human(page, cluster):
