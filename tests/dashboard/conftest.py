@@ -15,20 +15,17 @@ from livecluster import (
 
 from cloudmon.dashboard import STATIC
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
-
 
 @pytest.fixture(scope="session")
-def browser():
+def browser(playwright):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
     if not (STATIC / "uPlot.iife.min.js").exists():
         pytest.fail("uPlot is not in the package: run `cd web && npm ci && npm run build`")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright_sync.sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
+    chromium = launch_chromium(playwright)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture(scope="session")

@@ -328,9 +328,8 @@ def test_top_lists_the_pods_from_the_server(cluster):
     assert "burner-5d8f9c-x2kqp" in top.stdout and "holder-0" in top.stdout
 
 
-def test_the_dashboard_lists_the_pods(cluster, tmp_path):
+def test_the_dashboard_lists_the_pods(cluster, playwright, tmp_path):
     # Debian's chromium, driven by Playwright over its pipes, in the node's network.
-    playwright = pytest.importorskip("playwright.sync_api")
     if not Path(livecluster.CHROMIUM).exists():
         pytest.skip(f"{livecluster.CHROMIUM} is missing (apt-get install chromium)")
     chromium = tmp_path / "chromium"
@@ -341,17 +340,16 @@ def test_the_dashboard_lists_the_pods(cluster, tmp_path):
     found = cluster.pods_found().values()
     expected = sorted(pod["name"] for pod in found if pod["namespace"] == "shop")
     assert expected == ["burner-5d8f9c-x2kqp", "holder-0", "receiver"]
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(
-            executable_path=str(chromium), args=livecluster.CHROMIUM_ARGS
-        )
-        try:
-            page = browser.new_page()
-            page.goto(f"{cluster.address}/#/pods?q=shop&sort=name")
-            livecluster.wait_rows(page, "pods", len(expected))
-            assert sorted(livecluster.link_texts(page, "pods", "name")) == expected
-        finally:
-            browser.close()
+    browser = playwright.chromium.launch(
+        executable_path=str(chromium), args=livecluster.CHROMIUM_ARGS
+    )
+    try:
+        page = browser.new_page()
+        page.goto(f"{cluster.address}/#/pods?q=shop&sort=name")
+        livecluster.wait_rows(page, "pods", len(expected))
+        assert sorted(livecluster.link_texts(page, "pods", "name")) == expected
+    finally:
+        browser.close()
 
 
 def test_a_restarted_server_loses_nothing(cluster):
