@@ -137,7 +137,7 @@ def decode_many(chunks: Sequence[bytes], size: int | None = None, between=None) 
         np.repeat(np.arange(len(parsed)), counts)[inside],
         buckets[inside],
         values,
-        np.array(extras + [None], object)[:-1][inside].tolist(),
+        list(compress(extras, inside.tolist())),
     )
 
 
@@ -201,7 +201,7 @@ class _Parsed:
             self.verbatim, at = _blobs(data, at, int((self.shape_of == _VERBATIM).sum()))
             heights = np.bincount(self.shape_of[self.shape_of != _VERBATIM], minlength=shape_count)
         self.blocks = []
-        for height in list(heights)[:shape_count]:
+        for height in heights:
             head_size, width = struct.unpack_from("<II", data, at)
             at += 8
             head = bytes(data[at : at + head_size])
