@@ -5,8 +5,10 @@ STAMP := $(VENV)/.installed
 # victoria-metrics are the engines of the Prometheus store's tests, ip (iproute2) makes the
 # real-kernel test's network namespaces, chromium runs the dashboard's browser tests;
 # buildah builds the images (on a base mmdebstrap makes where the official one cannot be
-# pulled), containerd and runc run them.
-DEBIAN_PACKAGES := prometheus victoria-metrics iproute2 chromium buildah mmdebstrap containerd runc
+# pulled), containerd and runc run them; the CNI plugins give the real node's pods their
+# network, gcc and libc6-dev build its static pause.
+DEBIAN_PACKAGES := prometheus victoria-metrics iproute2 chromium buildah mmdebstrap containerd runc \
+	containernetworking-plugins gcc libc6-dev
 # uPlot, pinned in web/package-lock.json, copied into the package by web/build.mjs.
 DASHBOARD_ASSETS := src/cloudmon/dashboard/static/uPlot.iife.min.js
 
@@ -30,7 +32,9 @@ system-packages:
 	@if command -v promtool >/dev/null && command -v victoria-metrics >/dev/null \
 		&& command -v ip >/dev/null && command -v chromium >/dev/null \
 		&& command -v buildah >/dev/null && command -v mmdebstrap >/dev/null \
-		&& command -v containerd >/dev/null && command -v runc >/dev/null; then :; \
+		&& command -v containerd >/dev/null && command -v runc >/dev/null \
+		&& [ -x /usr/lib/cni/bridge ] && command -v gcc >/dev/null \
+		&& [ -f "$$(gcc -print-file-name=libc.a)" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			--no-install-recommends $(DEBIAN_PACKAGES) >/dev/null; \
