@@ -246,6 +246,11 @@ def _rate(name: str, delta: float, dt: float | None) -> float | None:
     return None if dt is None else BY_NAME[name].per_second(delta, dt)
 
 
+def _share(part: int, whole: int, dt: float | None) -> float | None:
+    """100 x part / whole, as the agent takes a counter's share of another's increase."""
+    return None if dt is None or not whole else 100 * part / whole
+
+
 def _name(rng: random.Random, length: int) -> str:
     return "".join(rng.choices(_NAME_CHARS, k=length))
 
@@ -274,6 +279,11 @@ class _Container:
         # throttled_usec).
         self.cpu_usec = int(self.spec.cpu * self.age * 1e6)
         self.throttled_usec = 0
+        # CFS periods with a quota (100 ms each) and those in which it ran out.
+        self.periods = int(self.age * 10) if self.spec.cpu_limit is not None else 0
+        self.throttled_periods = 0
+        self.oom_kills = 0
+        self.at_limit = False
         self.read = int(self.spec.disk_read * self.age)
         self.write = int(self.spec.disk_write * self.age)
 
@@ -281,13 +291,17 @@ class _Container:
         """This container's figures; counters advance over dt seconds (None: the first sample)."""
         spec = self.spec
         cpu_before = self.cpu_usec / 1e6
+        periods_before, throttled_before = self.periods, self.throttled_periods
         read = write = 0
         if dt is not None:
             demand = spec.cpu * activity * _jitter(rng)
             cores = demand if spec.cpu_limit is None else min(demand, spec.cpu_limit)
+            if spec.cpu_limit is not None:
+                self.periods += round(dt * 10)
             if demand > cores:
                 # The CFS quota runs out early in each 100 ms period, for this share of it.
                 self.throttled_usec += round(dt * (1 - cores / demand) * 1e6)
+                self.throttled_periods += round(dt * 10 * min(1.0, 2 * (demand / cores - 1)))
             read = round(spec.disk_read * activity * _jitter(rng, 0.5) * dt)
             write = round(spec.disk_write * activity * _jitter(rng, 0.5) * dt)
             self.cpu_usec += round(cores * dt * 1e6)
@@ -298,18 +312,31 @@ class _Container:
         working_set = spec.memory * (1 + 0.3 * (activity - 1)) * (1 + self.wander.step(rng))
         usage = working_set * (1 + spec.cache)
         if spec.memory_limit is not None:
+            # Reaching the limit, the kernel kills a process of the container once.
+            at_limit = working_set >= 0.9 * spec.memory_limit
+            self.oom_kills += at_limit and not self.at_limit
+            self.at_limit = at_limit
             working_set = min(working_set, 0.9 * spec.memory_limit)
             usage = min(usage, spec.memory_limit)
+        anon = _pages(0.9 * working_set)
         return {
             "id": self.id,
             "name": spec.name,
             "cpu_usage_seconds_total": cpu,
             "cpu_cores": _rate("cpu_cores", cpu - cpu_before, dt),
             "cpu_throttled_seconds_total": self.throttled_usec / 1e6,
+            "cpu_periods_total": self.periods,
+            "cpu_throttled_periods_total": self.throttled_periods,
+            "cpu_throttled_percent": _share(
+                self.throttled_periods - throttled_before, self.periods - periods_before, dt
+            ),
             "cpu_limit_cores": spec.cpu_limit,
             "cpu_request_cores": spec.cpu_request,
             "memory_usage_bytes": _pages(usage),
             "memory_working_set_bytes": _pages(working_set),
+            "memory_anon_bytes": anon,
+            "memory_file_bytes": _pages(usage) - anon,
+            "memory_oom_kills_total": self.oom_kills,
             "memory_limit_bytes": spec.memory_limit,
             "memory_request_bytes": spec.memory_request,
             "disk_read_bytes_total": self.read,
@@ -336,6 +363,9 @@ _SUMMED = (
     "cpu_limit_cores",
     "memory_usage_bytes",
     "memory_working_set_bytes",
+    "memory_anon_bytes",
+    "memory_file_bytes",
+    "memory_oom_kills_total",
     "memory_limit_bytes",
     "disk_read_bytes_total",
     "disk_write_bytes_total",
@@ -400,8 +430,15 @@ class _Pod:
         # Kubernetes adds up the containers' requests, counting a missing one as 0.
         for name in ("cpu_request_cores", "memory_request_bytes"):
             pod[name] = _sum(name, (c[name] or 0 for c in containers))
-        for name in ("memory_usage_bytes", "memory_working_set_bytes"):
+        for name in ("memory_usage_bytes", "memory_working_set_bytes", "memory_anon_bytes"):
             pod[name] += PAUSE_MEMORY
+        # The pod's cgroup has a quota of its own where every container has one: its periods
+        # run with the containers', and run out when the busiest container's do.
+        at = max(range(len(containers)), key=lambda i: self.containers[i].throttled_periods)
+        limited = all(c.periods for c in self.containers)
+        pod["cpu_periods_total"] = max(c.periods for c in self.containers) if limited else 0
+        pod["cpu_throttled_periods_total"] = self.containers[at].throttled_periods if limited else 0
+        pod["cpu_throttled_percent"] = containers[at]["cpu_throttled_percent"] if limited else None
         if self.traffic is None:
             pod.update(dict.fromkeys(_NETWORK))
         else:
@@ -482,6 +519,7 @@ class SimNode:
             fs_total_bytes=FS_TOTAL,
             fs_used_bytes=self.fs_used,
             pod_count=len(pods),
+            memory_oom_kills_total=sum(p["memory_oom_kills_total"] for p in pods),
         )
         return {
             "schema": payload.SCHEMA,

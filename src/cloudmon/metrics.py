@@ -39,6 +39,9 @@ class Metric:
     scopes: frozenset[Scope]
     source: str
     rate_of: str | None = None  # for a RATE: the counter it is derived from
+    # For a GAUGE taken from two counters: 100 x the first's increase / the second's, since
+    # the previous sample.
+    share_of: tuple[str, str] | None = None
     integer: bool = False
     by_server: bool = False  # measured by the server on receipt, not sent by the agent
 
@@ -83,6 +86,35 @@ CATALOGUE: tuple[Metric, ...] = (
         "time the CFS quota held the cgroup back",
         POD_AND_CONTAINER,
         "v2 `cpu.stat` throttled_usec; v1 `cpu.stat` throttled_time (ns)",
+    ),
+    Metric(
+        "cpu_periods_total",
+        "",
+        Kind.COUNTER,
+        "CFS periods in which the cgroup ran with a CPU quota",
+        POD_AND_CONTAINER,
+        "v2 and v1 `cpu.stat` nr_periods; 0 without a quota",
+        integer=True,
+    ),
+    Metric(
+        "cpu_throttled_periods_total",
+        "",
+        Kind.COUNTER,
+        "CFS periods in which the CPU quota ran out",
+        POD_AND_CONTAINER,
+        "v2 and v1 `cpu.stat` nr_throttled",
+        integer=True,
+    ),
+    Metric(
+        "cpu_throttled_percent",
+        "percent",
+        Kind.GAUGE,
+        "share of the sample's CFS periods in which the quota ran out, 0-100; null when no "
+        "period ran (no quota, or idle)",
+        POD_AND_CONTAINER,
+        "100 x the increase of `cpu_throttled_periods_total` / that of `cpu_periods_total` "
+        "since the previous sample",
+        share_of=("cpu_throttled_periods_total", "cpu_periods_total"),
     ),
     Metric(
         "cpu_limit_cores",
@@ -151,6 +183,37 @@ CATALOGUE: tuple[Metric, ...] = (
         "memory the kernel cannot easily reclaim, as the kubelet counts it",
         POD_AND_CONTAINER,
         "usage - `memory.stat` inactive_file (v1: total_inactive_file), not below 0",
+        integer=True,
+    ),
+    Metric(
+        "memory_anon_bytes",
+        "bytes",
+        Kind.GAUGE,
+        "anonymous memory (heaps, stacks, private mappings): reclaimable only by swapping",
+        POD_AND_CONTAINER,
+        "v2 `memory.stat` anon; v1 `memory.stat` total_rss",
+        integer=True,
+    ),
+    Metric(
+        "memory_file_bytes",
+        "bytes",
+        Kind.GAUGE,
+        "page cache charged to the cgroup (files read and written, tmpfs and shared memory)",
+        POD_AND_CONTAINER,
+        "v2 `memory.stat` file; v1 `memory.stat` total_cache",
+        integer=True,
+    ),
+    Metric(
+        "memory_oom_kills_total",
+        "",
+        Kind.COUNTER,
+        "processes the kernel's OOM killer killed; null where the kernel does not count them",
+        ALL,
+        "node: `/proc/vmstat` oom_kill (Linux 4.13+); pod: v2 `memory.events` oom_kill (its "
+        "containers' included), v1 `memory.oom_control` oom_kill of the pod and its containers "
+        "added up (v1 counts a kill in the killed process's own cgroup only); container: the "
+        "same file of its own cgroup. A container's count goes with its cgroup when it "
+        "restarts",
         integer=True,
     ),
     Metric(
@@ -279,6 +342,11 @@ def metrics_for(scope: Scope) -> tuple[Metric, ...]:
 def rates_for(scope: Scope) -> tuple[Metric, ...]:
     """The RATE metrics of one scope."""
     return tuple(m for m in metrics_for(scope) if m.kind is Kind.RATE)
+
+
+def shares_for(scope: Scope) -> tuple[Metric, ...]:
+    """The metrics of one scope taken from two counters' increases (`Metric.share_of`)."""
+    return tuple(m for m in metrics_for(scope) if m.share_of is not None)
 
 
 def markdown_table() -> str:

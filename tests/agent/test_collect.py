@@ -65,10 +65,25 @@ def test_every_pod_and_app_container_is_found(case):
         else:
             assert (found.network_rx_bytes_total, found.network_tx_bytes_total) == pod.net
     assert sample.node_metrics.pod_count == len(spec.pods)
+    assert sample.node_metrics.memory_oom_kills_total == spec.oom_kills
     assert sample.node_info.cgroup_version == spec.cgroup_version
     assert sample.node_info.cpu_count == spec.cpu_count
     # What the agent sends is what the server accepts.
     assert payload.decode(payload.encode(sample))[0] == sample
+
+
+def test_oom_kills_of_a_pod_are_its_containers_and_its_own_on_either_version(case):
+    # v2 counts a kill in every cgroup above the killed process too, v1 only in its own:
+    # the agent adds up the pod's and its containers' on v1, so both answer the same.
+    spec, node = case
+    sample = _collector(node).collect()
+    pods = {p.uid: p for p in sample.pods}
+    assert any(pod.oom_kills for pod in spec.pods)
+    for pod in spec.pods:
+        assert pods[pod.uid].memory_oom_kills_total == pod.oom_kills, pod.name
+        containers = {c.id: c for c in pods[pod.uid].containers}
+        for container in pod.containers:
+            assert containers[container.id].memory_oom_kills_total == container.oom_kills
 
 
 def test_rates_on_the_second_sample(case):

@@ -62,3 +62,25 @@ def test_scopes_only_get_their_rates():
     tracker.apply(Scope.CONTAINER, ("container", "u", "c"), 1.0, metrics)
     assert "network_rx_bps" not in metrics
     assert "cpu_cores" in metrics
+
+
+@pytest.mark.parametrize(
+    ("periods", "throttled", "share"),
+    [
+        ((100, 150), (10, 30), 40.0),  # throttled in 20 of the last 50 periods
+        ((100, 100), (10, 10), None),  # no period ran: no quota, or idle
+        ((100, 150), (10, 10), 0.0),
+        ((100, 20), (10, 12), None),  # the cgroup was made again: its counters went back
+        ((100, 150), (None, 30), None),
+    ],
+)
+def test_throttled_share_of_the_periods_since_the_previous_sample(periods, throttled, share):
+    tracker = RateTracker()
+    for when, ran, held in zip((100.0, 110.0), periods, throttled, strict=True):
+        metrics = _sample(tracker, when, cpu_periods_total=ran, cpu_throttled_periods_total=held)
+    assert metrics["cpu_throttled_percent"] == share
+
+
+def test_first_sample_has_no_throttled_share():
+    metrics = _sample(RateTracker(), 100.0, cpu_periods_total=10, cpu_throttled_periods_total=5)
+    assert metrics["cpu_throttled_percent"] is None

@@ -98,6 +98,8 @@ class Collector:
             if built is not None:
                 containers.append(built)
 
+        if not self.cgroups.oom_kills_below:
+            metrics["memory_oom_kills_total"] = _oom_kills_with(metrics, containers)
         if meta is not None and meta.host_network:
             metrics.update(_NO_NETWORK)
         else:
@@ -172,6 +174,13 @@ class Collector:
         if meta is not None:
             self.metadata.request_refresh()  # a container the source does not know yet
         return False
+
+
+def _oom_kills_with(pod: dict, containers) -> int | None:
+    """A pod's OOM kills where each is counted in the killed process's cgroup alone (v1):
+    its own cgroup's and its containers' added up."""
+    counts = [pod["memory_oom_kills_total"], *(c.memory_oom_kills_total for c in containers)]
+    return None if None in counts else sum(counts)
 
 
 def _container_meta(meta: PodMeta | None, container_id: str) -> ContainerMeta | None:

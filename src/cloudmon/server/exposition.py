@@ -10,7 +10,7 @@ from cloudmon.metrics import BY_NAME, Kind
 from cloudmon.server import auth
 from cloudmon.server.state import state
 from cloudmon.storage.base import Storage, bucket_of
-from cloudmon.storage.model import EXTRA_HELP, KINDS, EntityKind, columns
+from cloudmon.storage.model import EXTRA_HELP, KINDS, EntityKind, answered
 
 bp = Blueprint("exposition", __name__)
 
@@ -46,7 +46,7 @@ class LatestCollector(Collector):
         since = bucket_of(self.now() - ACTIVE_SECONDS)
         for kind, labels in _LABELS.items():
             entities = self.storage.entities(kind, since=since)
-            names = columns(kind)
+            names = answered(kind)
             latest = self.storage.latest(entities, names)
             for i, name in enumerate(names):
                 metrics = family(kind, name, list(labels))

@@ -10,7 +10,7 @@ from cloudmon.metrics import BY_NAME
 from cloudmon.server.query import MAX_LIMIT, ROUTES
 from cloudmon.server.timeparams import TIME_PARAMETERS
 from cloudmon.storage.base import AGGREGATIONS
-from cloudmon.storage.model import EXTRA_HELP, IDENTITY, EntityKind, columns
+from cloudmon.storage.model import EXTRA_HELP, IDENTITY, EntityKind, answered
 
 bp = Blueprint("openapi", __name__)
 
@@ -49,7 +49,7 @@ def _errors(*statuses: int) -> dict:
 
 
 def _entity_schema(kind: EntityKind) -> dict:
-    names = columns(kind)
+    names = answered(kind)
     metric_props = {name: {**_NULLABLE_NUMBER, "description": _help(name)} for name in names}
     series_props = {"timestamps": {"type": "array", "items": {"type": "integer"}}}
     series_props |= {name: {"type": "array", "items": _NULLABLE_NUMBER} for name in names}
@@ -86,7 +86,7 @@ def _parameters(rule, route) -> list[dict]:
             {"name": name, "in": "query", "description": _TIME_DOC[name], "schema": schema}
         )
     if route.many:
-        names = "|".join(columns(route.kind))
+        names = "|".join(answered(route.kind))
         params += [
             {
                 "name": "sort",

@@ -10,7 +10,7 @@ from cloudmon.server import auth, timeparams
 from cloudmon.server.errors import ApiError
 from cloudmon.server.state import state
 from cloudmon.storage.base import Entity, bucket_of
-from cloudmon.storage.model import KINDS, EntityKind, columns
+from cloudmon.storage.model import KINDS, EntityKind, answered, columns
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -76,7 +76,7 @@ def _query():
         if len(values) > 1:
             raise ApiError(400, f"{name}: given {len(values)} times; give it once")
     query = timeparams.parse(request.args, current_app.config["CLOUDMON_NOW"]())
-    known = columns(kind)
+    known = answered(kind)
     names = query.metrics or known
     for name in names:
         if name not in known:

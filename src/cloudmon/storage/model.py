@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cloudmon.metrics import BY_NAME, CATALOGUE, Kind, Scope
+from cloudmon.metrics import BY_NAME, CATALOGUE, Scope
 
 
 class EntityKind(StrEnum):
@@ -51,8 +51,9 @@ NODE_COLUMNS = (
     "pod_count",
     "cpu_capacity_cores",  # node_info.cpu_count
     "clock_skew_seconds",
+    "memory_oom_kills_total",
 )
-CONTAINER_COLUMNS = (
+_CGROUP_COLUMNS = (
     "cpu_usage_seconds_total",
     "cpu_cores",
     "cpu_throttled_seconds_total",
@@ -67,19 +68,42 @@ CONTAINER_COLUMNS = (
     "disk_read_bps",
     "disk_write_bps",
 )
+_CGROUP_SIGNALS = (
+    "cpu_periods_total",
+    "cpu_throttled_periods_total",
+    "cpu_throttled_percent",
+    "memory_anon_bytes",
+    "memory_file_bytes",
+    "memory_oom_kills_total",
+)
+CONTAINER_COLUMNS = (*_CGROUP_COLUMNS, *_CGROUP_SIGNALS)
 POD_COLUMNS = (
-    *CONTAINER_COLUMNS,
+    *_CGROUP_COLUMNS,
     "network_rx_bytes_total",
     "network_tx_bytes_total",
     "network_rx_bps",
     "network_tx_bps",
+    *_CGROUP_SIGNALS,
 )
 
 # A group's sum: in each bucket, the sum over its members of these columns (only rates and
 # gauges, never cumulative counters: contract section 4), and how many members reported.
 # Namespaces and deployments are made of pods, the cluster of nodes. How a sum is taken is
 # `GroupSum`, below.
-GROUP_SUMS = tuple(name for name in POD_COLUMNS if BY_NAME[name].kind is not Kind.COUNTER)
+# Layout 2 of the group kinds' rows (`GroupSum`), pinned as the stored columns are.
+GROUP_SUMS = (
+    "cpu_cores",
+    "cpu_limit_cores",
+    "cpu_request_cores",
+    "memory_usage_bytes",
+    "memory_working_set_bytes",
+    "memory_limit_bytes",
+    "memory_request_bytes",
+    "disk_read_bps",
+    "disk_write_bps",
+    "network_rx_bps",
+    "network_tx_bps",
+)
 GROUP_COLUMNS = (*GROUP_SUMS, "pod_count")
 CLUSTER_SUMS = (
     "cpu_cores",
@@ -215,6 +239,15 @@ INTEGER_COLUMNS = frozenset(m.name for m in CATALOGUE if m.integer) | COUNTS
 def columns(kind: EntityKind) -> tuple[str, ...]:
     """The metric names an entity of this kind answers with, stored then derived."""
     return STORED_COLUMNS[kind] + (CLUSTER_DERIVED if kind is EntityKind.CLUSTER else ())
+
+
+_CATALOGUE_ORDER = {metric.name: at for at, metric in enumerate(CATALOGUE)}
+
+
+def answered(kind: EntityKind) -> tuple[str, ...]:
+    """The metric names an entity of this kind answers with, in the catalogue's order; the
+    columns outside it last (the stored order is the disk's, not the reader's)."""
+    return tuple(sorted(columns(kind), key=lambda name: _CATALOGUE_ORDER.get(name, len(CATALOGUE))))
 
 
 def derive(kind: EntityKind, values: list) -> list:

@@ -21,20 +21,40 @@ from cloudmon.agent.node.diskstats import parse_diskstats, stacked_device_number
 from cloudmon.agent.podnet import read_pod_network
 
 
-def expected_figures(item: ContainerSpec | PodSpec, stacked: frozenset[str], zeros: bool) -> dict:
-    """What read() must return for a spec item, worked out from the spec's numbers."""
+def expected_figures(
+    item: ContainerSpec | PodSpec, stacked: frozenset[str], zeros: bool, oom_kills: int
+) -> dict:
+    """What read() must return for a spec item, worked out from the spec's numbers, with
+    the OOM kills its own cgroup counts."""
     disk_read = sum(r for dev, (r, _) in item.io.items() if dev not in stacked)
     disk_write = sum(w for dev, (_, w) in item.io.items() if dev not in stacked)
+    # The cgroup's memory split as the fixture splits it: anon, and file = active + inactive.
+    active_file = (item.memory_current - item.inactive_file) // 5
+    kernel = (item.memory_current - item.inactive_file - active_file) // 10
+    periods = item.throttled_usec // 1000 * 3 + item.cpu_usec // 100_000
     return {
         "cpu_usage_seconds_total": pytest.approx(item.cpu_usec / 1e6, rel=1e-12),
         "cpu_throttled_seconds_total": pytest.approx(item.throttled_usec / 1e6, rel=1e-12),
+        "cpu_periods_total": periods,
+        "cpu_throttled_periods_total": min(periods, item.throttled_usec // 50_000),
         "cpu_limit_cores": None if item.cpu_max is None else item.cpu_max[0] / item.cpu_max[1],
         "memory_usage_bytes": item.memory_current,
         "memory_working_set_bytes": max(item.memory_current - item.inactive_file, 0),
+        "memory_anon_bytes": item.memory_current - item.inactive_file - active_file - kernel,
+        "memory_file_bytes": item.inactive_file + active_file,
         "memory_limit_bytes": item.memory_max,
+        "memory_oom_kills_total": oom_kills,
         "disk_read_bytes_total": 0 if zeros else disk_read,
         "disk_write_bytes_total": 0 if zeros else disk_write,
     }
+
+
+def own_oom_kills(spec: NodeSpec, pod: PodSpec) -> int:
+    """The OOM kills a pod's own cgroup counts: all of them on v2 (memory.events is
+    hierarchical), on v1 only those of processes in the pod's own cgroup."""
+    if spec.cgroup_version == 2:
+        return pod.oom_kills
+    return pod.oom_kills - sum(c.oom_kills for c in children(spec, pod).values())
 
 
 def expected_runtime(spec: NodeSpec) -> str:
@@ -122,12 +142,13 @@ def test_read_gives_the_spec_figures(node):
     for cgroup in cgroups.find_pods():
         pod = pods[cgroup.uid]
         figures = cgroups.read(cgroup.path, stacked)
-        assert figures == expected_figures(pod, stacked, zeros)
+        assert figures == expected_figures(pod, stacked, zeros, own_oom_kills(spec, pod))
         assert tuple(figures) == FIELDS
         expected_children = children(spec, pod)
         for container in cgroup.containers:
             child = expected_children[container.id]
-            assert cgroups.read(container.path, stacked) == expected_figures(child, stacked, zeros)
+            expected = expected_figures(child, stacked, zeros, child.oom_kills)
+            assert cgroups.read(container.path, stacked) == expected
 
 
 def test_pod_figures_include_more_than_the_containers(node):
@@ -186,6 +207,6 @@ def test_every_v1_blkio_source_gives_the_same_io(tmp_path, source):
     for cgroup in cgroups.find_pods():
         pod = pods[cgroup.uid]
         figures = cgroups.read(cgroup.path, stacked)
-        expected = expected_figures(pod, stacked, zeros=source == "zeros")
+        expected = expected_figures(pod, stacked, source == "zeros", own_oom_kills(spec, pod))
         assert figures["disk_read_bytes_total"] == expected["disk_read_bytes_total"]
         assert figures["disk_write_bytes_total"] == expected["disk_write_bytes_total"]

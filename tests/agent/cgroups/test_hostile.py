@@ -10,8 +10,10 @@ from fixtures.nodebuilder import build
 from cloudmon.agent.cgroups import FIELDS, open_cgroups, v1, v2
 
 STACKED = frozenset({"253:0", "8:1", "7:0"})
-CPU = ("cpu_usage_seconds_total", "cpu_throttled_seconds_total")
+PERIODS = ("cpu_periods_total", "cpu_throttled_periods_total")
+CPU = ("cpu_usage_seconds_total", "cpu_throttled_seconds_total", *PERIODS)
 MEMORY = ("memory_usage_bytes", "memory_working_set_bytes")
+BY_KIND = ("memory_anon_bytes", "memory_file_bytes")
 DISK = ("disk_read_bytes_total", "disk_write_bytes_total")
 
 # file -> the fields it alone feeds (None when it is missing, empty or garbage).
@@ -20,15 +22,17 @@ V2_FILES = {
     "cpu.max": ("cpu_limit_cores",),
     "memory.current": MEMORY,
     "memory.max": ("memory_limit_bytes",),
+    "memory.events": ("memory_oom_kills_total",),
     "io.stat": DISK,
 }
 V1_FILES = {
     ("cpu,cpuacct", "cpuacct.usage"): ("cpu_usage_seconds_total",),
-    ("cpu,cpuacct", "cpu.stat"): ("cpu_throttled_seconds_total",),
+    ("cpu,cpuacct", "cpu.stat"): ("cpu_throttled_seconds_total", *PERIODS),
     ("cpu,cpuacct", "cpu.cfs_quota_us"): ("cpu_limit_cores",),
     ("cpu,cpuacct", "cpu.cfs_period_us"): ("cpu_limit_cores",),
     ("memory", "memory.usage_in_bytes"): MEMORY,
     ("memory", "memory.limit_in_bytes"): ("memory_limit_bytes",),
+    ("memory", "memory.oom_control"): ("memory_oom_kills_total",),
 }
 V1_BLKIO = (
     "blkio.bfq.io_service_bytes_recursive",
@@ -119,6 +123,16 @@ def test_v2_spoiled_memory_stat_gives_usage_as_working_set(v2_node, spoil, how):
     spoil(f"{directory}/memory.stat", how)
     figures = cgroups.read(path, STACKED)
     assert figures["memory_working_set_bytes"] == figures["memory_usage_bytes"] is not None
+    assert_only_these_are_none(figures, BY_KIND)
+
+
+@pytest.mark.parametrize("how", ["missing", "empty", "garbage"])
+def test_v1_spoiled_memory_stat_gives_usage_as_working_set(v1_node, spoil, how):
+    cgroups, path, root = v1_node
+    spoil(f"{root}/memory{path}/memory.stat", how)
+    figures = cgroups.read(path, STACKED)
+    assert figures["memory_working_set_bytes"] == figures["memory_usage_bytes"] is not None
+    assert_only_these_are_none(figures, BY_KIND)
 
 
 def test_v2_truncated_files(v2_node, spoil):

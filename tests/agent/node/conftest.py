@@ -47,6 +47,17 @@ HOST_NET_DEV = NET_DEV_HEADER + (
 # The reader's own network namespace, which must not be read for the node.
 OWN_NET_DEV = NET_DEV_HEADER + "  eth0: 1 1 0 0 0 0 0 0 1 1 0 0 0 0 0 0\n"
 LOADAVG = "0.61 1.20 0.55 3/828 22084\n"
+# /proc/vmstat has some 180 lines; oom_kill sits among the event counters.
+VMSTAT = """\
+nr_free_pages 1402350
+nr_zone_inactive_anon 2044
+nr_zone_active_anon 403771
+pgfault 92837465
+pgmajfault 4021
+oom_kill 7
+numa_pte_updates 0
+unevictable_pgs_culled 0
+"""
 OSRELEASE = "6.1.0-18-amd64\n"
 
 NODE_FILES = {
@@ -56,6 +67,7 @@ NODE_FILES = {
     "1/net/dev": HOST_NET_DEV,
     "net/dev": OWN_NET_DEV,
     "loadavg": LOADAVG,
+    "vmstat": VMSTAT,
     "sys/kernel/osrelease": OSRELEASE,
 }
 

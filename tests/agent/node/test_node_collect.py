@@ -23,6 +23,7 @@ METRIC_KEYS = {
     "load15",
     "fs_total_bytes",
     "fs_used_bytes",
+    "memory_oom_kills_total",
 }
 INFO_KEYS = {"cpu_count", "memory_total_bytes", "kernel", "boot_time"}
 FILE_METRICS = {
@@ -36,6 +37,7 @@ FILE_METRICS = {
     "diskstats": {"disk_read_bytes_total", "disk_write_bytes_total"},
     "1/net/dev": {"network_rx_bytes_total", "network_tx_bytes_total"},
     "loadavg": {"load1", "load5", "load15"},
+    "vmstat": {"memory_oom_kills_total"},
     "sys/kernel/osrelease": set(),
 }
 
@@ -83,6 +85,7 @@ def test_fixture_node(proc_root, tmp_path):
         "fs_total_bytes": st.f_blocks * st.f_frsize,
         # A live file system: what others write between the two statvfs counts too.
         "fs_used_bytes": pytest.approx((st.f_blocks - st.f_bfree) * st.f_frsize, abs=64 << 20),
+        "memory_oom_kills_total": 7,
     }
     assert [d.name for d in reading.disks] == ["vda", "vda1", "loop0", "dm-0", "nvme0n1"]
 

@@ -12,10 +12,15 @@ from cloudmon.agent.files import read_text
 FIELDS = (
     "cpu_usage_seconds_total",
     "cpu_throttled_seconds_total",
+    "cpu_periods_total",
+    "cpu_throttled_periods_total",
     "cpu_limit_cores",
     "memory_usage_bytes",
     "memory_working_set_bytes",
+    "memory_anon_bytes",
+    "memory_file_bytes",
     "memory_limit_bytes",
+    "memory_oom_kills_total",
     "disk_read_bytes_total",
     "disk_write_bytes_total",
 )
@@ -38,6 +43,8 @@ class Cgroups:
     """A host's cgroup file system: its pods, their figures and their processes."""
 
     version: int
+    # Whether a cgroup's OOM kills include those of the cgroups below it.
+    oom_kills_below: bool
 
     def __init__(self, layout: Layout, tree: str):
         self.layout = layout

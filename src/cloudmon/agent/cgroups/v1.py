@@ -93,6 +93,9 @@ class CgroupsV1(Cgroups):
     """One hierarchy per controller; a pod has the same path in each of them."""
 
     version = 1
+    # memory.oom_control counts a kill in the killed process's own cgroup only (mm/memcontrol.c,
+    # memcg_memory_event: the walk up to the parents is for v2); seen on this kernel too.
+    oom_kills_below = False
 
     def __init__(self, layout, tree: str):
         super().__init__(layout, tree)
@@ -117,7 +120,7 @@ class CgroupsV1(Cgroups):
         memory = self._directory("memory", path)
         blkio = self._directory("blkio", path)
         usage_ns = quota = period = cpu_stat = None
-        memory_usage = memory_limit = memory_stat = io = None
+        memory_usage = memory_limit = memory_stat = oom_control = io = None
         if cpuacct is not None:
             usage_ns = read_text(cpuacct + "/cpuacct.usage")
         if cpu is not None:
@@ -130,27 +133,45 @@ class CgroupsV1(Cgroups):
             memory_usage = read_text(memory + "/memory.usage_in_bytes")
             memory_limit = read_text(memory + "/memory.limit_in_bytes")
             memory_stat = read_text(memory + "/memory.stat")
+            oom_control = read_text(memory + "/memory.oom_control")
         if blkio is not None:
             io = self._read_blkio(blkio, stacked_devices)
         # Each file is read whole; a file that could not be read may mean the cgroup is gone.
-        incomplete = None in (usage_ns, cpu_stat, quota, memory_usage, memory_limit, memory_stat)
+        incomplete = None in (
+            usage_ns,
+            cpu_stat,
+            quota,
+            memory_usage,
+            memory_limit,
+            memory_stat,
+            oom_control,
+        )
         if incomplete or io is None:
             for directory in (cpuacct, cpu, memory, blkio):
                 if directory is not None and not os.path.isdir(directory):
                     return None
         usage = None if usage_ns is None else parse_uint(usage_ns)
-        throttled = None if cpu_stat is None else keyed_uint(cpu_stat, "throttled_time")
+        cpu_stat = cpu_stat or ""
+        throttled = keyed_uint(cpu_stat, "throttled_time")
         memory_bytes = None if memory_usage is None else parse_uint(memory_usage)
         limit = None if memory_limit is None else parse_memory_limit(memory_limit)
-        # A pod's own inactive_file covers only its empty level; total_ is hierarchical.
-        inactive = None if memory_stat is None else keyed_uint(memory_stat, "total_inactive_file")
+        # A pod's own figures (inactive_file, rss, cache) cover only its empty level; total_
+        # ones are hierarchical.
+        memory_stat = memory_stat or ""
+        inactive = keyed_uint(memory_stat, "total_inactive_file")
         return {
             "cpu_usage_seconds_total": None if usage is None else usage / 1e9,
             "cpu_throttled_seconds_total": None if throttled is None else throttled / 1e9,
+            "cpu_periods_total": keyed_uint(cpu_stat, "nr_periods"),
+            "cpu_throttled_periods_total": keyed_uint(cpu_stat, "nr_throttled"),
             "cpu_limit_cores": None if period is None else parse_cfs_limit(quota, period),
             "memory_usage_bytes": memory_bytes,
             "memory_working_set_bytes": working_set(memory_bytes, inactive),
+            "memory_anon_bytes": keyed_uint(memory_stat, "total_rss"),
+            "memory_file_bytes": keyed_uint(memory_stat, "total_cache"),
             "memory_limit_bytes": limit,
+            # Linux 4.13+; older kernels have only oom_kill_disable and under_oom.
+            "memory_oom_kills_total": keyed_uint(oom_control or "", "oom_kill"),
             "disk_read_bytes_total": None if io is None else io[0],
             "disk_write_bytes_total": None if io is None else io[1],
         }

@@ -1,4 +1,4 @@
-"""cgroup v2 figures: cpu.stat, cpu.max, memory.current/.max/.stat and io.stat."""
+"""cgroup v2 figures: cpu.stat, cpu.max, memory.current/.max/.stat/.events and io.stat."""
 
 import os
 import re
@@ -46,6 +46,7 @@ class CgroupsV2(Cgroups):
     """The unified hierarchy."""
 
     version = 2
+    oom_kills_below = True  # memory.events is hierarchical (memory.events.local is not)
 
     def read(self, path: str, stacked_devices: frozenset[str]) -> dict | None:
         """The cgroup's figures; None when the cgroup vanished during the read."""
@@ -55,23 +56,31 @@ class CgroupsV2(Cgroups):
         current = read_text(directory + "/memory.current")
         memory_max = read_text(directory + "/memory.max")
         memory_stat = read_text(directory + "/memory.stat")
+        memory_events = read_text(directory + "/memory.events")
         io_stat = read_text(directory + "/io.stat")
         # Each file is read whole; a file that could not be read may mean the cgroup is gone.
-        incomplete = None in (cpu_max, current, memory_max, memory_stat, io_stat)
+        incomplete = None in (cpu_max, current, memory_max, memory_stat, memory_events, io_stat)
         if (incomplete or not cpu_stat) and not os.path.isdir(directory):
             return None
         usage_usec = keyed_uint(cpu_stat, "usage_usec")
         throttled_usec = keyed_uint(cpu_stat, "throttled_usec")
         usage = None if current is None else parse_uint(current)
-        inactive = None if memory_stat is None else keyed_uint(memory_stat, "inactive_file")
+        memory_stat = memory_stat or ""
         io = None if io_stat is None else parse_io_stat(io_stat, stacked_devices)
         return {
             "cpu_usage_seconds_total": None if usage_usec is None else usage_usec / 1e6,
             "cpu_throttled_seconds_total": None if throttled_usec is None else throttled_usec / 1e6,
+            "cpu_periods_total": keyed_uint(cpu_stat, "nr_periods"),
+            "cpu_throttled_periods_total": keyed_uint(cpu_stat, "nr_throttled"),
             "cpu_limit_cores": None if cpu_max is None else parse_cpu_max(cpu_max),
             "memory_usage_bytes": usage,
-            "memory_working_set_bytes": working_set(usage, inactive),
+            "memory_working_set_bytes": working_set(
+                usage, keyed_uint(memory_stat, "inactive_file")
+            ),
+            "memory_anon_bytes": keyed_uint(memory_stat, "anon"),
+            "memory_file_bytes": keyed_uint(memory_stat, "file"),
             "memory_limit_bytes": None if memory_max is None else parse_memory_max(memory_max),
+            "memory_oom_kills_total": keyed_uint(memory_events or "", "oom_kill"),
             "disk_read_bytes_total": None if io is None else io[0],
             "disk_write_bytes_total": None if io is None else io[1],
         }

@@ -9,6 +9,7 @@ from cloudmon.agent.node.loadavg import read_loadavg
 from cloudmon.agent.node.meminfo import read_meminfo
 from cloudmon.agent.node.netdev import read_host_traffic
 from cloudmon.agent.node.stat import read_stat
+from cloudmon.agent.node.vmstat import read_vmstat
 
 __all__ = ["NodeReading", "collect_node"]
 
@@ -34,6 +35,7 @@ def collect_node(proc_root: str, rootfs: str) -> NodeReading:
     rx, tx = read_host_traffic(proc_root) or (None, None)
     load1, load5, load15 = read_loadavg(proc_root) or (None, None, None)
     fs_total, fs_used = read_filesystem(rootfs) or (None, None)
+    vmstat = read_vmstat(proc_root)
     info = {
         "cpu_count": cpu and cpu.cpu_count,
         "memory_total_bytes": total,
@@ -55,5 +57,6 @@ def collect_node(proc_root: str, rootfs: str) -> NodeReading:
         "load15": load15,
         "fs_total_bytes": fs_total,
         "fs_used_bytes": fs_used,
+        "memory_oom_kills_total": vmstat and vmstat.oom_kills,
     }
     return NodeReading(info, metrics, disks)
