@@ -21,13 +21,16 @@ class Scope(StrEnum):
 
 
 NODE = frozenset({Scope.NODE})
+POD = frozenset({Scope.POD})
+NODE_AND_POD = frozenset({Scope.NODE, Scope.POD})
 POD_AND_CONTAINER = frozenset({Scope.POD, Scope.CONTAINER})
 ALL = frozenset(Scope)
 
 # The decimal places a non-integer metric is counted to, by unit: CPU in nanocores, as the
 # kubelet's summary API counts it (usageNanoCores); byte rates in thousandths of a byte a second.
 # Group sums count in these units (storage.model.SUM_UNITS) and rates are sent rounded to them.
-_DECIMALS_BY_UNIT = {"cores": 9, "bytes/s": 3}
+# Shares of time (pressure) to millionths, the microseconds the kernel counts in a second.
+_DECIMALS_BY_UNIT = {"cores": 9, "bytes/s": 3, "ratio": 6}
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,35 @@ class Metric:
 
 def _rate(name, unit, counter, help, scopes, source=None):
     return Metric(name, unit, Kind.RATE, help, scopes, source or f"rate of `{counter}`", counter)
+
+
+_STALLED_ON = {"cpu": "CPU", "memory": "memory", "io": "IO"}
+_STALLED = {
+    "some": "some of its tasks were stalled waiting for {}",
+    "full": "all its non-idle tasks were stalled waiting for {} at once",
+}
+
+
+def _pressure(resource: str, kind: str, scopes) -> tuple[Metric, Metric]:
+    """A pressure stall counter (`agent.psi`) and its rate, the share of time stalled."""
+    counter = f"{resource}_pressure_{kind}_seconds_total"
+    stalled = _STALLED[kind].format(_STALLED_ON[resource])
+    node = f"node: `/proc/pressure/{resource}`, " if Scope.NODE in scopes else ""
+    source = (
+        f"{node}pod: cgroup v2 `{resource}.pressure` (on hybrid hosts in the unified "
+        f"hierarchy): the {kind} line's total (µs); null on cgroup v1 and where the kernel has "
+        "no PSI (before 4.20, or booted with psi=0)"
+    )
+    return (
+        Metric(counter, "seconds", Kind.COUNTER, f"time in which {stalled}", scopes, source),
+        _rate(
+            f"{resource}_pressure_{kind}_ratio",
+            "ratio",
+            counter,
+            f"share of the interval in which {stalled}, 0-1",
+            scopes,
+        ),
+    )
 
 
 CATALOGUE: tuple[Metric, ...] = (
@@ -116,6 +148,9 @@ CATALOGUE: tuple[Metric, ...] = (
         "since the previous sample",
         share_of=("cpu_throttled_periods_total", "cpu_periods_total"),
     ),
+    *_pressure("cpu", "some", NODE_AND_POD),
+    # The node's CPU "full" is zero by the kernel's definition: pods only.
+    *_pressure("cpu", "full", POD),
     Metric(
         "cpu_limit_cores",
         "cores",
@@ -216,6 +251,8 @@ CATALOGUE: tuple[Metric, ...] = (
         "restarts",
         integer=True,
     ),
+    *_pressure("memory", "some", NODE_AND_POD),
+    *_pressure("memory", "full", NODE_AND_POD),
     Metric(
         "memory_limit_bytes",
         "bytes",
@@ -256,6 +293,8 @@ CATALOGUE: tuple[Metric, ...] = (
     ),
     _rate("disk_read_bps", "bytes/s", "disk_read_bytes_total", "disk read throughput", ALL),
     _rate("disk_write_bps", "bytes/s", "disk_write_bytes_total", "disk write throughput", ALL),
+    *_pressure("io", "some", NODE_AND_POD),
+    *_pressure("io", "full", NODE_AND_POD),
     Metric(
         "network_rx_bytes_total",
         "bytes",

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from fixtures.cases import CASES
 from fixtures.crictl import FAKE_CRICTL, write_crictl_spec
-from fixtures.nodebuilder import build
+from fixtures.nodebuilder import build, figures_of, stalled_usec
 
 from cloudmon import payload
 from cloudmon.agent.cgroups import open_cgroups
@@ -84,6 +84,21 @@ def test_oom_kills_of_a_pod_are_its_containers_and_its_own_on_either_version(cas
         containers = {c.id: c for c in pods[pod.uid].containers}
         for container in pod.containers:
             assert containers[container.id].memory_oom_kills_total == container.oom_kills
+
+
+def test_pods_pressure_from_the_v2_tree_hybrid_hosts_included(case):
+    spec, node = case
+    sample = _collector(node).collect()
+    pods = {p.uid: p for p in sample.pods}
+    for pod in spec.pods:
+        found = pods[pod.uid]
+        for resource, totals in stalled_usec(figures_of(pod)).items():
+            for kind, total in totals.items():
+                value = getattr(found, f"{resource}_pressure_{kind}_seconds_total")
+                readable = spec.cgroup_version == 2 or spec.hybrid
+                assert value == (total / 1e6 if readable else None), (resource, kind)
+        assert found.cpu_pressure_some_ratio is None  # a rate: from the second sample on
+    assert sample.node_metrics.io_pressure_full_seconds_total == 827.998878
 
 
 def test_rates_on_the_second_sample(case):

@@ -252,8 +252,18 @@ def test_throttling_oom_kills_and_memory_by_kind_on_the_real_kernel(real_node, t
             ),
         ],
     )
+    # Two busy loops on one CPU: each waits for it about half the time, so that some of the
+    # pod's tasks are stalled on CPU nearly all the time.
+    contend = _python("import os\nos.sched_setaffinity(0, {0})\nwhile True: pass")
+    crowded = Pod(
+        "crowded-0",
+        "shop",
+        "besteffort",
+        {},
+        [Container("first", contend), Container("second", contend)],
+    )
     node_kills = _oom_kills()
-    for pod in (at_container, at_pod, busy):
+    for pod in (at_container, at_pod, busy, crowded):
         real_node.start(pod)
     killed = [p for p in real_node.processes if p.args[-1] == allocate[-1]]
     assert len(killed) == 2
@@ -274,7 +284,7 @@ def test_throttling_oom_kills_and_memory_by_kind_on_the_real_kernel(real_node, t
                     "host_network": True,
                     "containers": [{"id": c.id, "name": c.name} for c in pod.containers],
                 }
-                for pod in (at_container, at_pod, busy)
+                for pod in (at_container, at_pod, busy, crowded)
             ]
         )
     )
@@ -309,6 +319,16 @@ def test_throttling_oom_kills_and_memory_by_kind_on_the_real_kernel(real_node, t
     assert holder["memory_anon_bytes"] == pytest.approx(100 * MIB, rel=0.15)
     assert holder["memory_anon_bytes"] <= holder["memory_working_set_bytes"]
     assert pods[busy.uid]["memory_anon_bytes"] >= holder["memory_anon_bytes"]
+    # Pressure: from the v2 tree, on a hybrid host from its unified hierarchy.
+    has_v2_tree = real_node.version == 2 or os.path.exists("/sys/fs/cgroup/unified/cgroup.procs")
+    if has_v2_tree and os.path.exists("/proc/pressure/cpu"):
+        assert pods[crowded.uid]["cpu_pressure_some_ratio"] > 0.3
+        assert pods[crowded.uid]["cpu_pressure_some_seconds_total"] > 0
+        assert pods[at_pod.uid]["memory_pressure_some_seconds_total"] is not None
+        assert payload["node_metrics"]["cpu_pressure_some_ratio"] is not None
+    else:
+        assert pods[crowded.uid]["cpu_pressure_some_seconds_total"] is None
+
     # The page cache of what the cacher wrote is charged to it, as file memory, not anon.
     assert containers["cacher"]["memory_file_bytes"] >= 30 * MIB
     assert containers["cacher"]["memory_anon_bytes"] < 30 * MIB

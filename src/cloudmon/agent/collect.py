@@ -98,6 +98,7 @@ class Collector:
             if built is not None:
                 containers.append(built)
 
+        metrics.update(self.cgroups.read_pressure(pod_cgroup.path))
         if not self.cgroups.oom_kills_below:
             metrics["memory_oom_kills_total"] = _oom_kills_with(metrics, containers)
         if meta is not None and meta.host_network:

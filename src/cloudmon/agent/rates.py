@@ -4,6 +4,11 @@ from cloudmon.metrics import Metric, Scope, rates_for, shares_for
 
 _RATES = {scope: rates_for(scope) for scope in Scope}
 _SHARES = {scope: shares_for(scope) for scope in Scope}
+_RATE_FIELDS = {scope: [(m.name, m.rate_of, m.decimals) for m in _RATES[scope]] for scope in Scope}
+# What a first sample has of them: nothing.
+_DERIVED = {
+    scope: dict.fromkeys(m.name for m in (*_RATES[scope], *_SHARES[scope])) for scope in Scope
+}
 
 
 class RateTracker:
@@ -17,37 +22,34 @@ class RateTracker:
         """Set the rate and share fields of `metrics`: null on a first sample or when a
         counter went back."""
         previous = self._previous.get(key)
-        for rate in _RATES[scope]:
-            metrics[rate.name] = _rate(rate, previous, when, metrics.get(rate.rate_of))
-        for share in _SHARES[scope]:
-            metrics[share.name] = _share(share, previous, metrics)
         self._current[key] = (when, metrics)
+        if previous is None:
+            metrics.update(_DERIVED[scope])
+            return
+        then, old = previous
+        elapsed = when - then
+        for name, counter, decimals in _RATE_FIELDS[scope]:
+            value, before = metrics.get(counter), old.get(counter)
+            # A counter that went back was reset (a cgroup recreated, a disk re-attached): no
+            # rate rather than a negative one. `Metric.per_second`, inline: it runs for every
+            # rate of every pod and container.
+            if value is None or before is None or elapsed <= 0 or value < before:
+                metrics[name] = None
+            else:
+                metrics[name] = round((value - before) / elapsed, decimals)
+        for share in _SHARES[scope]:
+            metrics[share.name] = _share(share, old, metrics)
 
     def end_cycle(self) -> None:
         """Forget entities not seen this cycle, so pods that come and go don't pile up."""
         self._previous, self._current = self._current, {}
 
 
-def _rate(rate: Metric, previous, when: float, value) -> float | None:
-    if previous is None or value is None:
-        return None
-    then, old_metrics = previous
-    old = old_metrics.get(rate.rate_of)
-    elapsed = when - then
-    # A counter that went back was reset (a cgroup recreated, a disk re-attached): no rate
-    # rather than a negative one.
-    if old is None or elapsed <= 0 or value < old:
-        return None
-    return rate.per_second(value - old, elapsed)
-
-
-def _share(share: Metric, previous, metrics: dict) -> float | None:
-    """100 x the increase of one counter / that of another; None where the second did not
-    increase or either went back."""
-    if previous is None:
-        return None
+def _share(share: Metric, old: dict, metrics: dict) -> float | None:
+    """100 x the increase of one counter / that of another since `old`; None where the
+    second did not increase or either went back."""
     part, whole = share.share_of
-    increases = [_increase(previous[1].get(name), metrics.get(name)) for name in (part, whole)]
+    increases = [_increase(old.get(name), metrics.get(name)) for name in (part, whole)]
     if None in increases or not increases[1] or increases[0] > increases[1]:
         return None
     return 100 * increases[0] / increases[1]

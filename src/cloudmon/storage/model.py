@@ -22,11 +22,11 @@ class EntityKind(StrEnum):
     CONTAINER = "container"
 
 
-# The stored columns of each kind are its rows' layout on disk, version 1: bit i of a stored
-# row's mask is its i-th column (a mask of 32 bits). The layouts are written out here, not
-# derived from the catalogue, so that a metric added anywhere in the catalogue changes no
-# stored row's meaning: a new column goes last. tests/storage/test_stored_layout.py pins them and
-# checks that every metric of the catalogue has its column.
+# The stored columns of each kind are its rows' layout on disk: bit i of a stored row's mask
+# is its i-th column (`sqlite.codec.header`: up to 64 columns). The layouts are written out
+# here, not derived from the catalogue, so that a metric added anywhere in the catalogue
+# changes no stored row's meaning: a new column goes last. tests/storage/test_stored_layout.py
+# pins them and checks that every metric of the catalogue has its column.
 NODE_COLUMNS = (
     "cpu_usage_seconds_total",
     "cpu_cores",
@@ -52,6 +52,16 @@ NODE_COLUMNS = (
     "cpu_capacity_cores",  # node_info.cpu_count
     "clock_skew_seconds",
     "memory_oom_kills_total",
+    "cpu_pressure_some_seconds_total",
+    "cpu_pressure_some_ratio",
+    "memory_pressure_some_seconds_total",
+    "memory_pressure_some_ratio",
+    "memory_pressure_full_seconds_total",
+    "memory_pressure_full_ratio",
+    "io_pressure_some_seconds_total",
+    "io_pressure_some_ratio",
+    "io_pressure_full_seconds_total",
+    "io_pressure_full_ratio",
 )
 _CGROUP_COLUMNS = (
     "cpu_usage_seconds_total",
@@ -84,6 +94,18 @@ POD_COLUMNS = (
     "network_rx_bps",
     "network_tx_bps",
     *_CGROUP_SIGNALS,
+    "cpu_pressure_some_seconds_total",
+    "cpu_pressure_some_ratio",
+    "cpu_pressure_full_seconds_total",
+    "cpu_pressure_full_ratio",
+    "memory_pressure_some_seconds_total",
+    "memory_pressure_some_ratio",
+    "memory_pressure_full_seconds_total",
+    "memory_pressure_full_ratio",
+    "io_pressure_some_seconds_total",
+    "io_pressure_some_ratio",
+    "io_pressure_full_seconds_total",
+    "io_pressure_full_ratio",
 )
 
 # A group's sum: in each bucket, the sum over its members of these columns (only rates and

@@ -60,6 +60,16 @@ unevictable_pgs_culled 0
 """
 OSRELEASE = "6.1.0-18-amd64\n"
 
+# /proc/pressure: CPU's "full" line is zeros at the node's level (Linux 5.13+).
+PRESSURE = {
+    "cpu": "some avg10=1.25 avg60=0.54 avg300=2.78 total=2836053732\n"
+    "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+    "memory": "some avg10=0.00 avg60=0.00 avg300=0.00 total=7329\n"
+    "full avg10=0.00 avg60=0.00 avg300=0.00 total=5756\n",
+    "io": "some avg10=0.31 avg60=0.12 avg300=0.05 total=1002726664\n"
+    "full avg10=0.20 avg60=0.09 avg300=0.03 total=827998878\n",
+}
+
 NODE_FILES = {
     "stat": STAT,
     "meminfo": MEMINFO,
@@ -68,6 +78,7 @@ NODE_FILES = {
     "net/dev": OWN_NET_DEV,
     "loadavg": LOADAVG,
     "vmstat": VMSTAT,
+    **{f"pressure/{name}": text for name, text in PRESSURE.items()},
     "sys/kernel/osrelease": OSRELEASE,
 }
 

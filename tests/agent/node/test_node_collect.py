@@ -24,6 +24,11 @@ METRIC_KEYS = {
     "fs_total_bytes",
     "fs_used_bytes",
     "memory_oom_kills_total",
+    "cpu_pressure_some_seconds_total",
+    "memory_pressure_some_seconds_total",
+    "memory_pressure_full_seconds_total",
+    "io_pressure_some_seconds_total",
+    "io_pressure_full_seconds_total",
 }
 INFO_KEYS = {"cpu_count", "memory_total_bytes", "kernel", "boot_time"}
 FILE_METRICS = {
@@ -38,6 +43,9 @@ FILE_METRICS = {
     "1/net/dev": {"network_rx_bytes_total", "network_tx_bytes_total"},
     "loadavg": {"load1", "load5", "load15"},
     "vmstat": {"memory_oom_kills_total"},
+    "pressure/cpu": {"cpu_pressure_some_seconds_total"},
+    "pressure/memory": {"memory_pressure_some_seconds_total", "memory_pressure_full_seconds_total"},
+    "pressure/io": {"io_pressure_some_seconds_total", "io_pressure_full_seconds_total"},
     "sys/kernel/osrelease": set(),
 }
 
@@ -86,6 +94,12 @@ def test_fixture_node(proc_root, tmp_path):
         # A live file system: what others write between the two statvfs counts too.
         "fs_used_bytes": pytest.approx((st.f_blocks - st.f_bfree) * st.f_frsize, abs=64 << 20),
         "memory_oom_kills_total": 7,
+        # The node's CPU "full" line is left out: zero by the kernel's definition.
+        "cpu_pressure_some_seconds_total": 2836.053732,
+        "memory_pressure_some_seconds_total": 0.007329,
+        "memory_pressure_full_seconds_total": 0.005756,
+        "io_pressure_some_seconds_total": 1002.726664,
+        "io_pressure_full_seconds_total": 827.998878,
     }
     assert [d.name for d in reading.disks] == ["vda", "vda1", "loop0", "dm-0", "nvme0n1"]
 

@@ -18,6 +18,9 @@ class Layout:
     version: int
     root: str
     controllers: dict[str, str] = field(default_factory=dict)
+    # The v2 tree beside v1's hierarchies on a hybrid host (no controllers, but the pressure
+    # files of every cgroup in it); on v2, the root.
+    unified: str | None = None
 
     def hierarchy(self, controller: str) -> str | None:
         """The directory of `controller`'s hierarchy (the single tree on v2)."""
@@ -49,11 +52,12 @@ def _v1_controllers(cgroup_root: str) -> dict[str, str]:
 def detect_layout(cgroup_root: str) -> Layout:
     """v2 if the root has cgroup.controllers, else v1 (hybrid hosts too, as the kubelet)."""
     if os.path.isfile(os.path.join(cgroup_root, "cgroup.controllers")):
-        return Layout(2, cgroup_root)
+        return Layout(2, cgroup_root, unified=cgroup_root)
     controllers = _v1_controllers(cgroup_root)
-    if controllers:
-        return Layout(1, cgroup_root, controllers)
     unified = os.path.join(cgroup_root, "unified")
-    if os.path.isfile(os.path.join(unified, "cgroup.controllers")):
-        return Layout(2, unified)
+    has_unified = os.path.isfile(os.path.join(unified, "cgroup.controllers"))
+    if controllers:
+        return Layout(1, cgroup_root, controllers, unified if has_unified else None)
+    if has_unified:
+        return Layout(2, unified, unified=unified)
     raise NoCgroupHierarchy(f"no cgroup v1 or v2 hierarchy under {cgroup_root}")

@@ -9,6 +9,16 @@ def parse_uint(text: str) -> int | None:
     return None
 
 
+def flat_keyed(text: str) -> dict[str, str]:
+    """A short flat-keyed file ("key value" lines: cpu.stat) as a table of each key's text,
+    read as `keyed_uint` reads one key: cheaper where most keys are wanted."""
+    table = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        table[key] = value
+    return table
+
+
 def keyed_uint(text: str, key: str) -> int | None:
     """The value of `key` in a flat-keyed file ("key value" lines); None when absent or garbled."""
     # Found by searching, not by splitting every line: memory.stat has 40 to 60 lines.

@@ -4,7 +4,7 @@ import os
 import re
 
 from cloudmon.agent.cgroups.base import Cgroups, walk_cgroup
-from cloudmon.agent.cgroups.parse import keyed_uint, parse_uint, working_set
+from cloudmon.agent.cgroups.parse import flat_keyed, keyed_uint, parse_uint, working_set
 from cloudmon.agent.files import read_text
 
 # The kubelet's isMemoryUnlimited (pkg/kubelet/stats/helper.go): a limit above 2^62 is
@@ -89,6 +89,22 @@ def read_blkio(
     return (io if io is not None else found), None
 
 
+def _limits(cpu: str | None, memory: str | None) -> tuple[tuple, bool]:
+    """A cgroup's CPU and memory limits (cpu.cfs_quota_us / cpu.cfs_period_us,
+    memory.limit_in_bytes), and whether their files were all read."""
+    quota = period = limit = None
+    if cpu is not None:
+        quota = read_text(cpu + "/cpu.cfs_quota_us")
+        period = read_text(cpu + "/cpu.cfs_period_us")
+    if memory is not None:
+        limit = read_text(memory + "/memory.limit_in_bytes")
+    limits = (
+        None if quota is None or period is None else parse_cfs_limit(quota, period),
+        None if limit is None else parse_memory_limit(limit),
+    )
+    return limits, bool(quota and period and limit)
+
+
 class CgroupsV1(Cgroups):
     """One hierarchy per controller; a pod has the same path in each of them."""
 
@@ -119,30 +135,24 @@ class CgroupsV1(Cgroups):
         cpu = self._directory("cpu", path)
         memory = self._directory("memory", path)
         blkio = self._directory("blkio", path)
-        usage_ns = quota = period = cpu_stat = None
-        memory_usage = memory_limit = memory_stat = oom_control = io = None
+        usage_ns = cpu_stat = None
+        memory_usage = memory_stat = oom_control = io = None
         if cpuacct is not None:
             usage_ns = read_text(cpuacct + "/cpuacct.usage")
+        (cpu_limit, limit), limits_read = self.limits(path, lambda: _limits(cpu, memory))
         if cpu is not None:
             cpu_stat = read_text(cpu + "/cpu.stat")
-            quota = read_text(cpu + "/cpu.cfs_quota_us")
-            # A quota of -1 (no limit) needs no period.
-            if quota is not None and not quota.startswith("-"):
-                period = read_text(cpu + "/cpu.cfs_period_us")
         if memory is not None:
             memory_usage = read_text(memory + "/memory.usage_in_bytes")
-            memory_limit = read_text(memory + "/memory.limit_in_bytes")
             memory_stat = read_text(memory + "/memory.stat")
             oom_control = read_text(memory + "/memory.oom_control")
         if blkio is not None:
             io = self._read_blkio(blkio, stacked_devices)
         # Each file is read whole; a file that could not be read may mean the cgroup is gone.
-        incomplete = None in (
+        incomplete = not limits_read or None in (
             usage_ns,
             cpu_stat,
-            quota,
             memory_usage,
-            memory_limit,
             memory_stat,
             oom_control,
         )
@@ -151,10 +161,9 @@ class CgroupsV1(Cgroups):
                 if directory is not None and not os.path.isdir(directory):
                     return None
         usage = None if usage_ns is None else parse_uint(usage_ns)
-        cpu_stat = cpu_stat or ""
-        throttled = keyed_uint(cpu_stat, "throttled_time")
+        cpu_table = flat_keyed(cpu_stat or "")
+        throttled = parse_uint(cpu_table.get("throttled_time", ""))
         memory_bytes = None if memory_usage is None else parse_uint(memory_usage)
-        limit = None if memory_limit is None else parse_memory_limit(memory_limit)
         # A pod's own figures (inactive_file, rss, cache) cover only its empty level; total_
         # ones are hierarchical.
         memory_stat = memory_stat or ""
@@ -162,9 +171,9 @@ class CgroupsV1(Cgroups):
         return {
             "cpu_usage_seconds_total": None if usage is None else usage / 1e9,
             "cpu_throttled_seconds_total": None if throttled is None else throttled / 1e9,
-            "cpu_periods_total": keyed_uint(cpu_stat, "nr_periods"),
-            "cpu_throttled_periods_total": keyed_uint(cpu_stat, "nr_throttled"),
-            "cpu_limit_cores": None if period is None else parse_cfs_limit(quota, period),
+            "cpu_periods_total": parse_uint(cpu_table.get("nr_periods", "")),
+            "cpu_throttled_periods_total": parse_uint(cpu_table.get("nr_throttled", "")),
+            "cpu_limit_cores": cpu_limit,
             "memory_usage_bytes": memory_bytes,
             "memory_working_set_bytes": working_set(memory_bytes, inactive),
             "memory_anon_bytes": keyed_uint(memory_stat, "total_rss"),

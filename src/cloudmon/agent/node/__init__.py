@@ -1,5 +1,6 @@
 """Node-wide figures from the host's /proc and root file system."""
 
+import os
 from dataclasses import dataclass
 
 from cloudmon.agent.node.diskstats import DiskStat, read_diskstats, whole_disk_traffic
@@ -10,6 +11,7 @@ from cloudmon.agent.node.meminfo import read_meminfo
 from cloudmon.agent.node.netdev import read_host_traffic
 from cloudmon.agent.node.stat import read_stat
 from cloudmon.agent.node.vmstat import read_vmstat
+from cloudmon.agent.psi import read_pressure
 
 __all__ = ["NodeReading", "collect_node"]
 
@@ -58,5 +60,8 @@ def collect_node(proc_root: str, rootfs: str) -> NodeReading:
         "fs_total_bytes": fs_total,
         "fs_used_bytes": fs_used,
         "memory_oom_kills_total": vmstat and vmstat.oom_kills,
+        **read_pressure(os.path.join(proc_root, "pressure"), ""),
     }
+    # The node's CPU "full" stall is zero by the kernel's definition (psi.rst): not reported.
+    del metrics["cpu_pressure_full_seconds_total"]
     return NodeReading(info, metrics, disks)

@@ -221,13 +221,14 @@ class Reader(StorePart):
                 # A rollup's figures fold as its raw values would: avg as the sum of sums over
                 # the sum of counts; max of maxima, min of minima, last of lasts, sum of sums.
                 end = min(last, done - res)
-                size = prefix(max(picked) + 1, len(STATS))  # the bytes up to the last picked
+                # The bytes up to the last picked column.
+                size = prefix(max(picked) + 1, len(STATS), len(columns(kind)))
                 rolled = sealed.entities_rows(
                     conn, ROLLUP_TABLE[table], res, first // res * res, end, ids, size
                 )
                 parts.append(_rolled_up(rolled, kind, picked, span.agg))
             raw_from = first if done is None else max(first, done)
-            size = None if kind in GROUP_SUM else prefix(max(picked) + 1, 1)
+            size = None if kind in GROUP_SUM else prefix(max(picked) + 1, 1, len(columns(kind)))
             raw = sealed.entities_rows(conn, table, BUCKET, raw_from, last, ids, size)
             parts.append(_raw_values(raw, kind, picked))
             joined = (np.concatenate(part) for part in zip(*parts, strict=True))

@@ -10,16 +10,14 @@ entity's rows are stacked in their order and its sums added row after row, as Py
 rolled up value by value.
 """
 
-import struct
 from collections.abc import Sequence
 
 import numpy as np
 
 from cloudmon.storage.base import STATS
 from cloudmon.storage.model import GROUP_SUM, EntityKind, GroupSum, columns
-from cloudmon.storage.sqlite.codec import row_values
+from cloudmon.storage.sqlite.codec import header, read_header, row_values
 
-_MASK = struct.Struct("<I")
 _SUM, _COUNT, _MIN, _MAX, _LAST = (STATS.index(name) for name in STATS)
 
 
@@ -62,18 +60,18 @@ def decode(blobs: list[bytes], width: int, each: int, wanted: Sequence[int] | No
     wanted = range(width) if wanted is None else wanted
     decoded = np.full((len(blobs), len(wanted), each), np.nan)
     if len(set(map(len, blobs))) == 1:  # all of one size: one mask, mostly
-        values = (len(blobs[0]) - _MASK.size) // 8
-        rows = np.frombuffer(b"".join(blobs), [("mask", "<u4"), ("values", "<f8", (values,))])
-        mask = int(rows["mask"][0])
-        if (rows["mask"] == mask).all():
+        mask, start = read_header(blobs[0])
+        values = (len(blobs[0]) - start) // 8
+        rows = np.frombuffer(b"".join(blobs), [("head", f"V{start}"), ("values", "<f8", values)])
+        if (rows["head"] == rows["head"][0]).all():
             block = rows["values"].reshape(len(blobs), -1, each)
             _place(decoded, slice(None), mask, block, wanted)
             return decoded
-    by_mask: dict[int, list[int]] = {}
+    by_mask: dict[tuple[int, int], list[int]] = {}
     for at, blob in enumerate(blobs):
-        by_mask.setdefault(_MASK.unpack_from(blob)[0], []).append(at)
-    for mask, rows in by_mask.items():
-        body = b"".join(blobs[at][_MASK.size :] for at in rows)
+        by_mask.setdefault(read_header(blob), []).append(at)
+    for (mask, start), rows in by_mask.items():
+        body = b"".join(blobs[at][start:] for at in rows)
         block = np.frombuffer(body, "<f8").reshape(len(rows), -1, each)
         _place(decoded, np.array(rows)[:, None], mask, block, wanted)
     return decoded
@@ -211,7 +209,8 @@ def _packed(rows: dict[int, list[bytes]], figures: np.ndarray) -> dict[int, byte
 def packed(values: np.ndarray, present: np.ndarray) -> list[bytes]:
     """Rows (row, column) of values, or (row, column, figure), packed as `codec.pack` and
     `codec.pack_stats` pack them: a mask of the present columns, then their values."""
-    bits = np.uint64(1) << np.arange(present.shape[1], dtype=np.uint64)
+    width = present.shape[1]
+    bits = np.uint64(1) << np.arange(width, dtype=np.uint64)
     masks = present.astype(np.uint64) @ bits
     found: list = [None] * len(values)
     for mask in np.unique(masks).tolist():
@@ -219,7 +218,7 @@ def packed(values: np.ndarray, present: np.ndarray) -> list[bytes]:
         columns = np.flatnonzero(present[which[0]])
         body = values[which][:, columns].astype("<f8").tobytes()
         size = len(body) // len(which)
-        head = _MASK.pack(mask)
+        head = header(mask, width)
         for k, at in enumerate(which.tolist()):
             found[at] = head + body[k * size : (k + 1) * size]
     return found
