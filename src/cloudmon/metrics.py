@@ -254,6 +254,28 @@ CATALOGUE: tuple[Metric, ...] = (
     *_pressure("memory", "some", NODE_AND_POD),
     *_pressure("memory", "full", NODE_AND_POD),
     Metric(
+        "restarts_total",
+        "",
+        Kind.COUNTER,
+        "times the container was restarted; a pod's: all its containers' together",
+        POD_AND_CONTAINER,
+        "the metadata source: the API server's and the kubelet's "
+        "`containerStatuses[].restartCount` (init containers' too), crictl's `attempt`; null "
+        "without one",
+        integer=True,
+    ),
+    Metric(
+        "last_termination_oom_killed",
+        "",
+        Kind.GAUGE,
+        "1 where the container last ended killed for want of memory, else 0; a pod's: how many "
+        "of its containers did",
+        POD_AND_CONTAINER,
+        "the API server and the kubelet: `containerStatuses[].lastState.terminated.reason` is "
+        "`OOMKilled`; null from crictl, which does not tell, and without a metadata source",
+        integer=True,
+    ),
+    Metric(
         "memory_limit_bytes",
         "bytes",
         Kind.GAUGE,

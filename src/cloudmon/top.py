@@ -59,6 +59,11 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{round(value)}%"
 
 
+def share(value: float | None) -> str:
+    """A share of time (0-1) as 12%."""
+    return "-" if value is None else f"{round(100 * value)}%"
+
+
 def count(value: float | None) -> str:
     """A count."""
     return "-" if value is None else str(int(value))
@@ -130,6 +135,15 @@ _POD_USAGE = (
     Column("NET-OUT", "network_tx_bps", throughput, wide=True),
 )
 _GROUP = (Column("PODS", "pod_count", _each(count)), *_POD_USAGE)
+# Where a pod is in trouble: throttled periods, time stalled on CPU and memory (PSI), OOM kills
+# in its cgroups and restarts.
+_POD_TROUBLE = (
+    Column("THROTTLED", "cpu_throttled_percent", _each(percent), wide=True),
+    Column("CPU-STALL", "cpu_pressure_some_ratio", _each(share), wide=True),
+    Column("MEM-STALL", "memory_pressure_some_ratio", _each(share), wide=True),
+    Column("OOM", "memory_oom_kills_total", _each(count), wide=True),
+    Column("RESTARTS", "restarts_total", _each(count), wide=True),
+)
 COLUMNS = {
     "nodes": (
         Column("CPU", "cpu_cores", _each(cpu)),
@@ -139,9 +153,13 @@ COLUMNS = {
         Column("PODS", "pod_count", _each(count), wide=True),
         Column("NET-IN", "network_rx_bps", throughput, wide=True),
         Column("NET-OUT", "network_tx_bps", throughput, wide=True),
+        Column("CPU-STALL", "cpu_pressure_some_ratio", _each(share), wide=True),
+        Column("MEM-STALL", "memory_pressure_some_ratio", _each(share), wide=True),
+        Column("IO-STALL", "io_pressure_some_ratio", _each(share), wide=True),
+        Column("OOM", "memory_oom_kills_total", _each(count), wide=True),
         Column("SKEW", "clock_skew_seconds", clock_skew, wide=True),
     ),
-    "pods": _POD_USAGE,
+    "pods": (*_POD_USAGE, *_POD_TROUBLE),
     "namespaces": _GROUP,
     "deployments": _GROUP,
 }
@@ -384,7 +402,8 @@ def run_top(
     type=click.Choice(["table", "wide", "json"]),
     default="table",
     show_default=True,
-    help="wide adds columns (requests, network, the pod's node, the node's clock skew); json "
+    help="wide adds columns (requests, network, the pod's node, throttling, time stalled on "
+    "CPU, memory and IO, OOM kills, restarts, the node's clock skew); json "
     "prints the API's items.",
 )
 @click.option(

@@ -169,6 +169,13 @@ def test_names_and_workloads_from_crictl(tmp_path, monkeypatch):
         found = by_uid[pod.uid]
         assert (found.name, found.namespace) == (pod.name, pod.namespace)
         assert {c.name for c in found.containers} == {c.name for c in pod.containers}
+        # Restarts from crictl's attempts (the fixture's: one per OOM kill); why a container
+        # last ended, crictl does not tell.
+        assert found.restarts_total == sum(c.oom_kills for c in pod.containers)
+        assert found.last_termination_oom_killed is None
+        attempts = {c.id: c.oom_kills for c in pod.containers}
+        assert {c.id: c.restarts_total for c in found.containers} == attempts
+    assert any(p.restarts_total for p in sample.pods)
     web = next(p for p in sample.pods if p.name.startswith("web-"))
     assert (web.deployment, web.workload_kind, web.workload) == ("web", "Deployment", "web")
 

@@ -75,6 +75,9 @@ def containers(
             "memory_request_bytes": (96 << 20) if name == "app" else 32 << 20,
             "disk_read_bps": disk_read * share,
             "disk_write_bps": disk_write * share,
+            "memory_anon_bytes": int(memory * share * 0.9),
+            "memory_file_bytes": int(memory * share * 0.1) + (8 << 20),
+            "cpu_throttled_percent": 40.0 if in_trouble(index) else 0.0,
         }
         for k, (name, share) in enumerate(shares.items())
     ]
@@ -109,7 +112,31 @@ def pod_sample(node: int, index: int, t: float) -> dict:
         "disk_write_bps": disk_write,
         "network_rx_bps": 200_000 * _wave(seed + 5, t),
         "network_tx_bps": 120_000 * _wave(seed + 6, t),
+        **(TROUBLED if in_trouble(index) else HEALTHY),
     }
+
+
+# One pod in seven of each node is in trouble: throttled, stalled, OOM killed and restarted.
+TROUBLED = {
+    "cpu_throttled_percent": 40.0,
+    "cpu_pressure_some_ratio": 0.25,
+    "memory_pressure_some_ratio": 0.05,
+    "memory_oom_kills_total": 2,
+    "restarts_total": 3,
+    "last_termination_oom_killed": 1,
+}
+HEALTHY = {
+    "cpu_throttled_percent": 0.0,
+    "cpu_pressure_some_ratio": 0.01,
+    "memory_pressure_some_ratio": 0.0,
+    "memory_oom_kills_total": 0,
+    "restarts_total": 0,
+    "last_termination_oom_killed": 0,
+}
+
+
+def in_trouble(index: int) -> bool:
+    return index % 7 == 3
 
 
 def node_payload(node: int, t: float, pods: int) -> dict:
@@ -145,6 +172,10 @@ def node_payload(node: int, t: float, pods: int) -> dict:
             "fs_total_bytes": 200 * GIB,
             "fs_used_bytes": 80 * GIB,
             "pod_count": pods,
+            "memory_oom_kills_total": sum(p["memory_oom_kills_total"] for p in pod_list),
+            "cpu_pressure_some_ratio": 0.02,
+            "memory_pressure_some_ratio": 0.0,
+            "io_pressure_some_ratio": 0.003,
         },
         "pods": pod_list,
     }

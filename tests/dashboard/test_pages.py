@@ -29,6 +29,7 @@ def test_units_are_human(page, cluster):
         "bytes": [[512, "512 B"], [128 * 2**20, "128 MiB"], [1.5 * 2**30, "1.5 GiB"]],
         "bytes/s": [[900, "900 B/s"], [1500, "1.5 KB/s"], [2_500_000, "2.5 MB/s"]],
         "percent": [[12.345, "12.3 %"]],
+        "ratio": [[0.25, "25 %"], [0.0012, "0.1 %"]],
         "": [[3, "3"], [None, "—"]],
     }
     shown = page.evaluate(
@@ -72,6 +73,42 @@ def test_overview_shows_the_cluster_as_the_api_does(page, cluster):
     assert shown_cpu == sorted(shown_cpu, reverse=True)
     assert min(shown_cpu) >= sorted(by_name.values(), reverse=True)[len(shown) - 1]
     screenshot(page, "overview")
+
+
+def test_needs_attention_lists_the_pods_in_trouble_and_why(page, cluster):
+    page.goto(cluster + "/")
+    page.wait_for_selector("[data-attention] li")
+    pods = api(cluster, "pods")["items"]
+    troubled = {f"{p['namespace']}/{p['name']}" for p in pods if p["metrics"]["restarts_total"]}
+    assert troubled and len(troubled) < len(pods)
+    items = page.locator("[data-attention] li")
+    assert set(items.locator("a").all_inner_texts()) == troubled
+    for text in items.all_inner_texts():
+        for reason in (
+            "restarted 3×",
+            "2 OOM kills",
+            "throttled in 40 % of periods",
+            "stalled on CPU 25 % of the time",
+            "stalled on memory 5 % of the time",
+        ):
+            assert reason in text
+    screenshot(page, "needs-attention")
+
+
+def test_a_pod_in_trouble_shows_it(page, cluster):
+    pod = next(p for p in api(cluster, "pods")["items"] if p["metrics"]["restarts_total"])
+    page.goto(f"{cluster}/#/pods/{pod['namespace']}/{pod['name']}")
+    for name, text in (
+        ("cpu_throttled_percent", "40 %"),
+        ("cpu_pressure_some_ratio", "25 %"),
+        ("memory_oom_kills_total", "2"),
+        ("restarts_total", "3"),
+        ("last_termination_oom_killed", "1"),
+    ):
+        page.wait_for_selector(f".card[data-metric='{name}'] .value[data-value]")
+        assert page.locator(f".card[data-metric='{name}'] .value").inner_text() == text
+    stalls = page.locator("figure.chart[data-metrics^='cpu_pressure_some_ratio']")
+    assert int(stalls.get_attribute("data-points")) > 0
 
 
 def test_nodes_drill_down_to_a_pod_and_back(page, cluster):
@@ -339,7 +376,13 @@ def test_a_pod_shows_its_containers(page, cluster):
         value = page.locator(f'.card[data-metric="{name}"] .value').get_attribute("data-value")
         assert float(value) == pytest.approx(one[name]), name
     page.wait_for_selector("figure.chart[data-points]")
-    assert page.locator("figure.chart").count() == 3
+    figures = page.locator("figure.chart")
+    assert figures.count() == 5  # CPU, memory, disk, memory by kind, throttled periods
+    series = api(cluster, f"{base}/containers/proxy?window=1h")["series"]
+    for i in range(5):
+        metrics = figures.nth(i).get_attribute("data-metrics").split(",")
+        figures.nth(i).locator("xpath=self::*[@data-points]").wait_for()
+        assert int(figures.nth(i).get_attribute("data-points")) == points(series, metrics) > 0
     screenshot(page, "container")
     page.go_back()
     wait_rows(page, "containers", 2)

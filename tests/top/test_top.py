@@ -177,6 +177,27 @@ def test_pods_of_a_namespace_wide_sorted_by_memory(server):
     assert [r[2] for r in shown] == [by_name[r[1]]["node"] for r in shown]
 
 
+def test_wide_pods_show_throttling_stalls_oom_kills_and_restarts(server):
+    result = run(server, "pods", "-A", "--sort", "name", "-o", "wide")
+    assert result.exit_code == 0, result.output
+    header = result.output.split("\n")[0].split()
+    at = header.index("THROTTLED")
+    assert header[at : at + 5] == ["THROTTLED", "CPU-STALL", "MEM-STALL", "OOM", "RESTARTS"]
+    by_name = {p["name"]: p["metrics"] for p in get_json(server + "/api/pods")["items"]}
+    shown = [row for row in rows(result.output) if row[1] in by_name]
+    assert shown
+    for row in shown:
+        metrics = by_name[row[1]]
+        assert row[at : at + 5] == [
+            percent(metrics["cpu_throttled_percent"]),
+            f"{round(100 * metrics['cpu_pressure_some_ratio'])}%",
+            f"{round(100 * metrics['memory_pressure_some_ratio'])}%",
+            str(metrics["memory_oom_kills_total"]),
+            str(metrics["restarts_total"]),
+        ]
+    assert {"40%", "25%", "5%", "2", "3"} <= {cell for row in shown for cell in row[at : at + 5]}
+
+
 def test_json_output_is_the_api_items(server):
     result = run(server, "deployments", "-A", "-o", "json", "--sort", "name")
     assert result.exit_code == 0, result.output
@@ -209,6 +230,7 @@ def test_piped_output_has_every_figure_whole(server):
     header, *lines = output.splitlines()
     names = ["NAMESPACE", "NAME", "NODE", "DEPLOYMENT"]
     figures = ["CPU", "CPU-REQ", "MEMORY", "MEM-REQ", "NET-IN", "NET-OUT"]
+    figures += ["THROTTLED", "CPU-STALL", "MEM-STALL", "OOM", "RESTARTS"]
     assert header.split() == [*names, *figures, "CPU", "TREND"]
     api = {p["uid"]: p for p in get_json(server + "/api/pods")["items"]}
     assert len(lines) == len(api)
@@ -219,7 +241,8 @@ def test_piped_output_has_every_figure_whole(server):
         assert row[6] == memory(pod["metrics"]["memory_working_set_bytes"])
         assert re.fullmatch(r"[0-9.]+KB/s", row[8]), row
         if pod["name"]:  # the pod without metadata has one sample
-            assert len(row[10]) >= 10  # the sparkline: there is no width to fit when piped
+            # the sparkline: there is no width to fit when piped
+            assert len(row[len(names) + len(figures)]) >= 10
 
 
 def _figures(kind: str, wide: bool, metrics: dict) -> str:

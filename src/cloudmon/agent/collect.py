@@ -114,6 +114,8 @@ class Collector:
         if meta is not None:
             metrics["cpu_request_cores"] = meta.cpu_request_cores
             metrics["memory_request_bytes"] = meta.memory_request_bytes
+            metrics["restarts_total"] = meta.restarts
+            metrics["last_termination_oom_killed"] = meta.oom_killed_containers
         self._rates.apply(Scope.POD, ("pod", pod_cgroup.uid), read_at, metrics)
         return payload.Pod(
             uid=pod_cgroup.uid,
@@ -138,6 +140,9 @@ class Collector:
         if container_meta is not None:
             metrics["cpu_request_cores"] = container_meta.cpu_request_cores
             metrics["memory_request_bytes"] = container_meta.memory_request_bytes
+            metrics["restarts_total"] = container_meta.restarts
+            last_oom = container_meta.last_oom_killed
+            metrics["last_termination_oom_killed"] = None if last_oom is None else int(last_oom)
         self._rates.apply(Scope.CONTAINER, ("container", uid, container.id), read_at, metrics)
         return payload.Container(
             id=container.id,

@@ -58,6 +58,18 @@ LABELS = {
     "pod_count": "Pods",
     "node_count": "Nodes",
     "clock_skew_seconds": "Clock skew (s)",
+    "cpu_throttled_percent": "Throttled periods",
+    "cpu_pressure_some_ratio": "CPU stall",
+    "cpu_pressure_full_ratio": "CPU stall, all tasks",
+    "memory_pressure_some_ratio": "Memory stall",
+    "memory_pressure_full_ratio": "Memory stall, all tasks",
+    "io_pressure_some_ratio": "IO stall",
+    "io_pressure_full_ratio": "IO stall, all tasks",
+    "memory_anon_bytes": "Anonymous memory",
+    "memory_file_bytes": "Page cache",
+    "memory_oom_kills_total": "OOM kills",
+    "restarts_total": "Restarts",
+    "last_termination_oom_killed": "Last ended OOM killed",
 }
 
 

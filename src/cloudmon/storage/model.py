@@ -86,7 +86,9 @@ _CGROUP_SIGNALS = (
     "memory_file_bytes",
     "memory_oom_kills_total",
 )
-CONTAINER_COLUMNS = (*_CGROUP_COLUMNS, *_CGROUP_SIGNALS)
+# From the metadata source, not the cgroups.
+_STATUS_COLUMNS = ("restarts_total", "last_termination_oom_killed")
+CONTAINER_COLUMNS = (*_CGROUP_COLUMNS, *_CGROUP_SIGNALS, *_STATUS_COLUMNS)
 POD_COLUMNS = (
     *_CGROUP_COLUMNS,
     "network_rx_bytes_total",
@@ -106,6 +108,7 @@ POD_COLUMNS = (
     "io_pressure_some_ratio",
     "io_pressure_full_seconds_total",
     "io_pressure_full_ratio",
+    *_STATUS_COLUMNS,
 )
 
 # A group's sum: in each bucket, the sum over its members of these columns (only rates and

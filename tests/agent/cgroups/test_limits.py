@@ -49,7 +49,7 @@ def test_a_changed_limit_shows_within_the_cycles_between_reads(node):
 
 
 def test_an_empty_limit_file_is_read_again_the_next_cycle(node):
-    cgroups, pod_path, limit_path, opened = node
+    cgroups, pod_path, limit_path, _ = node
     with open(limit_path) as f:
         text = f.read()
     with open(limit_path, "w") as f:

@@ -80,7 +80,7 @@ def _container(pod: dict, container: dict) -> dict:
     return {
         "id": container["id"],
         "podSandboxId": pod["sandbox_id"],
-        "metadata": {"name": container["name"], "attempt": 0},
+        "metadata": {"name": container["name"], "attempt": container.get("attempt", 0)},
         "image": {
             "image": image,
             "annotations": {},
@@ -93,7 +93,7 @@ def _container(pod: dict, container: dict) -> dict:
         "labels": _kubelet_labels(pod) | {"io.kubernetes.container.name": container["name"]},
         "annotations": {
             "io.kubernetes.container.hash": "6f2ab3e1",
-            "io.kubernetes.container.restartCount": "0",
+            "io.kubernetes.container.restartCount": str(container.get("attempt", 0)),
             "io.kubernetes.container.terminationMessagePath": "/dev/termination-log",
             "io.kubernetes.container.terminationMessagePolicy": "File",
             "io.kubernetes.pod.terminationGracePeriod": "30",

@@ -243,3 +243,26 @@ def test_arbitrary_crictl_json_gives_pods_or_metadata_error(pods, containers, st
     for uid, meta in result.items():
         assert isinstance(uid, str) and uid
         assert meta.cpu_request_cores is None or meta.cpu_request_cores >= 0
+
+
+def test_restarts_are_the_latest_attempt_of_each_container():
+    from cloudmon.agent.metadata.crictl import Container, Sandbox, build_pods
+
+    sandbox = Sandbox("s1", "u1", "p", "ns", {}, created=1)
+    containers = [
+        Container("app-0", "s1", "u1", "app", attempt=0),  # exited, as `ps -a` lists it
+        Container("app-2", "s1", "u1", "app", attempt=2),
+        Container("proxy-1", "s1", "u1", "proxy", attempt=1),
+    ]
+    pods = build_pods([sandbox], containers, lambda _: None)
+    assert pods["u1"].restarts == 3
+    assert pods["u1"].containers["app-2"].restarts == 2
+    assert pods["u1"].oom_killed_containers is None  # crictl does not say why one ended
+
+
+def test_without_attempts_restarts_are_unknown():
+    from cloudmon.agent.metadata.crictl import Container, Sandbox, build_pods
+
+    sandbox = Sandbox("s1", "u1", "p", "ns", {}, created=1)
+    pods = build_pods([sandbox], [Container("a", "s1", "u1", "app")], lambda _: None)
+    assert pods["u1"].restarts is None

@@ -203,3 +203,35 @@ def test_arbitrary_json_gives_pods_or_metadata_error(document):
 def test_arbitrary_pod_items(item):
     parsed = parse_pod({"metadata": {"uid": "u", "name": "n"}, "spec": item, "status": item})
     assert parsed is not None and parsed[1].uid == "u"
+
+
+def test_restarts_and_the_last_oom_kill_of_each_container_and_the_pod():
+    killed = status_of("web", f"containerd://{CID}") | {
+        "restartCount": 3,
+        "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+    }
+    failed = status_of("log", "containerd://" + "b" * 64) | {
+        "restartCount": 1,
+        "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}},
+    }
+    init = status_of("setup", "containerd://" + "c" * 64) | {"restartCount": 2}
+    item = pod(
+        "web-0",
+        "u1",
+        containers=[container("web"), container("log")],
+        init_containers=[container("setup")],
+        statuses=[killed, failed],
+    )
+    item["status"]["initContainerStatuses"] = [init]
+    _api_uid, meta = parse_pod(item)
+    assert (meta.containers[CID].restarts, meta.containers[CID].last_oom_killed) == (3, True)
+    log = meta.containers["b" * 64]
+    assert (log.restarts, log.last_oom_killed) == (1, False)
+    assert (meta.restarts, meta.oom_killed_containers) == (6, 1)
+
+
+def test_a_garbled_restart_count_is_unknown_and_counts_nothing():
+    status = status_of("web", f"containerd://{CID}") | {"restartCount": "3"}
+    _api_uid, meta = parse_pod(pod("web-0", "u1", containers=[container("web")], statuses=[status]))
+    assert meta.containers[CID].restarts is None
+    assert meta.restarts == 0

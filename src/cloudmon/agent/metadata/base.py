@@ -10,6 +10,8 @@ class ContainerMeta:
     name: str
     cpu_request_cores: float | None = None
     memory_request_bytes: int | None = None
+    restarts: int | None = None  # the kubelet's restartCount, crictl's attempt
+    last_oom_killed: bool | None = None  # whether it last ended with reason OOMKilled
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class PodMeta:
     sandbox_ids: frozenset[str] = frozenset()
     cpu_request_cores: float | None = None  # the pod's effective request (kubelet's rule)
     memory_request_bytes: int | None = None
+    restarts: int | None = None  # its containers' together
+    oom_killed_containers: int | None = None  # of its containers, those last OOM killed
 
 
 class MetadataSource(Protocol):

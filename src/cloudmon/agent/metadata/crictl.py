@@ -37,6 +37,7 @@ class Container:
     sandbox_id: str | None
     pod_uid: str | None
     name: str
+    attempt: int | None = None  # how many times the kubelet restarted it before this one
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,11 @@ def parse_containers(document: object) -> list[Container]:
         name = labels.get(CONTAINER_NAME) or _str(_dict(item.get("metadata")).get("name"))
         if container_id and name:
             sandbox_id = _str(item.get("podSandboxId"))
-            containers.append(Container(container_id, sandbox_id, labels.get(POD_UID), name))
+            attempt = _dict(item.get("metadata")).get("attempt")
+            if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
+                attempt = None
+            uid = labels.get(POD_UID)
+            containers.append(Container(container_id, sandbox_id, uid, name, attempt))
     return containers
 
 
@@ -136,10 +141,16 @@ def build_pods(
         by_uid.setdefault(sandbox.uid, []).append(sandbox)
     uid_of_sandbox = {sandbox.id: sandbox.uid for sandbox in sandboxes}
     app: dict[str, dict[str, ContainerMeta]] = {}
+    restarts: dict[str, dict[str, int]] = {}  # by pod UID, by container name: the latest attempt
     for container in containers:
         uid = uid_of_sandbox.get(container.sandbox_id or "") or container.pod_uid
         if uid in by_uid:
-            app.setdefault(uid, {})[container.id] = ContainerMeta(container.name)
+            app.setdefault(uid, {})[container.id] = ContainerMeta(
+                container.name, restarts=container.attempt
+            )
+            if container.attempt is not None:
+                latest = restarts.setdefault(uid, {})
+                latest[container.name] = max(latest.get(container.name, 0), container.attempt)
     pods = {}
     for uid, group in by_uid.items():
         newest = max(group, key=lambda sandbox: sandbox.created)
@@ -157,6 +168,7 @@ def build_pods(
             containers=app.get(uid, {}),
             sandbox_ids=frozenset(sandbox.id for sandbox in group),
             cpu_request_cores=info.cpu_request_cores,
+            restarts=sum(restarts[uid].values()) if uid in restarts else None,
         )
     return pods
 

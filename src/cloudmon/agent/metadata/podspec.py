@@ -2,6 +2,7 @@
 
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from decimal import ROUND_UP, Decimal
 
 from cloudmon.agent.metadata.base import ContainerMeta, MetadataError, PodMeta
@@ -108,12 +109,17 @@ def parse_pod(item: object, parent: ParentLookup | None = None) -> tuple[str, Po
         if isinstance(cname := container.get("name"), str):
             requests_by_name[cname] = _container_meta(cname, *_requests(container))
     containers = {}
+    restarts = oom_killed = 0
     for key in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
         for entry in _list(status.get(key)):
             entry = _dict(entry)
+            count, last_oom = _restarts(entry), _last_oom_killed(entry)
+            restarts += count or 0
+            oom_killed += last_oom
             cid, cname = container_id(entry.get("containerID")), entry.get("name")
             if cid and isinstance(cname, str):
-                containers[cid] = requests_by_name.get(cname, ContainerMeta(cname))
+                found = requests_by_name.get(cname, ContainerMeta(cname))
+                containers[cid] = replace(found, restarts=count, last_oom_killed=last_oom)
     cpu, memory = pod_requests(spec)
     qos = status.get("qosClass")
     return api_uid, PodMeta(
@@ -130,7 +136,21 @@ def parse_pod(item: object, parent: ParentLookup | None = None) -> tuple[str, Po
         requests_by_name=requests_by_name,
         cpu_request_cores=float(cpu),
         memory_request_bytes=_bytes(memory),
+        restarts=restarts,
+        oom_killed_containers=oom_killed,
     )
+
+
+def _restarts(status: dict) -> int | None:
+    """A container status's restartCount."""
+    count = status.get("restartCount")
+    return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
+
+
+def _last_oom_killed(status: dict) -> bool:
+    """Whether a container status says it last ended killed for want of memory."""
+    terminated = _dict(_dict(status.get("lastState")).get("terminated"))
+    return terminated.get("reason") == "OOMKilled"
 
 
 def index_pods(pods: Iterable[tuple[str, PodMeta]]) -> dict[str, PodMeta]:

@@ -330,11 +330,33 @@ const WORKLOAD_CARDS = [
   ["Working set", "memory_working_set_bytes"],
   ["Memory requests", "memory_request_bytes"],
 ];
+// Where a pod is in trouble: throttled, stalled (PSI), OOM killed, restarted.
+const TROUBLE_CARDS = [
+  ["Throttled", "cpu_throttled_percent"],
+  ["Stalled on CPU", "cpu_pressure_some_ratio"],
+  ["Stalled on memory", "memory_pressure_some_ratio"],
+  ["OOM kills", "memory_oom_kills_total"],
+  ["Restarts", "restarts_total"],
+  ["Last ended OOM killed", "last_termination_oom_killed"],
+];
+const STALL_CHART = ["Stalled (PSI)", ["cpu_pressure_some_ratio", "memory_pressure_some_ratio", "io_pressure_some_ratio"]];
 const POD_CHARTS = [
   ...WORKLOAD_CHARTS.slice(0, 1),
   ["Memory", ["memory_working_set_bytes", "memory_usage_bytes", "memory_request_bytes", "memory_limit_bytes"]],
+  ["Memory by kind", ["memory_working_set_bytes", "memory_anon_bytes", "memory_file_bytes"]],
   ...WORKLOAD_CHARTS.slice(2),
+  ["Throttled periods", ["cpu_throttled_percent"]],
+  STALL_CHART,
 ];
+// The figures that put a pod on the overview's "Needs attention" list, and from what value.
+const ATTENTION = [
+  ["restarts_total", 1, (v) => `restarted ${v}×`],
+  ["memory_oom_kills_total", 1, (v) => `${v} OOM kill${v === 1 ? "" : "s"}`],
+  ["cpu_throttled_percent", 25, (v) => `throttled in ${Math.round(v)} % of periods`],
+  ["cpu_pressure_some_ratio", 0.1, (v) => `stalled on CPU ${Math.round(100 * v)} % of the time`],
+  ["memory_pressure_some_ratio", 0.01, (v) => `stalled on memory ${Math.round(100 * v)} % of the time`],
+];
+const ATTENTION_PODS = 10;
 
 // ---- views ----
 
@@ -388,6 +410,9 @@ function overview(range) {
       ),
     );
   };
+  const attention = el("ul", { "data-attention": "" });
+  const calm = el("p", { class: "empty", text: "No pod is throttled, stalled, OOM killed or restarted." });
+  section("Needs attention").append(attention, calm);
   const empty = el("p", { class: "empty", hidden: "" });
   view.insertBefore(empty, now);
 
@@ -409,7 +434,32 @@ function overview(range) {
     fill(busyNodes, nodes.items, (n) => n.node, nodeHref);
     fill(busyNamespaces, namespaces.items, (n) => n.namespace, namespaceHref);
     fill(busyPods, pods.items, (p) => (p.name === null ? podLabel(p) : `${p.namespace}/${p.name}`), podHref);
+    await fillAttention(attention, calm);
   };
+}
+
+// The pods most in trouble by each figure of ATTENTION, the server sorting all pods by it.
+async function fillAttention(list, calm) {
+  const found = new Map();
+  const answers = await Promise.all(
+    ATTENTION.map(([metric]) => get("pods", { metrics: metric, sort: `-${metric}`, limit: ATTENTION_PODS })),
+  );
+  answers.forEach((answer, at) => {
+    const [metric, from, say] = ATTENTION[at];
+    for (const pod of answer.items) {
+      const value = pod.metrics[metric];
+      if (value === null || value < from) continue;
+      if (!found.has(pod.uid)) found.set(pod.uid, { pod, reasons: [] });
+      found.get(pod.uid).reasons.push(say(value));
+    }
+  });
+  const name = (p) => (p.name === null ? podLabel(p) : `${p.namespace}/${p.name}`);
+  list.replaceChildren(
+    ...[...found.values()].map(({ pod, reasons }) =>
+      el("li", {}, el("a", { href: podHref(pod), text: name(pod) }), ` ${reasons.join(", ")}`),
+    ),
+  );
+  calm.hidden = found.size > 0;
 }
 
 function nodeList(range) {
@@ -439,6 +489,10 @@ function nodePage(range, node) {
     ["Memory used", "memory_used_bytes"],
     ["Memory %", "memory_percent"],
     ["Pods", "pod_count"],
+    ["Stalled on CPU", "cpu_pressure_some_ratio"],
+    ["Stalled on memory", "memory_pressure_some_ratio"],
+    ["Stalled on IO", "io_pressure_some_ratio"],
+    ["OOM kills", "memory_oom_kills_total"],
   ]);
   const fillCharts = charts(view, [
     ["CPU used vs capacity", ["cpu_cores", "cpu_capacity_cores"]],
@@ -446,6 +500,7 @@ function nodePage(range, node) {
     ["Disk throughput", ["disk_read_bps", "disk_write_bps"]],
     ["Network throughput", ["network_rx_bps", "network_tx_bps"]],
     ["Load", ["load1", "load5", "load15"]],
+    STALL_CHART,
   ]);
   const pods = podTable(section("Pods"), `nodes/${enc(node)}/pods`, range, ["node"]);
   return async () => {
@@ -536,7 +591,7 @@ function podPage(range, namespace, name) {
   const crumbs = h1.previousElementSibling;
   const info = el("p", { class: "info" });
   view.append(info);
-  const fillCards = cards(view, WORKLOAD_CARDS);
+  const fillCards = cards(view, [...WORKLOAD_CARDS, ...TROUBLE_CARDS]);
   const fillCharts = charts(view, POD_CHARTS);
   const containers = podContainers(section("Containers"), range, namespace, name);
   let linked = false;
@@ -582,7 +637,7 @@ function unnamedPodPage(range, node, uid) {
 }
 
 const CONTAINER_METRICS =
-  "cpu_cores,cpu_request_cores,cpu_limit_cores,memory_working_set_bytes,memory_usage_bytes,memory_request_bytes,memory_limit_bytes,disk_read_bps,disk_write_bps";
+  "cpu_cores,cpu_request_cores,cpu_limit_cores,memory_working_set_bytes,memory_usage_bytes,memory_request_bytes,memory_limit_bytes,disk_read_bps,disk_write_bps,cpu_throttled_percent,memory_oom_kills_total,restarts_total";
 const CONTAINER_CHARTS = [
   ["CPU", ["cpu_cores", "cpu_request_cores", "cpu_limit_cores"]],
   ["Memory", ["memory_working_set_bytes", "memory_usage_bytes", "memory_request_bytes", "memory_limit_bytes"]],
@@ -605,6 +660,9 @@ function podContainers(parent, range, namespace, pod) {
     metricColumn("memory_limit_bytes", "Memory limit", { wide: true }),
     metricColumn("disk_read_bps", "Disk read", { wide: true }),
     metricColumn("disk_write_bps", "Disk write", { wide: true }),
+    metricColumn("cpu_throttled_percent", "Throttled", { wide: true }),
+    metricColumn("memory_oom_kills_total", "OOM kills", { wide: true }),
+    metricColumn("restarts_total", "Restarts", { wide: true }),
   ];
   const { params } = parseHash();
   const grid = dataTable(parent, {
@@ -654,8 +712,16 @@ function containerPage(range, namespace, pod, name) {
     ["Memory", "memory_working_set_bytes"],
     ["Memory usage", "memory_usage_bytes"],
     ["Memory limit", "memory_limit_bytes"],
+    ["Throttled", "cpu_throttled_percent"],
+    ["OOM kills", "memory_oom_kills_total"],
+    ["Restarts", "restarts_total"],
+    ["Last ended OOM killed", "last_termination_oom_killed"],
   ]);
-  const fillCharts = charts(view, CONTAINER_CHARTS);
+  const fillCharts = charts(view, [
+    ...CONTAINER_CHARTS,
+    ["Memory by kind", ["memory_working_set_bytes", "memory_anon_bytes", "memory_file_bytes"]],
+    ["Throttled periods", ["cpu_throttled_percent"]],
+  ]);
   return async () => {
     const answer = await get(`pods/${enc(namespace)}/${enc(pod)}/containers/${enc(name)}`, timeParams(range));
     info.replaceChildren(

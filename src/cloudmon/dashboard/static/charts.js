@@ -29,6 +29,12 @@ const LINES = {
   load1: USED,
   load5: SECOND,
   load15: CAPACITY,
+  memory_anon_bytes: IN,
+  memory_file_bytes: OUT,
+  cpu_throttled_percent: OUT,
+  cpu_pressure_some_ratio: USED,
+  memory_pressure_some_ratio: SECOND,
+  io_pressure_some_ratio: OUT,
 };
 
 // Axis steps that read as round numbers in each unit: bytes by powers of two (512 MiB, 1 GiB),

@@ -1,4 +1,5 @@
-// Human units for the catalogue's units: cores, bytes, bytes/s, percent, counts.
+// Human units for the catalogue's units: cores, bytes, bytes/s, percent, ratio (a share of
+// time, 0-1, shown as a percentage), counts.
 
 // Each scaled unit's steps, smallest first: [factor, suffix].
 const STEPS = {
@@ -47,6 +48,7 @@ function orDash(format) {
 export function formatter(unit) {
   const steps = STEPS[unit];
   if (steps) return orDash((value) => (value === 0 ? "0" : scaled(steps, stepOf(steps, value), value)));
+  if (unit === "ratio") return orDash((value) => percent(100 * value));
   return orDash(unit === "percent" ? percent : plain);
 }
 

@@ -139,7 +139,8 @@ def unpack_stats(blob: bytes, width: int) -> list:
 
 def unpack_figures(blob: bytes, width: int, figures: Sequence[int]) -> list:
     """Per figure (a position in STATS), its values in a rollup row; None where missing."""
-    mask, flat = _values(blob)
+    mask, values = _values(blob)
+    flat = list(values)
     if len(flat) == width * len(STATS):
         return [flat[figure :: len(STATS)] for figure in figures]
     found = []
