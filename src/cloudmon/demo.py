@@ -246,9 +246,8 @@ def _rate(name: str, delta: float, dt: float | None) -> float | None:
     return None if dt is None else BY_NAME[name].per_second(delta, dt)
 
 
-def _share(part: int, whole: int, dt: float | None) -> float | None:
-    """100 x part / whole, as the agent takes a counter's share of another's increase."""
-    return None if dt is None or not whole else 100 * part / whole
+def _share(name: str, part: int, whole: int, dt: float | None) -> float | None:
+    return None if dt is None or not whole else BY_NAME[name].share(part, whole)
 
 
 def _name(rng: random.Random, length: int) -> str:
@@ -328,7 +327,10 @@ class _Container:
             "cpu_periods_total": self.periods,
             "cpu_throttled_periods_total": self.throttled_periods,
             "cpu_throttled_percent": _share(
-                self.throttled_periods - throttled_before, self.periods - periods_before, dt
+                "cpu_throttled_percent",
+                self.throttled_periods - throttled_before,
+                self.periods - periods_before,
+                dt,
             ),
             "cpu_limit_cores": spec.cpu_limit,
             "cpu_request_cores": spec.cpu_request,

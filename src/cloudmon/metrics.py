@@ -57,6 +57,11 @@ class Metric:
         """A RATE: its counter's increase over `seconds`, per second, to the rate's decimals."""
         return round(increase / seconds, self.decimals)
 
+    def share(self, part: int, whole: int) -> float:
+        """A share (`share_of`): 100 x part / whole, to hundredths of a percent (what a
+        display shows, and decimals the store keeps in a few bits)."""
+        return round(100 * part / whole, 2)
+
 
 def _rate(name, unit, counter, help, scopes, source=None):
     return Metric(name, unit, Kind.RATE, help, scopes, source or f"rate of `{counter}`", counter)
@@ -145,7 +150,7 @@ CATALOGUE: tuple[Metric, ...] = (
         "period ran (no quota, or idle)",
         POD_AND_CONTAINER,
         "100 x the increase of `cpu_throttled_periods_total` / that of `cpu_periods_total` "
-        "since the previous sample",
+        "since the previous sample, to hundredths",
         share_of=("cpu_throttled_periods_total", "cpu_periods_total"),
     ),
     *_pressure("cpu", "some", NODE_AND_POD),

@@ -1,5 +1,6 @@
 """One whole sample (node, pods, containers, rates) on fixture nodes of every layout."""
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -18,6 +19,7 @@ from cloudmon.agent.metadata.cache import MetadataCache
 from cloudmon.agent.metadata.crictl import CrictlSource
 from cloudmon.agent.paths import Roots
 from cloudmon.cli import main
+from cloudmon.metrics import Scope, metrics_for
 
 
 class Clock:
@@ -99,6 +101,20 @@ def test_pods_pressure_from_the_v2_tree_hybrid_hosts_included(case):
                 assert value == (total / 1e6 if readable else None), (resource, kind)
         assert found.cpu_pressure_some_ratio is None  # a rate: from the second sample on
     assert sample.node_metrics.io_pressure_full_seconds_total == 827.998878
+
+
+@pytest.mark.parametrize("name", ["v2-systemd-containerd", "v1-hybrid"])
+def test_a_kernel_without_psi_or_oom_kill_counts_gives_nulls(tmp_path, name):
+    spec = dataclasses.replace(CASES[name](), psi=False, oom_kills=None)
+    node = build(spec, tmp_path)
+    sample = _collector(node).collect()
+    pressure = [m.name for m in metrics_for(Scope.NODE) if "_pressure_" in m.name]
+    assert pressure and all(getattr(sample.node_metrics, n) is None for n in pressure)
+    assert sample.node_metrics.memory_oom_kills_total is None
+    for pod in sample.pods:
+        assert pod.cpu_pressure_some_seconds_total is None
+        assert pod.memory_pressure_full_seconds_total is None
+        assert pod.cpu_usage_seconds_total is not None
 
 
 def test_rates_on_the_second_sample(case):

@@ -52,7 +52,7 @@ def _share(share: Metric, old: dict, metrics: dict) -> float | None:
     increases = [_increase(old.get(name), metrics.get(name)) for name in (part, whole)]
     if None in increases or not increases[1] or increases[0] > increases[1]:
         return None
-    return 100 * increases[0] / increases[1]
+    return share.share(*increases)
 
 
 def _increase(old, new):
