@@ -339,6 +339,9 @@ class _Container:
             "memory_anon_bytes": anon,
             "memory_file_bytes": _pages(usage) - anon,
             "memory_oom_kills_total": self.oom_kills,
+            # The kubelet restarts a container the OOM killer ended.
+            "restarts_total": self.oom_kills,
+            "last_termination_oom_killed": int(self.oom_kills > 0),
             "memory_limit_bytes": spec.memory_limit,
             "memory_request_bytes": spec.memory_request,
             "disk_read_bytes_total": self.read,
@@ -398,6 +401,29 @@ class _Traffic:
         return dict(zip(_NETWORK, figures, strict=True))
 
 
+_POD_PRESSURE = tuple(
+    f"{r}_pressure_{k}" for r in ("cpu", "memory", "io") for k in ("some", "full")
+)
+_NODE_PRESSURE = tuple(p for p in _POD_PRESSURE if p != "cpu_pressure_full")
+
+
+class _Stalls:
+    """Pressure stall counters (seconds stalled, in microseconds as the kernel counts them)
+    and their rates, from each interval's shares of time stalled."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.usec = dict.fromkeys(names, 0)
+
+    def sample(self, dt: float | None, shares: tuple[float, ...]) -> dict:
+        figures = {}
+        for (name, total), share in zip(self.usec.items(), shares, strict=True):
+            stalled = 0 if dt is None else round(share * dt * 1e6)
+            self.usec[name] = total + stalled
+            figures[f"{name}_seconds_total"] = self.usec[name] / 1e6
+            figures[f"{name}_ratio"] = _rate(f"{name}_ratio", stalled / 1e6, dt)
+        return figures
+
+
 @dataclass
 class _Pod:
     workload: WorkloadSpec
@@ -407,6 +433,7 @@ class _Pod:
     containers: list[_Container]
     traffic: _Traffic | None  # None on the host network: its traffic is the node's
     cycle: tuple[float, float]  # period and phase of the workload's shorter cycle
+    stalls: _Stalls = field(default_factory=lambda: _Stalls(_POD_PRESSURE))
 
     def sample(self, t: float, dt: float | None, rng: random.Random) -> dict:
         """The pod as an agent reports it at time t, dt seconds after its previous sample."""
@@ -441,6 +468,16 @@ class _Pod:
         pod["cpu_periods_total"] = max(c.periods for c in self.containers) if limited else 0
         pod["cpu_throttled_periods_total"] = self.containers[at].throttled_periods if limited else 0
         pod["cpu_throttled_percent"] = containers[at]["cpu_throttled_percent"] if limited else None
+        # Stalls: on CPU with the load and where a quota runs out, on memory at a limit, on
+        # IO where the writes keep the disk busy (from 20 MB/s on).
+        throttled = (pod["cpu_throttled_percent"] or 0) / 100
+        cpu_some = min(1.0, 0.002 + 0.01 * activity + throttled)
+        memory_some = 0.02 if any(c.at_limit for c in self.containers) else 0.0
+        io_some = min(0.5, max(0.0, (pod["disk_write_bps"] or 0) - 20e6) / 200e6)
+        shares = (cpu_some, cpu_some / 2, memory_some, memory_some / 2, io_some, 0.7 * io_some)
+        pod.update(self.stalls.sample(dt, shares))
+        for name in ("restarts_total", "last_termination_oom_killed"):
+            pod[name] = sum(c[name] for c in containers)
         if self.traffic is None:
             pod.update(dict.fromkeys(_NETWORK))
         else:
@@ -483,6 +520,7 @@ class SimNode:
         self.system = _Container(system, "system", uptime)
         self.traffic = _Traffic((SYSTEM_NETWORK, SYSTEM_NETWORK), uptime)
         self.loads = [typical_cpu] * len(_LOAD_PERIODS)
+        self.stalls = _Stalls(_NODE_PRESSURE)
         self.last: float | None = None
 
     def sample(self, t: float) -> dict:
@@ -523,6 +561,10 @@ class SimNode:
             pod_count=len(pods),
             memory_oom_kills_total=sum(p["memory_oom_kills_total"] for p in pods),
         )
+        # The node stalls on CPU as it fills, on IO as its disk does; it has memory to spare.
+        cpu_some = 0.002 + 0.05 * (cores or 0) / self.cpu_count
+        io_some = min(0.5, max(0.0, (metrics["disk_write_bps"] or 0) - 20e6) / 400e6)
+        metrics.update(self.stalls.sample(dt, (cpu_some, 0.0, 0.0, io_some, 0.7 * io_some)))
         return {
             "schema": payload.SCHEMA,
             "node": self.name,

@@ -29,6 +29,36 @@ def _wait_for(paths: list[Path], timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def _agent_once(tmp_path: Path, pods: list[Pod]) -> dict:
+    """`cloudmon agent --once` on this machine, its names from crictl (fake, listing `pods`)."""
+    spec = tmp_path / "crictl.json"
+    spec.write_text(
+        json.dumps(
+            [
+                {
+                    "uid": pod.uid,
+                    "name": pod.name,
+                    "namespace": pod.namespace,
+                    "labels": pod.labels,
+                    "sandbox_id": pod.sandbox_id,
+                    "host_network": pod.netns is None,
+                    "containers": [{"id": c.id, "name": c.name} for c in pod.containers],
+                }
+                for pod in pods
+            ]
+        )
+    )
+    agent = subprocess.run(
+        [sys.executable, "-m", "cloudmon", "agent", "--once", "--gap", "2", "--output", "-"]
+        + ["--metadata", "crictl", "--crictl", str(FAKE_CRICTL), "--node-name", "e2e-node"],
+        env={**os.environ, "FAKE_CRICTL_SPEC": str(spec)},
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(agent.stdout)
+
+
 @pytest.fixture
 def real_node(tmp_path):
     node = RealNode(tmp_path)
@@ -124,33 +154,7 @@ def test_agent_measures_real_pods(real_node, tmp_path):
         real_node.start(pod)
     _wait_for(list(ready.values()))
 
-    spec = tmp_path / "crictl.json"
-    spec.write_text(
-        json.dumps(
-            [
-                {
-                    "uid": pod.uid,
-                    "name": pod.name,
-                    "namespace": pod.namespace,
-                    "labels": pod.labels,
-                    "sandbox_id": pod.sandbox_id,
-                    "host_network": pod.netns is None,
-                    "containers": [{"id": c.id, "name": c.name} for c in pod.containers],
-                }
-                for pod in (web, db, backup)
-            ]
-        )
-    )
-    agent = subprocess.run(
-        [sys.executable, "-m", "cloudmon", "agent", "--once", "--gap", "2", "--output", "-"]
-        + ["--metadata", "crictl", "--crictl", str(FAKE_CRICTL), "--node-name", "e2e-node"],
-        env={**os.environ, "FAKE_CRICTL_SPEC": str(spec)},
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
-
-    payload = json.loads(agent.stdout)
+    payload = _agent_once(tmp_path, [web, db, backup])
     pods = {p["uid"]: p for p in payload["pods"]}
     assert {web.uid, db.uid, backup.uid} <= pods.keys()
     found_web, found_db, found_backup = pods[web.uid], pods[db.uid], pods[backup.uid]
@@ -271,32 +275,7 @@ def test_throttling_oom_kills_and_memory_by_kind_on_the_real_kernel(real_node, t
         assert process.wait(timeout=60) == -9  # SIGKILL, from the OOM killer
     _wait_for([ready, cached])
 
-    spec = tmp_path / "crictl.json"
-    spec.write_text(
-        json.dumps(
-            [
-                {
-                    "uid": pod.uid,
-                    "name": pod.name,
-                    "namespace": pod.namespace,
-                    "labels": {},
-                    "sandbox_id": pod.sandbox_id,
-                    "host_network": True,
-                    "containers": [{"id": c.id, "name": c.name} for c in pod.containers],
-                }
-                for pod in (at_container, at_pod, busy, crowded)
-            ]
-        )
-    )
-    agent = subprocess.run(
-        [sys.executable, "-m", "cloudmon", "agent", "--once", "--gap", "2", "--output", "-"]
-        + ["--metadata", "crictl", "--crictl", str(FAKE_CRICTL), "--node-name", "e2e-node"],
-        env={**os.environ, "FAKE_CRICTL_SPEC": str(spec)},
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
-    payload = json.loads(agent.stdout)
+    payload = _agent_once(tmp_path, [at_container, at_pod, busy, crowded])
     pods = {p["uid"]: p for p in payload["pods"]}
     containers = {c["name"]: c for p in payload["pods"] for c in p["containers"]}
 

@@ -29,14 +29,12 @@ class RateTracker:
         then, old = previous
         elapsed = when - then
         for name, counter, decimals in _RATE_FIELDS[scope]:
-            value, before = metrics.get(counter), old.get(counter)
-            # A counter that went back was reset (a cgroup recreated, a disk re-attached): no
-            # rate rather than a negative one. `Metric.per_second`, inline: it runs for every
-            # rate of every pod and container.
-            if value is None or before is None or elapsed <= 0 or value < before:
+            increase = _increase(old.get(counter), metrics.get(counter))
+            # `Metric.per_second`, inline: it runs for every rate of every pod and container.
+            if increase is None or elapsed <= 0:
                 metrics[name] = None
             else:
-                metrics[name] = round((value - before) / elapsed, decimals)
+                metrics[name] = round(increase / elapsed, decimals)
         for share in _SHARES[scope]:
             metrics[share.name] = _share(share, old, metrics)
 
@@ -56,4 +54,6 @@ def _share(share: Metric, old: dict, metrics: dict) -> float | None:
 
 
 def _increase(old, new):
+    """A counter's increase; None where either is unknown or it went back (it was reset: a
+    cgroup made again, a disk attached again), rather than a negative one."""
     return None if old is None or new is None or new < old else new - old

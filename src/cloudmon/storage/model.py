@@ -27,6 +27,19 @@ class EntityKind(StrEnum):
 # here, not derived from the catalogue, so that a metric added anywhere in the catalogue
 # changes no stored row's meaning: a new column goes last. tests/storage/test_stored_layout.py
 # pins them and checks that every metric of the catalogue has its column.
+# Pressure stall columns, as the node and the pod have them (the node has no CPU "full").
+_CPU_SOME = ("cpu_pressure_some_seconds_total", "cpu_pressure_some_ratio")
+_CPU_FULL = ("cpu_pressure_full_seconds_total", "cpu_pressure_full_ratio")
+_MEMORY_AND_IO_PRESSURE = (
+    "memory_pressure_some_seconds_total",
+    "memory_pressure_some_ratio",
+    "memory_pressure_full_seconds_total",
+    "memory_pressure_full_ratio",
+    "io_pressure_some_seconds_total",
+    "io_pressure_some_ratio",
+    "io_pressure_full_seconds_total",
+    "io_pressure_full_ratio",
+)
 NODE_COLUMNS = (
     "cpu_usage_seconds_total",
     "cpu_cores",
@@ -52,16 +65,8 @@ NODE_COLUMNS = (
     "cpu_capacity_cores",  # node_info.cpu_count
     "clock_skew_seconds",
     "memory_oom_kills_total",
-    "cpu_pressure_some_seconds_total",
-    "cpu_pressure_some_ratio",
-    "memory_pressure_some_seconds_total",
-    "memory_pressure_some_ratio",
-    "memory_pressure_full_seconds_total",
-    "memory_pressure_full_ratio",
-    "io_pressure_some_seconds_total",
-    "io_pressure_some_ratio",
-    "io_pressure_full_seconds_total",
-    "io_pressure_full_ratio",
+    *_CPU_SOME,
+    *_MEMORY_AND_IO_PRESSURE,
 )
 _CGROUP_COLUMNS = (
     "cpu_usage_seconds_total",
@@ -96,18 +101,9 @@ POD_COLUMNS = (
     "network_rx_bps",
     "network_tx_bps",
     *_CGROUP_SIGNALS,
-    "cpu_pressure_some_seconds_total",
-    "cpu_pressure_some_ratio",
-    "cpu_pressure_full_seconds_total",
-    "cpu_pressure_full_ratio",
-    "memory_pressure_some_seconds_total",
-    "memory_pressure_some_ratio",
-    "memory_pressure_full_seconds_total",
-    "memory_pressure_full_ratio",
-    "io_pressure_some_seconds_total",
-    "io_pressure_some_ratio",
-    "io_pressure_full_seconds_total",
-    "io_pressure_full_ratio",
+    *_CPU_SOME,
+    *_CPU_FULL,
+    *_MEMORY_AND_IO_PRESSURE,
     *_STATUS_COLUMNS,
 )
 

@@ -118,18 +118,10 @@ def test_v2_spoiled_file(v2_node, spoil, name, how):
 
 
 @pytest.mark.parametrize("how", ["missing", "empty", "garbage"])
-def test_v2_spoiled_memory_stat_gives_usage_as_working_set(v2_node, spoil, how):
-    cgroups, path, directory = v2_node
-    spoil(f"{directory}/memory.stat", how)
-    figures = cgroups.read(path, STACKED)
-    assert figures["memory_working_set_bytes"] == figures["memory_usage_bytes"] is not None
-    assert_only_these_are_none(figures, BY_KIND)
-
-
-@pytest.mark.parametrize("how", ["missing", "empty", "garbage"])
-def test_v1_spoiled_memory_stat_gives_usage_as_working_set(v1_node, spoil, how):
-    cgroups, path, root = v1_node
-    spoil(f"{root}/memory{path}/memory.stat", how)
+@pytest.mark.parametrize("version", [1, 2])
+def test_spoiled_memory_stat_gives_usage_as_working_set(request, spoil, version, how):
+    cgroups, path, root = request.getfixturevalue(f"v{version}_node")
+    spoil(f"{root}/memory{path}/memory.stat" if version == 1 else f"{root}/memory.stat", how)
     figures = cgroups.read(path, STACKED)
     assert figures["memory_working_set_bytes"] == figures["memory_usage_bytes"] is not None
     assert_only_these_are_none(figures, BY_KIND)

@@ -1,4 +1,5 @@
-"""What the v1 and v2 readers share: pod discovery and the processes of a cgroup."""
+"""What the v1 and v2 readers share: pod discovery, the processes of a cgroup, its limits
+read once a minute, and its pressure files from the v2 tree."""
 
 import os
 import zlib
