@@ -39,6 +39,7 @@ from cloudmon.storage.sqlite.codec import pack_stats
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CONTAINER_METRICS = [(m.name, m.integer) for m in metrics_for(Scope.CONTAINER)]
+POD_METRICS = metrics_for(Scope.POD)
 CONTAINERS = 1  # per pod; set by --containers
 
 
@@ -72,6 +73,9 @@ def pod_body(node: int, index: int, ts: float, namespaces: int) -> dict:
         "network_rx_bps": r() * 1e6,
         "network_tx_bps": r() * 1e6,
     }
+    # The signals (throttling, memory by kind, OOM kills, pressure, restarts) as the rest.
+    for metric in POD_METRICS:
+        pod.setdefault(metric.name, random.randrange(1 << 20) if metric.integer else r())
     pod["containers"] = [
         {
             "id": f"{node:05d}{index:04d}{c:02d}" + "0" * 53,

@@ -25,6 +25,14 @@ MAX_WAITING = 32  # writes waiting or writing, in all processes, before more are
 # limit it keeps the size of its largest burst (a backup or a long read holding checkpoints
 # back) for good, and that size counts against --retention-size.
 WAL_LIMIT = 1 << 20
+# A row of a WITHOUT ROWID table longer than about a quarter of a page (1,002 bytes of 4 KiB)
+# keeps only its first ~500 bytes in the page and the rest in an overflow page of its own,
+# mostly empty: a pod's rollup row (37 columns of 5 figures: 1.5 KB) took 4 KiB more than it
+# needs. With 8 KiB pages rows up to 2,030 bytes stay whole.
+PAGE_SIZE = 8192
+# The writer copies the WAL back once it holds this many bytes (SQLite's default is 1,000
+# pages: 4 MiB of 4 KiB pages, twice that of 8 KiB), as the WAL counts against the size bound.
+AUTOCHECKPOINT_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -92,21 +100,24 @@ class Connections:
         self._queue_file = open(self.path.with_name(self.path.name + "-queue"), "a+b")  # noqa: SIM115
         self.slots = [threading.Lock() for _ in range(max_waiting)]
         self._local = threading.local()
-        # A new file can give its free pages back to the file system (`size.SizeBound`);
-        # an older one only reuses them: auto_vacuum is fixed when a file is made, or by a
-        # VACUUM, which rewrites the whole file.
         new = not self.path.exists() or self.path.stat().st_size == 0
-        self._writer = self.connect(auto_vacuum="INCREMENTAL" if new else None)
-        if not autocheckpoint:
-            self._writer.execute("PRAGMA wal_autocheckpoint=0")
+        self._writer = self.connect(new_file=new)
+        (page_size,) = self._writer.execute("PRAGMA page_size").fetchone()
+        pages = AUTOCHECKPOINT_BYTES // page_size if autocheckpoint else 0
+        self._writer.execute(f"PRAGMA wal_autocheckpoint={pages}")
         self._checkpointer: sqlite3.Connection | None = None
 
-    def connect(self, auto_vacuum: str | None = None) -> sqlite3.Connection:
+    def connect(self, new_file: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=30.0
         )
-        if auto_vacuum is not None:  # before WAL mode, which writes the file's first page
-            conn.execute(f"PRAGMA auto_vacuum={auto_vacuum}")
+        if new_file:
+            # Fixed when a file is made (or by a VACUUM, which rewrites the whole file), so set
+            # before WAL mode writes its first page. A new file can give its free pages back to
+            # the file system (`size.SizeBound`); an older one only reuses them. Its pages are
+            # of PAGE_SIZE.
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # first: auto_vacuum fixes it
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
         conn.execute("PRAGMA synchronous=NORMAL")

@@ -36,7 +36,9 @@ HIGH = 0.95
 LOW = 0.90
 GROWTH_ROOM = 3.0  # seconds
 LOWEST = 0.75
-SHRINK_PAGES = 256  # pages given back to the file system per transaction: 1 MiB of 4 KiB
+# Bytes given back to the file system per transaction: moving a page to free one writes it
+# and the pages that point to it into the WAL, which counts against the size too.
+SHRINK_BYTES = 1 << 20
 MEASURE_EVERY = 60.0  # seconds between measures of the tiers at the most
 MEASURE_SHARE = 0.02  # of the time spent measuring the tiers at the most
 TIERS = {BUCKET: "raw", 60: "1m", 3600: "1h"}
@@ -205,11 +207,12 @@ class SizeBound:
                 self._unshrinkable = True
             return
         pages = min(footprint.free, -(-int(over) // footprint.page_size))
-        for _ in range(0, pages, SHRINK_PAGES):
+        step = SHRINK_BYTES // footprint.page_size
+        for _ in range(0, pages, step):
             with self._db.writing() as conn:
                 # Run to its end (execute would take one step: one page); in a transaction
                 # of its own.
-                conn.executescript(f"PRAGMA incremental_vacuum({SHRINK_PAGES})")
+                conn.executescript(f"PRAGMA incremental_vacuum({step})")
             self._db.checkpoint(truncate=True)  # the file is cut where the WAL's copy ends
 
     def measure(self) -> dict[str, float] | None:
