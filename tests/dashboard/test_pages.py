@@ -294,6 +294,9 @@ def test_server_unreachable(page, tmp_path):
     with running_server(tmp_path, workers=1) as base:
         page.goto(base + "/")
         page.wait_for_selector("text=No data yet")
+        # The whole refresh done (the overview asks for more after the cluster), so that no
+        # request is cut off when the server goes.
+        page.wait_for_selector("#updated:has-text('Updated')")
     page.click("#refresh")
     page.wait_for_selector("#status.error >> text=Cannot reach the cloudmon server")
     screenshot(page, "unreachable")
