@@ -5,6 +5,7 @@ Both stores, the routes, `/metrics`, the OpenAPI description and the dashboard's
 read the kinds from here; a store that adds up groups itself does it with `sum_columns`.
 """
 
+import functools
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -110,8 +111,8 @@ POD_COLUMNS = (
 # A group's sum: in each bucket, the sum over its members of these columns (only rates and
 # gauges, never cumulative counters: contract section 4), and how many members reported.
 # Namespaces and deployments are made of pods, the cluster of nodes. How a sum is taken is
-# `GroupSum`, below.
-# Layout 2 of the group kinds' rows (`GroupSum`), pinned as the stored columns are.
+# `GroupSum`, below. Written out, not picked from POD_COLUMNS: it is layout 2 of the group
+# kinds' rows, pinned as the stored columns are, and a pod's new gauge must not change it.
 GROUP_SUMS = (
     "cpu_cores",
     "cpu_limit_cores",
@@ -265,6 +266,7 @@ def columns(kind: EntityKind) -> tuple[str, ...]:
 _CATALOGUE_ORDER = {metric.name: at for at, metric in enumerate(CATALOGUE)}
 
 
+@functools.cache
 def answered(kind: EntityKind) -> tuple[str, ...]:
     """The metric names an entity of this kind answers with, in the catalogue's order; the
     columns outside it last (the stored order is the disk's, not the reader's)."""
