@@ -3,7 +3,7 @@ one per entity and span (`chunks`), and the reads that see both.
 
 The head tables (node_sample, pod_sample, ctr_sample, grp_sample and their *_rollup tables)
 take every write: samples as they come, late ones too, and the rollups. A chunk holds an
-entity's rows of a span (`SPAN`: an hour of 10 s buckets, 6 hours of 1 min periods, 5 days of
+entity's rows of a span (`SPAN`: an hour of 10 s buckets, 2 hours of 1 min periods, 5 days of
 hours), sealed piece by piece (`PIECE`): once a piece has ended `SEAL_AFTER` ago, the coarser
 resolution has rolled it up and it takes no more rows, `upkeep` seals it (`Sealing`): each
 entity's rows of it merged into its chunk of the span and deleted from the head. A row
