@@ -100,6 +100,80 @@ def test_chunks_decoded_at_once_give_back_the_rows_of_each(spans, size, between)
     assert list(found) == expected
 
 
+def against(rows, shifts, header=4):
+    """A reference for rows: each row's own words, each moved by a shift (in units of 10^-6),
+    except the rows whose shift is None, which have none."""
+    words = {}
+    for (bucket, v, _), shift in zip(rows, shifts, strict=False):
+        if shift is not None and (len(v) - header) % 8 == 0:
+            own = np.frombuffer(v[header:], "<f8")
+            words[bucket] = own + shift / 10**6
+
+    def reference(buckets, head):
+        own = [words.get(bucket) for bucket in buckets.tolist()]
+        width = max((len(found) for found in own if found is not None), default=0)
+        rows = [
+            found if found is not None and len(found) == width else [np.nan] * width
+            for found in own
+        ]
+        return np.array(rows, float).reshape(len(own), width)
+
+    return reference
+
+
+SHIFTS = st.lists(st.one_of(st.none(), st.integers(-(10**7), 10**7)), max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(rows_of(SAMPLE_ROW), rows_of(STATS_ROW)), SHIFTS, st.integers(0, 200))
+def test_a_chunk_kept_against_a_reference_gives_back_every_bit_of_its_rows(rows, shifts, size):
+    reference = against(rows, shifts)
+    chunk = chunks.encode(rows, 4, reference)
+    assert chunks.decode(chunk, reference=reference) == rows
+    assert chunks.decode(chunk, size, reference) == [(b, v[:size], e) for b, v, e in rows]
+
+
+def counters_and_their_pod(count=120):
+    """A container's counters and gauges (microseconds, bytes, nanocores) and its pod's: the
+    same plus what the pod's pause process adds."""
+    random = np.random.default_rng(5)
+    usage = np.cumsum(random.integers(100_000, 200_000, count)) / 10**6
+    memory = 50_000_000 + np.cumsum(random.integers(-4096, 4096, count)) // 4096 * 4096
+    cores = random.integers(10**7, 2 * 10**7, count) / 10**9
+    container = [
+        (H0 + 10 * i, pack([usage[i], float(memory[i]), cores[i]]), None) for i in range(count)
+    ]
+    pod = {H0 + 10 * i: [usage[i] + 0.5, memory[i] + 700_000.0, cores[i]] for i in range(count)}
+
+    def reference(buckets, head):
+        return np.array([pod.get(b, [np.nan] * 3) for b in buckets.tolist()])
+
+    return container, pod, reference
+
+
+def test_a_container_kept_against_its_pod_costs_a_fraction_and_refuses_a_changed_pod():
+    rows, pod, reference = counters_and_their_pod()
+    alone, kept = chunks.encode(rows, 4), chunks.encode(rows, 4, reference)
+    assert len(kept) < len(alone) / 3
+    assert chunks.decode(kept, reference=reference) == rows
+    # Only which buckets it holds is read without the reference.
+    assert [b for b, _, _ in chunks.decode(kept, 0)] == [b for b, _, _ in rows]
+    with pytest.raises(ValueError, match="without one"):
+        chunks.decode(kept)
+    pod[H0 + 50][0] += 0.000001
+    with pytest.raises(ValueError, match="changed"):
+        chunks.decode(kept, reference=reference)
+    del pod[H0 + 50]
+    with pytest.raises(ValueError, match="changed"):
+        chunks.decode(kept, reference=reference)
+    # A pod row added where the container's had none does not change what it was kept against.
+    rows, pod, reference = counters_and_their_pod()
+    del pod[H0 + 70]
+    kept = chunks.encode(rows, 4, reference)
+    pod[H0 + 70] = [1.0, 2.0, 3.0]
+    assert chunks.decode(kept, reference=reference) == rows
+
+
 def test_decimals_and_counters_compress_and_odd_doubles_survive():
     # A CPU counter of microseconds that grows by about 1.2 s every 10 s, in seconds, and a
     # working set in pages that wanders.
@@ -214,15 +288,22 @@ def hour(cluster, h, skip=()):
                 (f"p{n}-{i}", f"ns{i % 2}", round((h * 360 + b) * 0.001 + n + i / 7, 9))
                 for i in range(PODS)
             ]
-            cluster.write(
-                node_payload(
-                    f"n{n}",
-                    H0 + h * 3600 + 10 * b + n,
-                    pods,
-                    cpu_cores=round(b / 360 + n, 9),
-                    memory_used_bytes=4096 * (1000 + b % 13),
-                )
+            body = node_payload(
+                f"n{n}",
+                H0 + h * 3600 + 10 * b + n,
+                pods,
+                cpu_cores=round(b / 360 + n, 9),
+                memory_used_bytes=4096 * (1000 + b % 13),
             )
+            for pod in body["pods"]:
+                # Its one container's figures are most of the pod's (so that its chunks are
+                # kept against the pod's).
+                memory = 4096 * (5000 + (b * 7 + n) % 11)
+                (container,) = pod["containers"]
+                container["cpu_cores"] = round(max(0.0, pod["cpu_cores"] - 0.000125), 9)
+                container["memory_working_set_bytes"] = memory
+                pod["memory_working_set_bytes"] = memory + 712_704
+            cluster.write(body)
 
 
 @pytest.fixture
@@ -273,6 +354,12 @@ def test_sealed_spans_answer_as_open_ones(cluster):
         assert sealed_spans(cluster.sealing, table) > 0, table
         assert sealed_spans(cluster.open, table) == 0
     assert sealed_spans(cluster.sealing, "pod_rollup", 60) > 0
+    # The containers' chunks are kept against their pods'.
+    conn = cluster.sealing.db.reader()
+    for table, res in (("ctr_sample", BUCKET), ("ctr_rollup", 60)):
+        query = "SELECT v FROM chunk WHERE tbl = ? AND res = ?"
+        blocks = [b for (v,) in conn.execute(query, (table, res)) for b in chunks._Parsed(v).blocks]
+        assert blocks and all(referenced is not None for *_, referenced in blocks), (table, res)
     # /metrics counts sealed bytes in their tiers
     figures = cluster.sealing.size.measure()
     assert figures["bytes_raw"] > 0 and figures["bytes_1m"] > 0 and figures["bytes_1h"] > 0

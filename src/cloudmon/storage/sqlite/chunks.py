@@ -20,6 +20,13 @@ is XORed instead. The words are then byte-shuffled (a column's high bytes togeth
 whole chunk compressed with zstd, which finds the repeats: limits that never change, pods
 lists that rarely do.
 
+A chunk may be encoded against another entity's rows (a container's against its pod's, whose
+figures it mostly repeats: `encode`'s `reference`): a column whose values lie close to the
+reference's same figure is kept as its integers less the reference's, rounded to the
+column's decimals, and the chunk keeps which rows had a reference and a checksum of what
+they were, so that decoding it against rows that have changed since is an error, not a
+wrong answer. Its reader passes the same reference to `decode_many`.
+
 A query reads a chunk of each entity it answers for (200 deployments: 200 chunks), so
 `decode_many` decodes many at once, the columns of all of them together: what a chunk costs
 beside its rows is then little more than its decompression and header.
@@ -27,8 +34,9 @@ beside its rows is then little more than its decompression and header.
 
 import operator
 import struct
+import zlib
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import compress
 from typing import NamedTuple
 
@@ -50,11 +58,22 @@ _SCALES_DOUBLE = np.array(_SCALES, np.float64)
 _VERBATIM = 0xFFFF  # shape of a row stored as it is (its body is not a multiple of words)
 _HEAD = struct.Struct("<IqHH")  # rows, first bucket, shapes, header size
 _BATCH_WORDS = 1 << 16  # words of chunks decoded at once
+_REFERENCED = 1 << 31  # flag of a block's width: its columns referenced follow its codes
+_CHECKSUM = struct.Struct("<I")
+
+# The reference of a block of a chunk's rows: given their buckets and header, the words
+# (doubles) each row's values are to be kept against, a row of NaN where it has none.
+Reference = Callable[[np.ndarray, bytes], np.ndarray]
 
 
-def encode(rows: Sequence[tuple[int, bytes, bytes | None]], header: int) -> bytes:
+def encode(
+    rows: Sequence[tuple[int, bytes, bytes | None]],
+    header: int,
+    reference: Reference | None = None,
+) -> bytes:
     """Rows (bucket, v, extra) in bucket order, whose v are `header` bytes then words, as a
-    chunk. Group rows (header 1) hold integers, the others doubles."""
+    chunk. Group rows (header 1) hold integers, the others doubles; theirs may be kept
+    against a `reference`."""
     shapes: dict[tuple[bytes, int], int] = {}
     bodies: list[list[bytes]] = []
     shape_of = array("H")
@@ -85,10 +104,19 @@ def encode(rows: Sequence[tuple[int, bytes, bytes | None]], header: int) -> byte
         b"".join(verbatim),
     ]
     words = [np.empty(0, np.uint64)]
+    shape_array = np.frombuffer(shape_of.tobytes(), np.uint16)
     for (head, width), shape in shapes.items():
         matrix = np.frombuffer(b"".join(bodies[shape]), "<u8").reshape(len(bodies[shape]), width)
-        codes, encoded = _encode_columns(matrix, header == 1)
-        parts += [struct.pack("<II", len(head), width), head, codes.tobytes()]
+        against = None
+        if reference is not None and header != 1:
+            against = reference(np.array(buckets, np.int64)[shape_array == shape], head)
+        codes, encoded, referenced = _encode_columns(matrix, header == 1, against)
+        if referenced is None:
+            parts += [struct.pack("<II", len(head), width), head, codes.tobytes()]
+        else:
+            columns, had, checksum = referenced
+            parts += [struct.pack("<II", len(head), width | _REFERENCED), head, codes.tobytes()]
+            parts += [columns.tobytes(), had.tobytes(), _CHECKSUM.pack(checksum)]
         words += encoded
     parts.append(_shuffle(np.concatenate(words)))
     return bytes(cramjam.zstd.compress(b"".join(parts), level=_LEVEL))
@@ -103,30 +131,40 @@ class Rows(NamedTuple):
     extras: list[bytes | None]
 
 
-def decode(chunk: bytes, size: int | None = None) -> list[tuple[int, bytes, bytes | None]]:
-    """The rows (bucket, v, extra) `encode` packed; with `size`, the first `size` bytes of
-    each row's v, of which only the words they hold are decoded."""
-    rows = decode_many([chunk], size)
+def decode(
+    chunk: bytes, size: int | None = None, reference: Reference | None = None
+) -> list[tuple[int, bytes, bytes | None]]:
+    """The rows (bucket, v, extra) `encode` packed (against `reference`, if it was); with
+    `size`, the first `size` bytes of each row's v, of which only the words they hold are
+    decoded."""
+    rows = decode_many([chunk], size, references=[reference])
     return list(zip(rows.buckets.tolist(), rows.values, rows.extras, strict=True))
 
 
-def decode_many(chunks: Sequence[bytes], size: int | None = None, between=None) -> Rows:
+def decode_many(
+    chunks: Sequence[bytes],
+    size: int | None = None,
+    between=None,
+    references: Sequence[Reference | None] | None = None,
+) -> Rows:
     """The rows of many chunks as `decode` gives them, those of buckets `between` first and
     last (all: None), the columns of all the chunks decoded at once: what a chunk costs
-    beside its rows is little more than unpacking its header."""
+    beside its rows is little more than unpacking its header. A chunk encoded against a
+    reference is decoded against `references` (one per chunk, or None)."""
     parsed = [_Parsed(chunk) for chunk in chunks]
     blocks = [block for chunk in parsed for block in chunk.blocks]
     wanted = [
         width if size is None else max(0, min(width, -(-(size - len(head)) // _WORD)))
-        for head, width, _, _ in blocks
+        for head, width, *_ in blocks
     ]
     counts = np.array([chunk.count for chunk in parsed], np.int64)
     steps = np.concatenate([chunk.steps for chunk in parsed] + [np.zeros(0, np.int64)])
     buckets = _segmented(steps, counts[counts > 0], np.add, np.subtract)
+    against = _references(parsed, buckets, wanted, references or [None] * len(parsed))
     inside = np.ones(len(buckets), bool)
     if between is not None:
         inside = (buckets >= between[0]) & (buckets <= between[1])
-    matrices = iter(_decoded(parsed, blocks, wanted))
+    matrices = iter(_decoded(parsed, blocks, wanted, against))
     values: list[bytes] = []
     extras: list[bytes | None] = []
     for chunk, end in zip(parsed, np.cumsum(counts).tolist(), strict=True):
@@ -139,6 +177,30 @@ def decode_many(chunks: Sequence[bytes], size: int | None = None, between=None) 
         values,
         list(compress(extras, inside.tolist())),
     )
+
+
+def _references(parsed: list, buckets: np.ndarray, wanted: list[int], references) -> list:
+    """Per block of parsed chunks, the reference words of its rows that had one (NaN where a
+    row had none), or None for a block kept without one (or none of whose columns is
+    wanted); checked against the checksum its chunk keeps."""
+    found: list = []
+    end = 0
+    for chunk, reference in zip(parsed, references, strict=True):
+        rows = buckets[end : end + chunk.count]
+        end += chunk.count
+        for at, (head, _, _, _, referenced) in enumerate(chunk.blocks):
+            if referenced is None or not wanted[len(found)]:
+                found.append(None)
+                continue
+            if reference is None:
+                raise ValueError("a chunk kept against a reference, decoded without one")
+            _, had, checksum = referenced
+            mine = rows if len(chunk.blocks) == 1 else rows[chunk.shape_of == at]
+            words = _reference_words(reference(mine, head), had > 0)
+            if zlib.crc32(words.tobytes()) != checksum:
+                raise ValueError("a chunk's reference rows have changed since it was encoded")
+            found.append(words)
+    return found
 
 
 def _kept_rows(chunk, matrices: list[np.ndarray], kept: np.ndarray, size: int | None):
@@ -157,7 +219,7 @@ def _kept_rows(chunk, matrices: list[np.ndarray], kept: np.ndarray, size: int | 
     return [next(others) if at == _VERBATIM else next(shapes[at]) for at in shape_of[kept].tolist()]
 
 
-def _decoded(parsed: list, blocks: list[tuple], wanted: list[int]):
+def _decoded(parsed: list, blocks: list[tuple], wanted: list[int], against: list):
     """The matrices of the blocks of parsed chunks (`_decode_blocks`), decoded some chunks at
     a time: arrays past the processor's caches take longer to go over than to decode."""
     block = start = taken = 0
@@ -167,14 +229,15 @@ def _decoded(parsed: list, blocks: list[tuple], wanted: list[int]):
             continue
         end = block + sum(len(other.blocks) for other in parsed[start:at])
         words = np.concatenate([other.words for other in parsed[start:at]])
-        yield from _decode_blocks(words, blocks[block:end], wanted[block:end])
+        yield from _decode_blocks(words, blocks[block:end], wanted[block:end], against[block:end])
         block, start, taken = end, at, 0
 
 
 class _Parsed:
     """A chunk decompressed and its header unpacked: its rows' steps (the first bucket,
     then the gaps after it), shapes and extras, its verbatim rows, and the blocks (head,
-    width, codes, height) of each shape's words."""
+    width, codes, height, referenced) of each shape's words: referenced None, or the columns
+    kept against a reference, which rows had one and the checksum of their reference."""
 
     def __init__(self, chunk: bytes) -> None:
         data = memoryview(cramjam.zstd.decompress(chunk))
@@ -206,30 +269,45 @@ class _Parsed:
             at += 8
             head = bytes(data[at : at + head_size])
             at += head_size
+            referenced = None
+            if width & _REFERENCED:
+                width ^= _REFERENCED
+                columns = np.frombuffer(data, np.uint8, width, at + width)
+                had = np.frombuffer(data, np.uint8, height, at + 2 * width)
+                (checksum,) = _CHECKSUM.unpack_from(data, at + 2 * width + height)
+                referenced = (columns, had, checksum)
             codes = np.frombuffer(data, np.uint8, width, at)
-            self.blocks.append((head, width, codes, int(height)))
+            self.blocks.append((head, width, codes, int(height), referenced))
             at += width
+            if referenced is not None:
+                at += width + int(height) + _CHECKSUM.size
         self.words = np.frombuffer(_unshuffle(data[at:]), "<u8")
 
 
-def _decode_blocks(words: np.ndarray, blocks: list[tuple], wanted: list[int]) -> list[np.ndarray]:
-    """The matrices of the first `wanted` columns of blocks (head, width, codes, height)
-    whose columns `_encode_columns` encoded, one block after another in `words`. A column
-    of a block is a run of words, its height long (then a second run, of distances, for
-    decimals that are near): all the runs are decoded at once, every word each way its
-    run's code may ask, then each keeps the one its code says."""
-    heights = np.array([height for *_, height in blocks], np.int64)
-    widths = np.array([width for _, width, _, _ in blocks], np.int64)
-    codes = np.concatenate([codes for _, _, codes, _ in blocks] + [np.zeros(0, np.uint8)])
+def _decode_blocks(
+    words: np.ndarray, blocks: list[tuple], wanted: list[int], against: list
+) -> list[np.ndarray]:
+    """The matrices of the first `wanted` columns of blocks (head, width, codes, height,
+    referenced) whose columns `_encode_columns` encoded, one block after another in `words`,
+    each against its reference words (`_references`) where it has some. A column of a block
+    is a run of words, its height long (then a second run, of distances, for decimals that
+    are near): all the runs are decoded at once, every word each way its run's code may
+    ask, then each keeps the one its code says."""
+    heights = np.array([height for _, _, _, height, _ in blocks], np.int64)
+    widths = np.array([width for _, width, *_ in blocks], np.int64)
+    codes = np.concatenate([codes for _, _, codes, *_ in blocks] + [np.zeros(0, np.uint8)])
     near = (codes != _XOR) & (codes & _NEAR > 0)
     column = np.repeat(np.arange(len(codes)), np.where(near, 2, 1))  # of each run
     lengths = np.repeat(heights, widths)[column]
     distances = np.zeros(len(column), bool)  # the second run of a near column
     distances[1:] = column[1:] == column[:-1]
+    added = _added(blocks, against, column, lengths, distances)
     kept = (np.arange(len(codes)) < np.repeat(np.cumsum(widths) - widths + wanted, widths))[column]
     if not kept.all():
         starts = np.cumsum(lengths) - lengths
-        words = words[_ranges(starts[kept], lengths[kept])]
+        picked = _ranges(starts[kept], lengths[kept])
+        words = words[picked]
+        added = None if added is None else added[picked]
         column, lengths, distances = column[kept], lengths[kept], distances[kept]
     codes, near = codes[column], near[column] & ~distances
     xor = codes == _XOR
@@ -243,6 +321,8 @@ def _decode_blocks(words: np.ndarray, blocks: list[tuple], wanted: list[int]) ->
     for step in range(1, int(depth.max(initial=0)) + 1):
         at = np.flatnonzero(np.repeat(depth == step, lengths))
         integers[at] += integers[at - np.repeat(lengths[depth == step], lengths[depth == step])]
+    if added is not None:
+        integers += added
     divided = near | whole & (codes & _NOT_BESIDE != _INTEGERS)
     decimals = np.where(divided, codes & _NOT_NEAR & _NOT_BESIDE, 0)
     doubles = _divided(
@@ -266,6 +346,38 @@ def _decode_blocks(words: np.ndarray, blocks: list[tuple], wanted: list[int]) ->
         decoded[end - height * columns : end].reshape(columns, height).T
         for end, height, columns in zip(ends.tolist(), heights.tolist(), wanted, strict=True)
     ]
+
+
+def _added(blocks: list[tuple], against: list, column, lengths, distances) -> np.ndarray | None:
+    """What each run's integers are kept less of (the first run of a column kept against a
+    reference: the reference's integers of the column's decimals; 0 elsewhere), or None
+    where no block has a reference."""
+    if all(words is None for words in against):
+        return None
+    added = np.zeros(int(lengths.sum()), np.int64)
+    starts = np.cumsum(lengths) - lengths
+    first_run = np.flatnonzero(~distances)  # the first run of each column, column after column
+    at = 0
+    for (_, width, codes, height, referenced), words in zip(blocks, against, strict=True):
+        if words is not None:
+            columns = np.flatnonzero(referenced[0])
+            integers = _reference_integers(words[:, columns], codes[columns])
+            for k, local in enumerate(columns.tolist()):
+                start = starts[first_run[at + local]]
+                added[start : start + height] = integers[:, k]
+        at += width
+    return added
+
+
+def _reference_integers(words: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Reference words (doubles) as integers of the decimals of the columns they are kept
+    against (`codes`: whole or near decimals): 0 where a row has no reference, or one too
+    large."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = np.rint(words * _SCALES_DOUBLE[np.minimum(codes & 0x0F, _MAX_DECIMALS)])
+        return np.where(np.isfinite(scaled) & (np.abs(scaled) < 2.0**62), scaled, 0).astype(
+            np.int64
+        )
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -303,9 +415,11 @@ def _row_bytes(head: bytes, words: np.ndarray, size: int | None) -> list[bytes]:
     return [flat[at : at + kept] for at in range(0, len(flat), kept)]
 
 
-def _encode_columns(matrix: np.ndarray, integers: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+def _encode_columns(matrix: np.ndarray, integers: bool, reference: np.ndarray | None):
     """The codes of a matrix's columns of words (rows of one shape) and their words encoded,
-    column after column; its words are integers, else doubles."""
+    column after column, and None or what `_Parsed` reads of the columns kept against
+    `reference` (its words of each row, a row of NaN where it has none); its words are
+    integers, else doubles."""
     width = matrix.shape[1]
     codes = np.full(width, _XOR, np.uint8)
     if integers:
@@ -315,6 +429,12 @@ def _encode_columns(matrix: np.ndarray, integers: bool) -> tuple[np.ndarray, lis
         decimals, values = _decimals(matrix.view(np.float64))
         codes[decimals >= 0] = decimals[decimals >= 0]
     whole = codes != _XOR  # the columns held as integers
+    had = None if reference is None else ~np.isnan(reference).all(axis=1)
+    against = np.zeros(width, bool)  # the columns kept against the reference
+    if had is not None and had.any():
+        reference = _reference_words(reference, had)
+        candidates = np.flatnonzero(whole)
+        against[candidates] = _less_reference(values, candidates, reference, codes[candidates])
     encoded = np.where(whole, _zigzag(values), matrix ^ _previous(matrix))
     # A column close to the one before it (a minimum, maximum and last value of the same
     # figure) is cheaper as its difference from it.
@@ -326,6 +446,10 @@ def _encode_columns(matrix: np.ndarray, integers: bool) -> tuple[np.ndarray, lis
     distances = {}
     xored = np.flatnonzero(~whole)
     near, scaled, apart = _near_decimals(matrix.view(np.float64)[:, xored])
+    near_against = np.zeros(len(xored), bool)
+    if had is not None and had.any():
+        found = np.flatnonzero(near >= 0)
+        near_against[found] = _less_reference(scaled, found, reference[:, xored], near[found])
     firsts, seconds = _zigzag(scaled), _zigzag(apart)
     cheaper = (near >= 0) & (_bits(firsts) + _bits(seconds) < _bits(encoded[:, xored]))
     for at in np.flatnonzero(cheaper):
@@ -333,12 +457,31 @@ def _encode_columns(matrix: np.ndarray, integers: bool) -> tuple[np.ndarray, lis
         codes[column] = near[at] | _NEAR
         encoded[:, column] = firsts[:, at]
         distances[column] = seconds[:, at]
+        against[column] = near_against[at]
     columns = []
     for column, words in enumerate(encoded.T):
         columns.append(words)
         if column in distances:
             columns.append(distances[column])
-    return codes, columns
+    if not against.any():
+        return codes, columns, None
+    checksum = zlib.crc32(reference.tobytes())
+    return codes, columns, (against.astype(np.uint8), had.astype(np.uint8), checksum)
+
+
+def _reference_words(words: np.ndarray, had: np.ndarray) -> np.ndarray:
+    """Reference words of the rows that had one, NaN elsewhere: what a chunk's checksum is
+    of."""
+    return np.where(had[:, None] & ~np.isnan(words), words, np.nan)
+
+
+def _less_reference(integers: np.ndarray, columns: np.ndarray, reference, places) -> np.ndarray:
+    """Of these columns of integers (of `places` decimals), those cheaper kept less the
+    reference's integers of their decimals: made so in place; a mask of them."""
+    less = integers[:, columns] - _reference_integers(reference[:, columns], places)
+    cheaper = _bits(_zigzag(less)) < _bits(_zigzag(integers[:, columns]))
+    integers[:, columns[cheaper]] = less[:, cheaper]
+    return cheaper
 
 
 def _decimals(doubles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,13 @@ head's row wins) until it is sealed in turn. A row deleted
 from a sealed span is taken out of its chunk at once (`delete`): it is rare (a pod that left
 its node's report of a bucket).
 
+A container's chunks are kept against its pod's chunk of the same span (`chunks`' reference):
+a pod's cgroup holds its containers' and the pause process's, so a pod of one container
+repeats most of its container's figures, and those cost a few bits a value against them. So
+a container's chunk is read with its pod's, and whatever rewrites a pod's chunk encodes again
+the chunks of its containers that were kept against rows it changed or took out
+(`_write`); its containers' chunks are sealed after it and dropped before it.
+
 Every read of a table's rows goes through here; the rest of the store does not know where a
 row lies.
 """
@@ -23,8 +30,10 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from cloudmon.storage.base import BUCKET
-from cloudmon.storage.sqlite import chunks
+from cloudmon.storage.base import BUCKET, STATS
+from cloudmon.storage.model import EntityKind, columns
+from cloudmon.storage.sqlite import chunks, summary
+from cloudmon.storage.sqlite.codec import read_header
 
 # The span of a chunk at each resolution; the pieces it is sealed in, each merged into the
 # chunk once it has ended SEAL_AFTER ago (late samples from within this time are written and
@@ -39,6 +48,100 @@ DROPPED = {BUCKET: 3600, 60: 1800, 3600: 3600}
 # deleting a BLOB writes its pages to the WAL, which counts against the size bound.
 DROP_BYTES = 1 << 20
 _SEAL_ROWS = 3600  # rows sealed per transaction: about 50 ms on this machine's cores
+
+
+# The pod table of each container table, and where each container column lies in a pod's.
+POD_TABLE = {"ctr_sample": "pod_sample", "ctr_rollup": "pod_rollup"}
+_CONTAINER_TABLE = {pod: container for container, pod in POD_TABLE.items()}
+_IN_POD = [columns(EntityKind.POD).index(name) for name in columns(EntityKind.CONTAINER)]
+
+
+def dependents_first(tables: Iterable[str]) -> list[str]:
+    """Tables in the order their rows are dropped: a container table before its pod table."""
+    return sorted(tables, key=lambda table: table in _CONTAINER_TABLE)
+
+
+def _reference(table: str, rows: list[tuple]) -> chunks.Reference:
+    """What a container table's chunk is kept against: its pod's rows (bucket, v, extra) of
+    its span, in bucket order."""
+    return _reference_of(table, *_pod_figures(table, [bucket for bucket, _, _ in rows], rows))
+
+
+def _pod_figures(table: str, buckets: list[int], rows: list[tuple]) -> tuple:
+    """Pods' rows as arrays: their buckets, and (row, container column, figure) their figures
+    of each container column, NaN where missing."""
+    each = 1 if table.endswith("_sample") else len(STATS)
+    if not rows:
+        return np.zeros(0, np.int64), np.empty((0, len(_IN_POD), each))
+    blobs = [v for _, v, _ in rows]
+    return np.array(buckets, np.int64), summary.decode(
+        blobs, len(columns(EntityKind.POD)), each, _IN_POD
+    )
+
+
+def _reference_of(table: str, buckets: np.ndarray, figures: np.ndarray) -> chunks.Reference:
+    """What a container table's chunk is kept against, from its pod's rows of its span
+    (`_pod_figures`, in bucket order): each container column's figures in the pod's."""
+    each = figures.shape[2]
+
+    def reference(wanted: np.ndarray, head: bytes) -> np.ndarray:
+        mask, _ = read_header(head)
+        present = [at for at in range(len(_IN_POD)) if mask >> at & 1]
+        found = np.full((len(wanted), len(present), each), np.nan)
+        if len(buckets):
+            at = np.minimum(np.searchsorted(buckets, wanted), len(buckets) - 1)
+            hit = buckets[at] == wanted
+            found[hit] = figures[at[hit]][:, present]
+        return found.reshape(len(wanted), -1)
+
+    return reference
+
+
+def _pod_chunks(conn, table: str, res: int, spans: Iterable[tuple[int, int]]) -> dict:
+    """{(container id, start): its pod's chunk} of a container table's spans (id, start)."""
+    spans = set(spans)
+    found = conn.execute(
+        "SELECT c.id, ch.start, ch.v FROM ctr c JOIN chunk ch ON ch.tbl = ? AND ch.res = ?"
+        " AND ch.id = c.pod WHERE c.id IN (SELECT value FROM json_each(?))"
+        " AND ch.start IN (SELECT value FROM json_each(?))",
+        (
+            POD_TABLE[table],
+            res,
+            json.dumps(sorted({eid for eid, _ in spans})),
+            json.dumps(sorted({start for _, start in spans})),
+        ),
+    )
+    return {(eid, start): v for eid, start, v in found if (eid, start) in spans}
+
+
+def _references(conn, table: str, res: int, spans: Sequence[tuple[int, int]]) -> list:
+    """What the chunks of spans (id, start) of a table are kept against: a container's, its
+    pod's rows of the span (none where its pod has no chunk there); None for other tables."""
+    if table not in POD_TABLE:
+        return [None] * len(spans)
+    return _references_of(table, spans, _pod_chunks(conn, table, res, spans))
+
+
+def _references_of(table: str, spans: Sequence[tuple[int, int]], pods: dict) -> list:
+    """The references of a container table's spans from their pods' chunks (`_pod_chunks`),
+    all decoded at once, each once."""
+    blobs = list(dict.fromkeys(pods.values()))
+    rows = chunks.decode_many(blobs)
+    buckets, figures = _pod_figures(
+        table, rows.buckets, list(zip(rows.buckets, rows.values, rows.extras, strict=True))
+    )
+    ends = np.searchsorted(rows.chunk, np.arange(len(blobs)), "right").tolist()
+    made = {
+        blob: _reference_of(table, buckets[start:end], figures[start:end])
+        for blob, start, end in zip(blobs, [0, *ends], ends, strict=False)
+    }
+    none = _reference(table, [])
+    return [made.get(pods.get(span), none) for span in spans]
+
+
+def _decoded(conn, table: str, res: int, eid: int, start: int, blob: bytes) -> list[tuple]:
+    """The rows (bucket, v, extra) of one of a table's chunks."""
+    return chunks.decode(blob, reference=_references(conn, table, res, [(eid, start)])[0])
 
 
 def _res_match(table: str, res: int) -> str:
@@ -76,7 +179,8 @@ def _sealed(conn, table: str, res: int, first: int, last: int, ids=None, size=No
     at once: arrays of each row's entity and bucket, a list of its v (or of its first `size`
     bytes) and one of its extra."""
     found = _chunks(conn, table, res, first, last, ids)
-    rows = chunks.decode_many([blob for *_, blob in found], size, (first, last))
+    references = _references(conn, table, res, [(eid, start) for eid, start, *_ in found])
+    rows = chunks.decode_many([blob for *_, blob in found], size, (first, last), references)
     eids = np.array([eid for eid, *_ in found], np.int64)[rows.chunk]
     return eids, rows.buckets, rows.values, rows.extras
 
@@ -215,7 +319,7 @@ def present(conn, table: str, res: int, first: int, last: int, ids: Iterable[int
         if eid in found:
             continue
         if (first <= low and high <= last) or any(
-            first <= bucket <= last for bucket, _, _ in chunks.decode(blob)
+            first <= bucket <= last for bucket, _, _ in chunks.decode(blob, 0)
         ):
             found.add(eid)
     remaining -= found
@@ -258,7 +362,7 @@ def newest_until(conn, table: str, res: int, eid: int, last: int) -> int | None:
     ):
         if found is not None and found >= start + span:
             break
-        newest = high if high <= last else max(b for b, _, _ in chunks.decode(blob) if b <= last)
+        newest = high if high <= last else max(b for b, _, _ in chunks.decode(blob, 0) if b <= last)
         return newest if found is None else max(found, newest)
     return found
 
@@ -278,8 +382,10 @@ def period_rows(conn, table: str, res: int, buckets: Sequence[int], which: str, 
     first, last = buckets[0], buckets[-1]
     rows = {(bucket, eid): v for eid, bucket, v in head}
     span = first // SPAN[res] * SPAN[res]
-    for eid, *_, blob in conn.execute(sql, (table, res, span, *chosen)):
-        for bucket, v, _ in chunks.decode(blob):
+    found = [(eid, blob) for eid, *_, blob in conn.execute(sql, (table, res, span, *chosen))]
+    references = _references(conn, table, res, [(eid, span) for eid, _ in found])
+    for (eid, blob), reference in zip(found, references, strict=True):
+        for bucket, v, _ in chunks.decode(blob, reference=reference):
             if first <= bucket <= last:
                 rows.setdefault((bucket, eid), v)
     return [(eid, v) for (_, eid), v in sorted(rows.items())]
@@ -302,25 +408,63 @@ def delete(conn, table: str, res: int, bucket: int, ids: Sequence[int]) -> None:
         [(bucket, eid) for eid in ids],
     )
     for eid, start, _, _, blob in _chunks(conn, table, res, bucket, bucket, ids):
-        rows = chunks.decode(blob)
+        rows = _decoded(conn, table, res, eid, start, blob)
         kept = [row for row in rows if row[0] != bucket]
         if len(kept) < len(rows):
-            _write(conn, table, res, eid, start, kept)
+            _write(conn, table, res, eid, start, kept, rows)
 
 
-def _write(conn, table: str, res: int, eid: int, start: int, rows: list) -> None:
-    """An entity's chunk of a span, from its rows (none: no chunk)."""
+def _write(conn, table: str, res: int, eid: int, start: int, rows: list, was=None) -> None:
+    """An entity's chunk of a span, from its rows (none: no chunk); `was` the rows it held
+    (read here where the caller has not), so that the chunks of a pod's containers kept
+    against rows that change are encoded again."""
+    again = _kept_against(conn, table, res, eid, start, was, rows)
     if not rows:
         conn.execute(
             "DELETE FROM chunk WHERE tbl = ? AND res = ? AND id = ? AND start = ?",
             (table, res, eid, start),
         )
-        return
-    conn.execute(
-        "INSERT OR REPLACE INTO chunk (tbl, res, id, start, first, last, v)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (table, res, eid, start, rows[0][0], rows[-1][0], chunks.encode(rows, _header(table))),
-    )
+    else:
+        reference = _references(conn, table, res, [(eid, start)])[0]
+        blob = chunks.encode(rows, _header(table), reference)
+        conn.execute(
+            "INSERT OR REPLACE INTO chunk (tbl, res, id, start, first, last, v)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (table, res, eid, start, rows[0][0], rows[-1][0], blob),
+        )
+    for cid, container_rows in again:
+        _write(conn, _CONTAINER_TABLE[table], res, cid, start, container_rows)
+
+
+def _kept_against(conn, table: str, res: int, eid: int, start: int, was, rows: list) -> list:
+    """(id, rows) of a pod's containers' chunks of a span with a row in a bucket whose pod row
+    changes from `was` (None: as its chunk holds them) to `rows`: to be encoded again against
+    the new ones. None for other tables."""
+    if table not in _CONTAINER_TABLE:
+        return []
+    now = {bucket: v for bucket, v, _ in rows}
+    if was is not None and all(now.get(bucket) == v for bucket, v, _ in was):
+        return []
+    dependents = conn.execute(
+        "SELECT c.id, ch.v FROM ctr c JOIN chunk ch ON ch.tbl = ? AND ch.res = ?"
+        " AND ch.id = c.id AND ch.start = ? WHERE c.pod = ?",
+        (_CONTAINER_TABLE[table], res, start, eid),
+    ).fetchall()
+    if not dependents:
+        return []
+    if was is None:
+        (blob,) = conn.execute(
+            "SELECT v FROM chunk WHERE tbl = ? AND res = ? AND id = ? AND start = ?",
+            (table, res, eid, start),
+        ).fetchone() or (None,)
+        was = [] if blob is None else chunks.decode(blob)
+    touched = {bucket for bucket, v, _ in was if now.get(bucket) != v}
+    reference = _reference(_CONTAINER_TABLE[table], was)
+    return [
+        (cid, chunks.decode(blob, reference=reference))
+        for cid, blob in dependents
+        if touched.intersection(bucket for bucket, _, _ in chunks.decode(blob, 0))
+    ]
 
 
 def drop(
@@ -383,10 +527,10 @@ def drop_before(
             "SELECT v FROM chunk WHERE tbl = ? AND res = ? AND id = ? AND start = ?",
             (table, res, eid, start),
         ).fetchone()
-        rows = chunks.decode(blob)
+        rows = _decoded(conn, table, res, eid, start, blob)
         kept = [row for row in rows if row[0] >= upto]
         dropped += len(rows) - len(kept)
-        _write(conn, table, res, eid, start, kept)
+        _write(conn, table, res, eid, start, kept, rows)
     return dropped, taken
 
 
@@ -440,8 +584,9 @@ class Sealing:
         self._read: tuple = ({}, {})
         self._encoded: dict[int, tuple] = {}
 
-    def _state(self, conn) -> tuple[dict, dict]:
-        """The entities' head rows {id: {bucket: row}} and chunks {id: v}."""
+    def _state(self, conn) -> tuple[dict, dict, dict]:
+        """The entities' head rows {id: {bucket: row}}, chunks {id: v} and, for containers,
+        their pods' chunks of the span (`_pod_chunks`)."""
         head: dict[int, dict[int, tuple]] = defaultdict(dict)
         for eid, bucket, v, extra in conn.execute(
             f"SELECT id, bucket, v, {_extra(self.table)} FROM {self.table} WHERE {self._matched}",
@@ -455,35 +600,57 @@ class Sealing:
                 (self.table, self.res, self.start, self._params[1]),
             )
         )
-        return head, existing
+        pods = {}
+        if self.table in POD_TABLE:
+            pods = _pod_chunks(conn, self.table, self.res, [(eid, self.start) for eid in head])
+        return head, existing, pods
 
-    def _encode(self, rows: dict, existing: bytes | None) -> tuple:
-        if existing is not None:
-            merged = {row[0]: row for row in chunks.decode(existing)}
-            merged.update(rows)
-            rows = merged
-        ordered = [rows[bucket] for bucket in sorted(rows)]
-        return ordered[0][0], ordered[-1][0], chunks.encode(ordered, _header(self.table))
+    def _references(self, ids: Sequence[int], pods: dict) -> dict:
+        """{id: what its chunk is kept against} of some of the entities (`_references_of`)."""
+        spans = [(eid, self.start) for eid in ids]
+        if self.table not in POD_TABLE:
+            return dict.fromkeys(ids)
+        return dict(zip(ids, _references_of(self.table, spans, pods), strict=True))
+
+    def _encode(self, rows: dict, existing: bytes | None, reference) -> tuple:
+        """An entity's chunk (first, last, v) with its head rows, and the rows its chunk held."""
+        was = [] if existing is None else chunks.decode(existing, reference=reference)
+        merged = {row[0]: row for row in was} | rows
+        ordered = [merged[bucket] for bucket in sorted(merged)]
+        blob = chunks.encode(ordered, _header(self.table), reference)
+        return (ordered[0][0], ordered[-1][0], blob), was, ordered
 
     def read(self, conn) -> None:
         """Read and encode the entities' rows (through a reader: no lock held)."""
-        self._read = head, existing = self._state(conn)
-        self._encoded = {eid: self._encode(rows, existing.get(eid)) for eid, rows in head.items()}
+        self._read = head, existing, pods = self._state(conn)
+        references = self._references(list(head), pods)
+        self._encoded = {
+            eid: self._encode(rows, existing.get(eid), references[eid])
+            for eid, rows in head.items()
+        }
 
     def write(self, conn) -> int:
-        """Write the chunks, delete the head rows; the rows sealed."""
-        head, existing = self._state(conn)
-        was_head, was_existing = self._read
-        written = []
-        for eid, rows in head.items():
+        """Write the chunks, delete the head rows, encode again the chunks of a pod's
+        containers kept against rows that changed; the rows sealed."""
+        head, existing, pods = self._state(conn)
+        was_head, was_existing, was_pods = self._read
+        changed = [
+            eid
+            for eid, rows in head.items()
+            if eid not in self._encoded
+            or rows != was_head.get(eid)
+            or existing.get(eid) != was_existing.get(eid)
+            or pods.get((eid, self.start)) != was_pods.get((eid, self.start))
+        ]
+        references = self._references(changed, pods)
+        written, again = [], []
+        for eid in head:
             encoded = self._encoded.get(eid)
-            if (
-                encoded is None
-                or rows != was_head.get(eid)
-                or existing.get(eid) != was_existing.get(eid)
-            ):
-                encoded = self._encode(rows, existing.get(eid))
-            written.append((self.table, self.res, eid, self.start, *encoded))
+            if eid in references:
+                encoded = self._encode(head[eid], existing.get(eid), references[eid])
+            chunk, was, ordered = encoded
+            written.append((self.table, self.res, eid, self.start, *chunk))
+            again += _kept_against(conn, self.table, self.res, eid, self.start, was, ordered)
         # Deleted first, so that the chunks take the pages the rows leave.
         conn.execute(f"DELETE FROM {self.table} WHERE {self._matched}", self._params)
         conn.executemany(
@@ -491,6 +658,8 @@ class Sealing:
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             written,
         )
+        for cid, kept in again:
+            _write(conn, _CONTAINER_TABLE[self.table], self.res, cid, self.start, kept)
         return sum(map(len, head.values()))
 
 

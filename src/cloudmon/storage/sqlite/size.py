@@ -136,7 +136,10 @@ class SizeBound:
         pending |= set(conn.execute("SELECT res, bucket FROM rollup_doing"))
         pending |= set(conn.execute("SELECT DISTINCT res, bucket FROM rollup_stale"))
         for res, coarser in zip(RESOLUTIONS, (*RESOLUTIONS[1:], None), strict=True):
-            tables = [table if res == BUCKET else ROLLUP_TABLE[table] for table in ROLLUP_TABLE]
+            tables = [
+                table if res == BUCKET else ROLLUP_TABLE[table]
+                for table in sealed.dependents_first(ROLLUP_TABLE)
+            ]
             where = "" if res == BUCKET else f"res = {res} AND "
             heads = [
                 conn.execute(f"SELECT min(bucket) FROM {table} WHERE {where}1").fetchone()[0]

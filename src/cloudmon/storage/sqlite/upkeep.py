@@ -266,8 +266,9 @@ class Upkeep(StorePart):
                 if coarser not in state:
                     continue
                 before = min(before, state[coarser])
-            for table, rollup in ROLLUP_TABLE.items():
-                deleted += self._delete_before(table if res == BUCKET else rollup, res, before)
+            for table in sealed.dependents_first(ROLLUP_TABLE):
+                rows_of = table if res == BUCKET else ROLLUP_TABLE[table]
+                deleted += self._delete_before(rows_of, res, before)
         return deleted + self._prune(bucket_of(now - max(self._retention.values())))
 
     def _prune(self, before: int) -> int:

@@ -228,13 +228,14 @@ class Writer:
             ],
         )
         if previous is not None:
-            sealed.delete(conn, "pod_sample", BUCKET, bucket, list(gone))
+            # The containers first: their sealed rows are kept against their pods'.
             ended = conn.execute(
                 "SELECT id FROM ctr WHERE pod IN (SELECT value FROM json_each(?1))"
                 " AND id NOT IN (SELECT value FROM json_each(?2))",
                 (json.dumps(unpack_ids(previous[2])), json.dumps(container_ids)),
             )
             sealed.delete(conn, "ctr_sample", BUCKET, bucket, [cid for (cid,) in ended])
+            sealed.delete(conn, "pod_sample", BUCKET, bucket, list(gone))
         return prepared.samples
 
     def _node_id(self, conn: sqlite3.Connection, payload, bucket: int) -> int:
