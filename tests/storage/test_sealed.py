@@ -354,12 +354,25 @@ def test_sealed_spans_answer_as_open_ones(cluster):
         assert sealed_spans(cluster.sealing, table) > 0, table
         assert sealed_spans(cluster.open, table) == 0
     assert sealed_spans(cluster.sealing, "pod_rollup", 60) > 0
-    # The containers' chunks are kept against their pods'.
+    # The containers' chunks are kept against their pods': they take less than the same rows
+    # alone.
     conn = cluster.sealing.db.reader()
     for table, res in (("ctr_sample", BUCKET), ("ctr_rollup", 60)):
-        query = "SELECT v FROM chunk WHERE tbl = ? AND res = ?"
-        blocks = [b for (v,) in conn.execute(query, (table, res)) for b in chunks._Parsed(v).blocks]
-        assert blocks and all(referenced is not None for *_, referenced in blocks), (table, res)
+        query = "SELECT id, start, v FROM chunk WHERE tbl = ? AND res = ?"
+        stored = {(eid, start): v for eid, start, v in conn.execute(query, (table, res))}
+        rows = sealed.sealed_rows(conn, table, res, H0, H0 + HOURS * 3600)
+        alone = [
+            chunks.encode(
+                sorted(
+                    (bucket, *row)
+                    for (of, bucket), row in rows.items()
+                    if of == eid and start <= bucket < start + sealed.SPAN[res]
+                ),
+                4,
+            )
+            for eid, start in stored
+        ]
+        assert sum(map(len, stored.values())) < sum(map(len, alone)), (table, res)
     # /metrics counts sealed bytes in their tiers
     figures = cluster.sealing.size.measure()
     assert figures["bytes_raw"] > 0 and figures["bytes_1m"] > 0 and figures["bytes_1h"] > 0

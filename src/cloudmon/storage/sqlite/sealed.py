@@ -27,6 +27,7 @@ row lies.
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -139,6 +140,20 @@ def _references_of(table: str, spans: Sequence[tuple[int, int]], pods: dict) -> 
     return [made.get(pods.get(span), none) for span in spans]
 
 
+@contextmanager
+def _one_snapshot(conn):
+    """Reads that see the file as one moment left it (a container's chunk and its pod's, which
+    a transaction may rewrite together): a read transaction, unless one is under way."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
+
+
 def _decoded(conn, table: str, res: int, eid: int, start: int, blob: bytes) -> list[tuple]:
     """The rows (bucket, v, extra) of one of a table's chunks."""
     return chunks.decode(blob, reference=_references(conn, table, res, [(eid, start)])[0])
@@ -178,8 +193,9 @@ def _sealed(conn, table: str, res: int, first: int, last: int, ids=None, size=No
     """The sealed rows in [first, last] of these entities (all: None), their chunks decoded
     at once: arrays of each row's entity and bucket, a list of its v (or of its first `size`
     bytes) and one of its extra."""
-    found = _chunks(conn, table, res, first, last, ids)
-    references = _references(conn, table, res, [(eid, start) for eid, start, *_ in found])
+    with _one_snapshot(conn):
+        found = _chunks(conn, table, res, first, last, ids)
+        references = _references(conn, table, res, [(eid, start) for eid, start, *_ in found])
     rows = chunks.decode_many([blob for *_, blob in found], size, (first, last), references)
     eids = np.array([eid for eid, *_ in found], np.int64)[rows.chunk]
     return eids, rows.buckets, rows.values, rows.extras
@@ -622,7 +638,8 @@ class Sealing:
 
     def read(self, conn) -> None:
         """Read and encode the entities' rows (through a reader: no lock held)."""
-        self._read = head, existing, pods = self._state(conn)
+        with _one_snapshot(conn):
+            self._read = head, existing, pods = self._state(conn)
         references = self._references(list(head), pods)
         self._encoded = {
             eid: self._encode(rows, existing.get(eid), references[eid])
