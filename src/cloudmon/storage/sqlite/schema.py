@@ -171,6 +171,12 @@ MIGRATIONS: tuple[str | Callable, ...] = (
     INSERT INTO rollup_late SELECT DISTINCT res, bucket, 0 FROM rollup_stale;
     CREATE TABLE size_deleted (res INTEGER PRIMARY KEY, before INTEGER NOT NULL);
     """,
+    # A chunk may be kept against another's rows (`chunks`: a container's against its pod's),
+    # which a cloudmon of the versions before reads wrong: no table changes, the version does,
+    # so that they refuse the file.
+    """
+    -- chunks kept against a reference
+    """,
 )
 
 # The table of each kind's 10 s rows, and of its rollups.
