@@ -241,13 +241,23 @@ PINNED_GROUP = bytes.fromhex(
 )
 
 
+# A container's counters, gauge and rate kept against its pod's (`counters_and_their_pod`).
+PINNED_KEPT = bytes.fromhex(
+    "28b52ffd20fa050200f2830b17c0a7357bb9bf0afdff2657b5be165ffde0a9ad5c9bcb14893f44fed1f9c603"
+    "294b05ef0073ba2db4f5491135bf0620b00f2171c861e2dd41a0598601"
+)
+
+
 def test_the_chunk_format_is_pinned():
     rows, group = pinned_rows()
+    kept, _, reference = counters_and_their_pod(6)
     assert chunks.decode(PINNED) == rows
     assert chunks.decode(PINNED_GROUP) == group
+    assert chunks.decode(PINNED_KEPT, reference=reference) == kept
     # The same bytes, compressed at whatever level.
     assert zstd.decompress(chunks.encode(rows, 4)) == zstd.decompress(PINNED)
     assert zstd.decompress(chunks.encode(group, 1)) == zstd.decompress(PINNED_GROUP)
+    assert zstd.decompress(chunks.encode(kept, 4, reference)) == zstd.decompress(PINNED_KEPT)
 
 
 class Cluster:

@@ -65,23 +65,22 @@ def dependents_first(tables: Iterable[str]) -> list[str]:
 def _reference(table: str, rows: list[tuple]) -> chunks.Reference:
     """What a container table's chunk is kept against: its pod's rows (bucket, v, extra) of
     its span, in bucket order."""
-    return _reference_of(table, *_pod_figures(table, [bucket for bucket, _, _ in rows], rows))
+    buckets = [bucket for bucket, _, _ in rows]
+    return _reference_of(*_pod_figures(table, buckets, [v for _, v, _ in rows]))
 
 
-def _pod_figures(table: str, buckets: list[int], rows: list[tuple]) -> tuple:
-    """Pods' rows as arrays: their buckets, and (row, container column, figure) their figures
-    of each container column, NaN where missing."""
+def _pod_figures(table: str, buckets: Sequence[int], blobs: Sequence[bytes]) -> tuple:
+    """Pods' rows of a container table's pod table as arrays: their buckets, and (row,
+    container column, figure) their figures of each container column, NaN where missing."""
     each = 1 if table.endswith("_sample") else len(STATS)
-    if not rows:
+    if not len(blobs):
         return np.zeros(0, np.int64), np.empty((0, len(_IN_POD), each))
-    blobs = [v for _, v, _ in rows]
-    return np.array(buckets, np.int64), summary.decode(
-        blobs, len(columns(EntityKind.POD)), each, _IN_POD
-    )
+    figures = summary.decode(list(blobs), len(columns(EntityKind.POD)), each, _IN_POD)
+    return np.asarray(buckets, np.int64), figures
 
 
-def _reference_of(table: str, buckets: np.ndarray, figures: np.ndarray) -> chunks.Reference:
-    """What a container table's chunk is kept against, from its pod's rows of its span
+def _reference_of(buckets: np.ndarray, figures: np.ndarray) -> chunks.Reference:
+    """What a container's chunk is kept against, from its pod's rows of its span
     (`_pod_figures`, in bucket order): each container column's figures in the pod's."""
     each = figures.shape[2]
 
@@ -128,12 +127,10 @@ def _references_of(table: str, spans: Sequence[tuple[int, int]], pods: dict) -> 
     all decoded at once, each once."""
     blobs = list(dict.fromkeys(pods.values()))
     rows = chunks.decode_many(blobs)
-    buckets, figures = _pod_figures(
-        table, rows.buckets, list(zip(rows.buckets, rows.values, rows.extras, strict=True))
-    )
+    buckets, figures = _pod_figures(table, rows.buckets, rows.values)
     ends = np.searchsorted(rows.chunk, np.arange(len(blobs)), "right").tolist()
     made = {
-        blob: _reference_of(table, buckets[start:end], figures[start:end])
+        blob: _reference_of(buckets[start:end], figures[start:end])
         for blob, start, end in zip(blobs, [0, *ends], ends, strict=False)
     }
     none = _reference(table, [])
@@ -455,7 +452,7 @@ def _write(conn, table: str, res: int, eid: int, start: int, rows: list, was=Non
 def _kept_against(conn, table: str, res: int, eid: int, start: int, was, rows: list) -> list:
     """(id, rows) of a pod's containers' chunks of a span with a row in a bucket whose pod row
     changes from `was` (None: as its chunk holds them) to `rows`: to be encoded again against
-    the new ones. None for other tables."""
+    the new ones; none for other tables."""
     if table not in _CONTAINER_TABLE:
         return []
     now = {bucket: v for bucket, v, _ in rows}
@@ -597,7 +594,7 @@ class Sealing:
             " AND id IN (SELECT value FROM json_each(?2))"
         )
         self._params = (buckets, json.dumps(list(ids)))
-        self._read: tuple = ({}, {})
+        self._read: tuple = ({}, {}, {})
         self._encoded: dict[int, tuple] = {}
 
     def _state(self, conn) -> tuple[dict, dict, dict]:
