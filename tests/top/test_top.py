@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -72,6 +73,9 @@ def in_terminal(args: list[str], columns: int, rows: int = 50) -> tuple[int, int
     if pid == 0:  # the child: size its terminal, then become cloudmon
         try:
             fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+            # As a shell starts a program in the foreground, whatever ignored Ctrl-C before
+            # (a shell's background job runs with SIGINT ignored, which exec keeps).
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.execve(sys.executable, [*COMMAND, *args], _env())
         finally:
             os._exit(127)
