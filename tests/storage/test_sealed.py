@@ -100,6 +100,16 @@ def test_chunks_decoded_at_once_give_back_the_rows_of_each(spans, size, between)
     assert list(found) == expected
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(rows_of(SAMPLE_ROW), max_size=4))
+def test_chunks_decoded_block_by_block_give_back_the_words_of_their_rows(spans):
+    found = {}
+    for at, buckets, head, words in chunks.decode_blocks([chunks.encode(s, 4) for s in spans]):
+        for bucket, row in zip(buckets.tolist(), words, strict=True):
+            found[at, bucket] = head + row.astype("<u8").tobytes()
+    assert found == {(at, bucket): v for at, span in enumerate(spans) for bucket, v, _ in span}
+
+
 def against(rows, shifts, header=4):
     """A reference for rows: each row's own words, each moved by a shift (in units of 10^-6),
     except the rows whose shift is None, which have none."""

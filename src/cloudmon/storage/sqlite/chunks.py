@@ -179,6 +179,29 @@ def decode_many(
     )
 
 
+def decode_blocks(chunks: Sequence[bytes]) -> list[tuple[int, np.ndarray, bytes, np.ndarray]]:
+    """The rows of chunks of doubles, kept against no reference, block by block, their
+    columns decoded at once and left as numbers: per block, its chunk's place among `chunks`,
+    its rows' buckets, their header and the matrix (row, word) of their words (where a
+    header holds more than a block's head, its rest is the first words)."""
+    parsed = [_Parsed(chunk) for chunk in chunks]
+    blocks = [block for chunk in parsed for block in chunk.blocks]
+    if any(chunk.verbatim for chunk in parsed) or any(block[4] is not None for block in blocks):
+        raise ValueError("chunks of whole rows of doubles, kept against no reference, only")
+    counts = np.array([chunk.count for chunk in parsed], np.int64)
+    steps = np.concatenate([chunk.steps for chunk in parsed] + [np.zeros(0, np.int64)])
+    buckets = _segmented(steps, counts[counts > 0], np.add, np.subtract)
+    wanted = [width for _, width, *_ in blocks]
+    matrices = _decoded(parsed, blocks, wanted, [None] * len(blocks))
+    found = []
+    for at, (chunk, end) in enumerate(zip(parsed, np.cumsum(counts).tolist(), strict=True)):
+        rows = buckets[end - chunk.count : end]
+        for shape, (head, *_) in enumerate(chunk.blocks):
+            mine = rows if len(chunk.blocks) == 1 else rows[chunk.shape_of == shape]
+            found.append((at, mine, head, next(matrices)))
+    return found
+
+
 def _references(parsed: list, buckets: np.ndarray, wanted: list[int], references) -> list:
     """Per block of parsed chunks, the reference words of its rows that had one (NaN where a
     row had none), or None for a block kept without one (or none of whose columns is

@@ -34,7 +34,7 @@ import numpy as np
 from cloudmon.storage.base import BUCKET, STATS
 from cloudmon.storage.model import EntityKind, columns
 from cloudmon.storage.sqlite import chunks, summary
-from cloudmon.storage.sqlite.codec import read_header
+from cloudmon.storage.sqlite.codec import WIDEST, read_header
 
 # The span of a chunk at each resolution; the pieces it is sealed in, each merged into the
 # chunk once it has ended SEAL_AFTER ago (late samples from within this time are written and
@@ -124,15 +124,32 @@ def _references(conn, table: str, res: int, spans: Sequence[tuple[int, int]]) ->
 
 def _references_of(table: str, spans: Sequence[tuple[int, int]], pods: dict) -> list:
     """The references of a container table's spans from their pods' chunks (`_pod_chunks`),
-    all decoded at once, each once."""
+    all decoded at once, each once, straight to their figures."""
+    each = 1 if table.endswith("_sample") else len(STATS)
     blobs = list(dict.fromkeys(pods.values()))
-    rows = chunks.decode_many(blobs)
-    buckets, figures = _pod_figures(table, rows.buckets, rows.values)
-    ends = np.searchsorted(rows.chunk, np.arange(len(blobs)), "right").tolist()
-    made = {
-        blob: _reference_of(buckets[start:end], figures[start:end])
-        for blob, start, end in zip(blobs, [0, *ends], ends, strict=False)
-    }
+    found: list[tuple[list, list]] = [([], []) for _ in blobs]
+    for at, buckets, head, words in chunks.decode_blocks(blobs):
+        figures = np.full((len(buckets), len(_IN_POD), each), np.nan)
+        # A wide row's header goes on in its first word: rows of one block may differ there.
+        wide = read_header(head + bytes(8))[1] > len(head)
+        highs = words[:, 0] if wide else np.zeros(len(buckets), np.uint64)
+        for high in np.unique(highs).tolist():
+            rows = highs == high
+            header = head + high.to_bytes(8, "little") if wide else head
+            mask, _ = read_header(header)
+            present = [column for column in range(WIDEST) if mask >> column & 1]
+            values = words[rows][:, int(wide) :].view(np.float64)
+            values = values.reshape(int(rows.sum()), len(present), each)
+            for mine, column in enumerate(_IN_POD):
+                if mask >> column & 1:
+                    figures[rows, mine] = values[:, present.index(column)]
+        found[at][0].append(buckets)
+        found[at][1].append(figures)
+    made = {}
+    for blob, (buckets, figures) in zip(blobs, found, strict=True):
+        buckets, figures = np.concatenate(buckets), np.concatenate(figures)
+        order = np.argsort(buckets, kind="stable")  # a chunk's blocks are of one shape each
+        made[blob] = _reference_of(buckets[order], figures[order])
     none = _reference(table, [])
     return [made.get(pods.get(span), none) for span in spans]
 
