@@ -62,6 +62,11 @@ def dependents_first(tables: Iterable[str]) -> list[str]:
     return sorted(tables, key=lambda table: table in _CONTAINER_TABLE)
 
 
+def _each(table: str) -> int:
+    """The figures a row of a table holds per column: one a sample, `STATS` a rollup."""
+    return 1 if table.endswith("_sample") else len(STATS)
+
+
 def _reference(table: str, rows: list[tuple]) -> chunks.Reference:
     """What a container table's chunk is kept against: its pod's rows (bucket, v, extra) of
     its span, in bucket order."""
@@ -72,7 +77,7 @@ def _reference(table: str, rows: list[tuple]) -> chunks.Reference:
 def _pod_figures(table: str, buckets: Sequence[int], blobs: Sequence[bytes]) -> tuple:
     """Pods' rows of a container table's pod table as arrays: their buckets, and (row,
     container column, figure) their figures of each container column, NaN where missing."""
-    each = 1 if table.endswith("_sample") else len(STATS)
+    each = _each(table)
     if not len(blobs):
         return np.zeros(0, np.int64), np.empty((0, len(_IN_POD), each))
     figures = summary.decode(list(blobs), len(columns(EntityKind.POD)), each, _IN_POD)
@@ -125,7 +130,7 @@ def _references(conn, table: str, res: int, spans: Sequence[tuple[int, int]]) ->
 def _references_of(table: str, spans: Sequence[tuple[int, int]], pods: dict) -> list:
     """The references of a container table's spans from their pods' chunks (`_pod_chunks`),
     all decoded at once, each once, straight to their figures."""
-    each = 1 if table.endswith("_sample") else len(STATS)
+    each = _each(table)
     blobs = list(dict.fromkeys(pods.values()))
     found: list[tuple[list, list]] = [([], []) for _ in blobs]
     for at, buckets, head, words in chunks.decode_blocks(blobs):
