@@ -6,7 +6,16 @@ from typing import Any
 from flask import Flask
 
 from cloudmon import dashboard
-from cloudmon.server import errors, exposition, health, ingest, maintenance, openapi, query
+from cloudmon.server import (
+    errors,
+    exposition,
+    health,
+    ingest,
+    maintenance,
+    openapi,
+    query,
+    rightsize,
+)
 from cloudmon.server.state import ServerState
 from cloudmon.storage import Storage, open_storage
 from cloudmon.storage.base import RETENTION
@@ -48,7 +57,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if app.config["CLOUDMON_UPKEEP_EVERY"]:
         maintenance.start(storage, app.config["CLOUDMON_UPKEEP_EVERY"])
     errors.register(app)
-    for blueprint in (ingest.bp, query.bp, health.bp, exposition.bp, openapi.bp, dashboard.bp):
+    blueprints = (ingest.bp, query.bp, rightsize.bp, health.bp, exposition.bp, openapi.bp)
+    for blueprint in (*blueprints, dashboard.bp):
         app.register_blueprint(blueprint)
     app.wsgi_app = ingest.IngestApp(app, server_state)
     return app

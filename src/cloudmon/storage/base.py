@@ -216,6 +216,18 @@ class StoreUpkeep(ABC):
         and measure what each resolution takes; returns rows deleted."""
 
 
+class UsageHistory(ABC):
+    """What right-sizing reads (`rightsizing`): a store that keeps each pod's and container's
+    usage sketch of each day (`usage.Days`). A store whose engine does not (a Prometheus) has
+    no right-sizing."""
+
+    @abstractmethod
+    def usage(self, kind: EntityKind, start: float, end: float, ids=None) -> tuple[list[int], Any]:
+        """The ids of the pods or containers (all, or of these ids) with usage in the days from
+        that of `start` to that of `end`, and their `usage.Days` summed over those days, a
+        row for each id in the same order."""
+
+
 _BACKENDS: dict[str, type[Storage]] = {}
 
 

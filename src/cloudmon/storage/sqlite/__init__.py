@@ -16,6 +16,7 @@ store's parts, each in its own module:
 - `sealed`, `chunks`: finished spans of rows, compressed into a chunk per entity and span,
   and the reads that see them and the head tables' rows together;
 - `size`: the store within its size (the oldest data deleted), the bytes of each tier;
+- `usage`: each pod's and container's usage sketch of each day, which right-sizing reads;
 - `reader`: where rows become entities, latest values and series.
 """
 
@@ -24,10 +25,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from cloudmon.storage.base import RETENTION, Storage, StoreUpkeep, register
-from cloudmon.storage.sqlite import schema
+from cloudmon.storage.base import RETENTION, Storage, StoreUpkeep, UsageHistory, register
+from cloudmon.storage.sqlite import schema, usage
 from cloudmon.storage.sqlite.connections import MAX_WAITING, Connections
 from cloudmon.storage.sqlite.reader import Reader
+from cloudmon.storage.sqlite.schema import SAMPLE_TABLE
 from cloudmon.storage.sqlite.size import SizeBound, figures
 from cloudmon.storage.sqlite.upkeep import Upkeep
 from cloudmon.storage.sqlite.writer import Prepared, Writer
@@ -38,7 +40,7 @@ CACHE_MB = 16  # SQLite's memory in one process, all its connections' page cache
 
 
 @register("sqlite")
-class SqliteStorage(Storage, StoreUpkeep):
+class SqliteStorage(Storage, StoreUpkeep, UsageHistory):
     """Samples in one SQLite file; safe to share between threads and processes."""
 
     def __init__(
@@ -126,6 +128,9 @@ class SqliteStorage(Storage, StoreUpkeep):
         # deletions cut back.
         self.size.measure()
         return self.size.keep()
+
+    def usage(self, kind, start, end, ids=None):
+        return usage.read(self.db.reader(), SAMPLE_TABLE[kind], start, end, ids)
 
     def ping(self) -> None:
         self.db.ping()

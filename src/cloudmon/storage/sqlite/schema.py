@@ -12,10 +12,11 @@ writes each such period took), rollup_dirty which whole periods are to be rolled
 size_deleted before which bucket `size` deleted each resolution's rows; chunk the rows of
 the spans `sealed` took out of these head tables, compressed by `chunks`; upkeep_figure
 what the upkeep measured (`size`: the bytes of each tier, the rows deleted to keep the file
-within its size); pod_moves how many times a pod changed its namespace or deployment
-(`writer`). A step of `MIGRATIONS` is SQL, or a function of the connection. Sample tables
-are WITHOUT ROWID and keyed (bucket, id), so a bucket's rows are written at the end of the
-B-tree and the pages stay full.
+within its size); usage_day each pod's and container's usage sketch of each day (`usage`);
+pod_moves how many times a pod changed its namespace or deployment (`writer`). A step of
+`MIGRATIONS` is SQL, or a function of the connection. Sample tables are WITHOUT ROWID and
+keyed (bucket, id), so a bucket's rows are written at the end of the B-tree and the pages
+stay full.
 """
 
 from collections.abc import Callable
@@ -176,6 +177,13 @@ MIGRATIONS: tuple[str | Callable, ...] = (
     # so that they refuse the file.
     """
     -- chunks kept against a reference
+    """,
+    # Each pod's and container's usage sketch of each day (`usage`), which right-sizing reads;
+    # a day's hours a bit each.
+    """
+    CREATE TABLE usage_day (
+        tbl TEXT NOT NULL, day INTEGER NOT NULL, id INTEGER NOT NULL, hours INTEGER NOT NULL,
+        v BLOB NOT NULL, PRIMARY KEY (tbl, day, id)) WITHOUT ROWID;
     """,
 )
 

@@ -20,7 +20,7 @@ import time
 
 from cloudmon.sizes import format_size
 from cloudmon.storage.base import BUCKET, RESOLUTIONS
-from cloudmon.storage.sqlite import sealed
+from cloudmon.storage.sqlite import sealed, usage
 from cloudmon.storage.sqlite.connections import WAL_LIMIT
 from cloudmon.storage.sqlite.schema import ROLLUP_TABLE
 
@@ -163,6 +163,8 @@ class SizeBound:
             # A period may take more than one transaction, each deleting about DROP_BYTES
             # (the WAL takes as much): the next call finds the rest of it, the oldest still.
             rows, budget = 0, sealed.DROP_BYTES
+            if coarser is None:  # the usage sketches go with the 1 h rollups
+                rows += usage.expire_before(conn, period + length)
             for table in tables:
                 if budget > 0:
                     dropped, taken = sealed.drop(conn, table, res, period + length, budget)
@@ -224,7 +226,7 @@ class SizeBound:
         if started < self._measure_after:
             return None
         conn = self._db.reader()
-        tables = dict(ROLLUP_TABLE) | {rollup: None for rollup in ROLLUP_TABLE.values()}
+        tables = dict(ROLLUP_TABLE) | dict.fromkeys([*ROLLUP_TABLE.values(), "usage_day"])
         pages: dict[str, tuple[int, int]] = {}
         # A WITHOUT ROWID table is a B-tree of its rows: one cell each, on some page.
         for name, size, cells in conn.execute(
@@ -250,6 +252,7 @@ class SizeBound:
             (hours,) = conn.execute(f"SELECT count(*) FROM {rollup} WHERE res = 3600").fetchone()
             tiers[3600] += size * hours / cells
             tiers[60] += size * (cells - hours) / cells
+        tiers[3600] += pages.get("usage_day", (0, 0))[0]  # the usage sketches go with it
         figures = {f"bytes_{TIERS[res]}": value for res, value in tiers.items()}
         if self.size is not None:
             figures["retention_size_bytes"] = float(self.size)

@@ -11,7 +11,8 @@ are rolled up again, once a round finds no late write into the period since the 
 one: a backlog arriving is rolled up once, when it has moved on, not after each write),
 rollup_doing which periods a stop left half done and rollup_dirty those to do again whole;
 each period's rollup row holds the `STATS` of each column (`summary` computes a chunk's at
-once), packed by `codec`, which `reader` answers long spans from.
+once), packed by `codec`, which `reader` answers long spans from. Rolling an hour up adds it
+to its pods' and containers' usage sketches (`usage`).
 """
 
 import json
@@ -20,7 +21,7 @@ from collections import defaultdict
 
 from cloudmon.storage.base import BUCKET, RESOLUTIONS, bucket_of, merged_stats, stats_of
 from cloudmon.storage.model import EntityKind, columns
-from cloudmon.storage.sqlite import sealed, summary
+from cloudmon.storage.sqlite import sealed, summary, usage
 from cloudmon.storage.sqlite.codec import pack_stats, row_values, unpack_stats
 from cloudmon.storage.sqlite.connections import StorePart
 from cloudmon.storage.sqlite.schema import ROLLUP_TABLE
@@ -253,6 +254,8 @@ class Upkeep(StorePart):
             f"INSERT INTO {rollup} (res, bucket, id, v) VALUES (?, ?, ?, ?)",
             [(res, period, eid, packed) for eid, packed in summaries.items()],
         )
+        if res == 3600 and table in usage.KINDS:
+            usage.record_hour(conn, table, period, which, chosen, found)
 
     def expire(self) -> int:
         """Delete what each resolution's retention no longer covers; returns rows deleted."""
@@ -269,6 +272,8 @@ class Upkeep(StorePart):
             for table in sealed.dependents_first(ROLLUP_TABLE):
                 rows_of = table if res == BUCKET else ROLLUP_TABLE[table]
                 deleted += self._delete_before(rows_of, res, before)
+        oldest = bucket_of(now - self._retention[RESOLUTIONS[-1]])
+        deleted += self._db.transaction(lambda conn: usage.expire_before(conn, oldest))
         return deleted + self._prune(bucket_of(now - max(self._retention.values())))
 
     def _prune(self, before: int) -> int:

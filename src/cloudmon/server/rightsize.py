@@ -1,0 +1,186 @@
+"""GET /api/rightsize: every workload's usage against its requests and limits, with
+recommendations and findings (`rightsizing`), from the store's usage sketches; and
+/api/rightsize/<namespace>/<kind>/<name>: one workload, with each of its pods."""
+
+from collections import defaultdict
+from dataclasses import fields
+
+import msgspec
+from flask import Blueprint, Response, current_app, request
+
+from cloudmon import rightsizing
+from cloudmon.server import auth, timeparams
+from cloudmon.server.errors import ApiError
+from cloudmon.server.state import state
+from cloudmon.storage.base import Entity, UsageHistory, bucket_of
+from cloudmon.storage.model import EntityKind
+from cloudmon.storage.usage import ACCURACY
+
+bp = Blueprint("rightsize", __name__, url_prefix="/api")
+
+DEFAULT_WINDOW = 7 * 86400
+TIME_PARAMETERS = ("window", "start", "end")
+KNOBS = tuple(knob.name for knob in fields(rightsizing.Strategy))
+CURRENT = ("cpu_request_cores", "cpu_limit_cores", "memory_request_bytes", "memory_limit_bytes")
+RUNNING = 60  # seconds: a workload's pods seen this close to its newest are its replicas now
+
+
+@bp.before_request
+def _guard() -> None:
+    auth.require(current_app.config["CLOUDMON_READ_TOKEN"])
+
+
+@bp.get("/rightsize")
+def workloads():
+    """Every workload (of a namespace: namespace=) over a window (default 7d): its usage
+    against its requests and limits per container, recommendations, findings and their
+    sums per namespace and for the cluster."""
+    start, end, strategy = _parameters(("namespace",))
+    namespace = request.args.get("namespace")
+    items = _items(start, end, strategy, namespace=namespace)
+    by_namespace = defaultdict(list)
+    for item in items:
+        by_namespace[item["namespace"]].append(item)
+    summary = {
+        "cluster": rightsizing.totals(items),
+        "namespaces": {name: rightsizing.totals(found) for name, found in by_namespace.items()},
+    }
+    body = _head(start, end, strategy) | {"summary": summary, "items": items}
+    return Response(msgspec.json.encode(body), mimetype="application/json")
+
+
+@bp.get("/rightsize/<namespace>/<kind>/<name>")
+def workload(namespace: str, kind: str, name: str):
+    """One workload (kind: Deployment, StatefulSet, DaemonSet, CronJob, Job, ReplicaSet or
+    Pod) over a window (default 7d), with each of its pods' usage."""
+    start, end, strategy = _parameters(())
+    items = _items(start, end, strategy, namespace=namespace, workload=(kind, name))
+    if not items:
+        raise ApiError(404, f"workload {kind} {namespace}/{name}: no usage in the window")
+    body = _head(start, end, strategy) | items[0]
+    return Response(msgspec.json.encode(body), mimetype="application/json")
+
+
+def _parameters(filters: tuple[str, ...]) -> tuple[float, float, rightsizing.Strategy]:
+    allowed = {*TIME_PARAMETERS, *KNOBS, *filters}
+    unknown = set(request.args) - allowed
+    if unknown:
+        raise ApiError(400, f"{sorted(unknown)[0]}: unknown parameter")
+    now = current_app.config["CLOUDMON_NOW"]()
+    span = timeparams.parse(request.args, now).span
+    start, end = (now - DEFAULT_WINDOW, now) if span is None else (span.start, span.end)
+    try:
+        strategy = rightsizing.Strategy.of(request.args)
+    except ValueError as error:
+        raise ApiError(400, str(error)) from None
+    return start, end, strategy
+
+
+def _head(start: float, end: float, strategy: rightsizing.Strategy) -> dict:
+    return {"start": start, "end": end, "accuracy": ACCURACY, "strategy": strategy.as_dict()}
+
+
+def _store() -> UsageHistory:
+    storage = state().storage
+    if not isinstance(storage, UsageHistory):
+        raise ApiError(
+            501, "right-sizing needs the embedded store (sqlite://): this store keeps no usage"
+        )
+    return storage
+
+
+def _workload_of(pod: Entity) -> tuple[str, str, str]:
+    identity = pod.identity
+    kind, name = identity.get("workload_kind"), identity.get("workload")
+    if not kind or not name:
+        kind, name = "Pod", identity["name"]
+    return identity["namespace"], kind, name
+
+
+def _items(start, end, strategy, namespace=None, workload=None) -> list[dict]:
+    """The workloads' items, ordered by namespace, kind and name."""
+    storage = _store()
+    since = bucket_of(start)
+    filters = {} if namespace is None else {"namespace": namespace}
+    pods = [
+        pod
+        for pod in storage.entities(EntityKind.POD, filters, since=since)
+        if workload is None or _workload_of(pod)[1:] == workload
+    ]
+    owner = {pod.identity["uid"]: _workload_of(pod) for pod in pods}
+    containers = [
+        container
+        for container in storage.entities(EntityKind.CONTAINER, filters, since=since)
+        if container.identity["uid"] in owner
+    ]
+    ids = None if workload is None else [container.id for container in containers]
+    found, days = storage.usage(EntityKind.CONTAINER, start, end, ids)
+    row_of = {eid: row for row, eid in enumerate(found)}
+    usages, at_percentile = rightsizing.usages(days, strategy)
+    groups: dict[tuple, dict[str | None, list[Entity]]] = defaultdict(lambda: defaultdict(list))
+    for container in containers:
+        if container.id in row_of:
+            key = owner[container.identity["uid"]]
+            groups[key][container.identity["name"]].append(container)
+    newest = [
+        max(members, key=lambda c: c.last_bucket or 0)
+        for by_name in groups.values()
+        for members in by_name.values()
+    ]
+    current = dict(zip((c.id for c in newest), _current(newest), strict=True))
+    items = []
+    for key in sorted(groups):
+        namespace_name, kind, name = key
+        last = max(c.last_bucket or 0 for members in groups[key].values() for c in members)
+        running = {
+            c.identity["uid"]
+            for members in groups[key].values()
+            for c in members
+            if (c.last_bucket or 0) >= last - RUNNING
+        }
+        item = {
+            "namespace": namespace_name,
+            "workload_kind": kind,
+            "workload": name,
+            "pods": len({c.identity["uid"] for m in groups[key].values() for c in m}),
+            "replicas": len(running),
+            "containers": [],
+        }
+        for container_name in sorted(groups[key], key=lambda n: (n is None, n or "")):
+            members = groups[key][container_name]
+            rows = [row_of[c.id] for c in members]
+            latest = current[max(members, key=lambda c: c.last_bucket or 0).id]
+            figures = rightsizing.recommend(
+                [usages[row] for row in rows],
+                [float(at_percentile[row]) for row in rows],
+                latest,
+                len(running),
+                strategy,
+            )
+            item["containers"].append({"name": container_name} | figures)
+        item["patch"] = rightsizing.patch(item)
+        if workload is not None:
+            item["pods_usage"] = _pods(start, end, strategy, pods)
+        items.append(item)
+    return items
+
+
+def _current(containers: list[Entity]) -> list[dict]:
+    """Each container's newest requests and limits, None where unset."""
+    latest = _store().latest(containers, CURRENT)
+    return [dict(zip(CURRENT, (row["metrics"][n] for n in CURRENT), strict=True)) for row in latest]
+
+
+def _pods(start, end, strategy, pods: list[Entity]) -> list[dict]:
+    """Each pod's own usage over the window."""
+    found, days = _store().usage(EntityKind.POD, start, end, [pod.id for pod in pods])
+    usages, _ = rightsizing.usages(days, strategy)
+    by_id = {pod.id: pod for pod in pods}
+    answer = []
+    for eid, usage in zip(found, usages, strict=True):
+        identity = by_id[eid].identity
+        answer.append(
+            {"name": identity["name"], "uid": identity["uid"], "node": identity["node"]}
+            | rightsizing.pod_figures(usage)
+        )
+    return answer

@@ -1,0 +1,265 @@
+"""GET /api/rightsize: workloads whose usage the test controls (steady, bursty, growing, idle,
+leaking memory, rolled out mid-window, throttled), stored through ingest and rolled up by the
+upkeep, are recommended what the strategy says, within the sketches' accuracy."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from cloudmon import payload as wire
+from cloudmon.rightsizing import POD_MINUTES, Strategy
+from cloudmon.server.app import create_app
+from cloudmon.storage.sqlite import SqliteStorage
+from cloudmon.storage.usage import ACCURACY
+
+H0 = 1_764_097_200  # an hour's start
+MINUTES = 120
+MiB = 1 << 20
+DEFAULT = Strategy()
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def steady(minute):
+    return 0.2 + 0.01 * (minute % 7)
+
+
+def bursty(minute):
+    return 0.8 if minute % 20 == 0 else 0.1
+
+
+def growing(minute):
+    return 0.01 + minute / 200
+
+
+def idle(minute):
+    return 0.0
+
+
+# name: (kind, pods as (name, first minute, last minute, CPU), memory of a minute, resources)
+WORKLOADS = {
+    "steady": ("Deployment", [("steady-1", 0, MINUTES, steady)], lambda m: 300 * MiB, (1.0, None)),
+    "bursty": ("StatefulSet", [("bursty-0", 0, MINUTES, bursty)], lambda m: 200 * MiB, (0.1, 0.5)),
+    "growing": (
+        "Deployment",
+        [("growing-1", 0, MINUTES, growing)],
+        lambda m: 100 * MiB,
+        (0.3, None),
+    ),
+    "idle": ("DaemonSet", [("idle-1", 0, MINUTES, idle)], lambda m: 10 * MiB, (None, None)),
+    "leak": (
+        "Deployment",
+        [("leak-1", 0, MINUTES, steady)],
+        lambda m: (200 + m) * MiB,
+        (0.5, None),
+    ),
+    "rollout": (
+        "Deployment",
+        [("rollout-a", 0, 60, lambda m: 0.5), ("rollout-b", 60, MINUTES, lambda m: 0.1)],
+        lambda m: 64 * MiB,
+        (0.2, None),
+    ),
+    "batch": ("Job", [("batch-x", 0, MINUTES, steady)], lambda m: 150 * MiB, (0.2, None)),
+    "young": (
+        "Deployment",
+        [("young-1", MINUTES - 30, MINUTES, steady)],
+        lambda m: MiB,
+        (0.2, None),
+    ),
+}
+MEMORY_LIMIT = 256 * MiB
+
+
+def pod_body(workload, pod, minute, t):
+    kind, _, memory, (request, limit) = WORKLOADS[workload]
+    name, _, _, cpu = pod
+    throttled = 30 if limit is not None else 0  # of 100 periods a sample
+    container = {
+        "id": f"{name}-c",
+        "name": "main",
+        "cpu_cores": cpu(minute),
+        "memory_working_set_bytes": memory(minute),
+        "cpu_request_cores": request,
+        "cpu_limit_cores": limit,
+        "memory_request_bytes": 128 * MiB,
+        "memory_limit_bytes": MEMORY_LIMIT if workload != "idle" else None,
+        "cpu_periods_total": int(t // 10) * 100,
+        "cpu_throttled_periods_total": int(t // 10) * throttled,
+    }
+    return {
+        "uid": f"uid-{name}",
+        "name": name,
+        "namespace": "shop" if workload != "batch" else "jobs",
+        "workload_kind": kind,
+        "workload": workload,
+        "cpu_cores": cpu(minute),
+        "memory_working_set_bytes": memory(minute),
+        "containers": [container],
+    }
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    clock = Clock(H0)
+    store = SqliteStorage(tmp_path_factory.mktemp("rightsize") / "store.db", clock=clock)
+    for minute in range(MINUTES + 2):
+        for second in range(1, 60, 10):  # a minute's samples alike: its average is its figure
+            t = H0 + 60 * minute + second
+            pods = [
+                pod_body(name, pod, minute, t)
+                for name, (_, members, _, _) in WORKLOADS.items()
+                for pod in members
+                if pod[1] <= minute < pod[2]
+            ]
+            body = {"schema": 1, "node": "n1", "timestamp": t, "interval": 10.0, "pods": pods}
+            body |= {"node_info": {"cpu_count": 8}, "node_metrics": {"cpu_cores": 1.0}}
+            clock.now = t
+            store.write(wire.decode(json.dumps([body]).encode()))
+    clock.now = H0 + 3 * 3600 + 200
+    store.roll_up()
+    app = create_app({"CLOUDMON_STORAGE": store, "CLOUDMON_NOW": clock})
+    yield app.test_client()
+    store.close()
+
+
+def items(client, query=""):
+    answer = client.get(f"/api/rightsize?window=1d{query}")
+    assert answer.status_code == 200, answer.get_json()
+    return {item["workload"]: item for item in answer.get_json()["items"]}, answer.get_json()
+
+
+def expected_cpu(pods, percentile=95.0):
+    """The strategy's CPU request: the largest of the pods' percentiles, rounded up to 1m."""
+    found = []
+    for _, first, last, cpu in pods:
+        values = np.array([cpu(minute) for minute in range(first, last)])
+        if len(values) >= POD_MINUTES:
+            found.append(np.percentile(values, percentile, method="lower"))
+    return max(DEFAULT.cpu_min, max(found))
+
+
+def test_recommendations_are_what_the_strategy_says(client):
+    found, _ = items(client)
+    for name in ("steady", "bursty", "growing", "idle", "leak", "rollout", "batch"):
+        kind, pods, memory, _ = WORKLOADS[name]
+        (container,) = found[name]["containers"]
+        recommended = container["recommendation"]
+        assert recommended is not None, (name, container.get("reason"))
+        cpu = expected_cpu(pods)
+        assert recommended["cpu_request_cores"] == pytest.approx(cpu, rel=ACCURACY, abs=0.001), name
+        assert recommended["cpu_limit_cores"] is None
+        peak = max(memory(minute) for _, first, last, _ in pods for minute in range(first, last))
+        wanted = max(DEFAULT.memory_min, math.ceil(peak * 1.15 / MiB) * MiB)
+        assert recommended["memory_request_bytes"] == wanted, name
+        assert recommended["memory_limit_bytes"] == wanted, name
+        assert found[name]["workload_kind"] == kind
+    assert found["idle"]["containers"][0]["recommendation"]["cpu_request_cores"] == 0.01
+    assert found["rollout"]["pods"] == 2
+    assert found["rollout"]["containers"][0]["recommendation"]["cpu_request_cores"] == 0.5
+    assert found["leak"]["containers"][0]["memory"]["max"] == (200 + MINUTES - 1) * MiB
+
+
+def test_figures_are_the_pods_percentiles(client):
+    found, _ = items(client)
+    cpu = found["growing"]["containers"][0]["cpu"]
+    values = np.array([growing(minute) for minute in range(MINUTES)])
+    for name, q in (("p50", 50), ("p95", 95), ("p99", 99)):
+        truth = np.percentile(values, q, method="lower")
+        assert cpu[name] == pytest.approx(truth, rel=ACCURACY), name
+    assert cpu["max"] == pytest.approx(values.max())
+    assert found["growing"]["containers"][0]["minutes"] == {"cpu": MINUTES, "memory": MINUTES}
+
+
+def test_findings_and_their_sums(client):
+    found, answer = items(client)
+
+    def findings(name):
+        return {f["finding"]: f for f in found[name]["containers"][0]["findings"]}
+
+    steady_request = expected_cpu(WORKLOADS["steady"][1])
+    over = findings("steady")["over_provisioned"]
+    assert over["resource"] == "cpu"
+    assert over["cpu_cores"] == pytest.approx(1.0 - steady_request, rel=0.02)
+    assert "under_provisioned" in findings("growing")
+    assert findings("growing")["under_provisioned"]["cpu_cores"] < 0
+    assert findings("bursty")["throttled"]["share"] == pytest.approx(0.3, rel=0.01)
+    assert {"no_cpu_request", "no_memory_limit"} <= findings("idle").keys()
+    assert findings("leak")["under_provisioned"]["resource"] == "memory"
+    assert "near_memory_limit" in findings("leak")  # 319 MiB of a 256 MiB limit
+    cluster = answer["summary"]["cluster"]
+    assert cluster["findings"]["over_provisioned"] >= 1
+    assert cluster["released_cpu_cores"] >= over["cpu_cores"]
+    assert answer["summary"]["namespaces"].keys() == {"shop", "jobs"}
+
+
+def test_not_enough_data_is_an_answer(client):
+    found, _ = items(client)
+    (container,) = found["young"]["containers"]
+    assert container["recommendation"] is None
+    assert container["reason"] == "not enough data: 30 minutes of the 100 needed"
+    found, _ = items(client, "&min_points=20")
+    assert found["young"]["containers"][0]["recommendation"] is not None
+
+
+def test_patches_only_where_a_spec_can_change(client):
+    found, _ = items(client)
+    patch = found["steady"]["patch"]
+    (container,) = patch["patch"]["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == "main"
+    assert container["resources"]["limits"]["cpu"] is None  # a strategic merge deletes it
+    assert patch["command"].startswith("kubectl -n shop patch deployment steady ")
+    assert "rolls the Deployment" in patch["note"]
+    assert found["batch"]["patch"] is None  # a Job's pods cannot be changed
+    assert found["young"]["patch"] is None  # nothing to recommend yet
+
+
+def test_one_workload_with_its_pods(client):
+    answer = client.get("/api/rightsize/shop/Deployment/rollout?window=1d")
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["workload"] == "rollout" and body["pods"] == 2
+    pods = {pod["name"]: pod for pod in body["pods_usage"]}
+    assert pods["rollout-a"]["cpu"]["p95"] == pytest.approx(0.5, rel=ACCURACY)
+    assert pods["rollout-b"]["minutes"]["cpu"] == MINUTES - 60
+    missing = client.get("/api/rightsize/shop/Deployment/nothing?window=1d")
+    assert missing.status_code == 404
+    assert missing.get_json() == {
+        "error": "workload Deployment shop/nothing: no usage in the window"
+    }
+
+
+def test_knobs_change_the_recommendation(client):
+    found, _ = items(client, "&cpu_percentile=50&memory_buffer=0&cpu_limit_factor=2")
+    recommended = found["growing"]["containers"][0]["recommendation"]
+    assert recommended["cpu_request_cores"] == pytest.approx(
+        expected_cpu(WORKLOADS["growing"][1], 50), rel=ACCURACY, abs=0.001
+    )
+    assert recommended["cpu_limit_cores"] == pytest.approx(2 * recommended["cpu_request_cores"])
+    assert recommended["memory_request_bytes"] == 100 * MiB
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        ("cpu_percentile=101", "cpu_percentile: '101' is not a percentile (0-100]"),
+        ("min_points=1.5", "min_points: '1.5' is not a whole number"),
+        ("memory_buffer=-0.1", "memory_buffer: '-0.1' is not a number of 0 or more"),
+        ("step=60", "step: unknown parameter"),
+        ("window=7x", None),
+    ],
+)
+def test_bad_parameters_are_named(client, query, error):
+    answer = client.get(f"/api/rightsize?{query}")
+    assert answer.status_code == 400
+    if error is not None:
+        assert answer.get_json() == {"error": error}
+    else:
+        assert answer.get_json()["error"].startswith("window:")
