@@ -8,6 +8,7 @@ import click
 
 from cloudmon.agent import paths
 from cloudmon.options import DURATION, SIZE
+from cloudmon.rightsize import rightsize
 from cloudmon.top import top
 
 
@@ -376,3 +377,4 @@ def backup(destination: str, storage: str) -> None:
 
 
 main.add_command(top)
+main.add_command(rightsize)

@@ -29,12 +29,23 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
-import numpy as np
-
 CPU_QUANTILES = (0.5, 0.95, 0.99)
 MEMORY_QUANTILES = (0.5, 0.95)
 POD_MINUTES = 10  # minutes a pod ran at least to count in a workload's CPU percentile
 _MI = 1 << 20
+
+
+KNOB_HELP = {
+    "cpu_percentile": "the percentile of each pod's 1 min CPU averages the CPU request is",
+    "cpu_limit_factor": "a CPU limit at this multiple of the request; none by default",
+    "cpu_min": "the smallest CPU request recommended, cores",
+    "memory_buffer": "the share added to the peak working set for the memory request and limit",
+    "memory_min": "the smallest memory request recommended, bytes",
+    "min_points": "the minutes of data below which nothing is recommended",
+    "over_share": "over-provisioned: the recommended request below this share of the request",
+    "near_limit": "near the memory limit: the peak at this share of the limit or more",
+    "throttled_share": "throttled: at least this share of the CFS periods throttled",
+}
 
 
 @dataclass(frozen=True)
@@ -87,32 +98,6 @@ class Usage:
     throttled: float | None
     oom_kills: float | None
     restarts: float | None
-
-
-def usages(days, strategy: Strategy) -> tuple[list[Usage], np.ndarray]:
-    """The figures of each row of summed `usage.Days`, and each row's CPU at the strategy's
-    percentile."""
-    qs = (*CPU_QUANTILES, strategy.cpu_percentile / 100)
-    # A bucket's middle may lie past the largest value in it, which is kept exactly.
-    cpu = np.fmin(days.quantiles(0, qs), days.maxima[:, :1])
-    memory = np.fmin(days.quantiles(1, MEMORY_QUANTILES), days.maxima[:, 1:])
-    points = np.stack([days.points(0), days.points(1)], axis=1).astype(int).tolist()
-    increases = days.increases()
-    found = []
-    for row in range(days.size):
-        periods, throttled, ooms, restarts = _figures(increases[row])
-        found.append(
-            Usage(
-                tuple(points[row]),
-                (*_figures(cpu[row, :3]), _figure(days.maxima[row, 0])),
-                (*_figures(memory[row]), _figure(days.maxima[row, 1])),
-                periods,
-                throttled,
-                ooms,
-                restarts,
-            )
-        )
-    return found, cpu[:, 3]
 
 
 def pod_figures(usage: Usage) -> dict:
@@ -319,14 +304,6 @@ def _quantity_bytes(value: float) -> str:
 
 def _mebibytes(value: float) -> int:
     return math.ceil(value / _MI - 1e-9) * _MI
-
-
-def _figure(value) -> float | None:
-    return None if value is None or value != value else float(value)
-
-
-def _figures(values) -> tuple:
-    return tuple(_figure(value) for value in values)
 
 
 def _present(values):

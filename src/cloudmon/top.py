@@ -9,15 +9,14 @@ import math
 import statistics
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import click
 
+from cloudmon.client import ServerError, get_json
 from cloudmon.options import DURATION
 from cloudmon.tokens import read_token
 
@@ -179,10 +178,6 @@ SORTS = {
 SORT_CHOICES = ("cpu", "memory", "pods", "network", "name")
 
 
-class TopError(click.ClickException):
-    """The server could not be reached or refused the request."""
-
-
 def fetch(
     server: str,
     kind: str,
@@ -199,24 +194,12 @@ def fetch(
         path = f"/api/namespaces/{urllib.parse.quote(namespace, safe='')}"
     elif namespace is not None:
         params["namespace"] = namespace
-    url = server.rstrip("/") + path + "?" + urllib.parse.urlencode(params)
-    headers = {"Accept": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as a:
-            answer = json.loads(a.read())
-    except urllib.error.HTTPError as error:
-        try:
-            message = json.loads(error.read())["error"]
-        except (ValueError, KeyError):
-            message = error.reason
-        if error.code == 404 and kind == "namespaces":
+        answer = get_json(server, path, params, token)
+    except ServerError as error:
+        if error.status == 404 and kind == "namespaces":
             return []
-        raise TopError(f"{server} answered {error.code}: {message}") from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise TopError(f"cannot reach the cloudmon server at {server}: {reason}") from None
+        raise
     return answer.get("items", [answer])
 
 
@@ -254,6 +237,15 @@ def sort_items(items: list[dict], kind: str, sort: str) -> list[dict]:
     return sorted(items, key=key)
 
 
+def width_of(headers: list[str], cells: list[list[str]]) -> int:
+    """The width of a table of these columns (a header and cells each), nothing cut."""
+    from rich.cells import cell_len
+
+    # rich pads each column with a space on either side, but not at the table's edges
+    needed = sum(max(map(cell_len, [h, *c])) for h, c in zip(headers, cells, strict=True))
+    return needed + 2 * (len(headers) - 1)
+
+
 def table(items: list[dict], kind: str, wide: bool, width: int | None) -> "Table":
     """A rich table of items: names, current values and a sparkline of CPU over the window.
 
@@ -267,9 +259,7 @@ def table(items: list[dict], kind: str, wide: bool, width: int | None) -> "Table
     headers = [n.upper() for n in names] + [c.header for c in columns]
     cells = [[name_of(item, n) for item in items] for n in names]
     cells += [c.format([item["metrics"].get(c.metric) for item in items]) for c in columns]
-    # rich pads each column with a space on either side, but not at the table's edges
-    needed = sum(max(map(cell_len, [h, *c])) for h, c in zip(headers, cells, strict=True))
-    needed += 2 * (len(headers) - 1)
+    needed = width_of(headers, cells)
     room = SPARK_POINTS if width is None else min(SPARK_POINTS, width - needed - 2)
     with_trend = room >= len(TREND)
     if with_trend:

@@ -1,23 +1,28 @@
-"""GET /api/rightsize: workloads whose usage the test controls (steady, bursty, growing, idle,
-leaking memory, rolled out mid-window, throttled), stored through ingest and rolled up by the
-upkeep, are recommended what the strategy says, within the sketches' accuracy."""
+"""GET /api/rightsize: workloads whose usage the test controls (`fixtures.rightsizing`),
+stored through ingest and rolled up by the upkeep, are recommended what the strategy says,
+within the sketches' accuracy."""
 
 import json
 import math
 
 import numpy as np
 import pytest
+from fixtures.rightsizing import (
+    DEFAULT,
+    MINUTES,
+    WORKLOADS,
+    MiB,
+    bodies,
+    expected_cpu,
+    growing,
+)
 
 from cloudmon import payload as wire
-from cloudmon.rightsizing import POD_MINUTES, Strategy
 from cloudmon.server.app import create_app
 from cloudmon.storage.sqlite import SqliteStorage
 from cloudmon.storage.usage import ACCURACY
 
 H0 = 1_764_097_200  # an hour's start
-MINUTES = 120
-MiB = 1 << 20
-DEFAULT = Strategy()
 
 
 class Clock:
@@ -28,101 +33,13 @@ class Clock:
         return self.now
 
 
-def steady(minute):
-    return 0.2 + 0.01 * (minute % 7)
-
-
-def bursty(minute):
-    return 0.8 if minute % 20 == 0 else 0.1
-
-
-def growing(minute):
-    return 0.01 + minute / 200
-
-
-def idle(minute):
-    return 0.0
-
-
-# name: (kind, pods as (name, first minute, last minute, CPU), memory of a minute, resources)
-WORKLOADS = {
-    "steady": ("Deployment", [("steady-1", 0, MINUTES, steady)], lambda m: 300 * MiB, (1.0, None)),
-    "bursty": ("StatefulSet", [("bursty-0", 0, MINUTES, bursty)], lambda m: 200 * MiB, (0.1, 0.5)),
-    "growing": (
-        "Deployment",
-        [("growing-1", 0, MINUTES, growing)],
-        lambda m: 100 * MiB,
-        (0.3, None),
-    ),
-    "idle": ("DaemonSet", [("idle-1", 0, MINUTES, idle)], lambda m: 10 * MiB, (None, None)),
-    "leak": (
-        "Deployment",
-        [("leak-1", 0, MINUTES, steady)],
-        lambda m: (200 + m) * MiB,
-        (0.5, None),
-    ),
-    "rollout": (
-        "Deployment",
-        [("rollout-a", 0, 60, lambda m: 0.5), ("rollout-b", 60, MINUTES, lambda m: 0.1)],
-        lambda m: 64 * MiB,
-        (0.2, None),
-    ),
-    "batch": ("Job", [("batch-x", 0, MINUTES, steady)], lambda m: 150 * MiB, (0.2, None)),
-    "young": (
-        "Deployment",
-        [("young-1", MINUTES - 30, MINUTES, steady)],
-        lambda m: MiB,
-        (0.2, None),
-    ),
-}
-MEMORY_LIMIT = 256 * MiB
-
-
-def pod_body(workload, pod, minute, t):
-    kind, _, memory, (request, limit) = WORKLOADS[workload]
-    name, _, _, cpu = pod
-    throttled = 30 if limit is not None else 0  # of 100 periods a sample
-    container = {
-        "id": f"{name}-c",
-        "name": "main",
-        "cpu_cores": cpu(minute),
-        "memory_working_set_bytes": memory(minute),
-        "cpu_request_cores": request,
-        "cpu_limit_cores": limit,
-        "memory_request_bytes": 128 * MiB,
-        "memory_limit_bytes": MEMORY_LIMIT if workload != "idle" else None,
-        "cpu_periods_total": int(t // 10) * 100,
-        "cpu_throttled_periods_total": int(t // 10) * throttled,
-    }
-    return {
-        "uid": f"uid-{name}",
-        "name": name,
-        "namespace": "shop" if workload != "batch" else "jobs",
-        "workload_kind": kind,
-        "workload": workload,
-        "cpu_cores": cpu(minute),
-        "memory_working_set_bytes": memory(minute),
-        "containers": [container],
-    }
-
-
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     clock = Clock(H0)
     store = SqliteStorage(tmp_path_factory.mktemp("rightsize") / "store.db", clock=clock)
-    for minute in range(MINUTES + 2):
-        for second in range(1, 60, 10):  # a minute's samples alike: its average is its figure
-            t = H0 + 60 * minute + second
-            pods = [
-                pod_body(name, pod, minute, t)
-                for name, (_, members, _, _) in WORKLOADS.items()
-                for pod in members
-                if pod[1] <= minute < pod[2]
-            ]
-            body = {"schema": 1, "node": "n1", "timestamp": t, "interval": 10.0, "pods": pods}
-            body |= {"node_info": {"cpu_count": 8}, "node_metrics": {"cpu_cores": 1.0}}
-            clock.now = t
-            store.write(wire.decode(json.dumps([body]).encode()))
+    for body in bodies(H0):
+        clock.now = body["timestamp"]
+        store.write(wire.decode(json.dumps([body]).encode()))
     clock.now = H0 + 3 * 3600 + 200
     store.roll_up()
     app = create_app({"CLOUDMON_STORAGE": store, "CLOUDMON_NOW": clock})
@@ -134,16 +51,6 @@ def items(client, query=""):
     answer = client.get(f"/api/rightsize?window=1d{query}")
     assert answer.status_code == 200, answer.get_json()
     return {item["workload"]: item for item in answer.get_json()["items"]}, answer.get_json()
-
-
-def expected_cpu(pods, percentile=95.0):
-    """The strategy's CPU request: the largest of the pods' percentiles, rounded up to 1m."""
-    found = []
-    for _, first, last, cpu in pods:
-        values = np.array([cpu(minute) for minute in range(first, last)])
-        if len(values) >= POD_MINUTES:
-            found.append(np.percentile(values, percentile, method="lower"))
-    return max(DEFAULT.cpu_min, max(found))
 
 
 def test_recommendations_are_what_the_strategy_says(client):

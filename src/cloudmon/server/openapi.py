@@ -1,12 +1,16 @@
 """GET /openapi.json: an OpenAPI 3.1 description built from the application's own routes,
 the payload schema and the metric catalogue."""
 
+from dataclasses import fields
+
 import msgspec
 from flask import Blueprint, Flask, current_app
 
 from cloudmon import payload as wire
 from cloudmon.durations import PATTERN as DURATION_PATTERN
 from cloudmon.metrics import BY_NAME
+from cloudmon.rightsizing import KNOB_HELP, Strategy
+from cloudmon.server import rightsize
 from cloudmon.server.query import MAX_LIMIT, ROUTES
 from cloudmon.server.timeparams import TIME_PARAMETERS
 from cloudmon.storage.base import AGGREGATIONS
@@ -114,6 +118,39 @@ def _parameters(rule, route) -> list[dict]:
     return params
 
 
+def _rightsize_parameters(rule) -> list[dict]:
+    """Those of GET /api/rightsize...: the window and the strategy's knobs."""
+    params = _parameters(rule, None)
+    for name in rightsize.TIME_PARAMETERS:
+        schema = {"type": "string"}
+        if name == "window":
+            schema |= {"pattern": DURATION_PATTERN, "default": "7d"}
+        params.append(
+            {"name": name, "in": "query", "description": _TIME_DOC[name], "schema": schema}
+        )
+    if not rule.arguments:
+        params.append(
+            {
+                "name": "namespace",
+                "in": "query",
+                "description": "only this namespace",
+                "schema": {"type": "string"},
+            }
+        )
+    for knob in fields(Strategy):
+        number = "integer" if knob.type is int else "number"
+        schema = {"type": number if knob.default is not None else [number, "null"]}
+        params.append(
+            {
+                "name": knob.name,
+                "in": "query",
+                "description": KNOB_HELP[knob.name],
+                "schema": schema | {"minimum": 0, "default": knob.default},
+            }
+        )
+    return params
+
+
 def _openapi_path(rule) -> str:
     path = rule.rule
     for name in rule.arguments:
@@ -155,6 +192,20 @@ def describe(app: Flask) -> dict:
                 "summary": summary,
                 "parameters": _parameters(rule, route),
                 "responses": {"200": _answer("the answer", schema), **_errors(400, 401, 404)},
+            }
+        elif rule.rule.startswith("/api/rightsize"):
+            item["get"] = {
+                "summary": summary,
+                "parameters": _rightsize_parameters(rule),
+                "responses": {
+                    "200": _answer(
+                        "the workloads' usage, recommendations and findings", {"type": "object"}
+                    ),
+                    **_errors(400, 401, 404),
+                    "501": _answer(
+                        "a store that keeps no usage (right-sizing needs sqlite://)", _ERROR
+                    ),
+                },
             }
         elif rule.rule == "/api/ingest":
             item["post"] = {

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import fields
 
 import msgspec
+import numpy as np
 from flask import Blueprint, Response, current_app, request
 
 from cloudmon import rightsizing
@@ -116,7 +117,7 @@ def _items(start, end, strategy, namespace=None, workload=None) -> list[dict]:
     ids = None if workload is None else [container.id for container in containers]
     found, days = storage.usage(EntityKind.CONTAINER, start, end, ids)
     row_of = {eid: row for row, eid in enumerate(found)}
-    usages, at_percentile = rightsizing.usages(days, strategy)
+    usages, at_percentile = _usages(days, strategy)
     groups: dict[tuple, dict[str | None, list[Entity]]] = defaultdict(lambda: defaultdict(list))
     for container in containers:
         if container.id in row_of:
@@ -174,7 +175,7 @@ def _current(containers: list[Entity]) -> list[dict]:
 def _pods(start, end, strategy, pods: list[Entity]) -> list[dict]:
     """Each pod's own usage over the window."""
     found, days = _store().usage(EntityKind.POD, start, end, [pod.id for pod in pods])
-    usages, _ = rightsizing.usages(days, strategy)
+    usages, _ = _usages(days, strategy)
     by_id = {pod.id: pod for pod in pods}
     answer = []
     for eid, usage in zip(found, usages, strict=True):
@@ -184,3 +185,38 @@ def _pods(start, end, strategy, pods: list[Entity]) -> list[dict]:
             | rightsizing.pod_figures(usage)
         )
     return answer
+
+
+def _usages(days, strategy: rightsizing.Strategy) -> tuple[list[rightsizing.Usage], np.ndarray]:
+    """The figures of each row of summed `usage.Days`, and each row's CPU at the strategy's
+    percentile."""
+    qs = (*rightsizing.CPU_QUANTILES, strategy.cpu_percentile / 100)
+    # A bucket's middle may lie past the largest value in it, which is kept exactly.
+    cpu = np.fmin(days.quantiles(0, qs), days.maxima[:, :1])
+    memory = np.fmin(days.quantiles(1, rightsizing.MEMORY_QUANTILES), days.maxima[:, 1:])
+    points = np.stack([days.points(0), days.points(1)], axis=1).astype(int).tolist()
+    increases = days.increases()
+    found = []
+    for row in range(days.size):
+        periods, throttled, ooms, restarts = _figures(increases[row])
+        found.append(
+            rightsizing.Usage(
+                tuple(points[row]),
+                (*_figures(cpu[row, :3]), _figure(days.maxima[row, 0])),
+                (*_figures(memory[row]), _figure(days.maxima[row, 1])),
+                periods,
+                throttled,
+                ooms,
+                restarts,
+            )
+        )
+    return found, cpu[:, 3]
+
+
+def _figure(value) -> float | None:
+    """A number, None for NaN (none)."""
+    return None if value != value else float(value)
+
+
+def _figures(values) -> tuple:
+    return tuple(_figure(value) for value in values)
