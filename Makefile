@@ -107,6 +107,7 @@ bench: $(STAMP)
 	$(PY) bench/prometheus.py
 	$(PY) bench/density.py
 	$(PY) bench/catchup.py
+	$(PY) bench/rightsize.py
 
 clean:
 	rm -rf $(VENV)

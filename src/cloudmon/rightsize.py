@@ -62,7 +62,7 @@ def rows(answer: dict) -> list[dict]:
                 "cpu_throttled_share": usage_cpu["throttled_share"],
                 "oom_kills": container["oom_kills"],
                 "restarts": container["restarts"],
-                "findings": " ".join(f["finding"] for f in container["findings"]),
+                "findings": " ".join(map(_finding, container["findings"])),
             }
             for name in ("p50", "p95", "p99", "max", "request", "limit"):
                 row[f"cpu_{name}"] = usage_cpu[name]
@@ -75,10 +75,16 @@ def rows(answer: dict) -> list[dict]:
     return found
 
 
+def _finding(finding: dict) -> str:
+    """A finding by name, and resource where it has one: under_provisioned:memory."""
+    resource = finding.get("resource")
+    return finding["finding"] if resource is None else f"{finding['finding']}:{resource}"
+
+
 def _change(row: dict, name: str, show) -> str:
-    """A value now, and the one recommended where there is a recommendation: 100m -> 250m."""
+    """A value now, and the one recommended where there is one and it differs: 100m -> 250m."""
     now = show(row[name])
-    if row["recommended_cpu_request"] is None:
+    if row["recommended_cpu_request"] is None or show(row[f"recommended_{name}"]) == now:
         return now
     return f"{now} -> {show(row[f'recommended_{name}'])}"
 

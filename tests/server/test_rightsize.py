@@ -170,3 +170,14 @@ def test_bad_parameters_are_named(client, query, error):
         assert answer.get_json() == {"error": error}
     else:
         assert answer.get_json()["error"].startswith("window:")
+
+
+def test_a_store_without_usage_says_so():
+    app = create_app(
+        {"CLOUDMON_STORAGE": "prometheus+http://127.0.0.1:9/", "CLOUDMON_NOW": lambda: H0}
+    )
+    answer = app.test_client().get("/api/rightsize")
+    assert answer.status_code == 501
+    assert answer.get_json() == {
+        "error": "right-sizing needs the embedded store (sqlite://): this store keeps no usage"
+    }

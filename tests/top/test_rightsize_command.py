@@ -71,7 +71,10 @@ def test_yaml_and_csv_say_the_same(server):
     row = by_workload["steady"]
     assert float(row["recommended_cpu_request"]) == container["recommendation"]["cpu_request_cores"]
     assert float(row["memory_max"]) == container["memory"]["max"] == 300 * MiB
-    assert row["findings"] == " ".join(f["finding"] for f in container["findings"])
+    assert row["findings"] == "over_provisioned:cpu under_provisioned:memory near_memory_limit"
+    assert [f["finding"] for f in container["findings"]] == row["findings"].replace(
+        ":cpu", ""
+    ).replace(":memory", "").split()
     assert by_workload["young"]["recommended_cpu_request"] == ""
 
 
@@ -79,7 +82,8 @@ def test_the_table_shows_now_and_recommended(server):
     table = run(server)
     lines = {line.split()[1]: line for line in table.splitlines()[1:] if line.strip()}
     assert "1000m -> " in lines["Deployment/steady"]
-    assert "over_provisioned" in lines["Deployment/steady"]
+    assert "over_provisioned:cpu" in lines["Deployment/steady"]
+    assert "- -> -" not in table  # no limit now, none recommended: "-" once
     assert "not enough data" in lines["Deployment/young"]
     assert "300Mi" in lines["Deployment/steady"]
     assert table.splitlines()[-1].startswith("could be released: ")
