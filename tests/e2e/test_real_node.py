@@ -13,6 +13,10 @@ import pytest
 from fixtures.crictl import FAKE_CRICTL
 from fixtures.realnode import Container, Pod, RealNode, why_not_runnable
 
+from cloudmon import payload
+from cloudmon.server.app import create_app
+from cloudmon.storage.sqlite import SqliteStorage
+
 MIB = 1 << 20
 
 pytestmark = pytest.mark.skipif(why_not_runnable() is not None, reason=str(why_not_runnable()))
@@ -29,8 +33,11 @@ def _wait_for(paths: list[Path], timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def _agent_once(tmp_path: Path, pods: list[Pod]) -> dict:
-    """`cloudmon agent --once` on this machine, its names from crictl (fake, listing `pods`)."""
+def _agent_once(tmp_path: Path, pods: list[Pod], shares: dict[str, int] | None = None) -> dict:
+    """`cloudmon agent --once` on this machine, its names from crictl (fake, listing `pods`,
+    their sandboxes' CPU shares by pod name from `shares`, as the kubelet sets them from the
+    pod's CPU request)."""
+    shares = shares or {}
     spec = tmp_path / "crictl.json"
     spec.write_text(
         json.dumps(
@@ -44,6 +51,7 @@ def _agent_once(tmp_path: Path, pods: list[Pod]) -> dict:
                     "host_network": pod.netns is None,
                     "containers": [{"id": c.id, "name": c.name} for c in pod.containers],
                 }
+                | ({"cpu_shares": shares[pod.name]} if pod.name in shares else {})
                 for pod in pods
             ]
         )
@@ -311,3 +319,42 @@ def test_throttling_oom_kills_and_memory_by_kind_on_the_real_kernel(real_node, t
     # The page cache of what the cacher wrote is charged to it, as file memory, not anon.
     assert containers["cacher"]["memory_file_bytes"] >= 30 * MIB
     assert containers["cacher"]["memory_anon_bytes"] < 30 * MIB
+
+
+def test_a_burner_past_its_request_is_under_provisioned_and_throttled(real_node, tmp_path):
+    """Right-sizing from what the agent measured: a busy loop that asks 100m of CPU (its
+    sandbox's shares: 102) and is held to 500m (its CFS quota) uses its limit, five times its
+    request, and is throttled in most periods. The agent's samples are stored 10 s apart in an
+    hour that is over, as a spool drains them, so that the upkeep rolls the hour up."""
+    quota = {"cpu.cfs_quota_us": "50000", "cpu.max": "50000 100000"}
+    burner = Pod(
+        "burner-0",
+        "lab",
+        "burstable",
+        {},
+        [Container("burner", _python("while True: pass"), limits=quota)],
+    )
+    real_node.start(burner)
+    samples = [_agent_once(tmp_path, [burner], {"burner-0": 102}) for _ in range(6)]
+    hour = (time.time() // 3600 - 2) * 3600
+    store = SqliteStorage(tmp_path / "store.db")
+    for at, sample in enumerate(samples):
+        sample.pop("sent_at", None)
+        store.write(
+            payload.decode(json.dumps([sample | {"timestamp": hour + 10 * at + 1}]).encode())
+        )
+    store.roll_up()
+    client = create_app({"CLOUDMON_STORAGE": store}).test_client()
+    answer = client.get("/api/rightsize?window=1d&min_points=1").get_json()
+    (item,) = [item for item in answer["items"] if item["namespace"] == "lab"]
+    assert (item["workload_kind"], item["workload"]) == ("Pod", "burner-0")
+    (container,) = item["containers"]
+    assert container["cpu"]["request"] == 0.1  # the pod's, its only container's
+    assert container["cpu"]["limit"] == 0.5
+    assert container["cpu"]["p95"] == pytest.approx(0.5, abs=0.08)
+    assert container["recommendation"]["cpu_request_cores"] == pytest.approx(0.5, abs=0.08)
+    findings = {finding["finding"]: finding for finding in container["findings"]}
+    assert findings["under_provisioned"]["resource"] == "cpu"
+    assert findings["under_provisioned"]["cpu_cores"] == pytest.approx(-0.4, abs=0.08)
+    assert findings["throttled"]["share"] > 0.5
+    store.close()

@@ -2,7 +2,7 @@
 recommendations and findings (`rightsizing`), from the store's usage sketches; and
 /api/rightsize/<namespace>/<kind>/<name>: one workload, with each of its pods."""
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import fields
 
 import msgspec
@@ -23,6 +23,7 @@ DEFAULT_WINDOW = 7 * 86400
 TIME_PARAMETERS = ("window", "start", "end")
 KNOBS = tuple(knob.name for knob in fields(rightsizing.Strategy))
 CURRENT = ("cpu_request_cores", "cpu_limit_cores", "memory_request_bytes", "memory_limit_bytes")
+REQUESTS = ("cpu_request_cores", "memory_request_bytes")
 RUNNING = 60  # seconds: a workload's pods seen this close to its newest are its replicas now
 
 
@@ -128,7 +129,11 @@ def _items(start, end, strategy, namespace=None, workload=None) -> list[dict]:
         for by_name in groups.values()
         for members in by_name.values()
     ]
-    current = dict(zip((c.id for c in newest), _current(newest), strict=True))
+    alone = {
+        uid for uid, count in Counter(c.identity["uid"] for c in containers).items() if count == 1
+    }
+    by_uid = {pod.identity["uid"]: pod for pod in pods}
+    current = dict(zip((c.id for c in newest), _current(newest, by_uid, alone), strict=True))
     items = []
     for key in sorted(groups):
         namespace_name, kind, name = key
@@ -166,10 +171,26 @@ def _items(start, end, strategy, namespace=None, workload=None) -> list[dict]:
     return items
 
 
-def _current(containers: list[Entity]) -> list[dict]:
-    """Each container's newest requests and limits, None where unset."""
-    latest = _store().latest(containers, CURRENT)
-    return [dict(zip(CURRENT, (row["metrics"][n] for n in CURRENT), strict=True)) for row in latest]
+def _current(containers: list[Entity], pods: dict[str, Entity], alone: set[str]) -> list[dict]:
+    """Each container's newest requests and limits, None where unset; for a pod's only
+    container (its pod's uid in `alone`), its pod's requests where the agent knew only those
+    (from crictl, a pod's CPU request is its sandbox's CPU shares: its containers' are not
+    told)."""
+    found = [
+        dict(zip(CURRENT, (row["metrics"][name] for name in CURRENT), strict=True))
+        for row in _store().latest(containers, CURRENT)
+    ]
+    lone = [
+        (at, pods[container.identity["uid"]])
+        for at, container in enumerate(containers)
+        if container.identity["uid"] in alone and None in (found[at][name] for name in REQUESTS)
+    ]
+    latest = _store().latest([pod for _, pod in lone], REQUESTS)
+    for (at, _), row in zip(lone, latest, strict=True):
+        for name in REQUESTS:
+            if found[at][name] is None:
+                found[at][name] = row["metrics"][name]
+    return found
 
 
 def _pods(start, end, strategy, pods: list[Entity]) -> list[dict]:
