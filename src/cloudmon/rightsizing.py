@@ -172,6 +172,39 @@ def recommend(
     return figures
 
 
+def autoscaling(autoscaler: dict, container: str | None, figures: dict) -> list[str]:
+    """What a HorizontalPodAutoscaler of the workload (`autoscalers.parse_autoscalers`) does
+    with a container's recommended requests: for each resource it scales on that concerns the
+    container (its own, or its pod's), a sentence."""
+    said = []
+    recommended = figures["recommendation"] or {}
+    for metric in autoscaler["resources"]:
+        resource, scope = metric["resource"], metric["container"]
+        if resource not in ("cpu", "memory") or scope not in (None, container):
+            continue
+        whose = f"container {scope}'s" if scope else "the pods'"
+        name = autoscaler["name"]
+        if metric["type"] != "Utilization":
+            said.append(
+                f"{name} scales on {whose} {resource} at {metric['value']} a pod: the"
+                f" {resource} request does not change when it adds replicas"
+            )
+            continue
+        unit = "cpu_request_cores" if resource == "cpu" else "memory_request_bytes"
+        show = _quantity_cores if resource == "cpu" else _quantity_bytes
+        now, then = figures[resource]["request"], recommended.get(unit)
+        share = metric["value"] / 100
+        sentence = f"{name} adds replicas when {whose} {resource} passes {metric['value']} % of"
+        sentence += " the request"
+        if now is not None:
+            sentence += f": at {show(now * share)} a pod now"
+        if then is not None and now is not None and then != now:
+            sooner = "sooner, at less load" if then < now else "later, at more load"
+            sentence += f", at {show(then * share)} with the recommended request ({sooner})"
+        said.append(sentence)
+    return said
+
+
 def findings(figures: dict, replicas: int, strategy: Strategy) -> list[dict]:
     """What is wrong with a container's requests and limits, each with what it costs or
     risks: `cpu_cores` and `memory_bytes` that could be released (over-provisioned: as

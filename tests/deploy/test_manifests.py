@@ -17,6 +17,7 @@ from cloudmon.agent.main import run_agent
 from cloudmon.agent.metadata import apiserver
 from cloudmon.agent.metadata.quantity import memory_bytes as parse_quantity
 from cloudmon.cli import main as cli
+from cloudmon.server import autoscalers
 from cloudmon.server.app import create_app
 from cloudmon.sizes import parse_size
 from cloudmon.storage import open_storage
@@ -302,6 +303,29 @@ def test_rbac_is_exactly_what_the_metadata_source_calls(monkeypatch):
     assert "nodes" not in yaml.safe_dump(role)
 
 
+def test_server_rbac_is_exactly_what_right_sizing_calls():
+    role = find(DOCS, "ClusterRole", "cloudmon-server")
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    group, version, resource = autoscalers.PATH.removeprefix("/apis/").split("/")
+    assert version == "v2"
+    assert granted == {(group, resource, "list")}
+    binding = find(DOCS, "ClusterRoleBinding", "cloudmon-server")
+    assert binding["roleRef"]["name"] == "cloudmon-server"
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": SERVER_POD["serviceAccountName"],
+            "namespace": "cloudmon",
+        }
+    ]
+
+
 def quantity(text: str | int) -> float:
     units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
     text = str(text)
@@ -453,7 +477,8 @@ def test_server_runs_as_the_images_non_root_user():
     assert (
         security["allowPrivilegeEscalation"] is False and security["readOnlyRootFilesystem"] is True
     )
-    assert SERVER_POD["automountServiceAccountToken"] is False
+    # Its token may list HorizontalPodAutoscalers and nothing else (test_server_rbac...).
+    assert SERVER_POD["automountServiceAccountToken"] is True
     assert "/tmp" in mounts(SERVER_POD, SERVER)
     requests = {k: quantity(v) for k, v in SERVER["resources"]["requests"].items()}
     limits = {k: quantity(v) for k, v in SERVER["resources"]["limits"].items()}

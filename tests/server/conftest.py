@@ -1,10 +1,16 @@
+import json
+
 import pytest
 from fixtures.prometheus import STORES, mark_differences, prometheus  # noqa: F401
+from fixtures.rightsizing import bodies
 from fixtures.victoriametrics import victoriametrics  # noqa: F401
 from server_payloads import T0, Clock
 
+from cloudmon import payload as wire
 from cloudmon.server.app import create_app
 from cloudmon.storage.sqlite import SqliteStorage
+
+RIGHTSIZE_HOUR = 1_764_097_200  # an hour's start: the right-sizing workloads' first
 
 # Where the server on the Prometheus store must answer otherwise, on either engine, and why.
 REPORTED_AGAIN = (
@@ -64,3 +70,19 @@ def post(client):
         return response
 
     return send
+
+
+@pytest.fixture(scope="module")
+def rightsize_client(tmp_path_factory):
+    """A client of the app on a store holding the right-sizing workloads' two hours
+    (`fixtures.rightsizing`), rolled up."""
+    clock = Clock(RIGHTSIZE_HOUR)
+    store = SqliteStorage(tmp_path_factory.mktemp("rightsize") / "store.db", clock=clock)
+    for body in bodies(RIGHTSIZE_HOUR):
+        clock.now = body["timestamp"]
+        store.write(wire.decode(json.dumps([body]).encode()))
+    clock.now = RIGHTSIZE_HOUR + 3 * 3600 + 200
+    store.roll_up()
+    app = create_app({"CLOUDMON_STORAGE": store, "CLOUDMON_NOW": clock})
+    yield app.test_client()
+    store.close()

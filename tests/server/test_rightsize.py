@@ -1,8 +1,7 @@
-"""GET /api/rightsize: workloads whose usage the test controls (`fixtures.rightsizing`),
-stored through ingest and rolled up by the upkeep, are recommended what the strategy says,
-within the sketches' accuracy."""
+"""GET /api/rightsize: workloads whose usage the test controls (`fixtures.rightsizing`, in
+the store of conftest's `rightsize_client`), stored through ingest and rolled up by the
+upkeep, are recommended what the strategy says, within the sketches' accuracy."""
 
-import json
 import math
 
 import numpy as np
@@ -12,49 +11,22 @@ from fixtures.rightsizing import (
     MINUTES,
     WORKLOADS,
     MiB,
-    bodies,
     expected_cpu,
     growing,
 )
 
-from cloudmon import payload as wire
 from cloudmon.server.app import create_app
-from cloudmon.storage.sqlite import SqliteStorage
 from cloudmon.storage.usage import ACCURACY
 
-H0 = 1_764_097_200  # an hour's start
 
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    clock = Clock(H0)
-    store = SqliteStorage(tmp_path_factory.mktemp("rightsize") / "store.db", clock=clock)
-    for body in bodies(H0):
-        clock.now = body["timestamp"]
-        store.write(wire.decode(json.dumps([body]).encode()))
-    clock.now = H0 + 3 * 3600 + 200
-    store.roll_up()
-    app = create_app({"CLOUDMON_STORAGE": store, "CLOUDMON_NOW": clock})
-    yield app.test_client()
-    store.close()
-
-
-def items(client, query=""):
-    answer = client.get(f"/api/rightsize?window=1d{query}")
+def items(rightsize_client, query=""):
+    answer = rightsize_client.get(f"/api/rightsize?window=1d{query}")
     assert answer.status_code == 200, answer.get_json()
     return {item["workload"]: item for item in answer.get_json()["items"]}, answer.get_json()
 
 
-def test_recommendations_are_what_the_strategy_says(client):
-    found, _ = items(client)
+def test_recommendations_are_what_the_strategy_says(rightsize_client):
+    found, _ = items(rightsize_client)
     for name in ("steady", "bursty", "growing", "idle", "leak", "rollout", "batch"):
         kind, pods, memory, _ = WORKLOADS[name]
         (container,) = found[name]["containers"]
@@ -74,8 +46,8 @@ def test_recommendations_are_what_the_strategy_says(client):
     assert found["leak"]["containers"][0]["memory"]["max"] == (200 + MINUTES - 1) * MiB
 
 
-def test_figures_are_the_pods_percentiles(client):
-    found, _ = items(client)
+def test_figures_are_the_pods_percentiles(rightsize_client):
+    found, _ = items(rightsize_client)
     cpu = found["growing"]["containers"][0]["cpu"]
     values = np.array([growing(minute) for minute in range(MINUTES)])
     for name, q in (("p50", 50), ("p95", 95), ("p99", 99)):
@@ -85,8 +57,8 @@ def test_figures_are_the_pods_percentiles(client):
     assert found["growing"]["containers"][0]["minutes"] == {"cpu": MINUTES, "memory": MINUTES}
 
 
-def test_findings_and_their_sums(client):
-    found, answer = items(client)
+def test_findings_and_their_sums(rightsize_client):
+    found, answer = items(rightsize_client)
 
     def findings(name):
         return {f["finding"]: f for f in found[name]["containers"][0]["findings"]}
@@ -107,17 +79,17 @@ def test_findings_and_their_sums(client):
     assert answer["summary"]["namespaces"].keys() == {"shop", "jobs"}
 
 
-def test_not_enough_data_is_an_answer(client):
-    found, _ = items(client)
+def test_not_enough_data_is_an_answer(rightsize_client):
+    found, _ = items(rightsize_client)
     (container,) = found["young"]["containers"]
     assert container["recommendation"] is None
     assert container["reason"] == "not enough data: 30 minutes of the 100 needed"
-    found, _ = items(client, "&min_points=20")
+    found, _ = items(rightsize_client, "&min_points=20")
     assert found["young"]["containers"][0]["recommendation"] is not None
 
 
-def test_patches_only_where_a_spec_can_change(client):
-    found, _ = items(client)
+def test_patches_only_where_a_spec_can_change(rightsize_client):
+    found, _ = items(rightsize_client)
     patch = found["steady"]["patch"]
     (container,) = patch["patch"]["spec"]["template"]["spec"]["containers"]
     assert container["name"] == "main"
@@ -128,23 +100,23 @@ def test_patches_only_where_a_spec_can_change(client):
     assert found["young"]["patch"] is None  # nothing to recommend yet
 
 
-def test_one_workload_with_its_pods(client):
-    answer = client.get("/api/rightsize/shop/Deployment/rollout?window=1d")
+def test_one_workload_with_its_pods(rightsize_client):
+    answer = rightsize_client.get("/api/rightsize/shop/Deployment/rollout?window=1d")
     assert answer.status_code == 200
     body = answer.get_json()
     assert body["workload"] == "rollout" and body["pods"] == 2
     pods = {pod["name"]: pod for pod in body["pods_usage"]}
     assert pods["rollout-a"]["cpu"]["p95"] == pytest.approx(0.5, rel=ACCURACY)
     assert pods["rollout-b"]["minutes"]["cpu"] == MINUTES - 60
-    missing = client.get("/api/rightsize/shop/Deployment/nothing?window=1d")
+    missing = rightsize_client.get("/api/rightsize/shop/Deployment/nothing?window=1d")
     assert missing.status_code == 404
     assert missing.get_json() == {
         "error": "workload Deployment shop/nothing: no usage in the window"
     }
 
 
-def test_knobs_change_the_recommendation(client):
-    found, _ = items(client, "&cpu_percentile=50&memory_buffer=0&cpu_limit_factor=2")
+def test_knobs_change_the_recommendation(rightsize_client):
+    found, _ = items(rightsize_client, "&cpu_percentile=50&memory_buffer=0&cpu_limit_factor=2")
     recommended = found["growing"]["containers"][0]["recommendation"]
     assert recommended["cpu_request_cores"] == pytest.approx(
         expected_cpu(WORKLOADS["growing"][1], 50), rel=ACCURACY, abs=0.001
@@ -163,8 +135,8 @@ def test_knobs_change_the_recommendation(client):
         ("window=7x", None),
     ],
 )
-def test_bad_parameters_are_named(client, query, error):
-    answer = client.get(f"/api/rightsize?{query}")
+def test_bad_parameters_are_named(rightsize_client, query, error):
+    answer = rightsize_client.get(f"/api/rightsize?{query}")
     assert answer.status_code == 400
     if error is not None:
         assert answer.get_json() == {"error": error}
@@ -174,7 +146,10 @@ def test_bad_parameters_are_named(client, query, error):
 
 def test_a_store_without_usage_says_so():
     app = create_app(
-        {"CLOUDMON_STORAGE": "prometheus+http://127.0.0.1:9/", "CLOUDMON_NOW": lambda: H0}
+        {
+            "CLOUDMON_STORAGE": "prometheus+http://127.0.0.1:9/",
+            "CLOUDMON_NOW": lambda: 1_764_097_200,
+        }
     )
     answer = app.test_client().get("/api/rightsize")
     assert answer.status_code == 501

@@ -16,12 +16,14 @@ from cloudmon.server import (
     query,
     rightsize,
 )
+from cloudmon.server.autoscalers import Autoscalers
 from cloudmon.server.state import ServerState
 from cloudmon.storage import Storage, open_storage
 from cloudmon.storage.base import RETENTION
 
 DEFAULT_STORAGE = "sqlite:///data/cloudmon.db"
 MAX_BODY = 16 * 1024 * 1024  # contract section 4: 16 MiB, also after decompression
+IN_CLUSTER = "in-cluster"
 
 
 DEFAULTS = {
@@ -33,6 +35,9 @@ DEFAULTS = {
     "CLOUDMON_RETENTION": RETENTION,  # seconds each resolution is kept
     "CLOUDMON_UPKEEP_EVERY": None,  # seconds between rollups and deletions; None: not here
     "CLOUDMON_STORAGE_OPTIONS": {},  # more keyword arguments of the backend
+    # HorizontalPodAutoscalers right-sizing reads (`autoscalers.Autoscalers`); IN_CLUSTER:
+    # the cluster's the server runs in, none outside one.
+    "CLOUDMON_AUTOSCALERS": IN_CLUSTER,
 }
 
 
@@ -51,6 +56,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             clock=app.config["CLOUDMON_NOW"],
             **app.config["CLOUDMON_STORAGE_OPTIONS"],
         )
+    if app.config["CLOUDMON_AUTOSCALERS"] is IN_CLUSTER:
+        app.config["CLOUDMON_AUTOSCALERS"] = Autoscalers.in_cluster()
     server_state = ServerState(storage)
     server_state.registry.register(exposition.LatestCollector(storage, app.config["CLOUDMON_NOW"]))
     app.extensions["cloudmon"] = server_state

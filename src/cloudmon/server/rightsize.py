@@ -79,7 +79,22 @@ def _parameters(filters: tuple[str, ...]) -> tuple[float, float, rightsizing.Str
 
 
 def _head(start: float, end: float, strategy: rightsizing.Strategy) -> dict:
-    return {"start": start, "end": end, "accuracy": ACCURACY, "strategy": strategy.as_dict()}
+    _, unknown = _autoscalers()
+    return {
+        "start": start,
+        "end": end,
+        "accuracy": ACCURACY,
+        "strategy": strategy.as_dict(),
+        "autoscalers": {"known": unknown is None, "reason": unknown},
+    }
+
+
+def _autoscalers():
+    """The autoscalers by workload and None, or None and why they are unknown."""
+    source = current_app.config["CLOUDMON_AUTOSCALERS"]
+    if source is None:
+        return None, "the server runs outside a cluster (no service account)"
+    return source.lookup()
 
 
 def _store() -> UsageHistory:
@@ -102,6 +117,7 @@ def _workload_of(pod: Entity) -> tuple[str, str, str]:
 def _items(start, end, strategy, namespace=None, workload=None) -> list[dict]:
     """The workloads' items, ordered by namespace, kind and name."""
     storage = _store()
+    autoscalers, _ = _autoscalers()
     since = bucket_of(start)
     filters = {} if namespace is None else {"namespace": namespace}
     pods = [
@@ -164,6 +180,13 @@ def _items(start, end, strategy, namespace=None, workload=None) -> list[dict]:
                 strategy,
             )
             item["containers"].append({"name": container_name} | figures)
+        autoscaler = None if autoscalers is None else autoscalers.get(key)
+        item["autoscaler"] = autoscaler
+        for container in item["containers"]:
+            if autoscaler is not None:
+                container["autoscaling"] = rightsizing.autoscaling(
+                    autoscaler, container["name"], container
+                )
         item["patch"] = rightsizing.patch(item)
         if workload is not None:
             item["pods_usage"] = _pods(start, end, strategy, pods)
