@@ -156,3 +156,22 @@ def test_a_store_without_usage_says_so():
     assert answer.get_json() == {
         "error": "right-sizing needs the embedded store (sqlite://): this store keeps no usage"
     }
+
+
+def test_one_workload_is_exact_where_the_raw_samples_are_held(rightsize_client):
+    values = np.array([growing(minute) for minute in range(MINUTES)])
+    truth = dict(zip(("p50", "p95", "p99"), np.percentile(values, (50, 95, 99), method="lower")))
+    url = "/api/rightsize/shop/Deployment/growing"
+    exact = rightsize_client.get(f"{url}?window=1d").get_json()
+    assert (exact["percentiles"], exact["accuracy"]) == ("exact", 0.0)
+    cpu = exact["containers"][0]["cpu"]
+    assert {name: cpu[name] for name in truth} == pytest.approx(truth, rel=1e-12)
+    assert exact["pods_usage"][0]["cpu"]["p95"] == pytest.approx(truth["p95"], rel=1e-12)
+    # A window reaching past the raw samples' retention (a day): the sketches answer.
+    sketched = rightsize_client.get(f"{url}?window=3d").get_json()
+    assert (sketched["percentiles"], sketched["accuracy"]) == ("sketched", ACCURACY)
+    cpu = sketched["containers"][0]["cpu"]
+    assert {name: cpu[name] for name in truth} == pytest.approx(truth, rel=ACCURACY)
+    assert {name: cpu[name] for name in truth} != pytest.approx(truth, rel=1e-9)
+    _, answer = items(rightsize_client)
+    assert answer["percentiles"] == "sketched"

@@ -3,7 +3,7 @@ recommendations and findings (`rightsizing`), from the store's usage sketches; a
 /api/rightsize/<namespace>/<kind>/<name>: one workload, with each of its pods."""
 
 from collections import Counter, defaultdict
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import msgspec
 import numpy as np
@@ -13,7 +13,7 @@ from cloudmon import rightsizing
 from cloudmon.server import auth, timeparams
 from cloudmon.server.errors import ApiError
 from cloudmon.server.state import state
-from cloudmon.storage.base import Entity, UsageHistory, bucket_of
+from cloudmon.storage.base import BUCKET, Entity, Span, UsageHistory, bucket_of
 from cloudmon.storage.model import EntityKind
 from cloudmon.storage.usage import ACCURACY
 
@@ -59,7 +59,7 @@ def workload(namespace: str, kind: str, name: str):
     items = _items(start, end, strategy, namespace=namespace, workload=(kind, name))
     if not items:
         raise ApiError(404, f"workload {kind} {namespace}/{name}: no usage in the window")
-    body = _head(start, end, strategy) | items[0]
+    body = _head(start, end, strategy, _exact(start)) | items[0]
     return Response(msgspec.json.encode(body), mimetype="application/json")
 
 
@@ -78,12 +78,60 @@ def _parameters(filters: tuple[str, ...]) -> tuple[float, float, rightsizing.Str
     return start, end, strategy
 
 
-def _head(start: float, end: float, strategy: rightsizing.Strategy) -> dict:
+def _exact(start: float) -> bool:
+    """Whether a window's percentiles are exact: those of one workload, where the store still
+    holds the raw samples of the whole window."""
+    held = current_app.config["CLOUDMON_NOW"]() - current_app.config["CLOUDMON_RETENTION"][BUCKET]
+    return start >= held
+
+
+def _exactly(entities, start, end, strategy, sketched: list) -> tuple[list, np.ndarray]:
+    """The usages of entities with their percentiles, maxima and minutes taken exactly from
+    the 1 min figures the store answers (each minute's average CPU, its largest working set),
+    the counters' increases from the sketches; and each one's CPU at the percentile."""
+    storage = _store()
+    cpu = storage.series(entities, ["cpu_cores"], Span(start, end, 60, "avg"))
+    memory = storage.series(entities, ["memory_working_set_bytes"], Span(start, end, 60, "max"))
+    qs = (50, 95, 99, strategy.cpu_percentile)
+    found, at_percentile = [], []
+    for usage, cpu_series, memory_series in zip(sketched, cpu, memory, strict=True):
+        cores = _present(cpu_series["cpu_cores"])
+        memory_bytes = _present(memory_series["memory_working_set_bytes"])
+        cpu_figures = _percentiles(cores, qs)
+        found.append(
+            replace(
+                usage,
+                minutes=(len(cores), len(memory_bytes)),
+                cpu=(*cpu_figures[:3], _largest(cores)),
+                memory=(*_percentiles(memory_bytes, (50, 95)), _largest(memory_bytes)),
+            )
+        )
+        at_percentile.append(np.nan if cpu_figures[3] is None else cpu_figures[3])
+    return found, np.array(at_percentile)
+
+
+def _present(values: list) -> np.ndarray:
+    return np.array([value for value in values if value is not None], dtype=float)
+
+
+def _percentiles(values: np.ndarray, qs) -> tuple:
+    """numpy's percentiles (method "lower": a value that was), None each where there is none."""
+    if not len(values):
+        return (None,) * len(qs)
+    return _figures(np.percentile(values, qs, method="lower"))
+
+
+def _largest(values: np.ndarray) -> float | None:
+    return float(values.max()) if len(values) else None
+
+
+def _head(start: float, end: float, strategy: rightsizing.Strategy, exact=False) -> dict:
     _, unknown = _autoscalers()
     return {
         "start": start,
         "end": end,
-        "accuracy": ACCURACY,
+        "percentiles": "exact" if exact else "sketched",
+        "accuracy": 0.0 if exact else ACCURACY,
         "strategy": strategy.as_dict(),
         "autoscalers": {"known": unknown is None, "reason": unknown},
     }
@@ -135,6 +183,10 @@ def _items(start, end, strategy, namespace=None, workload=None) -> list[dict]:
     found, days = storage.usage(EntityKind.CONTAINER, start, end, ids)
     row_of = {eid: row for row, eid in enumerate(found)}
     usages, at_percentile = _usages(days, strategy)
+    if workload is not None and _exact(start):
+        by_id = {container.id: container for container in containers}
+        entities = [by_id[eid] for eid in found]
+        usages, at_percentile = _exactly(entities, start, end, strategy, usages)
     groups: dict[tuple, dict[str | None, list[Entity]]] = defaultdict(lambda: defaultdict(list))
     for container in containers:
         if container.id in row_of:
@@ -221,6 +273,8 @@ def _pods(start, end, strategy, pods: list[Entity]) -> list[dict]:
     found, days = _store().usage(EntityKind.POD, start, end, [pod.id for pod in pods])
     usages, _ = _usages(days, strategy)
     by_id = {pod.id: pod for pod in pods}
+    if _exact(start):
+        usages, _ = _exactly([by_id[eid] for eid in found], start, end, strategy, usages)
     answer = []
     for eid, usage in zip(found, usages, strict=True):
         identity = by_id[eid].identity
