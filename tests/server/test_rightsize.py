@@ -160,7 +160,8 @@ def test_a_store_without_usage_says_so():
 
 def test_one_workload_is_exact_where_the_raw_samples_are_held(rightsize_client):
     values = np.array([growing(minute) for minute in range(MINUTES)])
-    truth = dict(zip(("p50", "p95", "p99"), np.percentile(values, (50, 95, 99), method="lower")))
+    figures = np.percentile(values, (50, 95, 99), method="lower")
+    truth = dict(zip(("p50", "p95", "p99"), figures, strict=True))
     url = "/api/rightsize/shop/Deployment/growing"
     exact = rightsize_client.get(f"{url}?window=1d").get_json()
     assert (exact["percentiles"], exact["accuracy"]) == ("exact", 0.0)
