@@ -1,5 +1,6 @@
 """Command-line option types for values people write (durations, sizes), parsed by the
-same code as the server's parameters, with click's error when one is wrong."""
+same code as the server's parameters, with click's error when one is wrong; and the options
+the commands that ask the server (`top`, `rightsize`) share."""
 
 from collections.abc import Callable
 
@@ -27,3 +28,35 @@ class Parsed(click.ParamType):
 
 DURATION = Parsed("duration", parse_duration)  # as seconds
 SIZE = Parsed("size", parse_size)  # as bytes
+
+
+def namespaces(command):
+    """-n/--namespace and -A/--all-namespaces, as kubectl's."""
+    command = click.option(
+        "-A", "--all-namespaces", is_flag=True, help="All namespaces (the default without -n)."
+    )(command)
+    return click.option("-n", "--namespace", default=None, help="Only this namespace.")(command)
+
+
+def server_client(command):
+    """--server and --token-file: the server a command asks, and its read token."""
+    command = click.option(
+        "--token-file",
+        envvar="CLOUDMON_READ_TOKEN_FILE",
+        default=None,
+        type=click.Path(dir_okay=False, exists=True),
+        help="File holding the bearer token the server's read endpoints require.",
+    )(command)
+    return click.option(
+        "--server",
+        envvar="CLOUDMON_SERVER",
+        default="http://127.0.0.1:8080",
+        show_default=True,
+        help="Base URL of the cloudmon server.",
+    )(command)
+
+
+def one_namespace_choice(namespace: str | None, all_namespaces: bool) -> None:
+    """Refuse -n with -A."""
+    if namespace is not None and all_namespaces:
+        raise click.UsageError("give either -n/--namespace or -A/--all-namespaces")

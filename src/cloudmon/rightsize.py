@@ -9,6 +9,7 @@ from dataclasses import fields
 import click
 
 from cloudmon.client import get_json
+from cloudmon.options import namespaces, one_namespace_choice, server_client
 from cloudmon.rightsizing import KNOB_HELP, Strategy
 from cloudmon.tokens import read_token
 from cloudmon.top import cpu, memory, share, width_of
@@ -167,10 +168,7 @@ def _knob_options(command):
 
 
 @click.command("rightsize")
-@click.option("-n", "--namespace", default=None, help="Only this namespace.")
-@click.option(
-    "-A", "--all-namespaces", is_flag=True, help="All namespaces (the default without -n)."
-)
+@namespaces
 @click.option("--window", default="7d", show_default=True, help="The history used (1d, 7d, 30d).")
 @click.option(
     "-o",
@@ -182,25 +180,11 @@ def _knob_options(command):
     " workload's kubectl patch); csv a row per container of each workload.",
 )
 @_knob_options
-@click.option(
-    "--server",
-    envvar="CLOUDMON_SERVER",
-    default="http://127.0.0.1:8080",
-    show_default=True,
-    help="Base URL of the cloudmon server.",
-)
-@click.option(
-    "--token-file",
-    envvar="CLOUDMON_READ_TOKEN_FILE",
-    default=None,
-    type=click.Path(dir_okay=False, exists=True),
-    help="File holding the bearer token the server's read endpoints require.",
-)
+@server_client
 def rightsize(namespace, all_namespaces, window, output, server, token_file, **knobs):
     """Each workload's CPU and memory usage against its requests and limits, and
     recommendations (see the README for the strategy and its knobs)."""
-    if namespace is not None and all_namespaces:
-        raise click.UsageError("give either -n/--namespace or -A/--all-namespaces")
+    one_namespace_choice(namespace, all_namespaces)
     params = {"window": window} | {k: v for k, v in knobs.items() if v is not None}
     if namespace is not None:
         params["namespace"] = namespace

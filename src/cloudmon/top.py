@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from cloudmon.client import ServerError, get_json
-from cloudmon.options import DURATION
+from cloudmon.options import DURATION, namespaces, one_namespace_choice, server_client
 from cloudmon.tokens import read_token
 
 if TYPE_CHECKING:  # rich is loaded when `top` runs, so the agent's command line never loads it
@@ -358,10 +358,7 @@ def run_top(
 
 @click.command("top")
 @click.argument("kind", type=click.Choice(KINDS))
-@click.option("-n", "--namespace", default=None, help="Only this namespace.")
-@click.option(
-    "-A", "--all-namespaces", is_flag=True, help="All namespaces (the default without -n)."
-)
+@namespaces
 @click.option(
     "--sort",
     type=click.Choice(SORT_CHOICES),
@@ -396,24 +393,10 @@ def run_top(
     "CPU, memory and IO, OOM kills, restarts, the node's clock skew); json "
     "prints the API's items.",
 )
-@click.option(
-    "--server",
-    envvar="CLOUDMON_SERVER",
-    default="http://127.0.0.1:8080",
-    show_default=True,
-    help="Base URL of the cloudmon server.",
-)
-@click.option(
-    "--token-file",
-    envvar="CLOUDMON_READ_TOKEN_FILE",
-    default=None,
-    type=click.Path(dir_okay=False, exists=True),
-    help="File holding the bearer token the server's read endpoints require.",
-)
+@server_client
 def top(kind, namespace, all_namespaces, sort, window, watch, interval, output, server, token_file):
     """Current CPU, memory and network of nodes, pods, namespaces or deployments, with history."""
-    if namespace is not None and all_namespaces:
-        raise click.UsageError("give either -n/--namespace or -A/--all-namespaces")
+    one_namespace_choice(namespace, all_namespaces)
     if namespace is not None and kind == "nodes":
         raise click.UsageError("nodes have no namespace")
     token = read_token(token_file)

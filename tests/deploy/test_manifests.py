@@ -280,15 +280,20 @@ def metadata_calls(monkeypatch) -> set[tuple[str, str, str]]:
     return calls
 
 
-def test_rbac_is_exactly_what_the_metadata_source_calls(monkeypatch):
-    role = find(DOCS, "ClusterRole", "cloudmon-agent")
-    granted = {
+def grants(role: dict) -> set[tuple[str, str, str]]:
+    """(API group, resource, verb) of each thing a ClusterRole allows."""
+    return {
         (group, resource, verb)
         for rule in role["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
+
+
+def test_rbac_is_exactly_what_the_metadata_source_calls(monkeypatch):
+    role = find(DOCS, "ClusterRole", "cloudmon-agent")
+    granted = grants(role)
     called = metadata_calls(monkeypatch)
     # get on pods comes with list: a pod read by name is no more than the list shows.
     assert granted == called | {("", "pods", "get")}
@@ -305,13 +310,7 @@ def test_rbac_is_exactly_what_the_metadata_source_calls(monkeypatch):
 
 def test_server_rbac_is_exactly_what_right_sizing_calls():
     role = find(DOCS, "ClusterRole", "cloudmon-server")
-    granted = {
-        (group, resource, verb)
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
+    granted = grants(role)
     group, version, resource = autoscalers.PATH.removeprefix("/apis/").split("/")
     assert version == "v2"
     assert granted == {(group, resource, "list")}
