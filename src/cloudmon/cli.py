@@ -3,11 +3,13 @@
 import logging
 import socket
 import sys
+import time
+from pathlib import Path
 
 import click
 
 from cloudmon.agent import paths
-from cloudmon.options import DURATION, SIZE
+from cloudmon.options import DURATION, SIZE, TIME
 from cloudmon.rightsize import rightsize
 from cloudmon.top import top
 
@@ -374,6 +376,85 @@ def backup(destination: str, storage: str) -> None:
     except (ValueError, OSError, sqlite3.Error) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"{done.path}: {done.bytes / 2**20:.1f} MiB in {done.seconds:.1f} s")
+
+
+@main.command("export")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["seed-json"]),
+    default="seed-json",
+    show_default=True,
+    help="seed-json: the original system's nodes.json, pods.json, namespaces.json and"
+    " deployments.json (README: The seed-json files).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The directory to write the files into (made if missing).",
+)
+@click.option("--window", type=DURATION, help="The history from now minus this to now (7d).")
+@click.option("--start", type=TIME, help="The history from this time (unix seconds, RFC 3339).")
+@click.option("--end", type=TIME, help="... to this time (default now).")
+@click.option(
+    "--storage",
+    envvar="CLOUDMON_STORAGE",
+    default="sqlite:///data/cloudmon.db",
+    show_default=True,
+    help="The store to read, as the server's --storage names it.",
+)
+def export(file_format: str, out: Path, window, start, end, storage: str) -> None:
+    """Write the store's history as the original system's JSON files, an entry per entity and
+    10 s bucket."""
+    now = time.time()
+    if window is not None and (start is not None or end is not None):
+        raise click.UsageError("give either --window or --start/--end")
+    if window is None and start is None:
+        raise click.UsageError("give --window or --start")
+    start, end = (now - window, now) if window is not None else (start, end or now)
+    from cloudmon import seedjson
+    from cloudmon.storage import open_storage
+
+    store = open_storage(storage)
+    try:
+        written = seedjson.export(store, start, end, out)
+    finally:
+        store.close()
+    for name, count in written.items():
+        click.echo(f"{out / name}: {count} entries")
+
+
+@main.command("import")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--storage",
+    envvar="CLOUDMON_STORAGE",
+    default="sqlite:///data/cloudmon.db",
+    show_default=True,
+    help="The store to write into, as the server's --storage names it (the server may run).",
+)
+def import_files(directory: Path, storage: str) -> None:
+    """Store the original system's JSON files (or cloudmon's export) from DIRECTORY: all
+    validated first, nothing stored if one is wrong; then some payloads per transaction."""
+    from cloudmon import seedjson
+    from cloudmon.storage import open_storage
+    from cloudmon.storage.base import RETENTION, bucket_of
+
+    now = time.time()
+    try:
+        seed = seedjson.read(directory, bucket_of(now - max(RETENTION.values())), now + 60)
+    except seedjson.SeedError as error:
+        raise click.ClickException(f"nothing imported: {error}") from None
+    store = open_storage(storage)
+    try:
+        samples = seedjson.write(store, seed.payloads)
+    finally:
+        store.close()
+    read = ", ".join(f"{name} {count}" for name, count in seed.entries.items())
+    click.echo(
+        f"imported {len(seed.payloads)} node reports ({samples} values); entries read: {read}"
+    )
 
 
 main.add_command(top)

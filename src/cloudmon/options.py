@@ -6,19 +6,19 @@ from collections.abc import Callable
 
 import click
 
-from cloudmon.durations import parse_duration
+from cloudmon.durations import parse_duration, parse_time
 from cloudmon.sizes import parse_size
 
 
 class Parsed(click.ParamType):
     """An option whose text `parse` turns into a number (ValueError saying what is wrong)."""
 
-    def __init__(self, name: str, parse: Callable[[str], int]) -> None:
+    def __init__(self, name: str, parse: Callable[[str], float]) -> None:
         self.name = name
         self.parse = parse
 
-    def convert(self, value, param, ctx) -> int:
-        if isinstance(value, int):
+    def convert(self, value, param, ctx) -> float:
+        if isinstance(value, int | float):
             return value
         try:
             return self.parse(value)
@@ -28,6 +28,7 @@ class Parsed(click.ParamType):
 
 DURATION = Parsed("duration", parse_duration)  # as seconds
 SIZE = Parsed("size", parse_size)  # as bytes
+TIME = Parsed("time", parse_time)  # unix seconds or RFC 3339, as unix seconds
 
 
 def namespaces(command):

@@ -1,10 +1,8 @@
 """The time parameters every GET /api endpoint takes: window, start, end, step, agg, metrics."""
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from cloudmon import durations
 from cloudmon.server.errors import ApiError
@@ -14,8 +12,6 @@ TIME_PARAMETERS = ("window", "start", "end", "step", "agg", "metrics")
 MAX_POINTS = 1000  # the default step keeps a series at most at this many points
 MIN_POINTS = MAX_POINTS // 10  # and, from the coarsest resolution that allows it, this many
 POINT_LIMIT = 20_000  # a chosen step may give at most this many
-_UNIX = re.compile(r"^[0-9]+(\.[0-9]+)?$")
-_LATEST_TIME = durations.LONGEST  # unix seconds: in the year 5138
 
 
 @dataclass(frozen=True)
@@ -40,24 +36,10 @@ def parse_duration(name: str, text: str) -> int:
 
 def parse_time(name: str, text: str) -> float:
     """Unix seconds from unix seconds or an RFC 3339 time with an offset."""
-    text = text.strip()
-    if _UNIX.match(text):
-        if len(text.partition(".")[0]) > 12:
-            raise _bad(name, f"{text!r} is too large to be a time")
-        value = float(text)
-    else:
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            raise _bad(name, f"{text!r} is neither unix seconds nor an RFC 3339 time") from None
-        if moment.tzinfo is None:
-            raise _bad(name, f"{text!r} has no time zone offset (add Z or +00:00)")
-        value = moment.timestamp()
-    if value < 0:
-        raise _bad(name, f"{text!r} lies before 1970, the start of unix time")
-    if value > _LATEST_TIME:
-        raise _bad(name, f"{text!r} is too large to be a time")
-    return value
+    try:
+        return durations.parse_time(text)
+    except ValueError as error:
+        raise _bad(name, str(error)) from None
 
 
 def default_step(start: float, end: float) -> int:
