@@ -2,8 +2,8 @@
 // picker, auto-refresh, and the views.
 
 import { ApiError, Unreachable, get, setToken, timeParams } from "./api.js";
-import { rangeChart } from "./charts.js";
-import { columnFormatter, duration, formatter, time } from "./format.js";
+import { rangeChart, usageBars, usageLegend } from "./charts.js";
+import { columnFormatter, duration, formatter, percent, plain, time } from "./format.js";
 import { dataTable } from "./table.js";
 
 const REFRESH_MS = 10_000;
@@ -22,7 +22,7 @@ const pauseButton = document.getElementById("pause");
 const updated = document.getElementById("updated");
 
 let catalogue = {};
-let current = null; // {refresh(), route}
+let current = null; // {refresh(), every (ms), loadedAt (ms)}
 let paused = false;
 let busy = null; // the route whose refresh is running
 
@@ -109,9 +109,10 @@ async function refresh() {
   busy = route;
   try {
     await route.refresh();
+    route.loadedAt = Date.now();
     if (route === current) {
       if (status.classList.contains("error")) showStatus(null, "");
-      updated.textContent = `Updated ${new Date().toLocaleTimeString()} · ${paused ? "auto-refresh paused" : "refreshing every 10 s"}`;
+      updated.textContent = `Updated ${new Date().toLocaleTimeString()} · ${paused ? "auto-refresh paused" : `refreshing every ${every()}`}`;
     }
   } catch (error) {
     if (route === current) reportError(error);
@@ -120,15 +121,20 @@ async function refresh() {
   }
 }
 
+const every = () => duration((current ? current.every : REFRESH_MS) / 1000);
+
+// Each view every REFRESH_MS, or its own `every` if longer; one that failed on the next tick.
 setInterval(() => {
-  if (!paused && document.visibilityState === "visible") refresh();
+  if (paused || document.visibilityState !== "visible" || !current) return;
+  if (Date.now() - (current.loadedAt ?? 0) < current.every - REFRESH_MS / 2) return;
+  refresh();
 }, REFRESH_MS);
 
 pauseButton.addEventListener("click", () => {
   paused = !paused;
   pauseButton.textContent = paused ? "Resume" : "Pause";
   pauseButton.setAttribute("aria-pressed", String(paused));
-  updated.textContent = paused ? "Auto-refresh paused" : "Auto-refresh every 10 s";
+  updated.textContent = paused ? "Auto-refresh paused" : `Auto-refresh every ${every()}`;
 });
 document.getElementById("refresh").addEventListener("click", refresh);
 // The skip link's own #view would be taken for a route.
@@ -564,6 +570,8 @@ function deploymentPage(range, namespace, name) {
     ["Cluster", link("/")],
     [namespace, link(`/namespaces/${enc(namespace)}`)],
   ]);
+  const sizing = link(`/rightsize/${enc(namespace)}/Deployment/${enc(name)}`);
+  view.append(el("p", { class: "info" }, el("a", { href: sizing, text: "Right-sizing" }), " of its requests and limits"));
   const fillCards = cards(view, [["Pods", "pod_count"], ...WORKLOAD_CARDS]);
   const fillCharts = charts(view, [...WORKLOAD_CHARTS, ["Pods", ["pod_count"]]]);
   const base = `deployments/${enc(namespace)}/${enc(name)}`;
@@ -735,6 +743,489 @@ function containerPage(range, namespace, pod, name) {
   };
 }
 
+// ---- right-sizing ----
+
+// GET /api/rightsize reads the usage the upkeep sketches as it rolls each hour up: an answer
+// that changes hourly and costs seconds on a large cluster, asked for once a minute.
+const RIGHTSIZE_MS = 60_000;
+// The workloads a patch can change (rightsizing.patch); other kinds' pods' specs cannot be
+// changed in place.
+const PATCHED_KINDS = ["Deployment", "StatefulSet", "DaemonSet"];
+const RELEASED =
+  "Over-provisioned requests less the recommendations, times the replicas running now: what could be released";
+const MISSING = "Recommendations above the requests (under-provisioned), times the replicas running now: what is missing";
+const SUMS = [
+  ["CPU that could be released", "released_cpu_cores", "cores", RELEASED],
+  ["Memory that could be released", "released_memory_bytes", "bytes", RELEASED],
+  ["CPU missing", "missing_cpu_cores", "cores", MISSING],
+  ["Memory missing", "missing_memory_bytes", "bytes", MISSING],
+];
+// Each finding's name, and whether it wastes (reserved and unused), risks (contention,
+// throttling, OOM kills) or leaves a resource unset.
+const FINDINGS = {
+  over_provisioned: ["Over-provisioned", "waste"],
+  under_provisioned: ["Under-provisioned", "risk"],
+  near_memory_limit: ["Near memory limit", "risk"],
+  throttled: ["Throttled", "risk"],
+  oom_killed: ["OOM killed", "risk"],
+  no_cpu_request: ["No CPU request", "unset"],
+  no_memory_request: ["No memory request", "unset"],
+  no_memory_limit: ["No memory limit", "unset"],
+};
+const RESOURCES = {
+  cpu: { name: "CPU", short: "CPU", unit: "cores", figure: "cpu_cores" },
+  memory: { name: "Memory", short: "Mem", unit: "bytes", figure: "memory_bytes" },
+};
+const findingName = (name) => (FINDINGS[name] ? FINDINGS[name][0] : name.replaceAll("_", " "));
+const present = (value) => value !== null && value !== undefined;
+const utcDay = (seconds) => new Date(seconds * 1000).toISOString().slice(0, 10);
+const count = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
+const workloadLabel = (item) => `${item.workload_kind}/${item.workload}`;
+const rightsizeHref = (item) =>
+  link(`/rightsize/${enc(item.namespace)}/${enc(item.workload_kind)}/${enc(item.workload)}`);
+// The namespaces the last answer for every namespace had, offered by the namespace filter.
+const rightsizeNamespaces = new Set();
+
+// A finding in a few words, for a badge: "CPU over", "Mem under", "Near limit".
+function findingWords(finding) {
+  const resource = RESOURCES[finding.resource];
+  if (resource && finding.finding === "over_provisioned") return `${resource.short} over`;
+  if (resource && finding.finding === "under_provisioned") return `${resource.short} under`;
+  if (finding.finding === "near_memory_limit") return "Near limit";
+  return findingName(finding.finding);
+}
+
+// A finding in a sentence, with its figure and the risk it runs.
+function findingSentence(finding) {
+  const resource = RESOURCES[finding.resource];
+  let said = findingName(finding.finding);
+  if (resource && present(finding[resource.figure])) {
+    const figure = finding[resource.figure];
+    const amount = formatter(resource.unit)(Math.abs(figure));
+    said =
+      figure > 0
+        ? `${resource.name} over-provisioned: ${amount} could be released`
+        : `${resource.name} under-provisioned: ${amount} missing`;
+  } else if (finding.finding === "near_memory_limit") {
+    said = `Near the memory limit: its peak at ${percent(100 * finding.share)} of it`;
+  } else if (finding.finding === "throttled") {
+    said = `Throttled in ${percent(100 * finding.share)} of its CFS periods`;
+  } else if (finding.finding === "oom_killed") {
+    said = `OOM killed ${plain(finding.count)}×`;
+  }
+  return finding.risk ? `${said} — ${finding.risk}` : said;
+}
+
+function findingBadge(finding) {
+  const kind = FINDINGS[finding.finding] ? FINDINGS[finding.finding][1] : "risk";
+  const attrs = { class: `finding ${kind}`, "data-finding": finding.finding, title: findingSentence(finding) };
+  return el("span", { ...attrs, text: findingWords(finding) });
+}
+
+// A request or limit now and as recommended, in the column's format: "1000m → 260m", "128 →
+// 345 MiB"; once where it would not change or nothing is recommended. data-recommended holds
+// the recommendation ("" for none), absent where there is none.
+function nowAndThen(now, recommendation, name, format = formatter("")) {
+  const node = el("span", { class: "change" });
+  const nowNode = el("span", { class: "now", text: format(now) });
+  if (present(now)) nowNode.dataset.value = String(now);
+  node.append(nowNode);
+  if (!recommendation) return node;
+  const then = recommendation[name];
+  node.dataset.recommended = present(then) ? String(then) : "";
+  if (then === now) return node;
+  const thenNode = el("span", { class: "recommended", text: format(then) });
+  if (present(then)) thenNode.dataset.value = String(then);
+  const unit = nowNode.textContent.match(/ \D+$/);
+  if (unit && thenNode.textContent.endsWith(unit[0])) nowNode.textContent = nowNode.textContent.slice(0, -unit[0].length);
+  node.append(" → ", thenNode);
+  return node;
+}
+
+function nowAndThenTip(what, now, recommendation, name, format) {
+  const said = `${what} now: ${present(now) ? format(now) : "none"}`;
+  if (!recommendation) return said;
+  return `${said}; recommended: ${present(recommendation[name]) ? format(recommendation[name]) : "none"}`;
+}
+
+// A container's CPU and memory bars (usageBars), the recommended requests marked where asked.
+function containerBars(container, options) {
+  const { cpu, memory } = container;
+  const recommended = container.recommendation || {};
+  return usageBars(
+    [
+      { resource: "cpu", label: "CPU", ...cpu, recommended: recommended.cpu_request_cores, format: formatter("cores") },
+      { resource: "memory", label: "Mem", ...memory, recommended: recommended.memory_request_bytes, format: formatter("bytes") },
+    ],
+    options,
+  );
+}
+
+// A column of a request or limit, now and recommended.
+function changeColumn(id, title, resource, figure, recommended, unit, extra = {}) {
+  const now = (row) => row.container[resource][figure];
+  const what = `${RESOURCES[resource].name} ${figure}`;
+  return {
+    id,
+    title,
+    help: `${what} now → recommended`,
+    numeric: true,
+    unit,
+    value: now,
+    figures: (row) => [now(row), row.container.recommendation ? row.container.recommendation[recommended] : null],
+    cell: (row, format) => nowAndThen(now(row), row.container.recommendation, recommended, format),
+    tip: (row) => nowAndThenTip(what, now(row), row.container.recommendation, recommended, formatter(unit)),
+    ...extra,
+  };
+}
+
+function rightsizeColumns() {
+  const figure = (id, title, resource, name, unit, help, extra = {}) => ({
+    id,
+    title,
+    help,
+    numeric: true,
+    unit,
+    value: (row) => row.container[resource][name],
+    ...extra,
+  });
+  return [
+    {
+      id: "workload",
+      title: "Workload",
+      value: (row) => workloadLabel(row.item),
+      href: (row) => rightsizeHref(row.item),
+      filterable: true,
+    },
+    {
+      id: "namespace",
+      title: "Namespace",
+      value: (row) => row.item.namespace,
+      href: (row) => link("/rightsize", { namespace: row.item.namespace }),
+      filterable: true,
+      wide: true,
+    },
+    { id: "container", title: "Container", value: (row) => row.container.name, filterable: true, notPhone: true },
+    {
+      id: "pods",
+      title: "Pods",
+      help: "Pods in the window",
+      numeric: true,
+      wide: true,
+      value: (row) => row.item.pods,
+      tip: (row) => `${count(row.item.pods, "pod")} in the window, ${row.item.replicas} running now`,
+    },
+    figure("cpu_p95", "CPU p95", "cpu", "p95", "cores", "The 95th percentile of its 1 min CPU averages (its busiest pod's)", {
+      notPhone: true,
+    }),
+    changeColumn("cpu_request", "CPU request", "cpu", "request", "cpu_request_cores", "cores"),
+    changeColumn("cpu_limit", "CPU limit", "cpu", "limit", "cpu_limit_cores", "cores", { wide: true }),
+    figure("memory_max", "Memory max", "memory", "max", "bytes", "The largest 1 min maximum of its working set", { wide: true }),
+    changeColumn("memory_request", "Memory request", "memory", "request", "memory_request_bytes", "bytes"),
+    changeColumn("memory_limit", "Memory limit", "memory", "limit", "memory_limit_bytes", "bytes", { wide: true }),
+    figure("throttled", "Throttled", "cpu", "throttled_share", "ratio", "The share of its CFS periods throttled", { wide: true }),
+    {
+      id: "findings",
+      title: "Findings",
+      value: (row) => (row.container.recommendation ? row.container.findings.map(findingWords).join(", ") : "not enough data"),
+      cell: (row) => {
+        const { findings: found, recommendation } = row.container;
+        const node = el("span", { class: "findings" }, ...found.map(findingBadge));
+        if (!recommendation) node.prepend(el("span", { class: "finding nodata", text: "not enough data" }));
+        return node;
+      },
+      tip: (row) => [row.container.reason, ...row.container.findings.map(findingSentence)].filter(Boolean).join("\n"),
+      notPhone: true,
+    },
+    {
+      id: "usage",
+      title: "Usage",
+      help: "CPU and memory: p50 to p95, the maximum, the request and the limit (the key is under the table)",
+      notPhone: true,
+      cell: (row) => containerBars(row.container, { width: 120, labels: 22 }),
+    },
+  ];
+}
+
+// Cards of figures: [[title, key, unit, help]], marked data-`attribute`="key"; update(figures)
+// fills them.
+function figureCards(parent, items, attribute) {
+  const holder = el("div", { class: "cards" });
+  parent.append(holder);
+  const values = items.map(([title, key, unit, help]) => {
+    const value = el("span", { class: "value", text: "—" });
+    const card = el("div", { class: "card", [`data-${attribute}`]: key, title: help });
+    card.append(el("span", { class: "title", text: title }), value);
+    holder.append(card);
+    return [key, unit, value];
+  });
+  return (figures) => {
+    for (const [key, unit, value] of values) {
+      const v = figures[key];
+      value.textContent = formatter(unit)(v);
+      if (present(v)) value.dataset.value = String(v);
+      else delete value.dataset.value;
+    }
+  };
+}
+
+// The namespace filter: a select of "every namespace" and those known, kept in the URL as
+// ?namespace= (as the deployments' and pods' lists take it).
+function namespaceFilter(parent, chosen) {
+  const select = el("select", { "data-filter": "namespace" });
+  parent.append(el("div", { class: "filters" }, el("label", {}, "Namespace ", select)));
+  select.addEventListener("change", () => {
+    const { parts, params } = parseHash();
+    if (select.value) params.set("namespace", select.value);
+    else params.delete("namespace");
+    location.hash = `#/${parts.map(enc).join("/")}?${params}`;
+  });
+  return (names) => {
+    const wanted = ["", ...[...new Set([...names, ...(chosen ? [chosen] : [])])].sort()];
+    if (JSON.stringify([...select.options].map((o) => o.value)) === JSON.stringify(wanted)) return;
+    select.replaceChildren(...wanted.map((name) => el("option", { value: name, text: name || "every namespace" })));
+    select.value = chosen || "";
+  };
+}
+
+function rightsizeList(range, params) {
+  heading("Right-sizing", [["Cluster", link("/")]]);
+  const namespace = params.get("namespace");
+  const fillFilter = namespaceFilter(view, namespace);
+  fillFilter([]);
+  const info = el("p", { class: "info" });
+  view.append(info);
+  const fillSums = figureCards(view, SUMS, "sum");
+  const counts = el("div", { class: "cards counts" });
+  view.append(counts);
+  const containers = section("Containers");
+  const grid = dataTable(containers, {
+    name: "containers",
+    columns: rightsizeColumns(),
+    // The API's order: by namespace, then kind and name.
+    sort: params.get("sort") || "namespace",
+    filter: params.get("q"),
+    onState: remember,
+  });
+  grid.table.classList.add("rightsize");
+  containers.append(usageLegend());
+  const refresh = async () => {
+    const answer = await get("rightsize", { ...timeParams(range), ...(namespace ? { namespace } : {}) });
+    if (!namespace) {
+      rightsizeNamespaces.clear();
+      for (const name of Object.keys(answer.summary.namespaces)) rightsizeNamespaces.add(name);
+    }
+    fillFilter(rightsizeNamespaces);
+    const rows = answer.items.flatMap((item) => item.containers.map((container) => ({ item, container })));
+    info.textContent = rightsizeInfo(answer, `${count(answer.items.length, "workload")}, ${count(rows.length, "container")}`);
+    const { cluster } = answer.summary;
+    fillSums(cluster);
+    const names = [...new Set([...Object.keys(FINDINGS), ...Object.keys(cluster.findings)])];
+    const unsized = rows.filter((row) => !row.container.recommendation).length;
+    counts.replaceChildren(
+      ...names.map((name) => countCard(findingName(name), "finding", name, cluster.findings[name] ?? 0)),
+      countCard("Not enough data", "count", "not_enough_data", unsized),
+    );
+    grid.setRows(rows);
+  };
+  return { refresh, every: RIGHTSIZE_MS };
+}
+
+function countCard(title, attribute, key, number) {
+  const card = el("div", { class: number ? "card" : "card zero", [`data-${attribute}`]: key });
+  const value = el("span", { class: "value", "data-value": number, text: String(number) });
+  card.append(el("span", { class: "title", text: title }), value);
+  return card;
+}
+
+// What an answer covers and how its figures are made, after `first`.
+function rightsizeInfo(answer, first) {
+  const [from, to] = [utcDay(answer.start), utcDay(answer.end)];
+  const { strategy, autoscalers } = answer;
+  return [
+    first,
+    from === to ? `usage of the UTC day ${from}` : `usage of the UTC days ${from} to ${to}`,
+    `CPU request at the p${plain(strategy.cpu_percentile)} of 1 min averages`,
+    `memory at the peak + ${percent(100 * strategy.memory_buffer)}`,
+    `percentiles within ${percent(100 * answer.accuracy)}`,
+    autoscalers && !autoscalers.known && `autoscalers unknown: ${autoscalers.reason}`,
+  ]
+    .filter(Boolean)
+    .join(" · ");
+}
+
+function rightsizeWorkload(range, namespace, kind, name) {
+  heading(`${kind}/${name}`, [
+    ["Cluster", link("/")],
+    ["Right-sizing", link("/rightsize")],
+    [namespace, link("/rightsize", { namespace })],
+  ]);
+  const info = el("p", { class: "info" });
+  view.append(info);
+  const containers = section("Containers");
+  const holder = el("div");
+  containers.append(holder);
+  const patch = section("Patch");
+  const { params } = parseHash();
+  const pods = dataTable(section("Pods"), {
+    name: "pods",
+    columns: rightsizePodColumns(namespace),
+    sort: params.get("sort") || "name",
+    filter: params.get("q"),
+    onState: remember,
+  });
+  let shown = null; // the answer's JSON as shown: a refresh that changes nothing keeps a selection
+  const refresh = async () => {
+    const answer = await get(`rightsize/${enc(namespace)}/${enc(kind)}/${enc(name)}`, timeParams(range));
+    pods.setRows(answer.pods_usage || []);
+    const json = JSON.stringify({ ...answer, start: utcDay(answer.start), end: utcDay(answer.end) });
+    if (json === shown) return;
+    shown = json;
+    const scaler = answer.autoscaler;
+    const first = [`${kind} in ${namespace}`, `${count(answer.pods, "pod")} in the window, ${answer.replicas} running now`];
+    if (scaler) first.push(`scaled by ${scaler.name} (${scaler.min_replicas}–${scaler.max_replicas ?? "?"} replicas)`);
+    info.replaceChildren(rightsizeInfo(answer, first.join(" · ")));
+    if (kind === "Deployment") {
+      info.append(" · ", el("a", { href: link(`/deployments/${enc(namespace)}/${enc(name)}`), text: "its usage over time" }));
+    }
+    holder.replaceChildren(...answer.containers.map(containerSizing));
+    patch.replaceChildren(patch.firstChild, ...patchText(answer));
+  };
+  return { refresh, every: RIGHTSIZE_MS };
+}
+
+// A workload's patch, or why it has none.
+function patchText(item) {
+  if (item.patch) {
+    const note = item.patch.note;
+    return [
+      el("p", { class: "note", text: `${note.charAt(0).toUpperCase()}${note.slice(1)}.` }),
+      el("pre", { class: "patch", "data-patch": "" }, el("code", { text: item.patch.command })),
+    ];
+  }
+  const kind = item.workload_kind;
+  let why = `No patch for a ${kind}: its pods' specs cannot be changed in place.`;
+  if (PATCHED_KINDS.includes(kind)) why = "No patch: no container has a recommendation yet.";
+  else if (kind === "Pod") why = "No patch for a bare Pod: its spec cannot be changed in place.";
+  return [el("p", { class: "empty", "data-nopatch": "", text: why })];
+}
+
+// A container's figures, recommendation, findings and what its autoscaler does with them.
+function containerSizing(container) {
+  const label = `Container ${container.name ?? "without a name"}`;
+  const node = el("section", { class: "container", "data-container": container.name ?? "", "aria-label": label });
+  node.append(el("h3", { text: label }));
+  node.append(
+    el("div", { class: "bars-holder" }, containerBars(container, { width: 480, bar: 16, labels: 40, recommended: true })),
+    usageLegend({ recommended: true }),
+  );
+  node.append(figuresTable(container));
+  const { recommendation: r } = container;
+  if (r) {
+    const [cores, bytes] = [formatter("cores"), formatter("bytes")];
+    const cpuLimit = present(r.cpu_limit_cores) ? `CPU limit ${cores(r.cpu_limit_cores)}` : "no CPU limit";
+    const memory =
+      r.memory_request_bytes === r.memory_limit_bytes
+        ? `memory request and limit ${bytes(r.memory_request_bytes)}`
+        : `memory request ${bytes(r.memory_request_bytes)}, limit ${bytes(r.memory_limit_bytes)}`;
+    const said = `CPU request ${cores(r.cpu_request_cores)}, ${cpuLimit}; ${memory}`;
+    node.append(el("p", { class: "recommendation" }, el("strong", { text: "Recommended: " }), said));
+  } else {
+    node.append(el("p", { class: "warning", "data-reason": "" }, `No recommendation: ${container.reason}`));
+  }
+  const list = el("ul", { class: "findings" });
+  for (const finding of container.findings) {
+    list.append(el("li", { "data-finding": finding.finding }, findingBadge(finding), " ", findingSentence(finding)));
+  }
+  if (container.findings.length) node.append(list);
+  else if (r) node.append(el("p", { class: "info", text: "No findings: its requests and limits fit its usage." }));
+  for (const said of container.autoscaling || []) node.append(el("p", { class: "info", text: said }));
+  return node;
+}
+
+// A container's figures, a row per resource.
+function figuresTable(container) {
+  const { cpu, memory, minutes } = container;
+  const r = container.recommendation || {};
+  // One unit a row, as a table's column has: "1000m → 260m" beside "259m".
+  const cpuFigures = [cpu.p50, cpu.p95, cpu.p99, cpu.max, cpu.request, cpu.limit, r.cpu_request_cores, r.cpu_limit_cores];
+  const memoryFigures = [memory.p50, memory.p95, memory.max, memory.request, memory.limit, r.memory_request_bytes, r.memory_limit_bytes];
+  const [cores, bytes, ratio] = [columnFormatter("cores", cpuFigures), columnFormatter("bytes", memoryFigures), formatter("ratio")];
+  const valued = (value) => (present(value) ? { "data-value": value } : {});
+  const cell = (name, value, format) => el("td", { class: "num", "data-figure": name, ...valued(value), text: format(value) });
+  const change = (name, now, recommended, format) =>
+    el("td", { class: "num", "data-figure": name }, nowAndThen(now, container.recommendation, recommended, format));
+  const titles = ["", "p50", "p95", "p99", "max", "request", "limit", "", "minutes"];
+  const head = el("tr", {}, ...titles.map((text) => el("th", { scope: "col", text })));
+  const pressure = (text, value) => el("td", { class: "num", ...valued(value), text });
+  const rows = [
+    el(
+      "tr",
+      { "data-resource": "cpu" },
+      el("th", { scope: "row", text: "CPU" }),
+      cell("p50", cpu.p50, cores),
+      cell("p95", cpu.p95, cores),
+      cell("p99", cpu.p99, cores),
+      cell("max", cpu.max, cores),
+      change("request", cpu.request, "cpu_request_cores", cores),
+      change("limit", cpu.limit, "cpu_limit_cores", cores),
+      pressure(`${ratio(cpu.throttled_share)} throttled`, cpu.throttled_share),
+      cell("minutes", minutes.cpu, plain),
+    ),
+    el(
+      "tr",
+      { "data-resource": "memory" },
+      el("th", { scope: "row", text: "Memory" }),
+      cell("p50", memory.p50, bytes),
+      cell("p95", memory.p95, bytes),
+      el("td", { class: "num", text: "" }),
+      cell("max", memory.max, bytes),
+      change("request", memory.request, "memory_request_bytes", bytes),
+      change("limit", memory.limit, "memory_limit_bytes", bytes),
+      pressure(`peak at ${ratio(memory.limit_share)} of limit`, memory.limit_share),
+      cell("minutes", minutes.memory, plain),
+    ),
+  ];
+  const counters = `OOM kills ${formatter("")(container.oom_kills)} · restarts ${formatter("")(container.restarts)}`;
+  const table = el("table", { class: "figures" }, el("thead", {}, head), el("tbody", {}, ...rows));
+  return el("div", { class: "figures" }, table, el("p", { class: "info", text: counters }));
+}
+
+function rightsizePodColumns(namespace) {
+  const figure = (id, title, resource, name, unit, extra = {}) => ({
+    id,
+    title,
+    numeric: true,
+    unit,
+    value: (p) => p[resource][name],
+    ...extra,
+  });
+  return [
+    {
+      id: "name",
+      title: "Pod",
+      value: (p) => p.name ?? p.uid,
+      href: (p) => p.name !== null && link(`/pods/${enc(namespace)}/${enc(p.name)}`),
+      filterable: true,
+    },
+    nameColumn("node", "Node", nodeHref, { notPhone: true }),
+    {
+      id: "minutes",
+      title: "Minutes",
+      help: "Minutes of data in the window",
+      numeric: true,
+      value: (p) => p.minutes.cpu,
+      tip: (p) => `${p.minutes.cpu} minutes of CPU, ${p.minutes.memory} of memory`,
+    },
+    figure("cpu_p50", "CPU p50", "cpu", "p50", "cores", { wide: true }),
+    figure("cpu_p95", "CPU p95", "cpu", "p95", "cores"),
+    figure("cpu_max", "CPU max", "cpu", "max", "cores", { notPhone: true }),
+    figure("memory_p95", "Memory p95", "memory", "p95", "bytes", { wide: true }),
+    figure("memory_max", "Memory max", "memory", "max", "bytes"),
+    figure("throttled", "Throttled", "cpu", "throttled_share", "ratio", { wide: true }),
+  ];
+}
+
 // Each route's path: fixed words, and * for a name the view is given.
 const ROUTES = [
   [[], overview],
@@ -748,6 +1239,8 @@ const ROUTES = [
   [["pods"], podList],
   [["pods", "*", "*"], podPage],
   [["pods", "*", "*", "containers", "*"], containerPage],
+  [["rightsize"], rightsizeList],
+  [["rightsize", "*", "*", "*"], rightsizeWorkload],
 ];
 
 function match(parts) {
@@ -778,8 +1271,9 @@ function route() {
     current = null;
     return;
   }
-  const load = parts.length === 1 ? make(range, params) : make(range, ...args);
-  current = { refresh: load };
+  // A view gives its refresh(), or {refresh, every} to be refreshed less often.
+  const made = parts.length === 1 ? make(range, params) : make(range, ...args);
+  current = typeof made === "function" ? { refresh: made, every: REFRESH_MS } : made;
   document.title = `${parts.length ? parts.join(" / ") : "Cluster"} · cloudmon`;
   refresh();
 }

@@ -1,4 +1,5 @@
-// Range charts (uPlot) and the small per-row charts of tables (SVG polylines).
+// Range charts (uPlot), the small per-row charts of tables (SVG polylines) and bars of usage
+// against requests and limits (SVG).
 
 import { columnFormatter, formatter } from "./format.js";
 
@@ -139,4 +140,106 @@ export function sparkline(values, width = 96, height = 22) {
   svg.append(path);
   svg.dataset.points = String(values.filter((v) => v !== null).length);
   return svg;
+}
+
+const present = (value) => value !== null && value !== undefined;
+
+function svgElement(tag, attrs = {}) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+  return node;
+}
+
+// A triangle of `size` whose tip touches (x, y), pointing down (dir 1) or up (dir -1).
+function triangle(x, y, size, dir) {
+  const [left, right, base] = [x - size * 0.8, x + size * 0.8, y - dir * size].map((v) => v.toFixed(1));
+  return `M${left},${base}L${right},${base}L${x.toFixed(1)},${y.toFixed(1)}Z`;
+}
+
+// Usage against what bounds it: a bar per resource, each on its own scale from 0 to the
+// largest of its figures. p50 to p95 is filled, the maximum is a tick, the request a thin line
+// under a filled triangle (▼), the limit a thick wall, and the recommended request (where
+// `recommended`) a hollow triangle under the bar (△): shapes that differ besides their colours
+// (the range charts': usage blue, requests green, limits red). Hovering a bar gives its figures.
+// bars: [{resource, label, p50, p95, max, request, limit, recommended?, format}].
+export function usageBars(bars, { width = 144, bar = 9, labels = 26, recommended = false } = {}) {
+  const cap = Math.round(bar * 0.45) + 1; // room above a bar for the request's triangle
+  const below = recommended ? cap + 1 : 0;
+  const row = cap + bar + below + 3;
+  const svg = svgElement("svg", { width, height: row * bars.length, viewBox: `0 0 ${width} ${row * bars.length}` });
+  svg.classList.add("bars");
+  svg.setAttribute("role", "img");
+  const said = [];
+  bars.forEach((b, index) => {
+    const g = svgElement("g", { "data-resource": b.resource });
+    const top = index * row + cap;
+    const bottom = top + bar;
+    const figures = [b.p50, b.p95, b.max, b.request, b.limit, recommended ? b.recommended : null];
+    const scale = Math.max(0, ...figures.filter(present)) * 1.06 || 1;
+    const x = (value) => labels + (value / scale) * (width - labels - 4);
+    g.append(svgElement("text", { x: 0, y: (top + bottom) / 2, class: "label", "dominant-baseline": "central" }));
+    g.lastChild.textContent = b.label;
+    g.append(svgElement("rect", { x: labels, y: top, width: width - labels - 4, height: bar, class: "track" }));
+    const mark = (name, value) => {
+      if (present(value)) g.dataset[name] = String(value);
+      return present(value);
+    };
+    if (mark("p50", b.p50) && mark("p95", b.p95)) {
+      const span = Math.max(1.5, x(b.p95) - x(b.p50));
+      g.append(svgElement("rect", { x: x(b.p50).toFixed(1), y: top + 1, width: span.toFixed(1), height: bar - 2, class: "used" }));
+    }
+    if (mark("max", b.max)) {
+      g.append(svgElement("line", { x1: x(b.max).toFixed(1), x2: x(b.max).toFixed(1), y1: top + 1, y2: bottom - 1, class: "max" }));
+    }
+    if (mark("limit", b.limit)) {
+      const at = x(b.limit).toFixed(1);
+      g.append(svgElement("line", { x1: at, x2: at, y1: top - cap + 1, y2: bottom + 1, class: "limit" }));
+    }
+    if (mark("request", b.request)) {
+      const at = x(b.request);
+      g.append(svgElement("line", { x1: at.toFixed(1), x2: at.toFixed(1), y1: top, y2: bottom, class: "request" }));
+      g.append(svgElement("path", { d: triangle(at, top, cap - 0.5, 1), class: "request" }));
+    }
+    if (recommended && mark("recommended", b.recommended)) {
+      g.append(svgElement("path", { d: triangle(x(b.recommended), bottom + 1, cap - 0.5, -1), class: "recommended" }));
+    }
+    const f = b.format;
+    const text = present(b.max)
+      ? [
+          `${b.label}: p50 ${f(b.p50)}, p95 ${f(b.p95)}, max ${f(b.max)}`,
+          `request ${present(b.request) ? f(b.request) : "none"}`,
+          `limit ${present(b.limit) ? f(b.limit) : "none"}`,
+          ...(recommended ? [`recommended request ${present(b.recommended) ? f(b.recommended) : "none"}`] : []),
+        ].join("; ")
+      : `${b.label}: no usage`;
+    const title = svgElement("title");
+    title.textContent = text;
+    g.prepend(title);
+    said.push(text);
+    svg.append(g);
+  });
+  svg.setAttribute("aria-label", said.join(". "));
+  return svg;
+}
+
+// The key to usageBars: each mark drawn as the bars draw it, and what it stands for.
+export function usageLegend({ recommended = false } = {}) {
+  const p = document.createElement("p");
+  p.className = "legend";
+  const key = (text, ...marks) => {
+    const svg = svgElement("svg", { width: 14, height: 14, viewBox: "0 0 14 14", "aria-hidden": "true" });
+    svg.classList.add("bars");
+    svg.append(...marks);
+    p.append(svg, ` ${text} `);
+  };
+  key("p50 to p95", svgElement("rect", { x: 1, y: 3, width: 12, height: 8, class: "used" }));
+  key("max", svgElement("line", { x1: 7, x2: 7, y1: 2, y2: 12, class: "max" }));
+  key(
+    "request",
+    svgElement("line", { x1: 7, x2: 7, y1: 6, y2: 13, class: "request" }),
+    svgElement("path", { d: triangle(7, 6, 5, 1), class: "request" }),
+  );
+  key("limit", svgElement("line", { x1: 7, x2: 7, y1: 1, y2: 13, class: "limit" }));
+  if (recommended) key("recommended request", svgElement("path", { d: triangle(7, 3, 6, -1), class: "recommended" }));
+  return p;
 }

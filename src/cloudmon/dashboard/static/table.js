@@ -7,11 +7,13 @@ import { columnFormatter } from "./format.js";
 const ROW = 36; // px, as `.grid tbody tr` in style.css
 const OVERSCAN = 10;
 
-// columns: [{id, title, help?, value(row), label?(row), unit?, href?(row), spark?(row), numeric?,
-// wide?, notPhone?}]. The first column names the rows and takes the room the others leave. A
-// column with a unit shows all its figures in one unit, chosen from them; label(row) is the
-// text shown instead of the value, which the cell's tooltip gives whole. wide and notPhone
-// columns are hidden on narrow screens (style.css).
+// columns: [{id, title, help?, value(row), label?(row), unit?, href?(row), spark?(row), cell?(row,
+// format), figures?(row), tip?(row), numeric?, wide?, notPhone?}]. The first column names the
+// rows and takes the room the others leave. A column with a unit shows all its figures in one
+// unit, chosen from them (its values, or each row's figures(row) where a cell shows several);
+// label(row) is the text shown instead of the value, which the cell's tooltip gives whole;
+// cell(row, format) is the cell's content as a node, the value still sorting; tip(row) is the
+// cell's tooltip. wide and notPhone columns are hidden on narrow screens (style.css).
 export function dataTable(parent, { name, columns, sort, filter, onState }) {
   const tools = document.createElement("div");
   tools.className = "table-tools";
@@ -66,6 +68,7 @@ export function dataTable(parent, { name, columns, sort, filter, onState }) {
       th.append(button);
     } else {
       th.textContent = column.title;
+      if (column.help) th.title = column.help;
     }
     head.append(th);
   }
@@ -159,13 +162,15 @@ export function dataTable(parent, { name, columns, sort, filter, onState }) {
       if (column.wide) td.classList.add("wide");
       if (column.notPhone) td.classList.add("not-phone");
       if (column === columns[0]) td.classList.add("main");
+      const value = column.value ? column.value(row) : undefined;
+      if (column.numeric && value !== null && value !== undefined) td.dataset.value = String(value);
       if (column.spark) {
         td.append(sparkline(column.spark(row)));
+      } else if (column.cell) {
+        td.append(column.cell(row, formats.get(column.id)));
       } else {
-        const value = column.value(row);
         const format = formats.get(column.id);
         const shownText = column.label ? column.label(row) : format ? format(value) : (value ?? "—");
-        if (column.numeric && value !== null && value !== undefined) td.dataset.value = String(value);
         if (!column.numeric) td.title = value ?? shownText;
         const href = column.href && column.href(row);
         if (href) {
@@ -177,6 +182,7 @@ export function dataTable(parent, { name, columns, sort, filter, onState }) {
           td.textContent = shownText;
         }
       }
+      if (column.tip) td.title = column.tip(row);
       tr.append(td);
     }
     return tr;
@@ -218,7 +224,9 @@ export function dataTable(parent, { name, columns, sort, filter, onState }) {
     setRows(rows) {
       all = rows;
       formats = new Map(
-        columns.filter((c) => c.unit !== undefined).map((c) => [c.id, columnFormatter(c.unit, rows.map(c.value))]),
+        columns
+          .filter((c) => c.unit !== undefined)
+          .map((c) => [c.id, columnFormatter(c.unit, rows.flatMap(c.figures || ((row) => [c.value(row)])))]),
       );
       apply();
     },
