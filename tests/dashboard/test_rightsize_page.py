@@ -210,6 +210,9 @@ def test_a_workload_shows_its_patch_or_why_none(page, server):
     command = page.locator("pre[data-patch]")
     command.wait_for()
     assert command.inner_text() == answer["patch"]["command"]
+    # The raw samples cover the day's window: the figures are exact, and the page says so.
+    assert answer["percentiles"] == "exact"
+    assert "percentiles exact (the raw samples cover the window)" in page.inner_text("main")
     assert command.inner_text().startswith("kubectl -n shop patch deployment steady")
     note = answer["patch"]["note"]
     assert page.locator("p.note").inner_text() == f"{note[0].upper()}{note[1:]}."

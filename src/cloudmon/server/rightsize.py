@@ -7,7 +7,7 @@ from dataclasses import fields, replace
 
 import msgspec
 import numpy as np
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from cloudmon import rightsizing
 from cloudmon.server import auth, timeparams
@@ -68,7 +68,7 @@ def _parameters(filters: tuple[str, ...]) -> tuple[float, float, rightsizing.Str
     unknown = set(request.args) - allowed
     if unknown:
         raise ApiError(400, f"{sorted(unknown)[0]}: unknown parameter")
-    now = current_app.config["CLOUDMON_NOW"]()
+    now = g.now = current_app.config["CLOUDMON_NOW"]()  # the request's one moment
     span = timeparams.parse(request.args, now).span
     start, end = (now - DEFAULT_WINDOW, now) if span is None else (span.start, span.end)
     try:
@@ -81,8 +81,8 @@ def _parameters(filters: tuple[str, ...]) -> tuple[float, float, rightsizing.Str
 def _exact(start: float) -> bool:
     """Whether a window's percentiles are exact: those of one workload, where the store still
     holds the raw samples of the whole window."""
-    held = current_app.config["CLOUDMON_NOW"]() - current_app.config["CLOUDMON_RETENTION"][BUCKET]
-    return start >= held
+    first = -(-start // BUCKET) * BUCKET  # the window's first bucket
+    return first >= bucket_of(g.now - current_app.config["CLOUDMON_RETENTION"][BUCKET])
 
 
 def _exactly(entities, start, end, strategy, sketched: list) -> tuple[list, np.ndarray]:

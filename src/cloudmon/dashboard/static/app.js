@@ -1047,7 +1047,9 @@ function rightsizeInfo(answer, first) {
     from === to ? `usage of the UTC day ${from}` : `usage of the UTC days ${from} to ${to}`,
     `CPU request at the p${plain(strategy.cpu_percentile)} of 1 min averages`,
     `memory at the peak + ${percent(100 * strategy.memory_buffer)}`,
-    `percentiles within ${percent(100 * answer.accuracy)}`,
+    answer.percentiles === "exact"
+      ? "percentiles exact (the raw samples cover the window)"
+      : `percentiles within ${percent(100 * answer.accuracy)}`,
     autoscalers && !autoscalers.known && `autoscalers unknown: ${autoscalers.reason}`,
   ]
     .filter(Boolean)
