@@ -9,7 +9,7 @@ import time
 
 import pytest
 from fixtures.prometheus import store_url
-from fixtures.rightsizing import MEMORY_LIMIT, MiB, bodies
+from fixtures.rightsizing import MEMORY_LIMIT, MINUTES, MiB, bodies
 from fixtures.servers import ServerProcess, get_json, post_ingest, running_server
 from fixtures.victoriametrics import VictoriaMetricsProcess
 from livecluster import link_texts, screenshot, wait_rows
@@ -37,7 +37,9 @@ def server(tmp_path_factory):
             )
             assert status == 200, answer
         deadline = time.monotonic() + 120
-        while "steady" not in {item["workload"] for item in api(base)["items"]}:
+        while {
+            item["workload"]: item["containers"][0]["minutes"]["cpu"] for item in api(base)["items"]
+        }.get("steady") != MINUTES:  # both hours rolled up
             assert time.monotonic() < deadline, "no usage two minutes after ingest"
             time.sleep(1)
         yield base

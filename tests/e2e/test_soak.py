@@ -103,6 +103,7 @@ def _paths(url: str) -> list[str]:
         "namespace": pod["namespace"],
         "pod": pod["name"],
         "name": pod["deployment"],
+        "kind": pod["workload_kind"],
         "container": "container-0",  # each simulated pod's one container (bench/server.py)
     }
     paths = []

@@ -2,6 +2,7 @@
 the store of conftest's `rightsize_client`), stored through ingest and rolled up by the
 upkeep, are recommended what the strategy says, within the sketches' accuracy."""
 
+import json
 import math
 
 import numpy as np
@@ -11,11 +12,15 @@ from fixtures.rightsizing import (
     MINUTES,
     WORKLOADS,
     MiB,
+    bodies,
     expected_cpu,
     growing,
 )
+from server_payloads import Clock
 
+from cloudmon import payload as wire
 from cloudmon.server.app import create_app
+from cloudmon.storage.sqlite import SqliteStorage
 from cloudmon.storage.usage import ACCURACY
 
 
@@ -176,3 +181,23 @@ def test_one_workload_is_exact_where_the_raw_samples_are_held(rightsize_client):
     assert {name: cpu[name] for name in truth} != pytest.approx(truth, rel=1e-9)
     _, answer = items(rightsize_client)
     assert answer["percentiles"] == "sketched"
+
+
+def test_a_workload_without_a_day_of_usage_yet_has_not_enough_data(tmp_path):
+    """Its first hour not over: listed, with no recommendation and 0 minutes, not left out."""
+    clock = Clock(1_764_097_200)
+    store = SqliteStorage(tmp_path / "store.db", clock=clock)
+    try:
+        for body in list(bodies(clock.now))[:30]:  # five minutes
+            clock.now = body["timestamp"]
+            store.write(wire.decode(json.dumps([body]).encode()))
+        client = create_app({"CLOUDMON_STORAGE": store, "CLOUDMON_NOW": clock}).test_client()
+        found, _ = items(client)
+        assert found.keys() >= {"steady", "rollout", "batch"}
+        (container,) = found["steady"]["containers"]
+        assert container["minutes"] == {"cpu": 0, "memory": 0}
+        assert container["reason"] == "not enough data: 0 minutes of the 100 needed"
+        answer = client.get("/api/rightsize/shop/Deployment/steady?window=1d")
+        assert answer.status_code == 200
+    finally:
+        store.close()

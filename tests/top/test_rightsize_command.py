@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 from click.testing import CliRunner
-from fixtures.rightsizing import MiB, bodies
+from fixtures.rightsizing import MINUTES, MiB, bodies
 from fixtures.servers import ServerProcess, get_json, post_ingest
 
 from cloudmon.rightsize import CSV_FIELDS, rightsize
@@ -36,8 +36,8 @@ def server(tmp_path_factory):
         deadline = time.monotonic() + 120
         while True:
             answer = get_json(base + "/api/rightsize?window=1d")
-            names = {item["workload"] for item in answer["items"]}
-            if "steady" in names:
+            minutes = {i["workload"]: i["containers"][0]["minutes"]["cpu"] for i in answer["items"]}
+            if minutes.get("steady") == MINUTES:  # both hours rolled up
                 break
             assert time.monotonic() < deadline, "no usage two minutes after ingest"
             time.sleep(1)

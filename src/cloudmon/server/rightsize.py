@@ -24,6 +24,8 @@ TIME_PARAMETERS = ("window", "start", "end")
 KNOBS = tuple(knob.name for knob in fields(rightsizing.Strategy))
 CURRENT = ("cpu_request_cores", "cpu_limit_cores", "memory_request_bytes", "memory_limit_bytes")
 REQUESTS = ("cpu_request_cores", "memory_request_bytes")
+# A container the store holds no day of usage of yet (its first hour not over).
+NO_USAGE = rightsizing.Usage((0, 0), (None,) * 4, (None,) * 3, None, None, None, None)
 RUNNING = 60  # seconds: a workload's pods seen this close to its newest are its replicas now
 
 
@@ -188,10 +190,9 @@ def _items(start, end, strategy, namespace=None, workload=None) -> list[dict]:
         entities = [by_id[eid] for eid in found]
         usages, at_percentile = _exactly(entities, start, end, strategy, usages)
     groups: dict[tuple, dict[str | None, list[Entity]]] = defaultdict(lambda: defaultdict(list))
-    for container in containers:
-        if container.id in row_of:
-            key = owner[container.identity["uid"]]
-            groups[key][container.identity["name"]].append(container)
+    for container in containers:  # those without a day of usage yet too: not enough data
+        key = owner[container.identity["uid"]]
+        groups[key][container.identity["name"]].append(container)
     newest = [
         max(members, key=lambda c: c.last_bucket or 0)
         for by_name in groups.values()
@@ -222,11 +223,11 @@ def _items(start, end, strategy, namespace=None, workload=None) -> list[dict]:
         }
         for container_name in sorted(groups[key], key=lambda n: (n is None, n or "")):
             members = groups[key][container_name]
-            rows = [row_of[c.id] for c in members]
+            rows = [row_of.get(c.id) for c in members]
             latest = current[max(members, key=lambda c: c.last_bucket or 0).id]
             figures = rightsizing.recommend(
-                [usages[row] for row in rows],
-                [float(at_percentile[row]) for row in rows],
+                [NO_USAGE if row is None else usages[row] for row in rows],
+                [np.nan if row is None else float(at_percentile[row]) for row in rows],
                 latest,
                 len(running),
                 strategy,
