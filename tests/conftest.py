@@ -1,5 +1,8 @@
 """Makes tests/fixtures importable from every test (`from fixtures.nodebuilder import ...`),
-and gives the session its one Playwright driver."""
+gives the session its one Playwright driver, and ends the run with what it did not prove: the
+tests skipped, by reason, and which cgroup reader met this machine's real kernel. With
+CLOUDMON_NO_SKIPS set (`.ci/run`: a machine with root, a writable cgroup file system and the
+Debian packages the Makefile installs, which runs every test), a skipped test fails the run."""
 
 import sys
 from pathlib import Path
@@ -9,6 +12,8 @@ import pytest
 _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
+
+from fixtures.skips import pytest_sessionfinish, pytest_terminal_summary  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")

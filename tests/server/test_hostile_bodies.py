@@ -23,7 +23,8 @@ def nothing_stored(storage):
 
 
 def _refused(answer, *words):
-    assert 400 <= answer.status_code < 500, answer.data
+    """A malformed payload: 400 (contract section 4), the error naming what is wrong."""
+    assert answer.status_code == 400, answer.data
     message = answer.json["error"]
     for word in words:
         assert word in message

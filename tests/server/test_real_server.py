@@ -173,8 +173,9 @@ def test_metrics_count_what_every_worker_ingested(tmp_path):
         assert "cloudmon_ingested_payloads_total 6.0" in lines
         assert 'cloudmon_rejected_requests_total{endpoint="/api/ingest",status="400"} 1.0' in lines
         assert "cloudmon_ingest_seconds_count 6.0" in lines
-    if shutil.which("promtool"):
-        check = subprocess.run(
-            ["promtool", "check", "metrics"], input=texts[0], capture_output=True, check=False
-        )
-        assert check.returncode == 0, check.stdout + check.stderr
+    if not shutil.which("promtool"):
+        pytest.skip("promtool is missing (apt-get install prometheus): /metrics not linted by it")
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=texts[0], capture_output=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr

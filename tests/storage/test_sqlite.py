@@ -66,29 +66,43 @@ def test_newer_schema_is_refused(tmp_path):
         SqliteStorage(tmp_path / "s.db")
 
 
+READS_WHILE_WRITING = 5
+
+
 def test_readers_run_beside_the_writer(tmp_path):
+    """Readers in threads read while the writer writes, each read a whole answer: every
+    reader reads at least READS_WHILE_WRITING times during the writes (the writes go on until
+    they have), and never sees an error or a half-written bucket."""
     store = SqliteStorage(tmp_path / "s.db")
     store.write(payloads(node_payload("n1", T0, [("a", "ns", 1.0)])))
-    errors, stop = [], threading.Event()
+    errors, stop, writing = [], threading.Event(), threading.Event()
+    reads_while_writing = [0, 0, 0]
 
-    def read():
+    def read(at: int):
         try:
             while not stop.is_set():
                 (cluster,) = store.entities(EntityKind.CLUSTER)
-                (row,) = store.latest([cluster], ["node_count"])
+                (row,) = store.latest([cluster], ["node_count", "pod_count"])
                 assert row["metrics"]["node_count"] >= 1
+                assert row["metrics"]["pod_count"] == row["metrics"]["node_count"]
+                reads_while_writing[at] += writing.is_set()
         except Exception as error:  # pragma: no cover - reported below
             errors.append(error)
 
-    readers = [threading.Thread(target=read) for _ in range(3)]
+    readers = [threading.Thread(target=read, args=(at,)) for at in range(3)]
     for thread in readers:
         thread.start()
-    for i in range(1, 50):
+    writing.set()
+    i = 0
+    while min(reads_while_writing) < READS_WHILE_WRITING and i < 5000 and not errors:
+        i += 1
         store.write(payloads(node_payload(f"n{i % 5}", T0 + 10 * i, [("a", "ns", 1.0)])))
+    writing.clear()
     stop.set()
     for thread in readers:
         thread.join()
     assert errors == []
+    assert min(reads_while_writing) >= READS_WHILE_WRITING, reads_while_writing
     store.close()
 
 
