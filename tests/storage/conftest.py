@@ -1,31 +1,19 @@
 import pytest
-from fixtures.prometheus import STORES, mark_differences, prometheus, store_url  # noqa: F401
+from fixtures.prometheus import STORES, prometheus, store_url  # noqa: F401
 from fixtures.victoriametrics import victoriametrics  # noqa: F401
 from store_payloads import T0, Clock
 
 from cloudmon.storage import open_storage
 
-# Where the Prometheus store must answer otherwise, on either engine, and why.
-PROMETHEUS_DIFFERS = {
-    "test_replace_never_double_counts": (
-        "a bucket reported again keeps the first report's pods that the second one lacks: "
-        "remote-write cannot delete samples (the second report's values do replace the first's)"
-    ),
-    "test_ping_and_stats": (
-        "the engine's size on disk is not part of the Prometheus HTTP API: stats() gives NaN"
-    ),
-}
-
-# Tests of the embedded store's own workings.
-SQLITE_ONLY = {
-    "test_rollups.py": "rollups are the embedded store's: the engine answers every span "
-    "from its raw samples and keeps its own retention",
-}
-
-
-def pytest_collection_modifyitems(items):
-    for engine in ("prometheus", "victoriametrics"):
-        mark_differences(items, engine, PROMETHEUS_DIFFERS, SQLITE_ONLY)
+# Where the Prometheus store answers otherwise, on either engine, and why; each of these tests
+# asserts the engine's answer there and the rest as on SQLite:
+# - a bucket reported again keeps the first report's pods that the second one lacks:
+#   remote-write cannot delete samples (the second report's values do replace the first's).
+#   test_replace_never_double_counts
+# - the engine's size on disk is not part of the Prometheus HTTP API: stats() gives NaN.
+#   test_ping_and_stats
+# Rollups are the embedded store's own (test_rollups.py runs on it alone): the engine answers
+# every span from its raw samples and keeps its own retention.
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Rollups through the storage contract: the same answers as the raw samples they replace."""
+"""Rollups of the embedded store, through the storage contract: the same answers as the raw
+samples they replace."""
 
 import pytest
 from store_payloads import H0, node_payload, payloads
@@ -6,6 +7,7 @@ from store_payloads import H0, node_payload, payloads
 from cloudmon.server.timeparams import default_step
 from cloudmon.storage.base import AGGREGATIONS, Span
 from cloudmon.storage.model import EntityKind
+from cloudmon.storage.sqlite import SqliteStorage
 
 
 def cores(i: int) -> float:
@@ -13,13 +15,22 @@ def cores(i: int) -> float:
 
 
 @pytest.fixture
-def two_hours(backend, clock):
+def store(tmp_path, clock):
+    """The embedded store alone: the engines answer every span from their raw samples and
+    keep their own retention."""
+    store = SqliteStorage(tmp_path / "store.db", clock=clock)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def two_hours(store, clock):
     """Node n1 every 10 s for two hours from H0, with one pod in namespace ns."""
     for i in range(720):
         pods = [("a", "ns", cores(i) / 2)]
-        backend.write(payloads(node_payload("n1", H0 + 10 * i + 1, pods, cpu_cores=cores(i))))
+        store.write(payloads(node_payload("n1", H0 + 10 * i + 1, pods, cpu_cores=cores(i))))
     clock.now = H0 + 7200 + 90
-    return backend
+    return store
 
 
 def answer(store, kind, span, names=("cpu_cores",)):
@@ -97,14 +108,14 @@ def test_rollups_expire_too(two_hours, clock):
     assert got["cpu_cores"] == [None, None]
 
 
-def test_resolution_follows_retention_and_step(backend, clock):
+def test_resolution_follows_retention_and_step(store, clock):
     clock.now = H0 + 30 * 86400
     recent = clock.now - 3600
-    assert backend.resolution(Span(recent, clock.now, 10)) == 10
-    assert backend.resolution(Span(recent, clock.now, 120)) == 60
-    assert backend.resolution(Span(recent, clock.now, 7200)) == 3600
-    assert backend.resolution(Span(clock.now - 2 * 86400, clock.now, 10)) == 60
-    assert backend.resolution(Span(clock.now - 8 * 86400, clock.now, 60)) == 3600
+    assert store.resolution(Span(recent, clock.now, 10)) == 10
+    assert store.resolution(Span(recent, clock.now, 120)) == 60
+    assert store.resolution(Span(recent, clock.now, 7200)) == 3600
+    assert store.resolution(Span(clock.now - 2 * 86400, clock.now, 10)) == 60
+    assert store.resolution(Span(clock.now - 8 * 86400, clock.now, 60)) == 3600
 
 
 @pytest.mark.parametrize("agg", AGGREGATIONS)
