@@ -14,12 +14,20 @@ def test_upkeep_rolls_up_then_expires(post, storage, clock):
         post(payload("n1", T0 + offset, [], cpu_cores=1.0))
         clock.now = T0 + offset + 5
     clock.now = T0 + 2 * 86400
+    (node,) = storage.entities(EntityKind.NODE)
     if isinstance(storage, SqliteStorage):
         periods, deleted = maintenance.upkeep(storage)
         assert periods > 120 and deleted > 0
+        # The 10 s samples are gone: a 10 s step is answered from the minutes' rollups, each
+        # at the step of its start, a minute begun before the span at its first step. T0 is
+        # 40 s into a minute: that minute holds 2 samples, the next (from T0 + 20) 6.
+        assert T0 % 60 == 40
+        (raw,) = storage.series([node], ["cpu_cores"], Span(T0, T0 + 20, 10, "sum"))
+        assert raw["cpu_cores"] == [2.0, None, 6.0]
+        (raw,) = storage.series([node], ["cpu_cores"], Span(T0 + 25, T0 + 85, 10, "sum"))
+        assert raw["cpu_cores"] == [6.0, None, None, None, None, 6.0]
     else:  # the engine keeps its own retention: nothing rolled up, its 10 s samples kept
         assert not isinstance(storage, StoreUpkeep)
-        (node,) = storage.entities(EntityKind.NODE)
         (raw,) = storage.series([node], ["cpu_cores"], Span(T0, T0 + 20, 10, "sum"))
         assert raw["cpu_cores"] == [1.0, 1.0, 1.0]
     (node,) = storage.entities(EntityKind.NODE)

@@ -233,7 +233,9 @@ class Reader(StorePart):
             parts.append(_raw_values(raw, kind, picked))
             joined = (np.concatenate(part) for part in zip(*parts, strict=True))
             entity, buckets, values, counts = joined
-            places = entity * len(steps) + (buckets - steps.start) // span.step
+            # A rollup period that starts before the span's first step (a step finer than
+            # the period) counts in that step.
+            places = entity * len(steps) + np.maximum(buckets - steps.start, 0) // span.step
             folded = summary.fold(places, values, counts, span.agg, len(ids) * len(steps))
             folded = folded.reshape(len(ids), len(steps), len(names)).transpose(0, 2, 1)
             timestamps = list(steps)
