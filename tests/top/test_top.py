@@ -29,18 +29,28 @@ ANSI = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|\][^\x07]*\x07|[()][0-9A-B])")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def cluster(tmp_path_factory):
+    """A server holding 5 minutes of a cluster of 3 nodes of 6 pods."""
     with running_server(tmp_path_factory.mktemp("top")) as base:
-        end = ingest_cluster(base, 3, 6, 300)
-        # The latest samples again, now with the time the agent sent them: node-000's clock
-        # runs 63 s ahead of the server's, node-001's 2.5 s behind, node-002's 0.3 s ahead.
-        latest = [node_payload(node, end, 6) for node in range(3)]
-        unnamed = pod_sample(2, 6, end) | {"uid": UNNAMED_UID, "node": "node-002"}
-        unnamed.update(dict.fromkeys(("name", "namespace", "deployment", "workload"), None))
-        latest[2]["pods"].append(unnamed)
-        for body, ahead in zip(latest, (63.0, -2.5, 0.3), strict=True):
-            post(base, [body | {"sent_at": time.time() + ahead}])
+        ingest_cluster(base, 3, 6, 300)
         yield base
+
+
+@pytest.fixture
+def server(cluster):
+    """The cluster's server, its nodes' latest samples just sent, as its agents keep sending
+    them: whatever the tests before took, each finds every node and pod reporting now (the
+    API's lists without time parameters hold what reported in the last 30 s)."""
+    now = time.time()
+    # With the time the agent sent them: node-000's clock runs 63 s ahead of the server's,
+    # node-001's 2.5 s behind, node-002's 0.3 s ahead.
+    latest = [node_payload(node, now, 6) for node in range(3)]
+    unnamed = pod_sample(2, 6, now) | {"uid": UNNAMED_UID, "node": "node-002"}
+    unnamed.update(dict.fromkeys(("name", "namespace", "deployment", "workload"), None))
+    latest[2]["pods"].append(unnamed)
+    for body, ahead in zip(latest, (63.0, -2.5, 0.3), strict=True):
+        post(cluster, [body | {"sent_at": time.time() + ahead}])
+    return cluster
 
 
 def run(server, *args):
@@ -159,6 +169,7 @@ def test_nodes_table_matches_the_api(server):
     assert header.split() == ["NODE", "CPU", "CPU%", "MEMORY", "MEMORY%", "CPU", "TREND"]
     api = {n["node"]: n["metrics"] for n in get_json(server + "/api/nodes")["items"]}
     shown = rows(result.output)
+    assert len(shown) == 3
     assert [r[0] for r in shown] == sorted(api, key=lambda n: -api[n]["cpu_cores"])
     for name, cores, _, mem, _, trend in shown:
         assert cores == cpu(api[name]["cpu_cores"])
@@ -237,14 +248,14 @@ def test_piped_output_has_every_figure_whole(server):
     figures += ["THROTTLED", "CPU-STALL", "MEM-STALL", "OOM", "RESTARTS"]
     assert header.split() == [*names, *figures, "CPU", "TREND"]
     api = {p["uid"]: p for p in get_json(server + "/api/pods")["items"]}
-    assert len(lines) == len(api)
+    assert len(lines) == len(api) == 19
     shown = {line.split()[1]: line.split() for line in lines}
     for pod in api.values():
         row = shown[pod["name"] or pod["uid"][:8]]
         assert row[4] == cpu(pod["metrics"]["cpu_cores"])
         assert row[6] == memory(pod["metrics"]["memory_working_set_bytes"])
         assert re.fullmatch(r"[0-9.]+KB/s", row[8]), row
-        if pod["name"]:  # the pod without metadata has one sample
+        if pod["name"]:  # the pod without metadata has only the samples the tests sent
             # the sparkline: there is no width to fit when piped
             assert len(row[len(names) + len(figures)]) >= 10
 
@@ -274,7 +285,9 @@ def test_a_narrow_terminal_keeps_the_figures_and_gives_up_the_sparkline(
     text = terminal_output(server, columns, kind, "-o", output, "--window", "5m")
     assert "TREND" not in text.splitlines()[0]
     assert "…" not in text  # a table still too wide is left whole, for the terminal to wrap
-    for item in get_json(f"{server}/api/{kind}")["items"]:
+    items = get_json(f"{server}/api/{kind}")["items"]
+    assert len(items) == {"pods": 19, "nodes": 3}[kind]  # the unnamed pod too
+    for item in items:
         assert re.search(_figures(kind, output == "wide", item["metrics"]), text), text
 
 
@@ -285,7 +298,7 @@ def test_a_terminal_with_room_shows_names_figures_and_sparkline_whole(server):
     assert "…" not in text
     assert all(len(line) <= 80 for line in lines)
     for line in lines:
-        if UNNAMED_UID[:8] not in line:  # it has one sample
+        if UNNAMED_UID[:8] not in line:  # it has only the samples the tests sent
             assert len(line.split()[-1]) >= 10, line
 
 
