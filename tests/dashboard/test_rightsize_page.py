@@ -3,14 +3,10 @@ two hours of the right-sizing workloads (`fixtures.rightsizing`): the findings a
 a row per container with its bars of usage against request and limit, a workload's page with
 its patch and pods, and a store that keeps no usage."""
 
-import gzip
-import json
-import time
-
 import pytest
 from fixtures.prometheus import store_url
-from fixtures.rightsizing import MEMORY_LIMIT, MINUTES, MiB, bodies
-from fixtures.servers import ServerProcess, get_json, post_ingest, running_server
+from fixtures.rightsizing import MEMORY_LIMIT, MiB, rightsizing_server
+from fixtures.servers import get_json, running_server
 from fixtures.victoriametrics import VictoriaMetricsProcess
 from livecluster import link_texts, screenshot, wait_rows
 
@@ -23,28 +19,8 @@ TABLE = 'table[data-name="containers"]'
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    # Its upkeep every second rather than every minute, so that the hours are rolled up soon.
-    directory = tmp_path_factory.mktemp("rightsize-page")
-    process = ServerProcess(directory)
-    process.run_server(storage=f"sqlite:///{directory}/cloudmon.db", upkeep_every=1.0).start()
-    base = process.url
-    try:
-        start = (time.time() // 3600 - 3) * 3600
-        samples = list(bodies(start))
-        for at in range(0, len(samples), 60):
-            status, _, answer = post_ingest(
-                base, gzip.compress(json.dumps(samples[at : at + 60]).encode())
-            )
-            assert status == 200, answer
-        deadline = time.monotonic() + 120
-        while {
-            item["workload"]: item["containers"][0]["minutes"]["cpu"] for item in api(base)["items"]
-        }.get("steady") != MINUTES:  # both hours rolled up
-            assert time.monotonic() < deadline, "no usage two minutes after ingest"
-            time.sleep(1)
+    with rightsizing_server(tmp_path_factory.mktemp("rightsize-page")) as base:
         yield base
-    finally:
-        process.stop()
 
 
 def api(base: str, query: str = "") -> dict:

@@ -3,47 +3,22 @@ of the right-sizing workloads (`fixtures.rightsizing`), sent as a draining agent
 a table like krr's, JSON, YAML and CSV of the same answer."""
 
 import csv
-import gzip
 import io
 import json
-import time
 
 import pytest
 import yaml
 from click.testing import CliRunner
-from fixtures.rightsizing import MINUTES, MiB, bodies
-from fixtures.servers import ServerProcess, get_json, post_ingest
+from fixtures.rightsizing import MiB, rightsizing_server
+from fixtures.servers import get_json
 
 from cloudmon.rightsize import CSV_FIELDS, rightsize
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    # Its upkeep every second rather than every minute, so that the hours are rolled up soon.
-    directory = tmp_path_factory.mktemp("rightsize")
-    process = ServerProcess(directory)
-    process.run_server(storage=f"sqlite:///{directory}/cloudmon.db", upkeep_every=1.0).start()
-    base = process.url
-    try:
-        start = (time.time() // 3600 - 3) * 3600  # two hours that ended an hour ago at least
-        samples = list(bodies(start))
-        for at in range(0, len(samples), 60):
-            status, _, answer = post_ingest(
-                base, gzip.compress(json.dumps(samples[at : at + 60]).encode())
-            )
-            assert status == 200, answer
-        # The server's upkeep rolls the minutes, then the hours up: their usage follows.
-        deadline = time.monotonic() + 120
-        while True:
-            answer = get_json(base + "/api/rightsize?window=1d")
-            minutes = {i["workload"]: i["containers"][0]["minutes"]["cpu"] for i in answer["items"]}
-            if minutes.get("steady") == MINUTES:  # both hours rolled up
-                break
-            assert time.monotonic() < deadline, "no usage two minutes after ingest"
-            time.sleep(1)
+    with rightsizing_server(tmp_path_factory.mktemp("rightsize")) as base:
         yield base
-    finally:
-        process.stop()
 
 
 def run(server, *args):
