@@ -37,6 +37,7 @@ AGENTS = 4
 AGENT_INTERVAL = 0.25  # seconds between an agent's samples, to compress time
 BUCKET = 10
 SMALL_SPOOL = 5
+BUSY = 3.0  # seconds a process may be kept waiting on a machine busy with other work
 
 
 def _workers_cpu(pid: int) -> float:
@@ -261,7 +262,12 @@ def test_at_twice_the_capacity_ingest_sheds_and_agents_catch_up(tmp_path):
         # Every agent met the overload, waited as told rather than hammering, and caught up.
         assert waits, "no agent was refused"
         assert min(waits) >= 0, "an agent retried before the Retry-After it was given"
-        assert caught_up < 30
+        # Nor much after it: the Sender adds up to a tenth of it as jitter, the agent tries
+        # again at its next sample, and a busy machine may be late by BUSY.
+        longest = max(retry for outcome in outcomes for *_, retry in outcome["posts"] if retry)
+        assert max(waits) < 0.1 * longest + AGENT_INTERVAL + BUSY, max(waits)
+        # The backlog is sent as soon as the last Retry-After ends: a few small batches.
+        assert caught_up < 1.1 * longest + AGENT_INTERVAL + BUSY
         for outcome in outcomes:
             stored = _stored(server.url, outcome["node"], base, outcome["made"])
             print(

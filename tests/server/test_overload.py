@@ -113,3 +113,15 @@ def test_a_request_that_waited_too_long_for_a_thread_is_shed(client, store):
         "/api/ingest", data=_body("on-time"), content_type="application/json", environ_base=on_time
     )
     assert answer.status_code == 200
+
+
+def test_a_late_request_is_shed_before_its_body_is_decoded(client, store):
+    """Shedding saves the work a request would cost: a late one is answered 503 before its
+    body is decoded, so a body that is not even JSON gets 503, not 400."""
+    late = {ARRIVED: time.monotonic() - MAX_WAIT - 0.5}
+    answer = client.post(
+        "/api/ingest", data=b"{not json", content_type="application/json", environ_base=late
+    )
+    assert answer.status_code == 503
+    assert "overloaded" in answer.get_json()["error"]
+    assert store.entities("node") == []
