@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from cloudmon.agent import paths
-from cloudmon.options import DURATION, SIZE, TIME
+from cloudmon.options import DURATION, SIZE, TIME, store_of
 from cloudmon.rightsize import rightsize
 from cloudmon.top import top
 
@@ -357,13 +357,7 @@ def demo(**options) -> None:
 
 @main.command()
 @click.argument("destination", type=click.Path(dir_okay=False, writable=True))
-@click.option(
-    "--storage",
-    envvar="CLOUDMON_STORAGE",
-    default="sqlite:///data/cloudmon.db",
-    show_default=True,
-    help="The embedded store to copy, as the server's --storage names it.",
-)
+@store_of("embedded store to copy")
 def backup(destination: str, storage: str) -> None:
     """Copy the embedded store to DESTINATION, consistently, while the server runs."""
     import sqlite3
@@ -397,13 +391,7 @@ def backup(destination: str, storage: str) -> None:
 @click.option("--window", type=DURATION, help="The history from now minus this to now (7d).")
 @click.option("--start", type=TIME, help="The history from this time (unix seconds, RFC 3339).")
 @click.option("--end", type=TIME, help="... to this time (default now).")
-@click.option(
-    "--storage",
-    envvar="CLOUDMON_STORAGE",
-    default="sqlite:///data/cloudmon.db",
-    show_default=True,
-    help="The store to read, as the server's --storage names it.",
-)
+@store_of("store to read")
 def export(file_format: str, out: Path, window, start, end, storage: str) -> None:
     """Write the store's history as the original system's JSON files, an entry per entity and
     10 s bucket."""
@@ -427,13 +415,7 @@ def export(file_format: str, out: Path, window, start, end, storage: str) -> Non
 
 @main.command("import")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--storage",
-    envvar="CLOUDMON_STORAGE",
-    default="sqlite:///data/cloudmon.db",
-    show_default=True,
-    help="The store to write into, as the server's --storage names it (the server may run).",
-)
+@store_of("store to write into", " (the server may run)")
 def import_files(directory: Path, storage: str) -> None:
     """Store the original system's JSON files (or cloudmon's export) from DIRECTORY: all
     validated first, nothing stored if one is wrong; then some payloads per transaction."""

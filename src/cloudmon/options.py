@@ -1,6 +1,6 @@
 """Command-line option types for values people write (durations, sizes), parsed by the
 same code as the server's parameters, with click's error when one is wrong; and the options
-the commands that ask the server (`top`, `rightsize`) share."""
+the commands that ask the server (`top`, `rightsize`) or open the store share."""
 
 from collections.abc import Callable
 
@@ -37,6 +37,17 @@ def namespaces(command):
         "-A", "--all-namespaces", is_flag=True, help="All namespaces (the default without -n)."
     )(command)
     return click.option("-n", "--namespace", default=None, help="Only this namespace.")(command)
+
+
+def store_of(what: str, note: str = ""):
+    """--storage for a command that opens the store itself: `what` store it opens for."""
+    return click.option(
+        "--storage",
+        envvar="CLOUDMON_STORAGE",
+        default="sqlite:///data/cloudmon.db",
+        show_default=True,
+        help=f"The {what}, as the server's --storage names it{note}.",
+    )
 
 
 def server_client(command):

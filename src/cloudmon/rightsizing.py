@@ -119,7 +119,7 @@ def workload_usage(pods: list[Usage]) -> Usage:
     """A workload container's usage from its pods': each CPU figure the largest of the pods
     that ran at least POD_MINUTES (all, where none did), each memory figure the largest, the
     minutes and counters' increases added up."""
-    counted = [pod for pod in pods if pod.minutes[0] >= POD_MINUTES] or pods
+    counted = [pods[at] for at in _counted(pods)]
     return Usage(
         (sum(pod.minutes[0] for pod in pods), sum(pod.minutes[1] for pod in pods)),
         _largest(pod.cpu for pod in counted),
@@ -148,8 +148,7 @@ def recommend(
         "limit": limit,
         "limit_share": peak / limit if peak is not None and limit else None,
     }
-    counted = [at for at, pod in enumerate(pods) if pod.minutes[0] >= POD_MINUTES]
-    wanted = max(_present(at_percentile[at] for at in counted or range(len(pods))), default=None)
+    wanted = max(_present(at_percentile[at] for at in _counted(pods)), default=None)
     minutes = min(usage.minutes)
     if minutes < strategy.min_points or wanted is None or peak is None:
         figures["recommendation"] = None
@@ -337,6 +336,13 @@ def _quantity_bytes(value: float) -> str:
 
 def _mebibytes(value: float) -> int:
     return math.ceil(value / _MI - 1e-9) * _MI
+
+
+def _counted(pods: list[Usage]) -> list[int]:
+    """Which pods' CPU counts: those that ran at least POD_MINUTES (all, where none did)."""
+    return [at for at, pod in enumerate(pods) if pod.minutes[0] >= POD_MINUTES] or list(
+        range(len(pods))
+    )
 
 
 def _present(values):

@@ -41,7 +41,8 @@ def workloads():
     sums per namespace and for the cluster."""
     start, end, strategy = _parameters(("namespace",))
     namespace = request.args.get("namespace")
-    items = _items(start, end, strategy, namespace=namespace)
+    autoscalers, unknown = _autoscalers()
+    items = _items(start, end, strategy, autoscalers, namespace=namespace)
     by_namespace = defaultdict(list)
     for item in items:
         by_namespace[item["namespace"]].append(item)
@@ -49,7 +50,7 @@ def workloads():
         "cluster": rightsizing.totals(items),
         "namespaces": {name: rightsizing.totals(found) for name, found in by_namespace.items()},
     }
-    body = _head(start, end, strategy) | {"summary": summary, "items": items}
+    body = _head(start, end, strategy, unknown) | {"summary": summary, "items": items}
     return Response(msgspec.json.encode(body), mimetype="application/json")
 
 
@@ -58,10 +59,11 @@ def workload(namespace: str, kind: str, name: str):
     """One workload (kind: Deployment, StatefulSet, DaemonSet, CronJob, Job, ReplicaSet or
     Pod) over a window (default 7d), with each of its pods' usage."""
     start, end, strategy = _parameters(())
-    items = _items(start, end, strategy, namespace=namespace, workload=(kind, name))
+    autoscalers, unknown = _autoscalers()
+    items = _items(start, end, strategy, autoscalers, namespace=namespace, workload=(kind, name))
     if not items:
         raise ApiError(404, f"workload {kind} {namespace}/{name}: no usage in the window")
-    body = _head(start, end, strategy, _exact(start)) | items[0]
+    body = _head(start, end, strategy, unknown, _exact(start)) | items[0]
     return Response(msgspec.json.encode(body), mimetype="application/json")
 
 
@@ -94,25 +96,26 @@ def _exactly(entities, start, end, strategy, sketched: list) -> tuple[list, np.n
     storage = _store()
     cpu = storage.series(entities, ["cpu_cores"], Span(start, end, 60, "avg"))
     memory = storage.series(entities, ["memory_working_set_bytes"], Span(start, end, 60, "max"))
-    qs = (50, 95, 99, strategy.cpu_percentile)
     found, at_percentile = [], []
     for usage, cpu_series, memory_series in zip(sketched, cpu, memory, strict=True):
-        cores = _present(cpu_series["cpu_cores"])
-        memory_bytes = _present(memory_series["memory_working_set_bytes"])
-        cpu_figures = _percentiles(cores, qs)
+        cores = _numbers(cpu_series["cpu_cores"])
+        memory_bytes = _numbers(memory_series["memory_working_set_bytes"])
+        # The 100th percentile is the largest value.
+        *cpu_figures, wanted = _percentiles(cores, (50, 95, 99, 100, strategy.cpu_percentile))
         found.append(
             replace(
                 usage,
                 minutes=(len(cores), len(memory_bytes)),
-                cpu=(*cpu_figures[:3], _largest(cores)),
-                memory=(*_percentiles(memory_bytes, (50, 95)), _largest(memory_bytes)),
+                cpu=tuple(cpu_figures),
+                memory=_percentiles(memory_bytes, (50, 95, 100)),
             )
         )
-        at_percentile.append(np.nan if cpu_figures[3] is None else cpu_figures[3])
+        at_percentile.append(np.nan if wanted is None else wanted)
     return found, np.array(at_percentile)
 
 
-def _present(values: list) -> np.ndarray:
+def _numbers(values: list) -> np.ndarray:
+    """The values of a series that are there."""
     return np.array([value for value in values if value is not None], dtype=float)
 
 
@@ -123,12 +126,9 @@ def _percentiles(values: np.ndarray, qs) -> tuple:
     return _figures(np.percentile(values, qs, method="lower"))
 
 
-def _largest(values: np.ndarray) -> float | None:
-    return float(values.max()) if len(values) else None
-
-
-def _head(start: float, end: float, strategy: rightsizing.Strategy, exact=False) -> dict:
-    _, unknown = _autoscalers()
+def _head(start, end, strategy: rightsizing.Strategy, unknown: str | None, exact=False) -> dict:
+    """What an answer is of: its window, strategy, whether its percentiles are exact and
+    whether the autoscalers are known (`unknown`: why not)."""
     return {
         "start": start,
         "end": end,
@@ -164,10 +164,10 @@ def _workload_of(pod: Entity) -> tuple[str, str, str]:
     return identity["namespace"], kind, name
 
 
-def _items(start, end, strategy, namespace=None, workload=None) -> list[dict]:
-    """The workloads' items, ordered by namespace, kind and name."""
+def _items(start, end, strategy, autoscalers, namespace=None, workload=None) -> list[dict]:
+    """The workloads' items, ordered by namespace, kind and name (`autoscalers` by workload,
+    None where unknown)."""
     storage = _store()
-    autoscalers, _ = _autoscalers()
     since = bucket_of(start)
     filters = {} if namespace is None else {"namespace": namespace}
     pods = [
@@ -181,18 +181,49 @@ def _items(start, end, strategy, namespace=None, workload=None) -> list[dict]:
         for container in storage.entities(EntityKind.CONTAINER, filters, since=since)
         if container.identity["uid"] in owner
     ]
-    ids = None if workload is None else [container.id for container in containers]
+    usage_of = _container_usages(containers, start, end, strategy, exact=workload is not None)
+    groups: dict[tuple, dict[str | None, list[Entity]]] = defaultdict(lambda: defaultdict(list))
+    for container in containers:  # those without a day of usage yet too: not enough data
+        groups[owner[container.identity["uid"]]][container.identity["name"]].append(container)
+    current = _current_of_newest(groups, containers, pods)
+    items = []
+    for key in sorted(groups):
+        item = _item(key, groups[key], usage_of, current, strategy)
+        autoscaler = None if autoscalers is None else autoscalers.get(key)
+        item["autoscaler"] = autoscaler
+        if autoscaler is not None:
+            for container in item["containers"]:
+                container["autoscaling"] = rightsizing.autoscaling(
+                    autoscaler, container["name"], container
+                )
+        item["patch"] = rightsizing.patch(item)
+        if workload is not None:
+            item["pods_usage"] = _pods(start, end, strategy, pods)
+        items.append(item)
+    return items
+
+
+def _container_usages(containers, start, end, strategy, exact: bool) -> dict:
+    """Each container's usage and its CPU at the strategy's percentile, by its id (exact
+    where `exact` and the store holds the window's raw samples), for those the store holds a
+    day of usage of."""
+    storage = _store()
+    ids = [container.id for container in containers] if exact else None
     found, days = storage.usage(EntityKind.CONTAINER, start, end, ids)
-    row_of = {eid: row for row, eid in enumerate(found)}
     usages, at_percentile = _usages(days, strategy)
-    if workload is not None and _exact(start):
+    if exact and _exact(start):
         by_id = {container.id: container for container in containers}
         entities = [by_id[eid] for eid in found]
         usages, at_percentile = _exactly(entities, start, end, strategy, usages)
-    groups: dict[tuple, dict[str | None, list[Entity]]] = defaultdict(lambda: defaultdict(list))
-    for container in containers:  # those without a day of usage yet too: not enough data
-        key = owner[container.identity["uid"]]
-        groups[key][container.identity["name"]].append(container)
+    return {
+        eid: (usage, float(wanted))
+        for eid, usage, wanted in zip(found, usages, at_percentile, strict=True)
+    }
+
+
+def _current_of_newest(groups: dict, containers: list[Entity], pods: list[Entity]) -> dict:
+    """The current requests and limits of each workload container's newest replica, by its
+    id."""
     newest = [
         max(members, key=lambda c: c.last_bucket or 0)
         for by_name in groups.values()
@@ -202,49 +233,36 @@ def _items(start, end, strategy, namespace=None, workload=None) -> list[dict]:
         uid for uid, count in Counter(c.identity["uid"] for c in containers).items() if count == 1
     }
     by_uid = {pod.identity["uid"]: pod for pod in pods}
-    current = dict(zip((c.id for c in newest), _current(newest, by_uid, alone), strict=True))
-    items = []
-    for key in sorted(groups):
-        namespace_name, kind, name = key
-        last = max(c.last_bucket or 0 for members in groups[key].values() for c in members)
-        running = {
-            c.identity["uid"]
-            for members in groups[key].values()
-            for c in members
-            if (c.last_bucket or 0) >= last - RUNNING
-        }
-        item = {
-            "namespace": namespace_name,
-            "workload_kind": kind,
-            "workload": name,
-            "pods": len({c.identity["uid"] for m in groups[key].values() for c in m}),
-            "replicas": len(running),
-            "containers": [],
-        }
-        for container_name in sorted(groups[key], key=lambda n: (n is None, n or "")):
-            members = groups[key][container_name]
-            rows = [row_of.get(c.id) for c in members]
-            latest = current[max(members, key=lambda c: c.last_bucket or 0).id]
-            figures = rightsizing.recommend(
-                [NO_USAGE if row is None else usages[row] for row in rows],
-                [np.nan if row is None else float(at_percentile[row]) for row in rows],
-                latest,
-                len(running),
-                strategy,
-            )
-            item["containers"].append({"name": container_name} | figures)
-        autoscaler = None if autoscalers is None else autoscalers.get(key)
-        item["autoscaler"] = autoscaler
-        for container in item["containers"]:
-            if autoscaler is not None:
-                container["autoscaling"] = rightsizing.autoscaling(
-                    autoscaler, container["name"], container
-                )
-        item["patch"] = rightsizing.patch(item)
-        if workload is not None:
-            item["pods_usage"] = _pods(start, end, strategy, pods)
-        items.append(item)
-    return items
+    return dict(zip((c.id for c in newest), _current(newest, by_uid, alone), strict=True))
+
+
+def _item(key: tuple, by_name: dict, usage_of: dict, current: dict, strategy) -> dict:
+    """One workload's item: its pods and replicas, and each container's figures."""
+    namespace, kind, name = key
+    members = [c for found in by_name.values() for c in found]
+    last = max(c.last_bucket or 0 for c in members)
+    running = {c.identity["uid"] for c in members if (c.last_bucket or 0) >= last - RUNNING}
+    item = {
+        "namespace": namespace,
+        "workload_kind": kind,
+        "workload": name,
+        "pods": len({c.identity["uid"] for c in members}),
+        "replicas": len(running),
+        "containers": [],
+    }
+    for container_name in sorted(by_name, key=lambda n: (n is None, n or "")):
+        replicas = by_name[container_name]
+        found = [usage_of.get(c.id, (NO_USAGE, np.nan)) for c in replicas]
+        latest = current[max(replicas, key=lambda c: c.last_bucket or 0).id]
+        figures = rightsizing.recommend(
+            [usage for usage, _ in found],
+            [wanted for _, wanted in found],
+            latest,
+            len(running),
+            strategy,
+        )
+        item["containers"].append({"name": container_name} | figures)
+    return item
 
 
 def _current(containers: list[Entity], pods: dict[str, Entity], alone: set[str]) -> list[dict]:
