@@ -20,8 +20,8 @@ CYCLES = 5  # samples
 
 def test_agent_survives_pods_churning(tmp_path):
     node = RealNode(tmp_path)
-    # The kubelet makes its kubepods levels before it runs any pod, the agent's too: the
-    # agent looks for them when it starts (or when none is found or one vanished).
+    # The kubelet makes its kubepods levels before it runs any pod, the agent's too (the agent
+    # looks for them when it starts, then every 6 of its samples).
     node.make_cgroup(f"/{node.prefix}/kubepods/besteffort", {})
     log = tmp_path / "agent.log"
     with log.open("wb") as errors:  # the agent writes to its own copy

@@ -38,6 +38,10 @@ PRESSURE_FIELDS = tuple(
 # LIMITS_EVERY cycles (a minute at the default 10 s), each cgroup on a cycle of its own so that
 # the reads spread out, and at once for a cgroup not seen before.
 LIMITS_EVERY = 6
+# The kubepods directories are searched for every KUBEPODS_EVERY cycles, and at once when none
+# is known or one vanished: one made later (the kubelet started again with another cgroup
+# driver or --cgroup-root, its old directory left behind) is found within a minute.
+KUBEPODS_EVERY = 6
 
 
 def walk_cgroup(directory: str) -> Iterator[str]:
@@ -74,7 +78,11 @@ class Cgroups:
         self._cycle += 1
         # The limits of cgroups not read in the last cycle are forgotten: pods come and go.
         self._limits, self._limits_seen = self._limits_seen, {}
-        if not self._kubepods or not all(os.path.isdir(self.tree + p) for p in self._kubepods):
+        if (
+            self._cycle % KUBEPODS_EVERY == 0
+            or not self._kubepods
+            or not all(os.path.isdir(self.tree + p) for p in self._kubepods)
+        ):
             self._kubepods = find_kubepods(self.tree)
         return find_pods(self.tree, self._kubepods)
 
