@@ -219,6 +219,7 @@ def test_a_file_with_float_sums_is_migrated_to_exact_ones(tmp_path, clock):
         conn.execute("DROP INDEX pod_by_node")
         conn.execute("DROP TABLE chunk")
         conn.execute("DROP TABLE usage_day")
+        conn.execute("DROP TABLE usage_backfill")
         conn.execute("PRAGMA user_version = 5")
     store.close()
     store = SqliteStorage(path, clock=clock)

@@ -9,9 +9,11 @@ from store_payloads import H0, Clock, payloads
 from cloudmon.storage.base import RETENTION, Span
 from cloudmon.storage.model import EntityKind
 from cloudmon.storage.sqlite import SqliteStorage
+from cloudmon.storage.sqlite.schema import MIGRATIONS
 from cloudmon.storage.usage import ACCURACY, COUNTERS, Days
 
 HOURS = 2
+KINDS = (EntityKind.POD, EntityKind.CONTAINER)
 MiB = 1 << 20
 
 
@@ -140,3 +142,55 @@ def test_days_go_with_the_hour_rollups(store):
     store.clock.now = H0 + RETENTION[3600] + 86400 + 3600
     store.expire()
     assert store.usage(EntityKind.CONTAINER, H0, H0 + 3600)[0] == []
+
+
+def assert_same(days: Days, expected: Days) -> None:
+    for name in Days.__dataclass_fields__:  # NaN (none) equal to NaN
+        np.testing.assert_array_equal(getattr(days, name), getattr(expected, name), name)
+
+
+def test_hours_rolled_up_before_the_tier_are_sketched_from_their_minutes(tmp_path):
+    """A file of the version before the usage tier (its minutes and hours rolled up, no
+    sketch), opened by this cloudmon: the upkeep adds its hours from their 1 min rollups, an
+    hour a round, each once, as if it had kept sketches all along."""
+    path, clock = tmp_path / "store.db", Clock(H0)
+    store = SqliteStorage(path, clock=clock)
+    store.clock = clock
+    write_minutes(store, range(HOURS * 60 + 5))
+    clock.now = H0 + HOURS * 3600 + 400
+    store.roll_up()
+    made = {kind: store.usage(kind, H0, H0 + HOURS * 3600) for kind in KINDS}
+
+    def before_the_tier(conn) -> None:
+        conn.execute("DROP TABLE usage_backfill")
+        conn.execute("DROP TABLE usage_day")
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 2}")
+
+    store.db.transaction(before_the_tier)
+    store.close()
+    store = SqliteStorage(path, clock=clock)
+    try:
+        assert store.usage(EntityKind.CONTAINER, H0, H0 + HOURS * 3600)[0] == []
+        backfilled = [store.upkeep.backfill_usage() for _ in range(HOURS + 1)]
+        assert backfilled == [1] * HOURS + [0]
+        assert store.db.reader().execute("SELECT * FROM usage_backfill").fetchall() == []
+        for kind in KINDS:
+            ids, days = store.usage(kind, H0, H0 + HOURS * 3600)
+            assert ids == made[kind][0]
+            assert_same(days, made[kind][1])
+        # Hours a day holds already are kept as they are, not counted again.
+        store.db.transaction(
+            lambda conn: conn.execute(
+                "INSERT INTO usage_backfill VALUES (?, ?)", (H0, H0 + HOURS * 3600)
+            )
+        )
+        for _ in range(HOURS):
+            store.roll_up()
+        ids, days = store.usage(EntityKind.CONTAINER, H0, H0 + HOURS * 3600)
+        assert_same(days, made[EntityKind.CONTAINER][1])
+    finally:
+        store.close()
+
+
+def test_a_new_store_has_nothing_to_backfill(store):
+    assert store.db.reader().execute("SELECT * FROM usage_backfill").fetchall() == []

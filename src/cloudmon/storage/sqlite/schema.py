@@ -12,7 +12,8 @@ writes each such period took), rollup_dirty which whole periods are to be rolled
 size_deleted before which bucket `size` deleted each resolution's rows; chunk the rows of
 the spans `sealed` took out of these head tables, compressed by `chunks`; upkeep_figure
 what the upkeep measured (`size`: the bytes of each tier, the rows deleted to keep the file
-within its size); usage_day each pod's and container's usage sketch of each day (`usage`);
+within its size); usage_day each pod's and container's usage sketch of each day (`usage`),
+usage_backfill the hours before it the upkeep still has to sketch;
 pod_moves how many times a pod changed its namespace or deployment (`writer`). A step of
 `MIGRATIONS` is SQL, or a function of the connection. Sample tables are WITHOUT ROWID and
 keyed (bucket, id), so a bucket's rows are written at the end of the B-tree and the pages
@@ -81,6 +82,21 @@ def _exact_sums(conn) -> None:
 
 
 _GROUPS = "SELECT id, kind, namespace, name FROM grp"
+
+
+def _usage_backfill(conn) -> None:
+    """The hours rolled up before the usage tier have no sketches: the upkeep adds them from
+    their 1 min rollups, an hour a round, oldest first, up to the first hour it rolls up next
+    (`upkeep.Upkeep.backfill_usage`)."""
+    conn.execute("CREATE TABLE usage_backfill (next INTEGER NOT NULL, until INTEGER NOT NULL)")
+    (until,) = conn.execute("SELECT done FROM rollup_state WHERE res = 3600").fetchone() or (None,)
+    (oldest,) = conn.execute(
+        "SELECT min(oldest) FROM (SELECT min(bucket) AS oldest FROM pod_rollup WHERE res = 60"
+        " UNION ALL SELECT min(first) FROM chunk WHERE tbl = 'pod_rollup' AND res = 60)"
+    ).fetchone()
+    if until is not None and oldest is not None and oldest // 3600 * 3600 < until:
+        conn.execute("INSERT INTO usage_backfill VALUES (?, ?)", (oldest // 3600 * 3600, until))
+
 
 MIGRATIONS: tuple[str | Callable, ...] = (
     """
@@ -185,6 +201,7 @@ MIGRATIONS: tuple[str | Callable, ...] = (
         tbl TEXT NOT NULL, day INTEGER NOT NULL, id INTEGER NOT NULL, hours INTEGER NOT NULL,
         v BLOB NOT NULL, PRIMARY KEY (tbl, day, id)) WITHOUT ROWID;
     """,
+    _usage_backfill,
 )
 
 # The table of each kind's 10 s rows, and of its rollups.

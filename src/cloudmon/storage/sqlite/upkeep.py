@@ -12,7 +12,8 @@ one: a backlog arriving is rolled up once, when it has moved on, not after each 
 rollup_doing which periods a stop left half done and rollup_dirty those to do again whole;
 each period's rollup row holds the `STATS` of each column (`summary` computes a chunk's at
 once), packed by `codec`, which `reader` answers long spans from. Rolling an hour up adds it
-to its pods' and containers' usage sketches (`usage`).
+to its pods' and containers' usage sketches (`usage`); the hours rolled up before the store
+kept sketches are added an hour a round (usage_backfill).
 """
 
 import json
@@ -66,7 +67,34 @@ class Upkeep(StorePart):
             ) is not None:
                 self._roll_up_period(res, source, *job)
                 periods += 1
-        return periods
+        return periods + self.backfill_usage()
+
+    def backfill_usage(self) -> int:
+        """Add the oldest hour usage_backfill holds to its pods' and containers' days, from
+        their 1 min rollups, a chunk of entities per transaction; the hours added (0 or 1).
+        An entity's day that holds the hour already keeps it as it is."""
+        reader = self._db.reader()
+        row = reader.execute("SELECT next, until FROM usage_backfill").fetchone()
+        if row is None:
+            return 0
+        oldest = self._oldest(reader, 60)  # minutes expired meanwhile are not to be read
+        hour = row[0] if oldest is None else max(row[0], oldest // 3600 * 3600)
+        if oldest is None or hour >= row[1]:
+            self._db.transaction(lambda conn: conn.execute("DELETE FROM usage_backfill"))
+            return 0
+        width = max(1, _ROLLUP_CHUNK // 60)
+        for table in usage.KINDS:
+            low, high = sealed.id_range(reader, ROLLUP_TABLE[table], 60, hour, 3600)
+            for first in range(low or 0, (high or -1) + 1, width):
+                self._db.transaction(
+                    lambda conn, t=table, i=range(first, first + width): _sketch_missing(
+                        conn, t, hour, i
+                    )
+                )
+        self._db.transaction(
+            lambda conn: conn.execute("UPDATE usage_backfill SET next = ?", (hour + 3600,))
+        )
+        return 1
 
     def seal(self) -> int:
         """Seal the pieces of each resolution that ended `sealed.SEAL_AFTER` ago, that the
@@ -221,19 +249,8 @@ class Upkeep(StorePart):
         """The rollups of one period of one table's entities: ids a range, or a list."""
         clusters = {gid for (gid,) in conn.execute("SELECT id FROM grp WHERE kind = 0")}
         rollup = ROLLUP_TABLE[table]
-        if isinstance(ids, range):
-            which, chosen = "id >= ? AND id < ?", (ids.start, ids.stop)
-        else:
-            which, chosen = "id IN (SELECT value FROM json_each(?))", (json.dumps(ids),)
-        # Each bucket named, so that SQLite looks the ids up in each rather than read the
-        # whole period for every chunk; in their order: each entity's STATS are merged
-        # period after period.
-        buckets = list(range(period, period + res, source))
-        source_table = table if source == BUCKET else rollup
-        rows = sealed.period_rows(conn, source_table, source, buckets, which, chosen)
-        found: dict[int, list] = defaultdict(list)
-        for eid, blob in rows:
-            found[eid].append(blob)
+        which, chosen = _chosen(ids)
+        found = _rows(conn, table if source == BUCKET else rollup, source, period, res, ids)
         if table == "grp_sample":
             summaries = {
                 eid: pack_stats(_group_stats(_group_kind(eid, clusters), source, blobs))
@@ -297,6 +314,32 @@ class Upkeep(StorePart):
             )
             deleted += rows
         return deleted
+
+
+def _chosen(ids) -> tuple[str, tuple]:
+    """The SQL condition on id choosing ids (a range, or a list), and its parameters."""
+    if isinstance(ids, range):
+        return "id >= ? AND id < ?", (ids.start, ids.stop)
+    return "id IN (SELECT value FROM json_each(?))", (json.dumps(ids),)
+
+
+def _rows(conn, table: str, res: int, period: int, length: int, ids) -> dict[int, list]:
+    """The rows of a table's resolution in [period, period + length) of the chosen entities,
+    by id, each entity's in bucket order."""
+    # Each bucket named, so that SQLite looks the ids up in each rather than read the whole
+    # period for every chunk; in their order: each entity's STATS are merged period after
+    # period.
+    buckets = list(range(period, period + length, res))
+    found: dict[int, list] = defaultdict(list)
+    for eid, blob in sealed.period_rows(conn, table, res, buckets, *_chosen(ids)):
+        found[eid].append(blob)
+    return found
+
+
+def _sketch_missing(conn, table: str, hour: int, ids: range) -> None:
+    """Add an hour to the chosen entities' days that do not hold it, from its 1 min rollups."""
+    found = _rows(conn, ROLLUP_TABLE[table], 60, hour, 3600, ids)
+    usage.record_hour(conn, table, hour, *_chosen(ids), found, missing=True)
 
 
 def _group_stats(kind: EntityKind, source: int, blobs: list[bytes]) -> list:

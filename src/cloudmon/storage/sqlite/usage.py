@@ -23,17 +23,23 @@ KINDS = {"pod_sample": EntityKind.POD, "ctr_sample": EntityKind.CONTAINER}
 _SUM, _COUNT, _MIN, _MAX = (STATS.index(name) for name in ("sum", "count", "min", "max"))
 
 
-def record_hour(conn, table: str, period: int, which: str, chosen, found: dict[int, list]):
+def record_hour(
+    conn, table: str, period: int, which: str, chosen, found: dict[int, list], missing=False
+):
     """Add an hour (starting at `period`) of the chosen entities (`which`, an SQL condition
     on id, and its parameters) to their days, from their 1 min rollup rows `found` (per id,
-    in minute order)."""
+    in minute order). A day that holds the hour already is made again, or, if `missing`,
+    kept as it is."""
     day, hour = period // DAY * DAY, 1 << (period % DAY // 3600)
     held = conn.execute(
         f"SELECT id, hours, v FROM usage_day WHERE tbl = ? AND day = ? AND {which}",
         (table, day, *chosen),
     ).fetchall()
     again = {eid: hours for eid, hours, _ in held if hours & hour}
-    if again:
+    if missing:
+        found = {eid: rows for eid, rows in found.items() if eid not in again}
+        again = {}
+    elif again:
         _make_again(conn, table, day, (max(again.values()) | hour).bit_length(), sorted(again))
     added = [eid for eid in found if eid not in again]
     if not added:
