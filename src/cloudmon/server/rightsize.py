@@ -222,18 +222,15 @@ def _container_usages(containers, start, end, strategy, exact: bool) -> dict:
 
 
 def _current_of_newest(groups: dict, containers: list[Entity], pods: list[Entity]) -> dict:
-    """The current requests and limits of each workload container's newest replica, by its
-    id."""
-    newest = [
-        max(members, key=lambda c: c.last_bucket or 0)
-        for by_name in groups.values()
-        for members in by_name.values()
-    ]
+    """The current requests and limits of each workload container's newest replica, by the
+    workload and the container's name."""
+    keys = [(key, name) for key, by_name in groups.items() for name in by_name]
+    newest = [max(groups[key][name], key=lambda c: c.last_bucket or 0) for key, name in keys]
     alone = {
         uid for uid, count in Counter(c.identity["uid"] for c in containers).items() if count == 1
     }
     by_uid = {pod.identity["uid"]: pod for pod in pods}
-    return dict(zip((c.id for c in newest), _current(newest, by_uid, alone), strict=True))
+    return dict(zip(keys, _current(newest, by_uid, alone), strict=True))
 
 
 def _item(key: tuple, by_name: dict, usage_of: dict, current: dict, strategy) -> dict:
@@ -253,11 +250,10 @@ def _item(key: tuple, by_name: dict, usage_of: dict, current: dict, strategy) ->
     for container_name in sorted(by_name, key=lambda n: (n is None, n or "")):
         replicas = by_name[container_name]
         found = [usage_of.get(c.id, (NO_USAGE, np.nan)) for c in replicas]
-        latest = current[max(replicas, key=lambda c: c.last_bucket or 0).id]
         figures = rightsizing.recommend(
             [usage for usage, _ in found],
             [wanted for _, wanted in found],
-            latest,
+            current[key, container_name],
             len(running),
             strategy,
         )

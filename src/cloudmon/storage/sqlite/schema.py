@@ -84,20 +84,6 @@ def _exact_sums(conn) -> None:
 _GROUPS = "SELECT id, kind, namespace, name FROM grp"
 
 
-def _usage_backfill(conn) -> None:
-    """The hours rolled up before the usage tier have no sketches: the upkeep adds them from
-    their 1 min rollups, an hour a round, oldest first, up to the first hour it rolls up next
-    (`upkeep.Upkeep.backfill_usage`)."""
-    conn.execute("CREATE TABLE usage_backfill (next INTEGER NOT NULL, until INTEGER NOT NULL)")
-    (until,) = conn.execute("SELECT done FROM rollup_state WHERE res = 3600").fetchone() or (None,)
-    (oldest,) = conn.execute(
-        "SELECT min(oldest) FROM (SELECT min(bucket) AS oldest FROM pod_rollup WHERE res = 60"
-        " UNION ALL SELECT min(first) FROM chunk WHERE tbl = 'pod_rollup' AND res = 60)"
-    ).fetchone()
-    if until is not None and oldest is not None and oldest // 3600 * 3600 < until:
-        conn.execute("INSERT INTO usage_backfill VALUES (?, ?)", (oldest // 3600 * 3600, until))
-
-
 MIGRATIONS: tuple[str | Callable, ...] = (
     """
     CREATE TABLE node (
@@ -201,7 +187,13 @@ MIGRATIONS: tuple[str | Callable, ...] = (
         tbl TEXT NOT NULL, day INTEGER NOT NULL, id INTEGER NOT NULL, hours INTEGER NOT NULL,
         v BLOB NOT NULL, PRIMARY KEY (tbl, day, id)) WITHOUT ROWID;
     """,
-    _usage_backfill,
+    # The hours rolled up before the usage tier have no sketches: the upkeep adds them from
+    # their 1 min rollups, an hour a round, from the oldest it holds (`next` no earlier) up to
+    # the first hour it rolls up next (`upkeep.Upkeep.backfill_usage`).
+    """
+    CREATE TABLE usage_backfill (next INTEGER NOT NULL, until INTEGER NOT NULL);
+    INSERT INTO usage_backfill SELECT 0, done FROM rollup_state WHERE res = 3600;
+    """,
 )
 
 # The table of each kind's 10 s rows, and of its rollups.

@@ -250,7 +250,9 @@ class Upkeep(StorePart):
         clusters = {gid for (gid,) in conn.execute("SELECT id FROM grp WHERE kind = 0")}
         rollup = ROLLUP_TABLE[table]
         which, chosen = _chosen(ids)
-        found = _rows(conn, table if source == BUCKET else rollup, source, period, res, ids)
+        found = _rows(
+            conn, table if source == BUCKET else rollup, source, period, res, which, chosen
+        )
         if table == "grp_sample":
             summaries = {
                 eid: pack_stats(_group_stats(_group_kind(eid, clusters), source, blobs))
@@ -323,23 +325,24 @@ def _chosen(ids) -> tuple[str, tuple]:
     return "id IN (SELECT value FROM json_each(?))", (json.dumps(ids),)
 
 
-def _rows(conn, table: str, res: int, period: int, length: int, ids) -> dict[int, list]:
-    """The rows of a table's resolution in [period, period + length) of the chosen entities,
-    by id, each entity's in bucket order."""
+def _rows(conn, table: str, res: int, period: int, length: int, which, chosen) -> dict:
+    """The rows of a table's resolution in [period, period + length) of the chosen entities
+    (`_chosen`), by id, each entity's in bucket order."""
     # Each bucket named, so that SQLite looks the ids up in each rather than read the whole
     # period for every chunk; in their order: each entity's STATS are merged period after
     # period.
     buckets = list(range(period, period + length, res))
     found: dict[int, list] = defaultdict(list)
-    for eid, blob in sealed.period_rows(conn, table, res, buckets, *_chosen(ids)):
+    for eid, blob in sealed.period_rows(conn, table, res, buckets, which, chosen):
         found[eid].append(blob)
     return found
 
 
 def _sketch_missing(conn, table: str, hour: int, ids: range) -> None:
     """Add an hour to the chosen entities' days that do not hold it, from its 1 min rollups."""
-    found = _rows(conn, ROLLUP_TABLE[table], 60, hour, 3600, ids)
-    usage.record_hour(conn, table, hour, *_chosen(ids), found, missing=True)
+    which, chosen = _chosen(ids)
+    found = _rows(conn, ROLLUP_TABLE[table], 60, hour, 3600, which, chosen)
+    usage.record_hour(conn, table, hour, which, chosen, found, missing=True)
 
 
 def _group_stats(kind: EntityKind, source: int, blobs: list[bytes]) -> list:
