@@ -1,5 +1,6 @@
 """A client that sends its request slowly, or stops halfway, is cut off at the server's
-request time limit, and the same worker serves other requests meanwhile."""
+request time limit, and the same worker serves other requests meanwhile; connections opened
+ahead of need, sending nothing, hold no request back."""
 
 import contextlib
 import http.client
@@ -16,6 +17,10 @@ CUT_OFF_BY = LIMIT * 1.25 + 2.5
 # Seconds between requests on a kept-alive connection: well within gunicorn's keepalive
 # (2 s by default), after which it closes an idle connection whatever the time limit.
 IDLE = 0.2
+
+
+# gunicorn's own wait for a new connection's first request, in the worker's thread.
+GUNICORN_WAIT = 5.0
 
 
 @pytest.fixture
@@ -107,3 +112,30 @@ def test_a_request_answered_in_time_keeps_its_connection(server):
         connection.close()
     assert len(sockets) == 1
     assert "cut off" not in server.log_path.read_text()
+
+
+def test_connections_that_send_nothing_hold_no_request_back(tmp_path):
+    """A browser opens connections speculatively, and may send nothing on them for seconds:
+    with the default one thread a worker, no request waits behind them, and one that sends its
+    request later is answered."""
+    server = ServerProcess(tmp_path)
+    server.run_server(storage=f"sqlite:///{tmp_path}/cloudmon.db", workers=1, threads=1)
+    server.start()
+    try:
+        idle = [_connect(server.url) for _ in range(2)]
+        time.sleep(0.1)  # accepted by the worker before the requests below
+        waits = []
+        for _ in range(5):
+            started = time.monotonic()
+            assert get_json(server.url + "/healthz") == {"status": "ok"}
+            waits.append(time.monotonic() - started)
+        # Held back, the first waits GUNICORN_WAIT for each idle connection.
+        assert max(waits) < GUNICORN_WAIT / 2, waits
+        late = idle.pop()
+        late.sendall(b"GET /healthz HTTP/1.1\r\nHost: cloudmon\r\nConnection: close\r\n\r\n")
+        with late:
+            answer = late.makefile("rb").read()
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+        idle.pop().close()
+    finally:
+        server.stop()

@@ -10,7 +10,7 @@ import threading
 import time
 
 from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
 from cloudmon.server import maintenance, memory
 from cloudmon.server.app import DEFAULT_STORAGE, create_app
@@ -29,9 +29,10 @@ REQUEST_TIME_LIMIT = 30.0  # seconds from a request's arrival to its answer befo
 
 class _Worker(ThreadWorker):
     """gunicorn's threaded worker, which also gives the application each request's arrival
-    (`ARRIVED` in its environ, for ingest to shed requests that waited too long) and shuts
-    the connection of a request not answered within `time_limit` seconds of its arrival, so
-    that a client sending slowly, or not reading its answer, frees its thread."""
+    (`ARRIVED` in its environ, for ingest to shed requests that waited too long), takes a
+    thread for a connection only once it has sent something, and shuts the connection of a
+    request not answered within `time_limit` seconds of its arrival, so that a client sending
+    slowly, or not reading its answer, frees its thread."""
 
     time_limit = REQUEST_TIME_LIMIT
 
@@ -58,6 +59,12 @@ class _Worker(ThreadWorker):
         super().enqueue_req(conn)
 
     def handle(self, conn):
+        # gunicorn's thread waits up to 5 s for a new connection's first request, and a worker
+        # has one thread by default: a connection opened ahead of need (browsers open them
+        # speculatively) would hold back every request queued behind it. One with nothing to
+        # read yet waits in the worker's poller instead, closed after the keepalive time.
+        if not conn.initialized and not conn.wait_for_data(0):
+            return _DEFER
         self._current.arrived = conn.arrived
         with self._deadlines_lock:
             self._deadlines[conn] = conn.arrived + self.time_limit
