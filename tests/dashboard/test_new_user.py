@@ -99,6 +99,8 @@ def test_pods_without_metadata_show_their_uid(page, odd_cluster):
     cell.locator("a").click()
     page.wait_for_selector(f"h1:text-is('uid {NAMELESS_UID[:8]}')")
     assert NAMELESS_UID in page.locator(".info").inner_text()
+    # The heading is there before the pod's figures have come.
+    page.wait_for_selector('.card[data-metric="cpu_cores"] .value[data-value]')
     card = page.locator('.card[data-metric="cpu_cores"] .value')
     assert card.get_attribute("data-value") == "0.25"
     page.wait_for_selector("figure.chart[data-points]")
