@@ -201,3 +201,26 @@ def test_a_workload_without_a_day_of_usage_yet_has_not_enough_data(tmp_path):
         assert answer.status_code == 200
     finally:
         store.close()
+
+
+def test_pods_and_containers_without_names_are_left_out(tmp_path):
+    """The agent may have no metadata for a pod (nor names for its containers): such a pod
+    belongs to no workload, and the named ones are right-sized as before."""
+    clock = Clock(1_764_097_200)
+    store = SqliteStorage(tmp_path / "store.db", clock=clock)
+    try:
+        for body in list(bodies(clock.now))[:30]:
+            clock.now = body["timestamp"]
+            nameless = json.loads(json.dumps(body["pods"][0]))
+            nameless.update(uid="1b6f3c2e-9d1a-4c4e-8a7b-5f0e2d3c4b5a", name=None, namespace=None)
+            nameless.update(deployment=None, workload=None, workload_kind=None)
+            for container in nameless["containers"]:
+                container["name"] = None
+            body["pods"].append(nameless)
+            store.write(wire.decode(json.dumps([body]).encode()))
+        client = create_app({"CLOUDMON_STORAGE": store, "CLOUDMON_NOW": clock}).test_client()
+        found, _ = items(client)
+        assert found.keys() >= {"steady", "rollout", "batch"}
+        assert None not in found
+    finally:
+        store.close()

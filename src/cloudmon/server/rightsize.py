@@ -170,16 +170,19 @@ def _items(start, end, strategy, autoscalers, namespace=None, workload=None) -> 
     storage = _store()
     since = bucket_of(start)
     filters = {} if namespace is None else {"namespace": namespace}
+    # A pod or container the agent had no name for belongs to no workload a patch could reach.
     pods = [
         pod
         for pod in storage.entities(EntityKind.POD, filters, since=since)
-        if workload is None or _workload_of(pod)[1:] == workload
+        if pod.identity["namespace"] is not None
+        and pod.identity["name"] is not None
+        and (workload is None or _workload_of(pod)[1:] == workload)
     ]
     owner = {pod.identity["uid"]: _workload_of(pod) for pod in pods}
     containers = [
         container
         for container in storage.entities(EntityKind.CONTAINER, filters, since=since)
-        if container.identity["uid"] in owner
+        if container.identity["uid"] in owner and container.identity["name"] is not None
     ]
     usage_of = _container_usages(containers, start, end, strategy, exact=workload is not None)
     groups: dict[tuple, dict[str | None, list[Entity]]] = defaultdict(lambda: defaultdict(list))
